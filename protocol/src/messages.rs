@@ -1,0 +1,261 @@
+//! Messages, one enum per direction. Variants are append-only: a new message is a new variant
+//! at the end, never a change to an existing one (postcard encodes the variant index).
+use crate::ids::{NodeId, SlotId, StudyId, TrialKey};
+use crate::records::{Params, StatusReport, StudySummary, TrialRecord};
+use crate::spec::ObjectiveSpec;
+use serde::{Deserialize, Serialize};
+
+/// Scheduler → node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToNode {
+    /// Run this trial on this slot.
+    Assign(AssignMsg),
+    /// The pruner's verdict on a report.
+    Verdict(VerdictMsg),
+    /// Stop a running trial (cancelled, pruned elsewhere, or stale).
+    Stop(StopMsg),
+    /// A finish or release was durably recorded; the node may forget it.
+    Ack(AckMsg),
+}
+
+/// Node → scheduler.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FromNode {
+    /// Sent once after the handshake (and after every reconnect).
+    Register(RegisterMsg),
+    /// A slot is free and asks for a trial.
+    RequestWork(RequestWorkMsg),
+    /// An intermediate value.
+    Report(ReportMsg),
+    /// A trial ended on the node.
+    Finish(FinishMsg),
+    /// Renews the node's lease.
+    Heartbeat(HeartbeatMsg),
+    /// A trial is handed back unfinished (the node is draining).
+    Release(ReleaseMsg),
+    /// The node takes no more work.
+    Draining,
+}
+
+/// Client → scheduler. Each is answered by one `ToClient`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FromClient {
+    /// Create a study from a spec.
+    Submit(SubmitMsg),
+    /// Studies, nodes and counters.
+    Status,
+    /// All trials of a study.
+    Trials(StudyRefMsg),
+    /// The best trial (or the Pareto front) of a study.
+    Best(StudyRefMsg),
+    /// Cancel a study: no new trials; running ones are stopped.
+    Cancel(StudyRefMsg),
+    /// One study's summary (cheap; for progress bars).
+    Study(StudyRefMsg),
+}
+
+/// Scheduler → client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToClient {
+    /// The study was created.
+    Submitted(SubmittedMsg),
+    /// Status.
+    Status(StatusReport),
+    /// Trials.
+    Trials(Vec<TrialRecord>),
+    /// Best trials (one for a single objective; the Pareto front for several).
+    Best(Vec<TrialRecord>),
+    /// The study was cancelled.
+    Cancelled(StudySummary),
+    /// A study's summary.
+    Study(StudySummary),
+    /// The request failed.
+    Error(ErrorMsg),
+}
+
+/// Payload of [`ToNode::Assign`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AssignMsg {
+    /// Which trial and attempt.
+    pub key: TrialKey,
+    /// The slot that asked.
+    pub slot: SlotId,
+    /// The study's name (for logs and environment variables).
+    pub study_name: String,
+    /// The trial's parameters.
+    pub params: Params,
+    /// What to run.
+    pub objective: ObjectiveSpec,
+    /// Folder the spec was submitted from (the `command` objective runs there when it exists).
+    pub workdir: Option<String>,
+}
+
+/// The pruner's decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// Go on.
+    Continue,
+    /// Stop this trial now; it is recorded as pruned.
+    Prune,
+    /// The attempt is no longer current; stop and forget it.
+    Stale,
+}
+
+/// Payload of [`ToNode::Verdict`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictMsg {
+    /// The trial.
+    pub key: TrialKey,
+    /// The step the verdict is about.
+    pub step: u64,
+    /// The decision.
+    pub verdict: Verdict,
+}
+
+/// Why a trial is stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopReason {
+    /// The study was cancelled.
+    Cancelled,
+    /// The attempt is stale (its lease expired and it was re-queued).
+    Stale,
+}
+
+/// Payload of [`ToNode::Stop`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopMsg {
+    /// The trial.
+    pub key: TrialKey,
+    /// Why.
+    pub reason: StopReason,
+}
+
+/// Payload of [`ToNode::Ack`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckMsg {
+    /// The trial.
+    pub key: TrialKey,
+}
+
+/// A worker slot as a node advertises it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotInfo {
+    /// Slot number.
+    pub slot: SlotId,
+    /// CPU cores the slot may use.
+    pub cpus: u32,
+    /// GPU indices given to the slot.
+    pub gpus: Vec<u32>,
+}
+
+/// Payload of [`FromNode::Register`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegisterMsg {
+    /// The node's id.
+    pub node: NodeId,
+    /// The slots.
+    pub slots: Vec<SlotInfo>,
+    /// Trials still running on the node (after a reconnect).
+    pub running: Vec<(TrialKey, SlotId)>,
+}
+
+/// Payload of [`FromNode::RequestWork`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestWorkMsg {
+    /// The free slot.
+    pub slot: SlotId,
+}
+
+/// Payload of [`FromNode::Report`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportMsg {
+    /// The trial.
+    pub key: TrialKey,
+    /// Step (fold, epoch, round …), increasing.
+    pub step: u64,
+    /// One value per objective.
+    pub values: Vec<f64>,
+}
+
+/// How a trial ended on the node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Finished with one value per objective.
+    Complete(Vec<f64>),
+    /// The objective failed; the message says why.
+    Failed(String),
+    /// Stopped after a prune verdict.
+    Pruned,
+}
+
+/// Payload of [`FromNode::Finish`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FinishMsg {
+    /// The trial.
+    pub key: TrialKey,
+    /// The outcome.
+    pub outcome: Outcome,
+}
+
+/// Payload of [`FromNode::Heartbeat`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatMsg {
+    /// Trials running on the node now.
+    pub running: Vec<TrialKey>,
+}
+
+/// Payload of [`FromNode::Release`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseMsg {
+    /// The trial handed back.
+    pub key: TrialKey,
+}
+
+/// Payload of [`FromClient::Submit`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubmitMsg {
+    /// The spec's TOML text.
+    pub spec_toml: String,
+    /// The spec's file name, for error messages.
+    pub source: String,
+    /// The folder the spec was submitted from.
+    pub workdir: Option<String>,
+}
+
+/// A study named by its name (or its id, as digits).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StudyRefMsg {
+    /// Name or id.
+    pub study: String,
+}
+
+/// Payload of [`ToClient::Submitted`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmittedMsg {
+    /// The new study's id.
+    pub id: StudyId,
+    /// Its name (the spec's name, made unique).
+    pub name: String,
+}
+
+/// What kind of request error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The spec is invalid.
+    InvalidSpec,
+    /// No such study.
+    NotFound,
+    /// The request is not allowed for this role.
+    Forbidden,
+    /// The scheduler failed internally (store error).
+    Internal,
+}
+
+/// Payload of [`ToClient::Error`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorMsg {
+    /// Kind.
+    pub kind: ErrorKind,
+    /// A sentence for the user.
+    pub message: String,
+}

@@ -1,0 +1,317 @@
+//! Records of studies, trials and nodes, as the scheduler stores them and as listings show
+//! them (`--json` prints these with serde_json).
+use crate::ids::{NodeId, SlotId, StudyId, TrialId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A parameter's value. In JSON and TOML it is the bare value (`0.1`, `3`, `"gbdt"`, `true`);
+/// on the wire (postcard, which is not self-describing) it is tagged.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ParamValue {
+    /// A boolean categorical choice.
+    Bool(bool),
+    /// An integer parameter or choice.
+    Int(i64),
+    /// A float parameter or choice.
+    Float(f64),
+    /// A string choice.
+    Str(String),
+}
+
+#[derive(Serialize, Deserialize)]
+enum TaggedValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum BareValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl Serialize for ParamValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.clone();
+        if s.is_human_readable() {
+            match v {
+                ParamValue::Bool(b) => BareValue::Bool(b),
+                ParamValue::Int(i) => BareValue::Int(i),
+                ParamValue::Float(f) => BareValue::Float(f),
+                ParamValue::Str(x) => BareValue::Str(x),
+            }
+            .serialize(s)
+        } else {
+            match v {
+                ParamValue::Bool(b) => TaggedValue::Bool(b),
+                ParamValue::Int(i) => TaggedValue::Int(i),
+                ParamValue::Float(f) => TaggedValue::Float(f),
+                ParamValue::Str(x) => TaggedValue::Str(x),
+            }
+            .serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ParamValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(if d.is_human_readable() {
+            match BareValue::deserialize(d)? {
+                BareValue::Bool(b) => ParamValue::Bool(b),
+                BareValue::Int(i) => ParamValue::Int(i),
+                BareValue::Float(f) => ParamValue::Float(f),
+                BareValue::Str(x) => ParamValue::Str(x),
+            }
+        } else {
+            match TaggedValue::deserialize(d)? {
+                TaggedValue::Bool(b) => ParamValue::Bool(b),
+                TaggedValue::Int(i) => ParamValue::Int(i),
+                TaggedValue::Float(f) => ParamValue::Float(f),
+                TaggedValue::Str(x) => ParamValue::Str(x),
+            }
+        })
+    }
+}
+
+impl ParamValue {
+    /// The value as a float, where it is numeric.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            ParamValue::Int(i) => Some(*i as f64),
+            ParamValue::Float(f) => Some(*f),
+            ParamValue::Bool(_) | ParamValue::Str(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamValue::Bool(b) => write!(f, "{b}"),
+            ParamValue::Int(i) => write!(f, "{i}"),
+            ParamValue::Float(x) => write!(f, "{x}"),
+            ParamValue::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A trial's parameters, by name. Inactive conditional parameters are absent.
+pub type Params = BTreeMap<String, ParamValue>;
+
+/// Where a trial is in its lifecycle (DESIGN §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrialState {
+    /// Sampled or re-queued, not running.
+    Waiting,
+    /// Running on a worker slot under a lease.
+    Running,
+    /// Finished with values.
+    Complete,
+    /// Stopped early by the pruner.
+    Pruned,
+    /// The objective raised, or the study was cancelled while it ran.
+    Failed,
+    /// Its node vanished more often than `max_attempts` allows.
+    Lost,
+}
+
+impl TrialState {
+    /// Whether the trial has ended for good.
+    pub fn is_finished(self) -> bool {
+        matches!(self, TrialState::Complete | TrialState::Pruned | TrialState::Failed | TrialState::Lost)
+    }
+
+    /// Lower-case name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrialState::Waiting => "waiting",
+            TrialState::Running => "running",
+            TrialState::Complete => "complete",
+            TrialState::Pruned => "pruned",
+            TrialState::Failed => "failed",
+            TrialState::Lost => "lost",
+        }
+    }
+}
+
+impl fmt::Display for TrialState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One trial, as stored and listed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    /// The study.
+    pub study: StudyId,
+    /// The trial's number in the study.
+    pub number: TrialId,
+    /// Lifecycle state.
+    pub state: TrialState,
+    /// Current attempt (1 = first).
+    pub attempt: u32,
+    /// Final objective values (the last reported values for a pruned trial).
+    pub values: Option<Vec<f64>>,
+    /// Parameters.
+    pub params: Params,
+    /// Intermediate values by step.
+    pub intermediate: BTreeMap<u64, Vec<f64>>,
+    /// Node that runs or ran the current attempt.
+    pub node: Option<NodeId>,
+    /// Slot on that node.
+    pub slot: Option<SlotId>,
+    /// Error text of a failed trial (the tail of stderr for `command`), or the prune reason.
+    pub message: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// When the current attempt started.
+    pub started_ms: Option<u64>,
+    /// When the trial finished.
+    pub finished_ms: Option<u64>,
+}
+
+/// Where a study is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StudyState {
+    /// Trials are being handed out.
+    Running,
+    /// `n_trials` trials have finished.
+    Complete,
+    /// Cancelled by a user.
+    Cancelled,
+}
+
+impl fmt::Display for StudyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StudyState::Running => "running",
+            StudyState::Complete => "complete",
+            StudyState::Cancelled => "cancelled",
+        })
+    }
+}
+
+/// Counts of a study's trials by state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrialCounts {
+    /// Waiting.
+    pub waiting: u64,
+    /// Running.
+    pub running: u64,
+    /// Complete.
+    pub complete: u64,
+    /// Pruned.
+    pub pruned: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Lost.
+    pub lost: u64,
+}
+
+impl TrialCounts {
+    /// Trials that have ended for good.
+    pub fn finished(&self) -> u64 {
+        self.complete + self.pruned + self.failed + self.lost
+    }
+
+    /// Adds one trial in `state`.
+    pub fn add(&mut self, state: TrialState) {
+        match state {
+            TrialState::Waiting => self.waiting += 1,
+            TrialState::Running => self.running += 1,
+            TrialState::Complete => self.complete += 1,
+            TrialState::Pruned => self.pruned += 1,
+            TrialState::Failed => self.failed += 1,
+            TrialState::Lost => self.lost += 1,
+        }
+    }
+}
+
+/// A study in a listing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StudySummary {
+    /// Id.
+    pub id: StudyId,
+    /// Unique name.
+    pub name: String,
+    /// State.
+    pub state: StudyState,
+    /// Budget.
+    pub n_trials: u64,
+    /// Trials by state.
+    pub counts: TrialCounts,
+    /// Best values so far (single objective), or None.
+    pub best_value: Option<f64>,
+    /// Number of the best trial.
+    pub best_trial: Option<TrialId>,
+    /// Objective directions, `minimize` or `maximize`.
+    pub directions: Vec<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
+
+/// A node in a listing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeSummary {
+    /// Id.
+    pub id: NodeId,
+    /// Name (host name).
+    pub name: String,
+    /// Slots.
+    pub slots: u32,
+    /// GPUs.
+    pub gpus: u32,
+    /// Trials running now.
+    pub running: u32,
+    /// Whether a session is connected now.
+    pub connected: bool,
+    /// Whether it stopped taking work.
+    pub draining: bool,
+    /// Milliseconds since its last heartbeat.
+    pub last_heartbeat_ms: u64,
+}
+
+/// Scheduler counters and latency figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SchedulerMetrics {
+    /// Trials handed to workers.
+    pub assigned: u64,
+    /// Trial results recorded.
+    pub finished: u64,
+    /// Connections refused at the handshake.
+    pub refused: u64,
+    /// Connections closed for a malformed or oversized frame.
+    pub bad_frames: u64,
+    /// Stale reports ignored.
+    pub stale: u64,
+    /// Leases that expired.
+    pub leases_expired: u64,
+    /// Durable store commits.
+    pub commits: u64,
+    /// Median time from a slot's request to its assignment being sent, in microseconds.
+    pub assign_p50_us: u64,
+    /// 99th percentile of the same.
+    pub assign_p99_us: u64,
+}
+
+/// The answer to `status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Scheduler version.
+    pub version: String,
+    /// Studies.
+    pub studies: Vec<StudySummary>,
+    /// Nodes.
+    pub nodes: Vec<NodeSummary>,
+    /// Counters.
+    pub metrics: SchedulerMetrics,
+}

@@ -1,0 +1,291 @@
+//! The search spec: the researcher's TOML file (DESIGN §10, docs/spec.md).
+//!
+//! [`Spec::parse`] reads the text into raw structs that refuse unknown keys, then validates
+//! every value into the types below. Every error names the file, the line and the key; all
+//! errors are collected, not only the first.
+mod raw;
+mod validate;
+
+use crate::records::{ParamValue, Params};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub use validate::parse_spec;
+
+/// One problem in a spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecIssue {
+    /// 1-based line, where known.
+    pub line: Option<usize>,
+    /// Dotted key, e.g. `space.lr.low`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A spec that failed to parse or validate: every problem found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecError {
+    /// The file (or `<stdin>`).
+    pub file: String,
+    /// The problems, in file order.
+    pub issues: Vec<SpecIssue>,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, issue) in self.issues.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            match issue.line {
+                Some(line) => write!(f, "{}:{}: ", self.file, line)?,
+                None => write!(f, "{}: ", self.file)?,
+            }
+            if issue.key.is_empty() {
+                write!(f, "{}", issue.message)?;
+            } else {
+                write!(f, "`{}`: {}", issue.key, issue.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// A validated spec.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    /// `[study]`.
+    pub study: StudySpec,
+    /// `[sampler]`.
+    pub sampler: SamplerSpec,
+    /// `[pruner]`.
+    pub pruner: PrunerSpec,
+    /// `[resources]`.
+    pub resources: ResourceSpec,
+    /// `[space]`.
+    pub space: SearchSpace,
+    /// `[objective]`.
+    pub objective: ObjectiveSpec,
+}
+
+impl Spec {
+    /// Parses and validates a spec; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Spec, SpecError> {
+        parse_spec(text, file)
+    }
+}
+
+/// Whether an objective is minimised or maximised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Direction {
+    /// Smaller is better.
+    Minimize,
+    /// Larger is better.
+    Maximize,
+}
+
+impl Direction {
+    /// Whether `a` is better than `b`.
+    pub fn better(self, a: f64, b: f64) -> bool {
+        match self {
+            Direction::Minimize => a < b,
+            Direction::Maximize => a > b,
+        }
+    }
+
+    /// `minimize` or `maximize`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Minimize => "minimize",
+            Direction::Maximize => "maximize",
+        }
+    }
+}
+
+/// `[study]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StudySpec {
+    /// Name; made unique by the scheduler.
+    pub name: String,
+    /// One per objective.
+    pub directions: Vec<Direction>,
+    /// Names of the objectives (metrics), one per direction.
+    pub objectives: Vec<String>,
+    /// Budget, counted per study across all nodes.
+    pub n_trials: u64,
+    /// At most this many trials run at once.
+    pub max_concurrent: Option<u32>,
+    /// Seed of the sampler.
+    pub seed: u64,
+    /// How many times a trial whose node vanished is retried before it is Lost.
+    pub max_attempts: u32,
+}
+
+/// `[sampler]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SamplerSpec {
+    /// Independent uniform sampling (log-uniform for `log` parameters).
+    Random,
+}
+
+/// `[pruner]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PrunerSpec {
+    /// Never prunes.
+    None,
+    /// Optuna's median rule.
+    Median(MedianSpec),
+}
+
+/// Settings of the median pruner (Optuna's defaults).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MedianSpec {
+    /// No pruning until this many trials have finished.
+    pub n_startup_trials: u32,
+    /// No pruning before this step of a trial.
+    pub n_warmup_steps: u64,
+    /// Check only every this many steps (after the warm-up).
+    pub interval_steps: u64,
+    /// At least this many trials must have reported at the step.
+    pub n_min_trials: u32,
+}
+
+/// `[resources]`: what one trial needs from a worker slot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceSpec {
+    /// CPU cores.
+    pub cpus: u32,
+    /// GPUs.
+    pub gpus: u32,
+}
+
+/// A parameter's distribution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Distribution {
+    /// A float in `[low, high]`, log-uniform when `log`, on a grid of `step` when given.
+    Float {
+        /// Lower bound.
+        low: f64,
+        /// Upper bound.
+        high: f64,
+        /// Log scale.
+        log: bool,
+        /// Grid step.
+        step: Option<f64>,
+    },
+    /// An integer in `[low, high]`.
+    Int {
+        /// Lower bound.
+        low: i64,
+        /// Upper bound.
+        high: i64,
+        /// Log scale.
+        log: bool,
+        /// Grid step (1 by default).
+        step: i64,
+    },
+    /// One of the choices.
+    Categorical {
+        /// The choices.
+        choices: Vec<ParamValue>,
+    },
+    /// Always this value.
+    Fixed {
+        /// The value.
+        value: ParamValue,
+    },
+}
+
+/// One parameter of the space.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParamSpec {
+    /// Name.
+    pub name: String,
+    /// Distribution.
+    pub dist: Distribution,
+    /// Active only when each named parent takes one of the given values.
+    pub when: Vec<(String, Vec<ParamValue>)>,
+}
+
+/// The search space, ordered so that every parent comes before its children.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchSpace {
+    /// The parameters.
+    pub params: Vec<ParamSpec>,
+}
+
+impl SearchSpace {
+    /// Whether `p` is active given the parameters decided so far.
+    pub fn is_active(p: &ParamSpec, decided: &Params) -> bool {
+        p.when.iter().all(|(parent, values)| decided.get(parent).is_some_and(|v| values.contains(v)))
+    }
+}
+
+/// Analytic test functions of the `benchmark` objective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BenchFunction {
+    /// Branin on x0 ∈ [-5, 10], x1 ∈ [0, 15]; minimum 0.397887.
+    Branin,
+    /// Hartmann-6 on x0..x5 ∈ [0, 1]; minimum -3.32237.
+    Hartmann6,
+    /// Rosenbrock on x0..x(n-1); minimum 0.
+    Rosenbrock,
+    /// Styblinski-Tang on x0..x(n-1) ∈ [-5, 5]; minimum -39.16617 n.
+    StyblinskiTang,
+    /// A mixed problem: float `x`, int `n`, categorical `kind` and `y` active when kind = "a".
+    Mixed,
+}
+
+impl BenchFunction {
+    /// Parses the spec name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Some(match s {
+            "branin" => Self::Branin,
+            "hartmann6" => Self::Hartmann6,
+            "rosenbrock" => Self::Rosenbrock,
+            "styblinski_tang" => Self::StyblinskiTang,
+            "mixed" => Self::Mixed,
+            _ => return None,
+        })
+    }
+}
+
+/// `[objective]` with `kind = "benchmark"`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchmarkSpec {
+    /// The function.
+    pub function: BenchFunction,
+    /// Intermediate values reported per trial.
+    pub steps: u32,
+    /// Simulated cost per step.
+    pub step_seconds: f64,
+    /// Relative noise of the intermediate values.
+    pub noise: f64,
+}
+
+/// `[objective]` with `kind = "command"`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommandSpec {
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// Extra environment variables.
+    pub env: BTreeMap<String, String>,
+    /// The trial fails when the program runs longer.
+    pub timeout_seconds: Option<f64>,
+}
+
+/// `[objective]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ObjectiveSpec {
+    /// An analytic test function.
+    Benchmark(BenchmarkSpec),
+    /// The researcher's own program.
+    Command(CommandSpec),
+}
+
+#[cfg(test)]
+mod tests;
