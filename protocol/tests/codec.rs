@@ -31,7 +31,7 @@ fn golden_messages() {
     let work = FromNode::RequestWork(RequestWorkMsg { slot: SlotId(1) });
     assert_eq!(hex(&codec::encode(&work, 1024).unwrap()), "020000000101");
     let verdict = ToNode::Verdict(VerdictMsg { key: key(), step: 2, verdict: Verdict::Prune });
-    assert_eq!(hex(&codec::encode(&verdict, 1024).unwrap()), "07000000".to_string() + "01" + "010203" + "02" + "01");
+    assert_eq!(hex(&codec::encode(&verdict, 1024).unwrap()), "06000000".to_string() + "01" + "010203" + "02" + "01");
     let finish = FromNode::Finish(FinishMsg { key: key(), outcome: Outcome::Failed("x".into()) });
     assert_eq!(hex(&codec::encode(&finish, 1024).unwrap()), "0700000003010203010178");
     let status = FromClient::Status;
