@@ -1,0 +1,11 @@
+//! The QUIC side of the scheduler.
+//!
+//! ```text
+//! listener.rs  accepts connections, runs the handshake, spawns a Session per connection
+//! session.rs   the Session actor: a node's or a client's frames after the handshake
+//! ```
+mod listener;
+mod session;
+
+pub use listener::{Listener, ListenerArgs};
+pub use session::{Session, SessionArgs, SessionMsg};

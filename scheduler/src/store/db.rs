@@ -1,0 +1,279 @@
+//! Opening, loading and writing the redb file.
+use super::schema::*;
+use mlt_protocol::ids::{StudyId, TrialId};
+use mlt_protocol::records::TrialRecord;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Store errors. All are fatal for the operation; none is retried automatically.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// Another process has the store open (a running scheduler).
+    #[error("the store {0} is in use by another process (is a scheduler running on it?)")]
+    Locked(PathBuf),
+    /// The file was written by an incompatible version.
+    #[error("the store {path} has schema {found}, this build reads {SCHEMA_MAJOR}.x")]
+    Schema {
+        /// File.
+        path: PathBuf,
+        /// Version found.
+        found: String,
+    },
+    /// redb failed.
+    #[error("store error: {0}")]
+    Redb(String),
+    /// A row did not decode.
+    #[error("corrupt row in table {table}: {error}")]
+    Corrupt {
+        /// Table.
+        table: &'static str,
+        /// Decoder message.
+        error: String,
+    },
+}
+
+macro_rules! redb_err {
+    ($($t:ty),*) => { $(impl From<$t> for StoreError { fn from(e: $t) -> Self { StoreError::Redb(e.to_string()) } })* };
+}
+redb_err!(redb::Error, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+/// Everything in the store, read at start-up.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Studies by id.
+    pub studies: BTreeMap<StudyId, StudyRow>,
+    /// Trials by study, in number order, with their intermediate values.
+    pub trials: HashMap<StudyId, Vec<TrialRecord>>,
+    /// Next study id.
+    pub next_study: u64,
+    /// Next event sequence per study.
+    pub next_event: HashMap<StudyId, u64>,
+}
+
+/// The open store.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(table: &'static str, b: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(b).map_err(|e| StoreError::Corrupt { table, error: e.to_string() })
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_stdvec(v).expect("store rows always encode")
+}
+
+impl Store {
+    /// Opens (or creates) `dir/store.redb` and checks its schema version.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join("store.redb");
+        let db = match Database::create(&path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked(path)),
+            Err(e) => return Err(StoreError::Redb(e.to_string())),
+        };
+        let store = Store { db: Arc::new(db), path };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let mut header = MAGIC.to_vec();
+        header.extend_from_slice(&SCHEMA_MAJOR.to_le_bytes());
+        header.extend_from_slice(&SCHEMA_MINOR.to_le_bytes());
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get("schema")?.map(|v| v.value().to_vec());
+            match found {
+                None => {
+                    meta.insert("schema", header.as_slice())?;
+                }
+                Some(f) if f.len() == 8 && f[..4] == MAGIC && f[4..6] == SCHEMA_MAJOR.to_le_bytes() => {}
+                Some(f) => {
+                    let found = if f.len() == 8 && f[..4] == MAGIC {
+                        format!("{}.{}", u16::from_le_bytes([f[4], f[5]]), u16::from_le_bytes([f[6], f[7]]))
+                    } else {
+                        "unknown (not an mlt-cluster store)".into()
+                    };
+                    return Err(StoreError::Schema { path: self.path.clone(), found });
+                }
+            }
+            txn.open_table(STUDIES)?;
+            txn.open_table(TRIALS)?;
+            txn.open_table(INTERMEDIATE)?;
+            txn.open_table(EVENTS)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Reads everything.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        let txn = self.db.begin_read()?;
+        let mut out = Loaded { next_study: 1, ..Default::default() };
+        let meta = txn.open_table(META)?;
+        if let Some(v) = meta.get("next_study")? {
+            out.next_study = decode("meta", v.value())?;
+        }
+        for row in txn.open_table(STUDIES)?.iter()? {
+            let (_, v) = row?;
+            let s: StudyRow = decode("studies", v.value())?;
+            out.next_study = out.next_study.max(s.id.0 + 1);
+            out.studies.insert(s.id, s);
+        }
+        for row in txn.open_table(TRIALS)?.iter()? {
+            let (_, v) = row?;
+            let t: TrialRecord = decode("trials", v.value())?;
+            out.trials.entry(t.study).or_default().push(t);
+        }
+        for trials in out.trials.values_mut() {
+            trials.sort_by_key(|t| t.number);
+        }
+        for row in txn.open_table(INTERMEDIATE)?.iter()? {
+            let (k, v) = row?;
+            let (study, trial, step) = k.value();
+            let values: Vec<f64> = decode("intermediate", v.value())?;
+            if let Some(t) = out.trials.get_mut(&StudyId(study)).and_then(|ts| ts.get_mut(trial as usize)) {
+                if t.number == TrialId(trial) {
+                    t.intermediate.insert(step, values);
+                }
+            }
+        }
+        for row in txn.open_table(EVENTS)?.iter()? {
+            let (k, _) = row?;
+            let (study, seq) = k.value();
+            let next = out.next_event.entry(StudyId(study)).or_default();
+            *next = (*next).max(seq + 1);
+        }
+        Ok(out)
+    }
+
+    /// The event log of one study, in order.
+    pub fn events(&self, study: StudyId) -> Result<Vec<Event>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for row in table.range((study.0, 0)..=(study.0, u64::MAX))? {
+            let (_, v) = row?;
+            out.push(decode("events", v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Applies `ops` in one transaction; `seq` numbers event-log entries per study.
+    pub fn apply(&self, ops: &[StoreOp], seq: &mut HashMap<StudyId, u64>, durable: bool) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        if !durable {
+            txn.set_durability(Durability::None).map_err(|e| StoreError::Redb(e.to_string()))?;
+        }
+        {
+            let mut studies = txn.open_table(STUDIES)?;
+            let mut trials = txn.open_table(TRIALS)?;
+            let mut inter = txn.open_table(INTERMEDIATE)?;
+            let mut events = txn.open_table(EVENTS)?;
+            let mut meta = txn.open_table(META)?;
+            for op in ops {
+                match op {
+                    StoreOp::Study(s) => {
+                        studies.insert(s.id.0, encode(s).as_slice())?;
+                    }
+                    StoreOp::Trial(t) => {
+                        let mut row = t.clone();
+                        row.intermediate.clear();
+                        trials.insert((t.study.0, t.number.0), encode(&row).as_slice())?;
+                    }
+                    StoreOp::Intermediate { study, trial, step, values } => {
+                        inter.insert((study.0, trial.0, *step), encode(values).as_slice())?;
+                    }
+                    StoreOp::Event(study, e) => {
+                        let n = seq.entry(*study).or_default();
+                        events.insert((study.0, *n), encode(e).as_slice())?;
+                        *n += 1;
+                    }
+                    StoreOp::NextStudy(n) => {
+                        meta.insert("next_study", encode(n).as_slice())?;
+                    }
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlt_protocol::records::{ParamValue, StudyState, TrialState};
+
+    fn trial(study: u64, n: u64) -> TrialRecord {
+        TrialRecord {
+            study: StudyId(study),
+            number: TrialId(n),
+            state: TrialState::Complete,
+            attempt: 1,
+            values: Some(vec![n as f64]),
+            params: [("x".to_string(), ParamValue::Float(0.5))].into(),
+            intermediate: BTreeMap::new(),
+            node: None,
+            slot: None,
+            message: None,
+            created_ms: 1,
+            started_ms: None,
+            finished_ms: None,
+        }
+    }
+
+    #[test]
+    fn batches_survive_reopen_and_schema_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked(_))));
+            let row = StudyRow {
+                id: StudyId(1),
+                name: "s".into(),
+                spec_toml: "".into(),
+                source: "s.toml".into(),
+                workdir: None,
+                state: StudyState::Running,
+                created_ms: 1,
+            };
+            let ops = vec![
+                StoreOp::Study(row),
+                StoreOp::NextStudy(2),
+                StoreOp::Trial(trial(1, 0)),
+                StoreOp::Trial(trial(1, 1)),
+                StoreOp::Intermediate { study: StudyId(1), trial: TrialId(1), step: 3, values: vec![0.25] },
+                StoreOp::Event(StudyId(1), Event::Told { trial: TrialId(0), state: TrialState::Complete, values: None }),
+            ];
+            let mut seq = HashMap::new();
+            store.apply(&ops, &mut seq, true).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let l = store.load().unwrap();
+        assert_eq!(l.next_study, 2);
+        assert_eq!(l.studies[&StudyId(1)].name, "s");
+        let ts = &l.trials[&StudyId(1)];
+        assert_eq!(ts.len(), 2);
+        assert_eq!(ts[1].intermediate[&3], vec![0.25]);
+        assert_eq!(l.next_event[&StudyId(1)], 1);
+        assert_eq!(store.events(StudyId(1)).unwrap().len(), 1);
+        drop(store);
+        // A store from another major version is refused.
+        {
+            let db = Database::create(dir.path().join("store.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META).unwrap().insert("schema", b"MLTS\x09\x00\x00\x00".as_slice()).unwrap();
+            txn.commit().unwrap();
+        }
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("schema 9.0"), "{err}");
+    }
+}

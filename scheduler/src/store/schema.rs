@@ -1,0 +1,97 @@
+//! All tables of the store, in one place. Values are postcard-encoded rows; keys are tuples of
+//! integers so that a study's trials and a trial's steps are contiguous ranges.
+//!
+//! ```text
+//! meta          &str                  → bytes     "schema" = (magic, major, minor), "next_study"
+//! studies       study                 → StudyRow
+//! trials        (study, trial)        → TrialRecord (intermediate values kept apart)
+//! intermediate  (study, trial, step)  → Vec<f64>
+//! events        (study, seq)          → Event      append-only log of asks and tells
+//! ```
+use mlt_protocol::ids::{StudyId, TrialId};
+use mlt_protocol::records::{Params, StudyState, TrialRecord, TrialState};
+use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
+
+/// Magic number at the head of the schema record.
+pub const MAGIC: [u8; 4] = *b"MLTS";
+/// Major version: a store with another major is refused.
+pub const SCHEMA_MAJOR: u16 = 1;
+/// Minor version: additions readable by older minors.
+pub const SCHEMA_MINOR: u16 = 0;
+
+/// `meta`.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// `studies`.
+pub const STUDIES: TableDefinition<u64, &[u8]> = TableDefinition::new("studies");
+/// `trials`.
+pub const TRIALS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("trials");
+/// `intermediate`.
+pub const INTERMEDIATE: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("intermediate");
+/// `events`.
+pub const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("events");
+
+/// A study as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StudyRow {
+    /// Id.
+    pub id: StudyId,
+    /// Unique name.
+    pub name: String,
+    /// The spec text as submitted (re-validated on load).
+    pub spec_toml: String,
+    /// The spec's file name.
+    pub source: String,
+    /// Folder it was submitted from.
+    pub workdir: Option<String>,
+    /// State.
+    pub state: StudyState,
+    /// Creation time.
+    pub created_ms: u64,
+}
+
+/// One entry of the event log: the order in which the study saw asks and tells, which is what
+/// a replay needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// A new trial was sampled.
+    Asked {
+        /// Trial.
+        trial: TrialId,
+        /// Its parameters.
+        params: Params,
+    },
+    /// A trial ended.
+    Told {
+        /// Trial.
+        trial: TrialId,
+        /// Final state.
+        state: TrialState,
+        /// Values.
+        values: Option<Vec<f64>>,
+    },
+}
+
+/// One change, applied inside a group-commit transaction.
+#[derive(Clone, Debug)]
+pub enum StoreOp {
+    /// Insert or replace a study.
+    Study(StudyRow),
+    /// Insert or replace a trial (its `intermediate` field is not stored here).
+    Trial(TrialRecord),
+    /// One intermediate value.
+    Intermediate {
+        /// Study.
+        study: StudyId,
+        /// Trial.
+        trial: TrialId,
+        /// Step.
+        step: u64,
+        /// Values.
+        values: Vec<f64>,
+    },
+    /// Append to the study's event log.
+    Event(StudyId, Event),
+    /// Set the next study id.
+    NextStudy(u64),
+}

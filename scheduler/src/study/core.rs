@@ -1,0 +1,291 @@
+//! The study's lifecycle as plain functions over [`StudyCore`]: ask, report, finish, release,
+//! lose, cancel. Each returns the store writes it implies; the actor applies them.
+use crate::search::{pruner_for, sampler_for, Pruner, Sampler};
+use crate::store::{Event, StoreOp, StudyRow};
+use mlt_protocol::ids::{NodeId, SlotId, StudyId, TrialId, TrialKey};
+use mlt_protocol::messages::{Outcome, Verdict};
+use mlt_protocol::records::{StudyState, StudySummary, TrialCounts, TrialRecord, TrialState};
+use mlt_protocol::spec::Spec;
+use std::collections::{BTreeMap, VecDeque};
+
+/// A study's state.
+pub struct StudyCore {
+    /// Stored row (name, spec text, state).
+    pub row: StudyRow,
+    /// The validated spec.
+    pub spec: Spec,
+    /// Trials by number.
+    pub trials: Vec<TrialRecord>,
+    requeued: VecDeque<TrialId>,
+    counts: TrialCounts,
+    sampler: Box<dyn Sampler>,
+    pruner: Option<Box<dyn Pruner>>,
+}
+
+/// What became of a finish message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FinishResult {
+    /// Recorded now.
+    Recorded,
+    /// Not the current attempt, or already ended: ignored (still acknowledged).
+    Ignored,
+}
+
+impl StudyCore {
+    /// A study from its row and its stored trials. Trials that were running keep their
+    /// lease holder; the registry decides whether they come back.
+    pub fn new(row: StudyRow, spec: Spec, trials: Vec<TrialRecord>) -> Self {
+        let mut counts = TrialCounts::default();
+        let mut requeued = VecDeque::new();
+        for t in &trials {
+            counts.add(t.state);
+            if t.state == TrialState::Waiting {
+                requeued.push_back(t.number);
+            }
+        }
+        let sampler = sampler_for(&spec);
+        let pruner = pruner_for(&spec);
+        Self { row, spec, trials, requeued, counts, sampler, pruner }
+    }
+
+    /// Id.
+    pub fn id(&self) -> StudyId {
+        self.row.id
+    }
+
+    fn set_state(&mut self, n: TrialId, state: TrialState) {
+        let t = &mut self.trials[n.0 as usize];
+        self.counts = {
+            let mut c = std::mem::take(&mut self.counts);
+            match t.state {
+                TrialState::Waiting => c.waiting -= 1,
+                TrialState::Running => c.running -= 1,
+                TrialState::Complete => c.complete -= 1,
+                TrialState::Pruned => c.pruned -= 1,
+                TrialState::Failed => c.failed -= 1,
+                TrialState::Lost => c.lost -= 1,
+            }
+            c.add(state);
+            c
+        };
+        t.state = state;
+    }
+
+    /// Whether an ask could produce a trial now.
+    pub fn has_work(&self) -> bool {
+        let room = self.spec.study.max_concurrent.is_none_or(|m| self.counts.running < m as u64);
+        self.row.state == StudyState::Running
+            && room
+            && (!self.requeued.is_empty() || (self.trials.len() as u64) < self.spec.study.n_trials)
+    }
+
+    /// Counts by state.
+    pub fn counts(&self) -> &TrialCounts {
+        &self.counts
+    }
+
+    /// Hands a trial to `node`/`slot`: a re-queued one first, else a new sample.
+    pub fn ask(&mut self, node: NodeId, slot: SlotId, now: u64, ops: &mut Vec<StoreOp>) -> Option<TrialKey> {
+        if !self.has_work() {
+            return None;
+        }
+        let number = match self.requeued.pop_front() {
+            Some(n) => n,
+            None => {
+                let number = TrialId(self.trials.len() as u64);
+                let params = self.sampler.sample(&self.spec.space, number, &self.trials);
+                ops.push(StoreOp::Event(self.id(), Event::Asked { trial: number, params: params.clone() }));
+                self.trials.push(TrialRecord {
+                    study: self.id(),
+                    number,
+                    state: TrialState::Waiting,
+                    attempt: 0,
+                    values: None,
+                    params,
+                    intermediate: BTreeMap::new(),
+                    node: None,
+                    slot: None,
+                    message: None,
+                    created_ms: now,
+                    started_ms: None,
+                    finished_ms: None,
+                });
+                self.counts.add(TrialState::Waiting);
+                number
+            }
+        };
+        self.set_state(number, TrialState::Running);
+        let t = &mut self.trials[number.0 as usize];
+        t.attempt += 1;
+        t.node = Some(node);
+        t.slot = Some(slot);
+        t.started_ms = Some(now);
+        ops.push(StoreOp::Trial(t.clone()));
+        let attempt = t.attempt;
+        Some(TrialKey { study: self.id(), trial: number, attempt })
+    }
+
+    fn current(&self, key: &TrialKey, node: NodeId) -> bool {
+        self.trials
+            .get(key.trial.0 as usize)
+            .is_some_and(|t| t.state == TrialState::Running && t.attempt == key.attempt && t.node == Some(node))
+    }
+
+    /// An intermediate value: recorded, then judged by the pruner.
+    pub fn report(&mut self, node: NodeId, key: TrialKey, step: u64, values: Vec<f64>, now: u64, ops: &mut Vec<StoreOp>) -> Verdict {
+        if !self.current(&key, node) || values.len() != self.spec.study.directions.len() {
+            return Verdict::Stale;
+        }
+        let t = &mut self.trials[key.trial.0 as usize];
+        t.intermediate.insert(step, values.clone());
+        ops.push(StoreOp::Intermediate { study: key.study, trial: key.trial, step, values });
+        let Some(pruner) = &self.pruner else { return Verdict::Continue };
+        if self.spec.study.directions.len() != 1 {
+            return Verdict::Continue;
+        }
+        let t = &self.trials[key.trial.0 as usize];
+        match pruner.prune(t, step, &self.trials, self.spec.study.directions[0]) {
+            None => Verdict::Continue,
+            Some(reason) => {
+                let values = t.intermediate.get(&step).cloned();
+                self.end(key.trial, TrialState::Pruned, values, Some(reason), now, ops);
+                Verdict::Prune
+            }
+        }
+    }
+
+    fn end(&mut self, n: TrialId, state: TrialState, values: Option<Vec<f64>>, message: Option<String>, now: u64, ops: &mut Vec<StoreOp>) {
+        self.set_state(n, state);
+        let t = &mut self.trials[n.0 as usize];
+        t.values = values.clone();
+        t.message = message;
+        t.finished_ms = Some(now);
+        ops.push(StoreOp::Trial(t.clone()));
+        ops.push(StoreOp::Event(self.row.id, Event::Told { trial: n, state, values }));
+        self.check_done(ops);
+    }
+
+    fn check_done(&mut self, ops: &mut Vec<StoreOp>) {
+        if self.row.state == StudyState::Running && self.counts.finished() >= self.spec.study.n_trials {
+            self.row.state = StudyState::Complete;
+            ops.push(StoreOp::Study(self.row.clone()));
+        }
+    }
+
+    /// A trial ended on its node. Recorded exactly once, for the current attempt only.
+    pub fn finish(&mut self, node: NodeId, key: TrialKey, outcome: Outcome, now: u64, ops: &mut Vec<StoreOp>) -> FinishResult {
+        if !self.current(&key, node) {
+            return FinishResult::Ignored;
+        }
+        let (state, values, message) = match outcome {
+            Outcome::Complete(v) if v.len() == self.spec.study.directions.len() && v.iter().all(|x| !x.is_nan()) => {
+                (TrialState::Complete, Some(v), None)
+            }
+            Outcome::Complete(v) => (
+                TrialState::Failed,
+                None,
+                Some(format!("objective returned {} values {:?}; the study has {} objectives and NaN is not a value", v.len(), v, self.spec.study.directions.len())),
+            ),
+            Outcome::Failed(e) => (TrialState::Failed, None, Some(e)),
+            Outcome::Pruned => {
+                let last = self.trials[key.trial.0 as usize].intermediate.values().next_back().cloned();
+                (TrialState::Pruned, last, Some("stopped by its objective".into()))
+            }
+        };
+        self.end(key.trial, state, values, message, now, ops);
+        FinishResult::Recorded
+    }
+
+    /// The lease of `key` ran out (or its node gave it back): back to the queue with a new
+    /// attempt, or Lost after `max_attempts`.
+    pub fn requeue(&mut self, key: TrialKey, why: &str, now: u64, ops: &mut Vec<StoreOp>) -> bool {
+        let Some(t) = self.trials.get(key.trial.0 as usize) else { return false };
+        if t.state != TrialState::Running || t.attempt != key.attempt {
+            return false;
+        }
+        if t.attempt >= self.spec.study.max_attempts {
+            let msg = format!("{why} on attempt {} of {}", t.attempt, self.spec.study.max_attempts);
+            self.end(key.trial, TrialState::Lost, None, Some(msg), now, ops);
+            return true;
+        }
+        self.set_state(key.trial, TrialState::Waiting);
+        let t = &mut self.trials[key.trial.0 as usize];
+        t.node = None;
+        t.slot = None;
+        t.message = Some(format!("{why} on attempt {}", t.attempt));
+        ops.push(StoreOp::Trial(t.clone()));
+        if self.row.state == StudyState::Running {
+            self.requeued.push_back(key.trial);
+        }
+        true
+    }
+
+    /// Cancels the study: waiting and running trials fail with "cancelled". Returns the
+    /// running trials' keys and nodes so they can be stopped.
+    pub fn cancel(&mut self, now: u64, ops: &mut Vec<StoreOp>) -> Vec<(NodeId, TrialKey)> {
+        if self.row.state != StudyState::Running {
+            return Vec::new();
+        }
+        self.row.state = StudyState::Cancelled;
+        ops.push(StoreOp::Study(self.row.clone()));
+        self.requeued.clear();
+        let mut stopped = Vec::new();
+        for i in 0..self.trials.len() {
+            let t = &self.trials[i];
+            if t.state.is_finished() {
+                continue;
+            }
+            if let (TrialState::Running, Some(node)) = (t.state, t.node) {
+                stopped.push((node, TrialKey { study: self.id(), trial: t.number, attempt: t.attempt }));
+            }
+            self.end(TrialId(i as u64), TrialState::Failed, None, Some("cancelled".into()), now, ops);
+        }
+        stopped
+    }
+
+    /// Running trials and where they run (for the registry after a restart).
+    pub fn running(&self) -> Vec<(NodeId, SlotId, TrialKey)> {
+        self.trials
+            .iter()
+            .filter(|t| t.state == TrialState::Running)
+            .filter_map(|t| Some((t.node?, t.slot?, TrialKey { study: self.id(), trial: t.number, attempt: t.attempt })))
+            .collect()
+    }
+
+    /// The best trials: the best complete one, or the Pareto front for several objectives.
+    pub fn best(&self) -> Vec<TrialRecord> {
+        let dirs = &self.spec.study.directions;
+        let done: Vec<&TrialRecord> = self.trials.iter().filter(|t| t.state == TrialState::Complete && t.values.is_some()).collect();
+        let vals = |t: &TrialRecord| t.values.clone().unwrap_or_default();
+        if dirs.len() == 1 {
+            let best = done.into_iter().reduce(|a, b| if dirs[0].better(vals(b)[0], vals(a)[0]) { b } else { a });
+            return best.into_iter().cloned().collect();
+        }
+        let dominates = |a: &[f64], b: &[f64]| {
+            dirs.iter().enumerate().all(|(i, d)| !d.better(b[i], a[i])) && dirs.iter().enumerate().any(|(i, d)| d.better(a[i], b[i]))
+        };
+        done.iter()
+            .filter(|t| !done.iter().any(|o| dominates(&vals(o), &vals(t))))
+            .map(|t| (*t).clone())
+            .collect()
+    }
+
+    /// The summary shown by `status`.
+    pub fn summary(&self) -> StudySummary {
+        let best = if self.spec.study.directions.len() == 1 { self.best().into_iter().next() } else { None };
+        StudySummary {
+            id: self.id(),
+            name: self.row.name.clone(),
+            state: self.row.state,
+            n_trials: self.spec.study.n_trials,
+            counts: self.counts.clone(),
+            best_value: best.as_ref().and_then(|t| t.values.as_ref()).map(|v| v[0]),
+            best_trial: best.map(|t| t.number),
+            directions: self.spec.study.directions.iter().map(|d| d.as_str().to_string()).collect(),
+            created_ms: self.row.created_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+use super::*;
+use mlt_protocol::spec::Spec;
+
+fn spec(extra: &str) -> Spec {
+    let text = format!(
+        "[study]\nname = \"t\"\nn_trials = 4\nmax_attempts = 2\n{extra}\n[pruner]\nkind = \"median\"\nn_startup_trials = 1\n[space]\nx0 = {{ type = \"float\", low = 0, high = 1 }}\nx1 = {{ type = \"float\", low = 0, high = 1 }}\n[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\n"
+    );
+    Spec::parse(&text, "t.toml").unwrap()
+}
+
+fn core(extra: &str) -> StudyCore {
+    let row = StudyRow {
+        id: StudyId(1),
+        name: "t".into(),
+        spec_toml: String::new(),
+        source: "t.toml".into(),
+        workdir: None,
+        state: StudyState::Running,
+        created_ms: 0,
+    };
+    StudyCore::new(row, spec(extra), Vec::new())
+}
+
+const N: NodeId = NodeId(7);
+const S: SlotId = SlotId(0);
+
+#[test]
+fn lifecycle_records_each_result_once_for_the_current_attempt() {
+    let mut c = core("");
+    let mut ops = Vec::new();
+    let k = c.ask(N, S, 1, &mut ops).unwrap();
+    assert_eq!((k.trial, k.attempt), (TrialId(0), 1));
+    assert_eq!(c.counts().running, 1);
+    // Lease expires: re-queued with attempt 2; the old attempt is stale from now on.
+    assert!(c.requeue(k, "lease expired", 2, &mut ops));
+    assert_eq!(c.counts().waiting, 1);
+    assert_eq!(c.report(N, k, 1, vec![1.0], 3, &mut ops), Verdict::Stale);
+    assert_eq!(c.finish(N, k, Outcome::Complete(vec![1.0]), 3, &mut ops), FinishResult::Ignored);
+    let k2 = c.ask(NodeId(8), S, 4, &mut ops).unwrap();
+    assert_eq!((k2.trial, k2.attempt), (TrialId(0), 2));
+    // Another node cannot report for it.
+    assert_eq!(c.report(N, k2, 1, vec![1.0], 5, &mut ops), Verdict::Stale);
+    assert_eq!(c.finish(NodeId(8), k2, Outcome::Complete(vec![2.5]), 6, &mut ops), FinishResult::Recorded);
+    assert_eq!(c.finish(NodeId(8), k2, Outcome::Complete(vec![9.0]), 7, &mut ops), FinishResult::Ignored);
+    assert_eq!(c.trials[0].values, Some(vec![2.5]));
+    assert_eq!(c.counts().complete, 1);
+}
+
+#[test]
+fn lost_after_max_attempts_and_budget_counts_every_end() {
+    let mut c = core("");
+    let mut ops = Vec::new();
+    let k = c.ask(N, S, 0, &mut ops).unwrap();
+    c.requeue(k, "lease expired", 0, &mut ops);
+    let k = c.ask(N, S, 0, &mut ops).unwrap();
+    c.requeue(k, "lease expired", 0, &mut ops);
+    assert_eq!(c.trials[0].state, TrialState::Lost);
+    let k = c.ask(N, S, 0, &mut ops).unwrap();
+    c.finish(N, k, Outcome::Failed("boom".into()), 0, &mut ops);
+    assert_eq!(c.trials[1].state, TrialState::Failed);
+    assert_eq!(c.trials[1].message.as_deref(), Some("boom"));
+    let k = c.ask(N, S, 0, &mut ops).unwrap();
+    c.finish(N, k, Outcome::Complete(vec![f64::NAN]), 0, &mut ops);
+    assert_eq!(c.trials[2].state, TrialState::Failed);
+    let k = c.ask(N, S, 0, &mut ops).unwrap();
+    assert!(c.ask(N, SlotId(1), 0, &mut ops).is_none(), "budget of 4 is spent");
+    c.finish(N, k, Outcome::Complete(vec![1.0]), 0, &mut ops);
+    assert_eq!(c.row.state, StudyState::Complete);
+    assert!(ops.iter().any(|o| matches!(o, StoreOp::Study(r) if r.state == StudyState::Complete)));
+}
+
+#[test]
+fn pruning_and_cancel() {
+    let mut c = core("");
+    let mut ops = Vec::new();
+    let a = c.ask(N, S, 0, &mut ops).unwrap();
+    assert_eq!(c.report(N, a, 1, vec![1.0], 0, &mut ops), Verdict::Continue);
+    c.finish(N, a, Outcome::Complete(vec![1.0]), 0, &mut ops);
+    let b = c.ask(N, S, 0, &mut ops).unwrap();
+    assert_eq!(c.report(N, b, 1, vec![5.0], 0, &mut ops), Verdict::Prune);
+    assert_eq!(c.trials[1].state, TrialState::Pruned);
+    assert!(c.trials[1].message.as_deref().unwrap().contains("median"));
+    // The node's own "pruned" finish after the verdict is not recorded twice.
+    assert_eq!(c.finish(N, b, Outcome::Pruned, 0, &mut ops), FinishResult::Ignored);
+    let r = c.ask(N, S, 0, &mut ops).unwrap();
+    let stopped = c.cancel(0, &mut ops);
+    assert_eq!(stopped, vec![(N, r)]);
+    assert_eq!(c.row.state, StudyState::Cancelled);
+    assert!(!c.has_work());
+    assert_eq!(c.trials[2].state, TrialState::Failed);
+}
+
+#[test]
+fn max_concurrent_limits_asks() {
+    let mut c = core("max_concurrent = 1");
+    let mut ops = Vec::new();
+    assert!(c.ask(N, S, 0, &mut ops).is_some());
+    assert!(!c.has_work());
+    assert!(c.ask(N, SlotId(1), 0, &mut ops).is_none());
+}
+
+#[test]
+fn restored_waiting_trials_are_handed_out_again() {
+    let mut c = core("");
+    let mut ops = Vec::new();
+    let k = c.ask(N, S, 0, &mut ops).unwrap();
+    c.requeue(k, "released", 0, &mut ops);
+    let trials = c.trials.clone();
+    let mut again = StudyCore::new(c.row.clone(), c.spec.clone(), trials);
+    let k2 = again.ask(N, S, 0, &mut ops).unwrap();
+    assert_eq!((k2.trial, k2.attempt), (TrialId(0), 2));
+}

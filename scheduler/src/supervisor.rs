@@ -1,0 +1,293 @@
+//! The Supervisor actor: starts the Store, the Registry, the Listener and one Study per
+//! stored study; creates studies on submit. If the Store, the Registry or a Study dies the
+//! whole scheduler stops: a restart recovers everything acknowledged from the store.
+use crate::config::SchedulerConfig;
+use crate::metrics::Metrics;
+use crate::registry::{RegistryActor, RegistryArgs, RegistryMsg};
+use crate::security::{self, Identity};
+use crate::server::{Listener, ListenerArgs};
+use crate::store::{Loaded, Store, StoreActor, StoreHandle, StoreOp, StudyRow};
+use crate::store::actor_args;
+use crate::study::{StudyActor, StudyArgs, StudyCore, StudyMsg};
+use crate::now_ms;
+use anyhow::Context;
+use mlt_protocol::ids::StudyId;
+use mlt_protocol::messages::{ErrorKind, ErrorMsg, SubmitMsg, SubmittedMsg};
+use mlt_protocol::records::{StudyState, StudySummary};
+use mlt_protocol::spec::Spec;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+/// Study actors by id and name.
+#[derive(Default)]
+pub struct Directory {
+    inner: RwLock<(HashMap<StudyId, ActorRef<StudyMsg>>, HashMap<String, StudyId>)>,
+}
+
+impl Directory {
+    /// A study's actor by id.
+    pub fn study(&self, id: StudyId) -> Option<ActorRef<StudyMsg>> {
+        self.inner.read().expect("directory lock").0.get(&id).cloned()
+    }
+
+    /// A study's actor by name (or by id written as digits).
+    pub fn find(&self, name: &str) -> Option<ActorRef<StudyMsg>> {
+        let g = self.inner.read().expect("directory lock");
+        let id = g.1.get(name).copied().or_else(|| name.parse().ok().map(StudyId))?;
+        g.0.get(&id).cloned()
+    }
+
+    /// Every study's actor.
+    pub fn all(&self) -> Vec<ActorRef<StudyMsg>> {
+        self.inner.read().expect("directory lock").0.values().cloned().collect()
+    }
+
+    fn insert(&self, id: StudyId, name: String, actor: ActorRef<StudyMsg>) {
+        let mut g = self.inner.write().expect("directory lock");
+        g.0.insert(id, actor);
+        g.1.insert(name, id);
+    }
+
+    fn unique_name(&self, base: &str) -> String {
+        let g = self.inner.read().expect("directory lock");
+        if !g.1.contains_key(base) {
+            return base.to_string();
+        }
+        (2..).map(|i| format!("{base}-{i}")).find(|n| !g.1.contains_key(n)).expect("a free name")
+    }
+}
+
+/// Handles every actor needs.
+pub struct Shared {
+    /// Settings.
+    pub config: SchedulerConfig,
+    /// Certificate and tokens.
+    pub identity: Identity,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The registry.
+    pub registry: ActorRef<RegistryMsg>,
+    /// Studies.
+    pub directory: Directory,
+    supervisor: OnceLock<ActorRef<SupervisorMsg>>,
+    /// Why the scheduler stopped, when it failed.
+    pub failure: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// The supervisor.
+    pub fn supervisor(&self) -> ActorRef<SupervisorMsg> {
+        self.supervisor.get().expect("supervisor started").clone()
+    }
+}
+
+/// Messages to the Supervisor.
+pub enum SupervisorMsg {
+    /// Validate a spec and start its study.
+    CreateStudy(SubmitMsg, RpcReplyPort<Result<SubmittedMsg, ErrorMsg>>),
+}
+
+struct Supervisor;
+
+struct SupervisorArgs {
+    config: SchedulerConfig,
+    identity: Identity,
+    store: Store,
+    loaded: Loaded,
+    endpoint: quinn::Endpoint,
+    shared_out: Arc<OnceLock<Arc<Shared>>>,
+}
+
+struct SupervisorState {
+    shared: Arc<Shared>,
+    store: StoreHandle,
+    next_study: u64,
+}
+
+async fn spawn_study(me: &ActorRef<SupervisorMsg>, shared: &Arc<Shared>, store: &StoreHandle, core: StudyCore) -> Result<(), ActorProcessingErr> {
+    let id = core.id();
+    let name = core.row.name.clone();
+    let resources = core.spec.resources.clone();
+    let has_work = core.has_work();
+    let running = core.running();
+    let args = StudyArgs { core, store: store.clone(), registry: shared.registry.clone(), metrics: shared.metrics.clone(), max_frame: shared.config.max_frame };
+    let (actor, _) = Actor::spawn_linked(Some(format!("study-{id}")), StudyActor, args, me.get_cell()).await?;
+    shared.directory.insert(id, name, actor.clone());
+    shared.registry.cast(crate::registry::RegistryMsg::StudyAdded { id, actor, resources, has_work, running })?;
+    Ok(())
+}
+
+impl Actor for Supervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(&self, me: ActorRef<SupervisorMsg>, a: SupervisorArgs) -> Result<SupervisorState, ActorProcessingErr> {
+        let metrics = Arc::new(Metrics::default());
+        let (store_ref, _) = Actor::spawn_linked(
+            Some("store".into()),
+            StoreActor,
+            actor_args(a.store.clone(), a.config.durable, a.loaded.next_event.clone(), metrics.clone()),
+            me.get_cell(),
+        )
+        .await?;
+        let store = StoreHandle::new(store_ref, a.store);
+        let (registry, _) = Actor::spawn_linked(
+            Some("registry".into()),
+            RegistryActor,
+            RegistryArgs { lease: a.config.lease, metrics: metrics.clone() },
+            me.get_cell(),
+        )
+        .await?;
+        let shared = Arc::new(Shared {
+            config: a.config,
+            identity: a.identity,
+            metrics,
+            registry,
+            directory: Directory::default(),
+            supervisor: OnceLock::new(),
+            failure: Mutex::new(None),
+        });
+        let _ = shared.supervisor.set(me.clone());
+        let mut loaded = a.loaded;
+        for (id, row) in std::mem::take(&mut loaded.studies) {
+            let spec = match Spec::parse(&row.spec_toml, &row.source) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(study = %row.name, "stored spec no longer validates; study not resumed:\n{e}");
+                    continue;
+                }
+            };
+            let trials = loaded.trials.remove(&id).unwrap_or_default();
+            let core = StudyCore::new(row, spec, trials);
+            tracing::info!(study = %core.row.name, state = %core.row.state, trials = core.trials.len(), "study restored");
+            spawn_study(&me, &shared, &store, core).await?;
+        }
+        Actor::spawn_linked(Some("listener".into()), Listener, ListenerArgs { endpoint: a.endpoint, shared: shared.clone() }, me.get_cell()).await?;
+        let _ = a.shared_out.set(shared.clone());
+        Ok(SupervisorState { shared, store, next_study: loaded.next_study })
+    }
+
+    async fn handle(&self, me: ActorRef<SupervisorMsg>, msg: SupervisorMsg, st: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::CreateStudy(sub, reply) => {
+                let spec = match Spec::parse(&sub.spec_toml, &sub.source) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = reply.send(Err(ErrorMsg { kind: ErrorKind::InvalidSpec, message: e.to_string() }));
+                        return Ok(());
+                    }
+                };
+                let id = StudyId(st.next_study);
+                st.next_study += 1;
+                let name = st.shared.directory.unique_name(&spec.study.name);
+                let row = StudyRow {
+                    id,
+                    name: name.clone(),
+                    spec_toml: sub.spec_toml,
+                    source: sub.source,
+                    workdir: sub.workdir,
+                    state: StudyState::Running,
+                    created_ms: now_ms(),
+                };
+                let ops = vec![StoreOp::Study(row.clone()), StoreOp::NextStudy(st.next_study)];
+                let core = StudyCore::new(row, spec, Vec::new());
+                tracing::info!(study = %name, %id, n_trials = core.spec.study.n_trials, "study created");
+                // The client hears of the study once it is durable.
+                st.store.write(ops, Some(Box::new(move || drop(reply.send(Ok(SubmittedMsg { id, name }))))));
+                spawn_study(&me, &st.shared, &st.store, core).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(&self, me: ActorRef<SupervisorMsg>, evt: SupervisionEvent, st: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+        let why = match &evt {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => format!("{} stopped: {}", cell.get_name().unwrap_or_default(), reason.clone().unwrap_or_default()),
+            SupervisionEvent::ActorFailed(cell, err) => format!("{} failed: {err}", cell.get_name().unwrap_or_default()),
+            _ => return Ok(()),
+        };
+        tracing::error!("{why}; stopping the scheduler (a restart resumes from the store)");
+        *st.shared.failure.lock().expect("failure lock") = Some(why.clone());
+        me.stop(Some(why));
+        Ok(())
+    }
+}
+
+/// A running scheduler.
+pub struct SchedulerHandle {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Shared handles.
+    pub shared: Arc<Shared>,
+    supervisor: ActorRef<SupervisorMsg>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+/// Starts schedulers.
+pub struct Scheduler;
+
+impl Scheduler {
+    /// Opens the data dir (identity, store), restores every study and starts listening.
+    pub async fn start(config: SchedulerConfig) -> anyhow::Result<SchedulerHandle> {
+        let identity = security::load_or_create(&config.data_dir)?;
+        let store = Store::open(&config.data_dir)?;
+        let loaded = store.load()?;
+        let server = mlt_net::tls::server_config(identity.cert_der.clone(), identity.key_der.clone(), std::time::Duration::from_secs(30))
+            .context("building the TLS configuration")?;
+        let endpoint = quinn::Endpoint::server(server, config.listen).with_context(|| format!("cannot listen on {} (UDP)", config.listen))?;
+        let addr = endpoint.local_addr()?;
+        let out = Arc::new(OnceLock::new());
+        let args = SupervisorArgs { config: config.clone(), identity, store, loaded, endpoint, shared_out: out.clone() };
+        let (supervisor, join) = Actor::spawn(Some("supervisor".into()), Supervisor, args).await.map_err(|e| anyhow::anyhow!("starting the scheduler: {e}"))?;
+        let shared = out.get().expect("set in pre_start").clone();
+        let advertised = match &config.advertise {
+            Some(host) => format!("{host}:{}", addr.port()),
+            None => addr.to_string(),
+        };
+        std::fs::write(config.data_dir.join("address"), format!("{advertised}\n")).context("writing DIR/address")?;
+        Ok(SchedulerHandle { addr, shared, supervisor, join })
+    }
+}
+
+impl SchedulerHandle {
+    /// Creates a study, as `submit` does.
+    pub async fn submit(&self, sub: SubmitMsg) -> Result<SubmittedMsg, ErrorMsg> {
+        ractor::call!(self.supervisor, SupervisorMsg::CreateStudy, sub)
+            .map_err(|e| ErrorMsg { kind: ErrorKind::Internal, message: e.to_string() })?
+    }
+
+    /// A study's summary.
+    pub async fn summary(&self, name: &str) -> Option<StudySummary> {
+        let actor = self.shared.directory.find(name)?;
+        ractor::call!(actor, StudyMsg::Summary).ok()
+    }
+
+    /// The study's trials.
+    pub async fn trials(&self, name: &str) -> Option<Vec<mlt_protocol::records::TrialRecord>> {
+        let actor = self.shared.directory.find(name)?;
+        ractor::call!(actor, StudyMsg::Trials).ok()
+    }
+
+    /// Stops every actor.
+    pub async fn stop(self) {
+        self.supervisor.stop(None);
+        let _ = self.join.await;
+    }
+
+    /// Waits until the scheduler stops by itself; `Err` with the reason if it failed.
+    pub async fn wait(self) -> Result<(), String> {
+        let _ = self.join.await;
+        match self.shared.failure.lock().expect("failure lock").take() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    /// The scheduler's failure, if it stopped on one.
+    pub fn failed(&self) -> Option<String> {
+        self.shared.failure.lock().expect("failure lock").clone()
+    }
+}
