@@ -337,6 +337,7 @@ mod tests {
         assert!(stale.is_empty());
         assert!(r.running_on(NodeId(5)).contains(&key(1, 3)));
         r.adopt(NodeId(6), SlotId(0), key(1, 4), t0);
+        r.beat(NodeId(5), t0 + Duration::from_secs(5));
         assert_eq!(r.expire(t0 + Duration::from_secs(6)), vec![key(1, 4)]);
     }
 }

@@ -95,7 +95,9 @@ mod tests {
         assert!(p.prune(&good, 2, &done, Direction::Minimize).is_none());
         // Maximising flips the verdicts.
         assert!(p.prune(&bad, 2, &done, Direction::Maximize).is_none());
-        assert!(p.prune(&good, 2, &done, Direction::Maximize).is_some());
+        assert!(p.prune(&good, 2, &done, Direction::Maximize).is_none());
+        let low = t(11, TrialState::Running, &[0.2, 0.1]);
+        assert!(p.prune(&low, 2, &done, Direction::Maximize).is_some());
         // Not enough completed trials yet.
         assert!(pruner(4, 0, 1).prune(&bad, 2, &done, Direction::Minimize).is_none());
         // Still warming up.

@@ -83,7 +83,7 @@ leaves = { type = "int", low = 4, high = 256, log = true }
 depth = { type = "int", low = 2, high = 12, step = 2 }
 model = { type = "categorical", choices = ["gbdt", "dart"] }
 drop = { type = "float", low = 0.0, high = 0.5, when = { model = ["dart"] } }
-skip = { type = "int", low = 1, high = 3, when = { drop = [1] } }
+skip = { type = "int", low = 1, high = 3, when = { depth = [2] } }
 const = { type = "fixed", value = 7 }
 x0 = { type = "float", low = -5, high = 10 }
 x1 = { type = "float", low = 0, high = 15 }
@@ -124,8 +124,8 @@ function = "branin"
                     assert!(!p.contains_key("drop"));
                 }
             }
-            // `skip` depends on a float parent taking exactly 1: never active.
-            assert!(!p.contains_key("skip"));
+            // `skip` is active exactly when depth = 2.
+            assert_eq!(p.contains_key("skip"), depth == 2);
         }
         assert!(saw_dart && saw_gbdt);
         // Log-uniform: a third of the draws fall in the lowest decade of three.
