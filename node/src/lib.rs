@@ -1,1 +1,17 @@
+//! mlt-node: the machines that run trials.
+//!
+//! ```text
+//! node.rs       the node: connect, register, then receive / send / heartbeat / stop loops;
+//!               reconnects with backoff, re-sends unacknowledged results, drains on SIGTERM
+//! worker.rs     the Worker actor, one per slot: runs one trial at a time on a blocking thread
+//! resources.rs  slots from config or core count; GPUs from config, CUDA_VISIBLE_DEVICES, nvidia-smi
+//! objective/    what a trial runs: `benchmark` (analytic functions) and `command` (any program)
+//! ```
+#![deny(unsafe_code)]
 
+pub mod node;
+pub mod objective;
+pub mod resources;
+pub mod worker;
+
+pub use node::{run_node, NodeConfig};
