@@ -57,7 +57,10 @@ pub enum ConnectError {
 impl ConnectError {
     /// Whether retrying the same connection can never succeed.
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, ConnectError::Unreachable { .. } | ConnectError::Handshake(_))
+        !matches!(
+            self,
+            ConnectError::Unreachable { .. } | ConnectError::Handshake(_)
+        )
     }
 }
 
@@ -77,31 +80,58 @@ pub struct ClientSession {
 
 /// Resolves `host:port`.
 pub async fn resolve(addr: &str) -> Result<SocketAddr, ConnectError> {
-    let mut addrs = tokio::net::lookup_host(addr).await.map_err(|_| ConnectError::Resolve(addr.to_string()))?;
-    addrs.next().ok_or_else(|| ConnectError::Resolve(addr.to_string()))
+    let mut addrs = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|_| ConnectError::Resolve(addr.to_string()))?;
+    addrs
+        .next()
+        .ok_or_else(|| ConnectError::Resolve(addr.to_string()))
 }
 
 /// Connects to `addr` with `token`, sends `hello` (its secret and role are set from the token;
 /// a `protocol_version` of 0 means this build's) and waits for the scheduler's answer.
-pub async fn connect(addr: &str, token: &Token, mut hello: Hello, timeout: Duration) -> Result<ClientSession, ConnectError> {
+pub async fn connect(
+    addr: &str,
+    token: &Token,
+    mut hello: Hello,
+    timeout: Duration,
+) -> Result<ClientSession, ConnectError> {
     let sock = resolve(addr).await?;
-    let bind: SocketAddr = if sock.is_ipv6() { "[::]:0".parse().expect("addr") } else { "0.0.0.0:0".parse().expect("addr") };
-    let (cfg, verifier) = tls::client_config(token.fingerprint, Duration::from_secs(20)).map_err(|e| ConnectError::Local(e.to_string()))?;
-    let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| ConnectError::Local(e.to_string()))?;
+    let bind: SocketAddr = if sock.is_ipv6() {
+        "[::]:0".parse().expect("addr")
+    } else {
+        "0.0.0.0:0".parse().expect("addr")
+    };
+    let (cfg, verifier) = tls::client_config(token.fingerprint, Duration::from_secs(20))
+        .map_err(|e| ConnectError::Local(e.to_string()))?;
+    let mut endpoint =
+        quinn::Endpoint::client(bind).map_err(|e| ConnectError::Local(e.to_string()))?;
     endpoint.set_default_client_config(cfg);
-    let unreachable = |reason: String| ConnectError::Unreachable { addr: addr.to_string(), reason };
-    let connecting = endpoint.connect(sock, "mlt-scheduler").map_err(|e| ConnectError::Local(e.to_string()))?;
+    let unreachable = |reason: String| ConnectError::Unreachable {
+        addr: addr.to_string(),
+        reason,
+    };
+    let connecting = endpoint
+        .connect(sock, "mlt-scheduler")
+        .map_err(|e| ConnectError::Local(e.to_string()))?;
     let conn = match tokio::time::timeout(timeout, connecting).await {
         Err(_) => return Err(unreachable("no answer".into())),
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             if let Some(seen) = verifier.mismatch.lock().expect("verifier lock").take() {
-                return Err(ConnectError::Fingerprint { addr: addr.to_string(), seen, pinned: hex::encode(token.fingerprint) });
+                return Err(ConnectError::Fingerprint {
+                    addr: addr.to_string(),
+                    seen,
+                    pinned: hex::encode(token.fingerprint),
+                });
             }
             return Err(unreachable(e.to_string()));
         }
     };
-    let (send, recv) = conn.open_bi().await.map_err(|e| unreachable(e.to_string()))?;
+    let (send, recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
     let mut writer = FrameWriter::new(send, DEFAULT_MAX_FRAME);
     let mut reader = FrameReader::new(recv, DEFAULT_MAX_FRAME);
     if hello.protocol_version == 0 {
@@ -116,8 +146,18 @@ pub async fn connect(addr: &str, token: &Token, mut hello: Hello, timeout: Durat
         Ok(r) => r?,
     };
     match welcome {
-        Some(Welcome::Accepted(accepted)) => Ok(ClientSession { endpoint, conn, writer, reader, accepted }),
-        Some(Welcome::Refused(r)) => Err(ConnectError::Refused { reason: r.reason, role, message: r.message }),
+        Some(Welcome::Accepted(accepted)) => Ok(ClientSession {
+            endpoint,
+            conn,
+            writer,
+            reader,
+            accepted,
+        }),
+        Some(Welcome::Refused(r)) => Err(ConnectError::Refused {
+            reason: r.reason,
+            role,
+            message: r.message,
+        }),
         None => Err(ConnectError::Handshake(NetError::Truncated)),
     }
 }

@@ -35,7 +35,11 @@ pub struct FrameReader {
 impl FrameReader {
     /// Wraps a stream; frames above `max` bytes are refused.
     pub fn new(recv: quinn::RecvStream, max: usize) -> Self {
-        Self { recv, max, buf: Vec::new() }
+        Self {
+            recv,
+            max,
+            buf: Vec::new(),
+        }
     }
 
     /// The next message; `None` when the peer finished the stream cleanly between frames.
@@ -80,7 +84,11 @@ pub struct FrameWriter {
 impl FrameWriter {
     /// Wraps a stream; messages above `max` bytes are refused.
     pub fn new(send: quinn::SendStream, max: usize) -> Self {
-        Self { send, max, buf: Vec::new() }
+        Self {
+            send,
+            max,
+            buf: Vec::new(),
+        }
     }
 
     /// Sends one message.

@@ -21,7 +21,9 @@ fn provider() -> Arc<CryptoProvider> {
 
 fn transport(idle_timeout: Duration) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
-    t.max_idle_timeout(Some(idle_timeout.try_into().expect("idle timeout in range")));
+    t.max_idle_timeout(Some(
+        idle_timeout.try_into().expect("idle timeout in range"),
+    ));
     t.keep_alive_interval(Some(idle_timeout / 4));
     t.max_concurrent_bidi_streams(16u32.into());
     t.max_concurrent_uni_streams(16u32.into());
@@ -35,14 +37,16 @@ pub fn server_config(
     idle_timeout: Duration,
 ) -> Result<quinn::ServerConfig, rustls::Error> {
     let cert = CertificateDer::from(cert_der);
-    let key = PrivateKeyDer::try_from(key_der).map_err(|e| rustls::Error::General(e.to_string()))?;
+    let key =
+        PrivateKeyDer::try_from(key_der).map_err(|e| rustls::Error::General(e.to_string()))?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(vec![cert], key)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.max_early_data_size = 0;
-    let quic = QuicServerConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
+    let quic =
+        QuicServerConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
     cfg.transport_config(Arc::new(transport(idle_timeout)));
     Ok(cfg)
@@ -73,7 +77,9 @@ impl ServerCertVerifier for PinnedVerifier {
         }
         let seen = hex::encode(seen);
         *self.mismatch.lock().expect("verifier lock") = Some(seen.clone());
-        Err(rustls::Error::General(format!("certificate fingerprint {seen} is not the pinned one")))
+        Err(rustls::Error::General(format!(
+            "certificate fingerprint {seen} is not the pinned one"
+        )))
     }
 
     fn verify_tls12_signature(
@@ -82,7 +88,12 @@ impl ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -91,11 +102,18 @@ impl ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -105,14 +123,19 @@ pub fn client_config(
     pinned: [u8; 32],
     idle_timeout: Duration,
 ) -> Result<(quinn::ClientConfig, Arc<PinnedVerifier>), rustls::Error> {
-    let verifier = Arc::new(PinnedVerifier { pinned, provider: provider(), mismatch: Mutex::new(None) });
+    let verifier = Arc::new(PinnedVerifier {
+        pinned,
+        provider: provider(),
+        mismatch: Mutex::new(None),
+    });
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(verifier.clone())
         .with_no_client_auth();
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let quic = QuicClientConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
+    let quic =
+        QuicClientConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
     cfg.transport_config(Arc::new(transport(idle_timeout)));
     Ok((cfg, verifier))

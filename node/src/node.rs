@@ -85,7 +85,12 @@ impl State {
 
     fn on_event(&mut self, ev: NodeEvent, out: Option<&Outbox>) {
         match ev {
-            NodeEvent::Report { key, step, values, reply } => match out {
+            NodeEvent::Report {
+                key,
+                step,
+                values,
+                reply,
+            } => match out {
                 Some(o) if self.running.contains_key(&key) => {
                     self.verdicts.insert(key, reply);
                     self.send(Some(o), &FromNode::Report(ReportMsg { key, step, values }));
@@ -97,7 +102,10 @@ impl State {
             },
             NodeEvent::Done { key, slot, outcome } => {
                 self.verdicts.remove(&key);
-                let released = self.unacked.get(&key).is_some_and(|m| matches!(m, FromNode::Release(_)));
+                let released = self
+                    .unacked
+                    .get(&key)
+                    .is_some_and(|m| matches!(m, FromNode::Release(_)));
                 if self.running.remove(&key).is_some() && !released {
                     let msg = FromNode::Finish(FinishMsg { key, outcome });
                     self.send(out, &msg);
@@ -116,7 +124,10 @@ impl State {
             ToNode::Assign(a) => {
                 let key = a.key;
                 let slot = a.slot;
-                if self.draining.is_some() || !self.free.remove(&slot) || slot.0 as usize >= self.workers.len() {
+                if self.draining.is_some()
+                    || !self.free.remove(&slot)
+                    || slot.0 as usize >= self.workers.len()
+                {
                     let msg = FromNode::Release(ReleaseMsg { key });
                     self.send(Some(out), &msg);
                     self.unacked.insert(key, msg);
@@ -178,16 +189,31 @@ impl State {
 type Shutdown<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
 
 /// Runs a node until `shutdown` completes and its work is finished or handed back.
-pub async fn run_node(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+pub async fn run_node(
+    cfg: NodeConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let id = NodeId(rand::random());
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let mut workers = Vec::new();
     for s in &cfg.slots {
-        let (w, _) = Actor::spawn(None, Worker, (s.slot, events_tx.clone())).await.map_err(|e| anyhow::anyhow!("starting a worker: {e}"))?;
+        let (w, _) = Actor::spawn(None, Worker, (s.slot, events_tx.clone()))
+            .await
+            .map_err(|e| anyhow::anyhow!("starting a worker: {e}"))?;
         workers.push(w);
     }
     let free = cfg.slots.iter().map(|s| s.slot).collect();
-    let mut st = State { id, cfg, workers, free, running: HashMap::new(), verdicts: HashMap::new(), unacked: BTreeMap::new(), draining: None, released: false };
+    let mut st = State {
+        id,
+        cfg,
+        workers,
+        free,
+        running: HashMap::new(),
+        verdicts: HashMap::new(),
+        unacked: BTreeMap::new(),
+        draining: None,
+        released: false,
+    };
     tracing::info!(node = %id, slots = st.cfg.slots.len(), scheduler = %st.cfg.scheduler, "node starting");
     let mut shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown);
     let mut backoff = Duration::from_millis(100);
@@ -195,7 +221,13 @@ pub async fn run_node(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send
         if st.finished_draining() {
             break Ok(());
         }
-        let hello = Hello { protocol_version: 0, role: Role::Node, secret: String::new(), name: st.cfg.name.clone(), node: Some(id) };
+        let hello = Hello {
+            protocol_version: 0,
+            role: Role::Node,
+            secret: String::new(),
+            name: st.cfg.name.clone(),
+            node: Some(id),
+        };
         let (addr, token) = (st.cfg.scheduler.clone(), st.cfg.token.clone());
         let attempt = async move { connect(&addr, &token, hello, Duration::from_secs(5)).await };
         let session = match offline(&mut st, &mut events, shutdown.as_mut(), attempt).await {
@@ -205,7 +237,10 @@ pub async fn run_node(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send
             Some(Err(e)) => {
                 tracing::warn!("{e}; retrying in {} ms", backoff.as_millis());
                 let wait = tokio::time::sleep(backoff);
-                if offline(&mut st, &mut events, shutdown.as_mut(), wait).await.is_none() {
+                if offline(&mut st, &mut events, shutdown.as_mut(), wait)
+                    .await
+                    .is_none()
+                {
                     break Ok(());
                 }
                 backoff = (backoff * 2).min(st.cfg.reconnect_max);
@@ -229,7 +264,12 @@ pub async fn run_node(cfg: NodeConfig, shutdown: impl Future<Output = ()> + Send
 
 /// Waits for `fut` while no scheduler is connected: reports carry on without a verdict,
 /// results are kept for later. `None` when the node should exit (drained).
-async fn offline<T>(st: &mut State, events: &mut mpsc::UnboundedReceiver<NodeEvent>, mut shutdown: Shutdown<'_>, fut: impl Future<Output = T>) -> Option<T> {
+async fn offline<T>(
+    st: &mut State,
+    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
+    mut shutdown: Shutdown<'_>,
+    fut: impl Future<Output = T>,
+) -> Option<T> {
     tokio::pin!(fut);
     loop {
         let deadline = st.draining.filter(|_| !st.released);
@@ -248,12 +288,30 @@ async fn offline<T>(st: &mut State, events: &mut mpsc::UnboundedReceiver<NodeEve
     }
 }
 
-async fn online(st: &mut State, events: &mut mpsc::UnboundedReceiver<NodeEvent>, mut shutdown: Shutdown<'_>, session: ClientSession) -> Exit {
-    let ClientSession { endpoint, conn, writer, mut reader, accepted } = session;
+async fn online(
+    st: &mut State,
+    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
+    mut shutdown: Shutdown<'_>,
+    session: ClientSession,
+) -> Exit {
+    let ClientSession {
+        endpoint,
+        conn,
+        writer,
+        mut reader,
+        accepted,
+    } = session;
     let out = writer.into_outbox();
     let mut held: Vec<(TrialKey, SlotId)> = st.running.iter().map(|(k, (s, _))| (*k, *s)).collect();
     held.extend(st.unacked.keys().map(|k| (*k, SlotId(u32::MAX))));
-    st.send(Some(&out), &FromNode::Register(RegisterMsg { node: st.id, slots: st.cfg.slots.clone(), running: held }));
+    st.send(
+        Some(&out),
+        &FromNode::Register(RegisterMsg {
+            node: st.id,
+            slots: st.cfg.slots.clone(),
+            running: held,
+        }),
+    );
     for m in st.unacked.values() {
         st.send(Some(&out), m);
     }
@@ -265,7 +323,8 @@ async fn online(st: &mut State, events: &mut mpsc::UnboundedReceiver<NodeEvent>,
         }
     }
     tracing::info!(scheduler = %conn.remote_address(), "connected");
-    let mut beat = tokio::time::interval(Duration::from_millis(accepted.heartbeat_ms.max(50) as u64));
+    let mut beat =
+        tokio::time::interval(Duration::from_millis(accepted.heartbeat_ms.max(50) as u64));
     let exit = loop {
         let deadline = st.draining.filter(|_| !st.released);
         tokio::select! {

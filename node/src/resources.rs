@@ -12,7 +12,10 @@ pub fn detect_gpus(given: Option<&[u32]>) -> Vec<u32> {
     }
     match std::process::Command::new("nvidia-smi").arg("-L").output() {
         Ok(out) if out.status.success() => {
-            let n = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("GPU ")).count();
+            let n = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.starts_with("GPU "))
+                .count();
             (0..n as u32).collect()
         }
         _ => Vec::new(),
@@ -24,7 +27,10 @@ pub fn parse_gpu_list(s: &str) -> Result<Vec<u32>, String> {
     s.split(',')
         .map(str::trim)
         .filter(|x| !x.is_empty())
-        .map(|x| x.parse::<u32>().map_err(|_| format!("`{x}` is not a GPU index (expected e.g. 0,1,3)")))
+        .map(|x| {
+            x.parse::<u32>()
+                .map_err(|_| format!("`{x}` is not a GPU index (expected e.g. 0,1,3)"))
+        })
         .collect()
 }
 
@@ -35,7 +41,11 @@ pub fn make_slots(slots: u32, gpus: &[u32]) -> Vec<SlotInfo> {
     let n = if slots == 0 { cores } else { slots };
     let cpus = (cores / n).max(1);
     (0..n)
-        .map(|i| SlotInfo { slot: SlotId(i), cpus, gpus: gpus.get(i as usize).map(|g| vec![*g]).unwrap_or_default() })
+        .map(|i| SlotInfo {
+            slot: SlotId(i),
+            cpus,
+            gpus: gpus.get(i as usize).map(|g| vec![*g]).unwrap_or_default(),
+        })
         .collect()
 }
 

@@ -35,7 +35,16 @@ struct Ctx {
 impl TrialContext for Ctx {
     fn report(&mut self, step: u64, values: Vec<f64>) -> Verdict {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        if self.events.send(NodeEvent::Report { key: self.key, step, values, reply: tx }).is_err() {
+        if self
+            .events
+            .send(NodeEvent::Report {
+                key: self.key,
+                step,
+                values,
+                reply: tx,
+            })
+            .is_err()
+        {
             return Verdict::Stale;
         }
         rx.recv_timeout(VERDICT_WAIT).unwrap_or(Verdict::Continue)
@@ -51,11 +60,20 @@ impl Actor for Worker {
     type State = WorkerState;
     type Arguments = (SlotId, UnboundedSender<NodeEvent>);
 
-    async fn pre_start(&self, _me: ActorRef<WorkerMsg>, (slot, events): Self::Arguments) -> Result<WorkerState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<WorkerMsg>,
+        (slot, events): Self::Arguments,
+    ) -> Result<WorkerState, ActorProcessingErr> {
         Ok(WorkerState { slot, events })
     }
 
-    async fn handle(&self, _me: ActorRef<WorkerMsg>, msg: WorkerMsg, st: &mut WorkerState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _me: ActorRef<WorkerMsg>,
+        msg: WorkerMsg,
+        st: &mut WorkerState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             WorkerMsg::Run(assign, stop) => {
                 let events = st.events.clone();
@@ -64,7 +82,11 @@ impl Actor for Worker {
                     let key = assign.key;
                     let span = tracing::info_span!("trial", study = %assign.study_name, trial = %key.trial, attempt = key.attempt);
                     let _g = span.enter();
-                    let mut ctx = Ctx { key, events: events.clone(), stop };
+                    let mut ctx = Ctx {
+                        key,
+                        events: events.clone(),
+                        stop,
+                    };
                     let outcome = objective::run(&assign, &mut ctx);
                     tracing::debug!(?outcome, "trial ended");
                     let _ = events.send(NodeEvent::Done { key, slot, outcome });

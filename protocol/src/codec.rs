@@ -85,7 +85,10 @@ pub struct FrameBuffer {
 impl FrameBuffer {
     /// An empty buffer that refuses frames longer than `max`.
     pub fn new(max: usize) -> Self {
-        Self { buf: Vec::new(), max }
+        Self {
+            buf: Vec::new(),
+            max,
+        }
     }
 
     /// Appends received bytes.

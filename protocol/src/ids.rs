@@ -62,6 +62,10 @@ pub struct TrialKey {
 
 impl fmt::Display for TrialKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "study {} trial {} attempt {}", self.study, self.trial, self.attempt)
+        write!(
+            f,
+            "study {} trial {} attempt {}",
+            self.study, self.trial, self.attempt
+        )
     }
 }

@@ -125,7 +125,10 @@ pub enum TrialState {
 impl TrialState {
     /// Whether the trial has ended for good.
     pub fn is_finished(self) -> bool {
-        matches!(self, TrialState::Complete | TrialState::Pruned | TrialState::Failed | TrialState::Lost)
+        matches!(
+            self,
+            TrialState::Complete | TrialState::Pruned | TrialState::Failed | TrialState::Lost
+        )
     }
 
     /// Lower-case name, as in JSON.

@@ -37,7 +37,11 @@ fn is_hex64(s: &str) -> bool {
 impl Token {
     /// Formats the token.
     pub fn encode(&self) -> String {
-        let fp: String = self.fingerprint.iter().map(|b| format!("{b:02x}")).collect();
+        let fp: String = self
+            .fingerprint
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         format!("mlt1-{}-{}-{}", self.role, fp, self.secret)
     }
 
@@ -64,9 +68,14 @@ impl Token {
         let mut fingerprint = [0u8; 32];
         for (i, chunk) in fp.as_bytes().chunks(2).enumerate() {
             let hex = std::str::from_utf8(chunk).map_err(|_| TokenError::Hex("fingerprint"))?;
-            fingerprint[i] = u8::from_str_radix(hex, 16).map_err(|_| TokenError::Hex("fingerprint"))?;
+            fingerprint[i] =
+                u8::from_str_radix(hex, 16).map_err(|_| TokenError::Hex("fingerprint"))?;
         }
-        Ok(Token { role, fingerprint, secret: secret.to_ascii_lowercase() })
+        Ok(Token {
+            role,
+            fingerprint,
+            secret: secret.to_ascii_lowercase(),
+        })
     }
 }
 
@@ -84,13 +93,23 @@ mod tests {
 
     #[test]
     fn token_round_trips_and_rejects_garbage() {
-        let t = Token { role: Role::Node, fingerprint: [0xab; 32], secret: "0f".repeat(32) };
+        let t = Token {
+            role: Role::Node,
+            fingerprint: [0xab; 32],
+            secret: "0f".repeat(32),
+        };
         let s = t.encode();
         assert!(s.starts_with("mlt1-node-abab"));
         assert_eq!(Token::parse(&s).unwrap(), t);
         assert_eq!(Token::parse("hello"), Err(TokenError::Shape));
-        assert_eq!(Token::parse(&s.replace("node", "root")), Err(TokenError::Role("root".into())));
-        assert_eq!(Token::parse(&s[..s.len() - 1]), Err(TokenError::Hex("secret")));
+        assert_eq!(
+            Token::parse(&s.replace("node", "root")),
+            Err(TokenError::Role("root".into()))
+        );
+        assert_eq!(
+            Token::parse(&s[..s.len() - 1]),
+            Err(TokenError::Hex("secret"))
+        );
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));

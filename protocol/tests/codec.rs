@@ -7,7 +7,11 @@ use mlt_protocol::records::ParamValue;
 use proptest::prelude::*;
 
 fn key() -> TrialKey {
-    TrialKey { study: StudyId(1), trial: TrialId(2), attempt: 3 }
+    TrialKey {
+        study: StudyId(1),
+        trial: TrialId(2),
+        attempt: 3,
+    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -16,24 +20,53 @@ fn hex(b: &[u8]) -> String {
 
 #[test]
 fn golden_hello() {
-    let hello = Hello { protocol_version: 1, role: Role::Node, secret: "ab".into(), name: "n1".into(), node: Some(NodeId(300)) };
+    let hello = Hello {
+        protocol_version: 1,
+        role: Role::Node,
+        secret: "ab".into(),
+        name: "n1".into(),
+        node: Some(NodeId(300)),
+    };
     let bytes = codec::encode(&hello, DEFAULT_MAX_FRAME).unwrap();
     // len=11 | version 1 | role Node=0 | len 2 "ab" | len 2 "n1" | Some, 300 as varint ac 02
-    assert_eq!(hex(&bytes), "0b000000".to_string() + "01" + "00" + "026162" + "026e31" + "01ac02");
+    assert_eq!(
+        hex(&bytes),
+        "0b000000".to_string() + "01" + "00" + "026162" + "026e31" + "01ac02"
+    );
     let back: Hello = codec::decode(&bytes[4..]).unwrap();
     assert_eq!(back, hello);
 }
 
 #[test]
 fn golden_messages() {
-    let report = FromNode::Report(ReportMsg { key: key(), step: 4, values: vec![0.5] });
-    assert_eq!(hex(&codec::encode(&report, 1024).unwrap()), "0e000000".to_string() + "02" + "010203" + "04" + "01" + "000000000000e03f");
+    let report = FromNode::Report(ReportMsg {
+        key: key(),
+        step: 4,
+        values: vec![0.5],
+    });
+    assert_eq!(
+        hex(&codec::encode(&report, 1024).unwrap()),
+        "0e000000".to_string() + "02" + "010203" + "04" + "01" + "000000000000e03f"
+    );
     let work = FromNode::RequestWork(RequestWorkMsg { slot: SlotId(1) });
     assert_eq!(hex(&codec::encode(&work, 1024).unwrap()), "020000000101");
-    let verdict = ToNode::Verdict(VerdictMsg { key: key(), step: 2, verdict: Verdict::Prune });
-    assert_eq!(hex(&codec::encode(&verdict, 1024).unwrap()), "06000000".to_string() + "01" + "010203" + "02" + "01");
-    let finish = FromNode::Finish(FinishMsg { key: key(), outcome: Outcome::Failed("x".into()) });
-    assert_eq!(hex(&codec::encode(&finish, 1024).unwrap()), "0700000003010203010178");
+    let verdict = ToNode::Verdict(VerdictMsg {
+        key: key(),
+        step: 2,
+        verdict: Verdict::Prune,
+    });
+    assert_eq!(
+        hex(&codec::encode(&verdict, 1024).unwrap()),
+        "06000000".to_string() + "01" + "010203" + "02" + "01"
+    );
+    let finish = FromNode::Finish(FinishMsg {
+        key: key(),
+        outcome: Outcome::Failed("x".into()),
+    });
+    assert_eq!(
+        hex(&codec::encode(&finish, 1024).unwrap()),
+        "0700000003010203010178"
+    );
     let status = FromClient::Status;
     assert_eq!(hex(&codec::encode(&status, 1024).unwrap()), "0100000001");
 }
@@ -41,9 +74,15 @@ fn golden_messages() {
 #[test]
 fn param_values_are_tagged_on_the_wire_and_bare_in_json() {
     let v = ParamValue::Float(0.25);
-    assert_eq!(hex(&codec::encode(&v, 64).unwrap()), "0900000002000000000000d03f");
+    assert_eq!(
+        hex(&codec::encode(&v, 64).unwrap()),
+        "0900000002000000000000d03f"
+    );
     assert_eq!(serde_json::to_string(&v).unwrap(), "0.25");
-    assert_eq!(serde_json::to_string(&ParamValue::Str("gbdt".into())).unwrap(), "\"gbdt\"");
+    assert_eq!(
+        serde_json::to_string(&ParamValue::Str("gbdt".into())).unwrap(),
+        "\"gbdt\""
+    );
     let back: ParamValue = serde_json::from_str("3").unwrap();
     assert_eq!(back, ParamValue::Int(3));
 }
@@ -52,14 +91,27 @@ fn param_values_are_tagged_on_the_wire_and_bare_in_json() {
 fn oversized_frames_are_refused_before_reading() {
     let mut buf = FrameBuffer::new(16);
     buf.push(&1000u32.to_le_bytes());
-    assert!(matches!(buf.next_payload(), Err(codec::CodecError::TooLarge { len: 1000, max: 16 })));
-    let big = FromNode::Report(ReportMsg { key: key(), step: 1, values: vec![1.0; 100] });
-    assert!(matches!(codec::encode(&big, 64), Err(codec::CodecError::TooLarge { .. })));
+    assert!(matches!(
+        buf.next_payload(),
+        Err(codec::CodecError::TooLarge { len: 1000, max: 16 })
+    ));
+    let big = FromNode::Report(ReportMsg {
+        key: key(),
+        step: 1,
+        values: vec![1.0; 100],
+    });
+    assert!(matches!(
+        codec::encode(&big, 64),
+        Err(codec::CodecError::TooLarge { .. })
+    ));
 }
 
 #[test]
 fn frame_buffer_reassembles_split_frames() {
-    let msgs = [FromNode::Draining, FromNode::RequestWork(RequestWorkMsg { slot: SlotId(7) })];
+    let msgs = [
+        FromNode::Draining,
+        FromNode::RequestWork(RequestWorkMsg { slot: SlotId(7) }),
+    ];
     let mut bytes = Vec::new();
     for m in &msgs {
         codec::encode_into(m, 1024, &mut bytes).unwrap();

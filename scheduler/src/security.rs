@@ -41,7 +41,12 @@ impl Identity {
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))?;
@@ -66,24 +71,35 @@ pub fn load_or_create(dir: &Path) -> anyhow::Result<Identity> {
         write_private(&key_path, ck.signing_key.serialize_der().as_slice())?;
         write_private(&cert_path, ck.cert.der().as_ref())?;
     }
-    let cert_der = fs::read(&cert_path).with_context(|| format!("reading {}", cert_path.display()))?;
+    let cert_der =
+        fs::read(&cert_path).with_context(|| format!("reading {}", cert_path.display()))?;
     let key_der = fs::read(&key_path).with_context(|| format!("reading {}", key_path.display()))?;
     let fingerprint = mlt_net::tls::fingerprint(&cert_der);
     let token = |file: &str, role: Role| -> anyhow::Result<Token> {
         let path = dir.join(file);
         if let Ok(text) = fs::read_to_string(&path) {
-            let t = Token::parse(&text).with_context(|| format!("{} is not a valid token", path.display()))?;
+            let t = Token::parse(&text)
+                .with_context(|| format!("{} is not a valid token", path.display()))?;
             if t.fingerprint == fingerprint && t.role == role {
                 return Ok(t);
             }
         }
-        let t = Token { role, fingerprint, secret: secret() };
+        let t = Token {
+            role,
+            fingerprint,
+            secret: secret(),
+        };
         write_private(&path, format!("{}\n", t.encode()).as_bytes())?;
         Ok(t)
     };
     let join_token = token("join-token", Role::Node)?;
     let client_token = token("client-token", Role::Client)?;
-    Ok(Identity { cert_der, key_der, join_token, client_token })
+    Ok(Identity {
+        cert_der,
+        key_der,
+        join_token,
+        client_token,
+    })
 }
 
 #[cfg(test)]
@@ -98,12 +114,19 @@ mod tests {
         assert_eq!(a.join_token, b.join_token);
         assert_ne!(a.join_token.secret, a.client_token.secret);
         for f in ["key.der", "join-token", "client-token"] {
-            let mode = fs::metadata(dir.path().join(f)).unwrap().permissions().mode() & 0o777;
+            let mode = fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
             assert_eq!(mode, 0o600, "{f}");
         }
         assert_eq!(a.role_of(&a.join_token.secret), Some(Role::Node));
         assert_eq!(a.role_of(&a.client_token.secret), Some(Role::Client));
         assert_eq!(a.role_of("nope"), None);
-        assert_eq!(a.join_token.fingerprint, mlt_net::tls::fingerprint(&a.cert_der));
+        assert_eq!(
+            a.join_token.fingerprint,
+            mlt_net::tls::fingerprint(&a.cert_der)
+        );
     }
 }

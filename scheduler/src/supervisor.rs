@@ -3,13 +3,13 @@
 //! whole scheduler stops: a restart recovers everything acknowledged from the store.
 use crate::config::SchedulerConfig;
 use crate::metrics::Metrics;
+use crate::now_ms;
 use crate::registry::{RegistryActor, RegistryArgs, RegistryMsg};
 use crate::security::{self, Identity};
 use crate::server::{Listener, ListenerArgs};
-use crate::store::{Loaded, Store, StoreActor, StoreHandle, StoreOp, StudyRow};
 use crate::store::actor_args;
+use crate::store::{Loaded, Store, StoreActor, StoreHandle, StoreOp, StudyRow};
 use crate::study::{StudyActor, StudyArgs, StudyCore, StudyMsg};
-use crate::now_ms;
 use anyhow::Context;
 use mlt_protocol::ids::StudyId;
 use mlt_protocol::messages::{ErrorKind, ErrorMsg, SubmitMsg, SubmittedMsg};
@@ -23,25 +23,42 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 /// Study actors by id and name.
 #[derive(Default)]
 pub struct Directory {
-    inner: RwLock<(HashMap<StudyId, ActorRef<StudyMsg>>, HashMap<String, StudyId>)>,
+    inner: RwLock<(
+        HashMap<StudyId, ActorRef<StudyMsg>>,
+        HashMap<String, StudyId>,
+    )>,
 }
 
 impl Directory {
     /// A study's actor by id.
     pub fn study(&self, id: StudyId) -> Option<ActorRef<StudyMsg>> {
-        self.inner.read().expect("directory lock").0.get(&id).cloned()
+        self.inner
+            .read()
+            .expect("directory lock")
+            .0
+            .get(&id)
+            .cloned()
     }
 
     /// A study's actor by name (or by id written as digits).
     pub fn find(&self, name: &str) -> Option<ActorRef<StudyMsg>> {
         let g = self.inner.read().expect("directory lock");
-        let id = g.1.get(name).copied().or_else(|| name.parse().ok().map(StudyId))?;
+        let id =
+            g.1.get(name)
+                .copied()
+                .or_else(|| name.parse().ok().map(StudyId))?;
         g.0.get(&id).cloned()
     }
 
     /// Every study's actor.
     pub fn all(&self) -> Vec<ActorRef<StudyMsg>> {
-        self.inner.read().expect("directory lock").0.values().cloned().collect()
+        self.inner
+            .read()
+            .expect("directory lock")
+            .0
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn insert(&self, id: StudyId, name: String, actor: ActorRef<StudyMsg>) {
@@ -55,7 +72,10 @@ impl Directory {
         if !g.1.contains_key(base) {
             return base.to_string();
         }
-        (2..).map(|i| format!("{base}-{i}")).find(|n| !g.1.contains_key(n)).expect("a free name")
+        (2..)
+            .map(|i| format!("{base}-{i}"))
+            .find(|n| !g.1.contains_key(n))
+            .expect("a free name")
     }
 }
 
@@ -106,16 +126,36 @@ struct SupervisorState {
     next_study: u64,
 }
 
-async fn spawn_study(me: &ActorRef<SupervisorMsg>, shared: &Arc<Shared>, store: &StoreHandle, core: StudyCore) -> Result<(), ActorProcessingErr> {
+async fn spawn_study(
+    me: &ActorRef<SupervisorMsg>,
+    shared: &Arc<Shared>,
+    store: &StoreHandle,
+    core: StudyCore,
+) -> Result<(), ActorProcessingErr> {
     let id = core.id();
     let name = core.row.name.clone();
     let resources = core.spec.resources.clone();
     let has_work = core.has_work();
     let running = core.running();
-    let args = StudyArgs { core, store: store.clone(), registry: shared.registry.clone(), metrics: shared.metrics.clone(), max_frame: shared.config.max_frame };
-    let (actor, _) = Actor::spawn_linked(Some(format!("study-{id}")), StudyActor, args, me.get_cell()).await?;
+    let args = StudyArgs {
+        core,
+        store: store.clone(),
+        registry: shared.registry.clone(),
+        metrics: shared.metrics.clone(),
+        max_frame: shared.config.max_frame,
+    };
+    let (actor, _) =
+        Actor::spawn_linked(Some(format!("study-{id}")), StudyActor, args, me.get_cell()).await?;
     shared.directory.insert(id, name, actor.clone());
-    shared.registry.cast(crate::registry::RegistryMsg::StudyAdded { id, actor, resources, has_work, running })?;
+    shared
+        .registry
+        .cast(crate::registry::RegistryMsg::StudyAdded {
+            id,
+            actor,
+            resources,
+            has_work,
+            running,
+        })?;
     Ok(())
 }
 
@@ -124,12 +164,21 @@ impl Actor for Supervisor {
     type State = SupervisorState;
     type Arguments = SupervisorArgs;
 
-    async fn pre_start(&self, me: ActorRef<SupervisorMsg>, a: SupervisorArgs) -> Result<SupervisorState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        me: ActorRef<SupervisorMsg>,
+        a: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
         let metrics = Arc::new(Metrics::default());
         let (store_ref, _) = Actor::spawn_linked(
             Some("store".into()),
             StoreActor,
-            actor_args(a.store.clone(), a.config.durable, a.loaded.next_event.clone(), metrics.clone()),
+            actor_args(
+                a.store.clone(),
+                a.config.durable,
+                a.loaded.next_event.clone(),
+                metrics.clone(),
+            ),
             me.get_cell(),
         )
         .await?;
@@ -137,7 +186,10 @@ impl Actor for Supervisor {
         let (registry, _) = Actor::spawn_linked(
             Some("registry".into()),
             RegistryActor,
-            RegistryArgs { lease: a.config.lease, metrics: metrics.clone() },
+            RegistryArgs {
+                lease: a.config.lease,
+                metrics: metrics.clone(),
+            },
             me.get_cell(),
         )
         .await?;
@@ -165,18 +217,39 @@ impl Actor for Supervisor {
             tracing::info!(study = %core.row.name, state = %core.row.state, trials = core.trials.len(), "study restored");
             spawn_study(&me, &shared, &store, core).await?;
         }
-        Actor::spawn_linked(Some("listener".into()), Listener, ListenerArgs { endpoint: a.endpoint, shared: shared.clone() }, me.get_cell()).await?;
+        Actor::spawn_linked(
+            Some("listener".into()),
+            Listener,
+            ListenerArgs {
+                endpoint: a.endpoint,
+                shared: shared.clone(),
+            },
+            me.get_cell(),
+        )
+        .await?;
         let _ = a.shared_out.set(shared.clone());
-        Ok(SupervisorState { shared, store, next_study: loaded.next_study })
+        Ok(SupervisorState {
+            shared,
+            store,
+            next_study: loaded.next_study,
+        })
     }
 
-    async fn handle(&self, me: ActorRef<SupervisorMsg>, msg: SupervisorMsg, st: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        st: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::CreateStudy(sub, reply) => {
                 let spec = match Spec::parse(&sub.spec_toml, &sub.source) {
                     Ok(s) => s,
                     Err(e) => {
-                        let _ = reply.send(Err(ErrorMsg { kind: ErrorKind::InvalidSpec, message: e.to_string() }));
+                        let _ = reply.send(Err(ErrorMsg {
+                            kind: ErrorKind::InvalidSpec,
+                            message: e.to_string(),
+                        }));
                         return Ok(());
                     }
                 };
@@ -192,21 +265,40 @@ impl Actor for Supervisor {
                     state: StudyState::Running,
                     created_ms: now_ms(),
                 };
-                let ops = vec![StoreOp::Study(row.clone()), StoreOp::NextStudy(st.next_study)];
+                let ops = vec![
+                    StoreOp::Study(row.clone()),
+                    StoreOp::NextStudy(st.next_study),
+                ];
                 let core = StudyCore::new(row, spec, Vec::new());
                 tracing::info!(study = %name, %id, n_trials = core.spec.study.n_trials, "study created");
                 // The client hears of the study once it is durable.
-                st.store.write(ops, Some(Box::new(move || drop(reply.send(Ok(SubmittedMsg { id, name }))))));
+                st.store.write(
+                    ops,
+                    Some(Box::new(move || {
+                        drop(reply.send(Ok(SubmittedMsg { id, name })))
+                    })),
+                );
                 spawn_study(&me, &st.shared, &st.store, core).await?;
             }
         }
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, me: ActorRef<SupervisorMsg>, evt: SupervisionEvent, st: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<SupervisorMsg>,
+        evt: SupervisionEvent,
+        st: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
         let why = match &evt {
-            SupervisionEvent::ActorTerminated(cell, _, reason) => format!("{} stopped: {}", cell.get_name().unwrap_or_default(), reason.clone().unwrap_or_default()),
-            SupervisionEvent::ActorFailed(cell, err) => format!("{} failed: {err}", cell.get_name().unwrap_or_default()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => format!(
+                "{} stopped: {}",
+                cell.get_name().unwrap_or_default(),
+                reason.clone().unwrap_or_default()
+            ),
+            SupervisionEvent::ActorFailed(cell, err) => {
+                format!("{} failed: {err}", cell.get_name().unwrap_or_default())
+            }
             _ => return Ok(()),
         };
         tracing::error!("{why}; stopping the scheduler (a restart resumes from the store)");
@@ -235,28 +327,50 @@ impl Scheduler {
         let identity = security::load_or_create(&config.data_dir)?;
         let store = Store::open(&config.data_dir)?;
         let loaded = store.load()?;
-        let server = mlt_net::tls::server_config(identity.cert_der.clone(), identity.key_der.clone(), std::time::Duration::from_secs(30))
-            .context("building the TLS configuration")?;
-        let endpoint = quinn::Endpoint::server(server, config.listen).with_context(|| format!("cannot listen on {} (UDP)", config.listen))?;
+        let server = mlt_net::tls::server_config(
+            identity.cert_der.clone(),
+            identity.key_der.clone(),
+            std::time::Duration::from_secs(30),
+        )
+        .context("building the TLS configuration")?;
+        let endpoint = quinn::Endpoint::server(server, config.listen)
+            .with_context(|| format!("cannot listen on {} (UDP)", config.listen))?;
         let addr = endpoint.local_addr()?;
         let out = Arc::new(OnceLock::new());
-        let args = SupervisorArgs { config: config.clone(), identity, store, loaded, endpoint, shared_out: out.clone() };
-        let (supervisor, join) = Actor::spawn(Some("supervisor".into()), Supervisor, args).await.map_err(|e| anyhow::anyhow!("starting the scheduler: {e}"))?;
+        let args = SupervisorArgs {
+            config: config.clone(),
+            identity,
+            store,
+            loaded,
+            endpoint,
+            shared_out: out.clone(),
+        };
+        let (supervisor, join) = Actor::spawn(Some("supervisor".into()), Supervisor, args)
+            .await
+            .map_err(|e| anyhow::anyhow!("starting the scheduler: {e}"))?;
         let shared = out.get().expect("set in pre_start").clone();
         let advertised = match &config.advertise {
             Some(host) => format!("{host}:{}", addr.port()),
             None => addr.to_string(),
         };
-        std::fs::write(config.data_dir.join("address"), format!("{advertised}\n")).context("writing DIR/address")?;
-        Ok(SchedulerHandle { addr, shared, supervisor, join })
+        std::fs::write(config.data_dir.join("address"), format!("{advertised}\n"))
+            .context("writing DIR/address")?;
+        Ok(SchedulerHandle {
+            addr,
+            shared,
+            supervisor,
+            join,
+        })
     }
 }
 
 impl SchedulerHandle {
     /// Creates a study, as `submit` does.
     pub async fn submit(&self, sub: SubmitMsg) -> Result<SubmittedMsg, ErrorMsg> {
-        ractor::call!(self.supervisor, SupervisorMsg::CreateStudy, sub)
-            .map_err(|e| ErrorMsg { kind: ErrorKind::Internal, message: e.to_string() })?
+        ractor::call!(self.supervisor, SupervisorMsg::CreateStudy, sub).map_err(|e| ErrorMsg {
+            kind: ErrorKind::Internal,
+            message: e.to_string(),
+        })?
     }
 
     /// A study's summary.

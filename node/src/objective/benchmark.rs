@@ -8,11 +8,15 @@ use rand::{Rng, SeedableRng};
 use std::time::Duration;
 
 fn num(p: &Params, name: &str) -> Result<f64, String> {
-    p.get(name).and_then(ParamValue::as_f64).ok_or_else(|| format!("parameter `{name}` is missing or not numeric"))
+    p.get(name)
+        .and_then(ParamValue::as_f64)
+        .ok_or_else(|| format!("parameter `{name}` is missing or not numeric"))
 }
 
 fn xs(p: &Params) -> Vec<f64> {
-    (0..).map_while(|i| p.get(&format!("x{i}")).and_then(ParamValue::as_f64)).collect()
+    (0..)
+        .map_while(|i| p.get(&format!("x{i}")).and_then(ParamValue::as_f64))
+        .collect()
 }
 
 /// The function's value at `p`.
@@ -21,7 +25,14 @@ pub fn evaluate(f: BenchFunction, p: &Params) -> Result<f64, String> {
     Ok(match f {
         BenchFunction::Branin => {
             let (x, y) = (num(p, "x0")?, num(p, "x1")?);
-            let (a, b, c, r, s, t) = (1.0, 5.1 / (4.0 * PI * PI), 5.0 / PI, 6.0, 10.0, 1.0 / (8.0 * PI));
+            let (a, b, c, r, s, t) = (
+                1.0,
+                5.1 / (4.0 * PI * PI),
+                5.0 / PI,
+                6.0,
+                10.0,
+                1.0 / (8.0 * PI),
+            );
             a * (y - b * x * x + c * x - r).powi(2) + s * (1.0 - t) * x.cos() + s
         }
         BenchFunction::Hartmann6 => {
@@ -38,14 +49,32 @@ pub fn evaluate(f: BenchFunction, p: &Params) -> Result<f64, String> {
                 [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
             ];
             const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
-            let x: Vec<f64> = (0..6).map(|i| num(p, &format!("x{i}"))).collect::<Result<_, _>>()?;
-            -(0..4).map(|i| ALPHA[i] * (-(0..6).map(|j| A[i][j] * (x[j] - P[i][j]).powi(2)).sum::<f64>()).exp()).sum::<f64>()
+            let x: Vec<f64> = (0..6)
+                .map(|i| num(p, &format!("x{i}")))
+                .collect::<Result<_, _>>()?;
+            -(0..4)
+                .map(|i| {
+                    ALPHA[i]
+                        * (-(0..6)
+                            .map(|j| A[i][j] * (x[j] - P[i][j]).powi(2))
+                            .sum::<f64>())
+                        .exp()
+                })
+                .sum::<f64>()
         }
         BenchFunction::Rosenbrock => {
             let x = xs(p);
-            x.windows(2).map(|w| 100.0 * (w[1] - w[0] * w[0]).powi(2) + (1.0 - w[0]).powi(2)).sum()
+            x.windows(2)
+                .map(|w| 100.0 * (w[1] - w[0] * w[0]).powi(2) + (1.0 - w[0]).powi(2))
+                .sum()
         }
-        BenchFunction::StyblinskiTang => xs(p).iter().map(|x| x.powi(4) - 16.0 * x * x + 5.0 * x).sum::<f64>() / 2.0,
+        BenchFunction::StyblinskiTang => {
+            xs(p)
+                .iter()
+                .map(|x| x.powi(4) - 16.0 * x * x + 5.0 * x)
+                .sum::<f64>()
+                / 2.0
+        }
         BenchFunction::Mixed => {
             let x = num(p, "x")?;
             let n = num(p, "n")?;
@@ -55,7 +84,10 @@ pub fn evaluate(f: BenchFunction, p: &Params) -> Result<f64, String> {
             };
             let base = (x - 0.3).powi(2) + 0.1 * (n - 3.0).powi(2);
             base + match kind {
-                "a" => p.get("y").and_then(ParamValue::as_f64).map_or(1.0, |y| (y - 0.7).powi(2)),
+                "a" => p
+                    .get("y")
+                    .and_then(ParamValue::as_f64)
+                    .map_or(1.0, |y| (y - 0.7).powi(2)),
                 "b" => 0.5,
                 _ => 1.0,
             }
@@ -70,7 +102,10 @@ pub fn run_benchmark(spec: &BenchmarkSpec, params: &Params, ctx: &mut dyn TrialC
         Ok(f) => return Outcome::Failed(format!("the function is not finite here ({f})")),
         Err(e) => return Outcome::Failed(e),
     };
-    let seed = params.values().filter_map(ParamValue::as_f64).fold(0u64, |h, v| h.rotate_left(7) ^ v.to_bits());
+    let seed = params
+        .values()
+        .filter_map(ParamValue::as_f64)
+        .fold(0u64, |h, v| h.rotate_left(7) ^ v.to_bits());
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let scale = 1.0 + f.abs();
     for step in 1..=spec.steps as u64 {
@@ -80,7 +115,9 @@ pub fn run_benchmark(spec: &BenchmarkSpec, params: &Params, ctx: &mut dyn TrialC
                 if ctx.stopped() {
                     return Outcome::Pruned;
                 }
-                std::thread::sleep((end - std::time::Instant::now()).min(Duration::from_millis(20)));
+                std::thread::sleep(
+                    (end - std::time::Instant::now()).min(Duration::from_millis(20)),
+                );
             }
         }
         if ctx.stopped() {
@@ -102,33 +139,64 @@ mod tests {
     use super::*;
 
     fn p(pairs: &[(&str, f64)]) -> Params {
-        pairs.iter().map(|(k, v)| (k.to_string(), ParamValue::Float(*v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), ParamValue::Float(*v)))
+            .collect()
     }
 
     #[test]
     fn known_minima() {
-        let b = evaluate(BenchFunction::Branin, &p(&[("x0", std::f64::consts::PI), ("x1", 2.275)])).unwrap();
+        let b = evaluate(
+            BenchFunction::Branin,
+            &p(&[("x0", std::f64::consts::PI), ("x1", 2.275)]),
+        )
+        .unwrap();
         assert!((b - 0.397887).abs() < 1e-5, "{b}");
         let h = evaluate(
             BenchFunction::Hartmann6,
-            &p(&[("x0", 0.20169), ("x1", 0.150011), ("x2", 0.476874), ("x3", 0.275332), ("x4", 0.311652), ("x5", 0.6573)]),
+            &p(&[
+                ("x0", 0.20169),
+                ("x1", 0.150011),
+                ("x2", 0.476874),
+                ("x3", 0.275332),
+                ("x4", 0.311652),
+                ("x5", 0.6573),
+            ]),
         )
         .unwrap();
         assert!((h + 3.32237).abs() < 1e-4, "{h}");
-        assert_eq!(evaluate(BenchFunction::Rosenbrock, &p(&[("x0", 1.0), ("x1", 1.0), ("x2", 1.0)])).unwrap(), 0.0);
-        let st = evaluate(BenchFunction::StyblinskiTang, &p(&[("x0", -2.903534), ("x1", -2.903534)])).unwrap();
+        assert_eq!(
+            evaluate(
+                BenchFunction::Rosenbrock,
+                &p(&[("x0", 1.0), ("x1", 1.0), ("x2", 1.0)])
+            )
+            .unwrap(),
+            0.0
+        );
+        let st = evaluate(
+            BenchFunction::StyblinskiTang,
+            &p(&[("x0", -2.903534), ("x1", -2.903534)]),
+        )
+        .unwrap();
         assert!((st + 2.0 * 39.16617).abs() < 1e-3, "{st}");
         let mut m = p(&[("x", 0.3), ("n", 3.0), ("y", 0.7)]);
         m.insert("kind".into(), ParamValue::Str("a".into()));
         assert_eq!(evaluate(BenchFunction::Mixed, &m).unwrap(), 0.0);
-        assert!(evaluate(BenchFunction::Branin, &p(&[("x0", 1.0)])).unwrap_err().contains("x1"));
+        assert!(evaluate(BenchFunction::Branin, &p(&[("x0", 1.0)]))
+            .unwrap_err()
+            .contains("x1"));
     }
 
     struct Ctx(Vec<(u64, f64)>, Option<u64>);
     impl TrialContext for Ctx {
         fn report(&mut self, step: u64, values: Vec<f64>) -> Verdict {
             self.0.push((step, values[0]));
-            if Some(step) == self.1 { Verdict::Prune } else { Verdict::Continue }
+            if Some(step) == self.1 {
+                Verdict::Prune
+            } else {
+                Verdict::Continue
+            }
         }
         fn stopped(&self) -> bool {
             false
@@ -137,11 +205,19 @@ mod tests {
 
     #[test]
     fn curve_converges_and_prune_stops() {
-        let spec = BenchmarkSpec { function: BenchFunction::Branin, steps: 5, step_seconds: 0.0, noise: 0.1 };
+        let spec = BenchmarkSpec {
+            function: BenchFunction::Branin,
+            steps: 5,
+            step_seconds: 0.0,
+            noise: 0.1,
+        };
         let params = p(&[("x0", 1.0), ("x1", 2.0)]);
         let f = evaluate(BenchFunction::Branin, &params).unwrap();
         let mut ctx = Ctx(Vec::new(), None);
-        assert_eq!(run_benchmark(&spec, &params, &mut ctx), Outcome::Complete(vec![f]));
+        assert_eq!(
+            run_benchmark(&spec, &params, &mut ctx),
+            Outcome::Complete(vec![f])
+        );
         assert_eq!(ctx.0.len(), 5);
         assert!(ctx.0.windows(2).all(|w| w[1].1 < w[0].1), "{:?}", ctx.0);
         let mut ctx = Ctx(Vec::new(), Some(2));

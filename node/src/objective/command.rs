@@ -21,7 +21,16 @@ const STDERR_TAIL: usize = 2000;
 
 /// `MLT_PARAM_` + the name, upper-cased, with anything but letters and digits as `_`.
 pub fn env_name(param: &str) -> String {
-    let clean: String = param.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    let clean: String = param
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
     format!("MLT_PARAM_{clean}")
 }
 
@@ -42,13 +51,18 @@ enum Line {
 }
 
 fn parse_line(line: &str) -> Line {
-    let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(line.trim()) else { return Line::Other };
+    let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(line.trim())
+    else {
+        return Line::Other;
+    };
     let values = match (m.get("value"), m.get("values")) {
         (Some(v), _) => v.as_f64().map(|x| vec![x]),
         (None, Some(serde_json::Value::Array(a))) => a.iter().map(|x| x.as_f64()).collect(),
         _ => None,
     };
-    let Some(values) = values else { return Line::Other };
+    let Some(values) = values else {
+        return Line::Other;
+    };
     match m.get("step").and_then(|s| s.as_u64()) {
         Some(step) => Line::Step(step, values),
         None => Line::Result(values),
@@ -59,7 +73,11 @@ fn parse_line(line: &str) -> Line {
 pub fn run_command(spec: &CommandSpec, assign: &AssignMsg, ctx: &mut dyn TrialContext) -> Outcome {
     let mut cmd = Command::new(&spec.command[0]);
     cmd.args(&spec.command[1..]);
-    if let Some(dir) = assign.workdir.as_deref().filter(|d| std::path::Path::new(d).is_dir()) {
+    if let Some(dir) = assign
+        .workdir
+        .as_deref()
+        .filter(|d| std::path::Path::new(d).is_dir())
+    {
         cmd.current_dir(dir);
     }
     for (k, v) in &spec.env {
@@ -82,7 +100,9 @@ pub fn run_command(spec: &CommandSpec, assign: &AssignMsg, ctx: &mut dyn TrialCo
     let params = serde_json::to_string(&assign.params).unwrap_or_else(|_| "{}".into());
     if let Some(mut stdin) = child.stdin.take() {
         // A program that does not read stdin must not make us fail.
-        let _ = stdin.write_all(params.as_bytes()).and_then(|_| stdin.write_all(b"\n"));
+        let _ = stdin
+            .write_all(params.as_bytes())
+            .and_then(|_| stdin.write_all(b"\n"));
     }
     let tail = Arc::new(Mutex::new(VecDeque::<u8>::new()));
     let stderr = child.stderr.take().expect("piped");
@@ -111,7 +131,9 @@ pub fn run_command(spec: &CommandSpec, assign: &AssignMsg, ctx: &mut dyn TrialCo
             }
         }
     });
-    let deadline = spec.timeout_seconds.map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let deadline = spec
+        .timeout_seconds
+        .map(|s| Instant::now() + Duration::from_secs_f64(s));
     let mut result: Option<Vec<f64>> = None;
     let stop = |child: &mut Child, err_thread: std::thread::JoinHandle<()>| {
         kill_group(child);
@@ -125,7 +147,10 @@ pub fn run_command(spec: &CommandSpec, assign: &AssignMsg, ctx: &mut dyn TrialCo
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             stop(&mut child, err_thread);
-            return Outcome::Failed(format!("timed out after {} s", spec.timeout_seconds.unwrap_or_default()));
+            return Outcome::Failed(format!(
+                "timed out after {} s",
+                spec.timeout_seconds.unwrap_or_default()
+            ));
         }
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(line) => match parse_line(&line) {
@@ -145,14 +170,34 @@ pub fn run_command(spec: &CommandSpec, assign: &AssignMsg, ctx: &mut dyn TrialCo
     }
     let status = child.wait();
     let _ = err_thread.join();
-    let tail = String::from_utf8_lossy(&tail.lock().expect("tail lock").iter().copied().collect::<Vec<u8>>()).trim().to_string();
-    let with_tail = |what: String| if tail.is_empty() { what } else { format!("{what}; stderr tail:\n{tail}") };
+    let tail = String::from_utf8_lossy(
+        &tail
+            .lock()
+            .expect("tail lock")
+            .iter()
+            .copied()
+            .collect::<Vec<u8>>(),
+    )
+    .trim()
+    .to_string();
+    let with_tail = |what: String| {
+        if tail.is_empty() {
+            what
+        } else {
+            format!("{what}; stderr tail:\n{tail}")
+        }
+    };
     match status {
         Ok(s) if s.success() => match result {
             Some(v) => Outcome::Complete(v),
-            None => Outcome::Failed(with_tail("the program exited without printing a result line such as {\"value\": 0.5}".into())),
+            None => Outcome::Failed(with_tail(
+                "the program exited without printing a result line such as {\"value\": 0.5}".into(),
+            )),
         },
-        Ok(s) => Outcome::Failed(with_tail(format!("`{}` failed ({s})", spec.command.join(" ")))),
+        Ok(s) => Outcome::Failed(with_tail(format!(
+            "`{}` failed ({s})",
+            spec.command.join(" ")
+        ))),
         Err(e) => Outcome::Failed(format!("waiting for the program failed: {e}")),
     }
 }
@@ -171,7 +216,11 @@ mod tests {
     impl TrialContext for Ctx {
         fn report(&mut self, step: u64, values: Vec<f64>) -> Verdict {
             self.reports.push((step, values));
-            if Some(step) == self.prune_at { Verdict::Prune } else { Verdict::Continue }
+            if Some(step) == self.prune_at {
+                Verdict::Prune
+            } else {
+                Verdict::Continue
+            }
         }
         fn stopped(&self) -> bool {
             false
@@ -179,12 +228,24 @@ mod tests {
     }
 
     fn assign(script: &str, timeout: Option<f64>) -> (CommandSpec, AssignMsg) {
-        let spec = CommandSpec { command: vec!["sh".into(), "-c".into(), script.into()], env: Default::default(), timeout_seconds: timeout };
+        let spec = CommandSpec {
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            env: Default::default(),
+            timeout_seconds: timeout,
+        };
         let a = AssignMsg {
-            key: TrialKey { study: StudyId(1), trial: TrialId(4), attempt: 1 },
+            key: TrialKey {
+                study: StudyId(1),
+                trial: TrialId(4),
+                attempt: 1,
+            },
             slot: mlt_protocol::ids::SlotId(0),
             study_name: "s".into(),
-            params: [("lr".to_string(), ParamValue::Float(0.5)), ("num-leaves".to_string(), ParamValue::Int(3))].into(),
+            params: [
+                ("lr".to_string(), ParamValue::Float(0.5)),
+                ("num-leaves".to_string(), ParamValue::Int(3)),
+            ]
+            .into(),
             objective: ObjectiveSpec::Command(spec.clone()),
             workdir: None,
         };
@@ -197,17 +258,31 @@ mod tests {
             r#"read json; echo "got $json" >&2; echo '{"step": 1, "value": 3}'; echo "noise"; echo "{\"step\": 2, \"value\": $MLT_PARAM_LR}"; echo "{\"value\": $MLT_PARAM_NUM_LEAVES}""#,
             None,
         );
-        let mut ctx = Ctx { reports: vec![], prune_at: None };
-        assert_eq!(run_command(&spec, &a, &mut ctx), Outcome::Complete(vec![3.0]));
+        let mut ctx = Ctx {
+            reports: vec![],
+            prune_at: None,
+        };
+        assert_eq!(
+            run_command(&spec, &a, &mut ctx),
+            Outcome::Complete(vec![3.0])
+        );
         assert_eq!(ctx.reports, vec![(1, vec![3.0]), (2, vec![0.5])]);
     }
 
     #[test]
     fn failure_carries_stderr_tail() {
         let (spec, a) = assign("echo 'Traceback: boom' >&2; exit 3", None);
-        let mut ctx = Ctx { reports: vec![], prune_at: None };
-        let Outcome::Failed(msg) = run_command(&spec, &a, &mut ctx) else { panic!("should fail") };
-        assert!(msg.contains("exit status: 3") && msg.contains("Traceback: boom"), "{msg}");
+        let mut ctx = Ctx {
+            reports: vec![],
+            prune_at: None,
+        };
+        let Outcome::Failed(msg) = run_command(&spec, &a, &mut ctx) else {
+            panic!("should fail")
+        };
+        assert!(
+            msg.contains("exit status: 3") && msg.contains("Traceback: boom"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -215,17 +290,29 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mlt-cmd-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let marker = dir.join("after");
-        let script = format!("echo '{{\"step\": 1, \"value\": 1}}'; (sleep 1; touch {}) & sleep 1; touch {}", marker.display(), marker.display());
+        let script = format!(
+            "echo '{{\"step\": 1, \"value\": 1}}'; (sleep 1; touch {}) & sleep 1; touch {}",
+            marker.display(),
+            marker.display()
+        );
         let (spec, a) = assign(&script, None);
-        let mut ctx = Ctx { reports: vec![], prune_at: Some(1) };
+        let mut ctx = Ctx {
+            reports: vec![],
+            prune_at: Some(1),
+        };
         let t = Instant::now();
         assert_eq!(run_command(&spec, &a, &mut ctx), Outcome::Pruned);
         assert!(t.elapsed() < Duration::from_millis(900));
         std::thread::sleep(Duration::from_millis(1300));
         assert!(!marker.exists(), "the program and its children were killed");
         let (spec, a) = assign("sleep 5", Some(0.3));
-        let mut ctx = Ctx { reports: vec![], prune_at: None };
-        let Outcome::Failed(msg) = run_command(&spec, &a, &mut ctx) else { panic!("should time out") };
+        let mut ctx = Ctx {
+            reports: vec![],
+            prune_at: None,
+        };
+        let Outcome::Failed(msg) = run_command(&spec, &a, &mut ctx) else {
+            panic!("should time out")
+        };
         assert!(msg.contains("timed out"));
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -221,7 +221,9 @@ pub struct SearchSpace {
 impl SearchSpace {
     /// Whether `p` is active given the parameters decided so far.
     pub fn is_active(p: &ParamSpec, decided: &Params) -> bool {
-        p.when.iter().all(|(parent, values)| decided.get(parent).is_some_and(|v| values.contains(v)))
+        p.when
+            .iter()
+            .all(|(parent, values)| decided.get(parent).is_some_and(|v| values.contains(v)))
     }
 }
 

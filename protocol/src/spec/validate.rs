@@ -16,18 +16,34 @@ impl Ctx<'_> {
 
     fn err(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
         let line = Some(self.line(span));
-        self.issues.push(SpecIssue { line, key: key.into(), message: message.into() });
+        self.issues.push(SpecIssue {
+            line,
+            key: key.into(),
+            message: message.into(),
+        });
     }
 }
 
 /// Parses and validates `text`; `file` names it in errors.
 pub fn parse_spec(text: &str, file: &str) -> Result<Spec, SpecError> {
-    let fail = |issues| SpecError { file: file.to_string(), issues };
+    let fail = |issues| SpecError {
+        file: file.to_string(),
+        issues,
+    };
     let raw: RawSpec = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-        fail(vec![SpecIssue { line, key: String::new(), message: e.message().trim().to_string() }])
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        fail(vec![SpecIssue {
+            line,
+            key: String::new(),
+            message: e.message().trim().to_string(),
+        }])
     })?;
-    let mut cx = Ctx { text, issues: Vec::new() };
+    let mut cx = Ctx {
+        text,
+        issues: Vec::new(),
+    };
     let spec = validate(&mut cx, raw);
     match spec {
         Some(spec) if cx.issues.is_empty() => Ok(spec),
@@ -47,13 +63,19 @@ fn validate(cx: &mut Ctx, raw: RawSpec) -> Option<Spec> {
             match s.kind.get_ref().as_str() {
                 "random" => Some(SamplerSpec::Random),
                 other => {
-                    cx.err(s.kind.span(), "sampler.kind", format!("unknown sampler `{other}` (expected: random)"));
+                    cx.err(
+                        s.kind.span(),
+                        "sampler.kind",
+                        format!("unknown sampler `{other}` (expected: random)"),
+                    );
                     None
                 }
             }
         }
     };
-    let pruner = raw.pruner.map_or(Some(PrunerSpec::None), |p| pruner(cx, p.into_inner()));
+    let pruner = raw
+        .pruner
+        .map_or(Some(PrunerSpec::None), |p| pruner(cx, p.into_inner()));
     let resources = match raw.resources {
         None => ResourceSpec { cpus: 1, gpus: 0 },
         Some(r) => {
@@ -85,7 +107,14 @@ fn validate(cx: &mut Ctx, raw: RawSpec) -> Option<Spec> {
             });
         }
     }
-    Some(Spec { study: study?, sampler: sampler?, pruner: pruner?, resources, space, objective: objective? })
+    Some(Spec {
+        study: study?,
+        sampler: sampler?,
+        pruner: pruner?,
+        resources,
+        space,
+        objective: objective?,
+    })
 }
 
 /// An optional non-negative integer key, at least `min`.
@@ -93,7 +122,11 @@ fn count(cx: &mut Ctx, v: Option<&S<i64>>, key: &str, default: i64, min: i64) ->
     match v {
         None => Some(default),
         Some(v) if *v.get_ref() < min => {
-            cx.err(v.span(), key, format!("must be at least {min}, got {}", v.get_ref()));
+            cx.err(
+                v.span(),
+                key,
+                format!("must be at least {min}, got {}", v.get_ref()),
+            );
             None
         }
         Some(v) => Some(*v.get_ref()),
@@ -106,14 +139,24 @@ fn study(cx: &mut Ctx, s: S<RawStudy>) -> Option<StudySpec> {
     let name = s.name.get_ref().trim().to_string();
     let name_ok = !name.is_empty()
         && name.len() <= 100
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if !name_ok {
-        cx.err(s.name.span(), "study.name", "must be 1–100 characters of letters, digits, `-`, `_` or `.`");
+        cx.err(
+            s.name.span(),
+            "study.name",
+            "must be 1–100 characters of letters, digits, `-`, `_` or `.`",
+        );
     }
     let mut directions = Vec::new();
     match &s.directions {
         None => directions.push(Direction::Minimize),
-        Some(d) if d.get_ref().is_empty() => cx.err(d.span(), "study.directions", "must name at least one direction"),
+        Some(d) if d.get_ref().is_empty() => cx.err(
+            d.span(),
+            "study.directions",
+            "must name at least one direction",
+        ),
         Some(d) => {
             for x in d.get_ref() {
                 match x.get_ref().as_str() {
@@ -129,14 +172,26 @@ fn study(cx: &mut Ctx, s: S<RawStudy>) -> Option<StudySpec> {
         }
     }
     let objectives: Vec<String> = match &s.objectives {
-        None => (0..directions.len()).map(|i| if i == 0 { "value".into() } else { format!("value{i}") }).collect(),
+        None => (0..directions.len())
+            .map(|i| {
+                if i == 0 {
+                    "value".into()
+                } else {
+                    format!("value{i}")
+                }
+            })
+            .collect(),
         Some(o) => {
             let names: Vec<String> = o.get_ref().iter().map(|x| x.get_ref().clone()).collect();
             if names.len() != directions.len() {
                 cx.err(
                     o.span(),
                     "study.objectives",
-                    format!("{} objectives for {} directions: give one direction per objective", names.len(), directions.len()),
+                    format!(
+                        "{} objectives for {} directions: give one direction per objective",
+                        names.len(),
+                        directions.len()
+                    ),
                 );
             }
             names
@@ -144,11 +199,19 @@ fn study(cx: &mut Ctx, s: S<RawStudy>) -> Option<StudySpec> {
     };
     let n_trials = *s.n_trials.get_ref();
     if n_trials <= 0 {
-        cx.err(s.n_trials.span(), "study.n_trials", format!("must be a positive number of trials, got {n_trials}"));
+        cx.err(
+            s.n_trials.span(),
+            "study.n_trials",
+            format!("must be a positive number of trials, got {n_trials}"),
+        );
     }
     let max_concurrent = match &s.max_concurrent {
         Some(m) if *m.get_ref() <= 0 || *m.get_ref() > u32::MAX as i64 => {
-            cx.err(m.span(), "study.max_concurrent", format!("must be positive, got {}", m.get_ref()));
+            cx.err(
+                m.span(),
+                "study.max_concurrent",
+                format!("must be positive, got {}", m.get_ref()),
+            );
             None
         }
         Some(m) => Some(*m.get_ref() as u32),
@@ -193,13 +256,23 @@ fn pruner(cx: &mut Ctx, p: RawPruner) -> Option<PrunerSpec> {
         "none" => {
             for (name, v) in median_keys {
                 if let Some(v) = v {
-                    cx.err(v.span(), format!("pruner.{name}"), "is not a setting of the `none` pruner");
+                    cx.err(
+                        v.span(),
+                        format!("pruner.{name}"),
+                        "is not a setting of the `none` pruner",
+                    );
                 }
             }
             Some(PrunerSpec::None)
         }
         "median" => {
-            let n_startup = count(cx, p.n_startup_trials.as_ref(), "pruner.n_startup_trials", 5, 0);
+            let n_startup = count(
+                cx,
+                p.n_startup_trials.as_ref(),
+                "pruner.n_startup_trials",
+                5,
+                0,
+            );
             let warmup = count(cx, p.n_warmup_steps.as_ref(), "pruner.n_warmup_steps", 0, 0);
             let interval = count(cx, p.interval_steps.as_ref(), "pruner.interval_steps", 1, 1);
             let n_min = count(cx, p.n_min_trials.as_ref(), "pruner.n_min_trials", 1, 1);
@@ -211,7 +284,11 @@ fn pruner(cx: &mut Ctx, p: RawPruner) -> Option<PrunerSpec> {
             }))
         }
         other => {
-            cx.err(p.kind.span(), "pruner.kind", format!("unknown pruner `{other}` (expected: none, median)"));
+            cx.err(
+                p.kind.span(),
+                "pruner.kind",
+                format!("unknown pruner `{other}` (expected: none, median)"),
+            );
             None
         }
     }
@@ -240,24 +317,38 @@ fn space(cx: &mut Ctx, raw: BTreeMap<String, S<RawParam>>) -> SearchSpace {
             let key = format!("space.{}.when.{parent}", p.name);
             let Some((pp, _)) = params.iter().find(|(q, _)| &q.name == parent) else {
                 if !raw.contains_key(parent) {
-                    cx.err(span.clone(), key, format!("refers to `{parent}`, which is not a parameter of the space"));
+                    cx.err(
+                        span.clone(),
+                        key,
+                        format!("refers to `{parent}`, which is not a parameter of the space"),
+                    );
                 }
                 continue;
             };
             let allowed: Vec<ParamValue> = match &pp.dist {
                 Distribution::Categorical { choices } => choices.clone(),
                 Distribution::Fixed { value } => vec![value.clone()],
-                Distribution::Int { low, high, step, .. } if (high - low) / step <= 10_000 => {
-                    (0..=(high - low) / step).map(|k| ParamValue::Int(low + k * step)).collect()
-                }
+                Distribution::Int {
+                    low, high, step, ..
+                } if (high - low) / step <= 10_000 => (0..=(high - low) / step)
+                    .map(|k| ParamValue::Int(low + k * step))
+                    .collect(),
                 _ => {
-                    cx.err(span.clone(), key, format!("parent `{parent}` must be categorical, int or fixed"));
+                    cx.err(
+                        span.clone(),
+                        key,
+                        format!("parent `{parent}` must be categorical, int or fixed"),
+                    );
                     continue;
                 }
             };
             for v in values {
                 if !allowed.contains(v) {
-                    cx.err(span.clone(), key.clone(), format!("`{v}` is not a value `{parent}` can take"));
+                    cx.err(
+                        span.clone(),
+                        key.clone(),
+                        format!("`{v}` is not a value `{parent}` can take"),
+                    );
                 }
             }
         }
@@ -269,7 +360,9 @@ fn space(cx: &mut Ctx, raw: BTreeMap<String, S<RawParam>>) -> SearchSpace {
         let before = pending.len();
         let mut rest = Vec::new();
         for (p, span) in pending {
-            let ready = p.when.iter().all(|(parent, _)| ordered.iter().any(|q| &q.name == parent) || !raw.contains_key(parent));
+            let ready = p.when.iter().all(|(parent, _)| {
+                ordered.iter().any(|q| &q.name == parent) || !raw.contains_key(parent)
+            });
             if ready {
                 ordered.push(p);
             } else {
@@ -278,7 +371,11 @@ fn space(cx: &mut Ctx, raw: BTreeMap<String, S<RawParam>>) -> SearchSpace {
         }
         if rest.len() == before {
             for (p, span) in &rest {
-                cx.err(span.clone(), format!("space.{}.when", p.name), "conditions form a cycle");
+                cx.err(
+                    span.clone(),
+                    format!("space.{}.when", p.name),
+                    "conditions form a cycle",
+                );
             }
             break;
         }
@@ -292,11 +389,19 @@ fn num(cx: &mut Ctx, v: &S<toml::Value>, key: &str, int: bool) -> Option<f64> {
         toml::Value::Integer(i) => Some(*i as f64),
         toml::Value::Float(f) if !int && f.is_finite() => Some(*f),
         toml::Value::Float(f) if int => {
-            cx.err(v.span(), key, format!("must be an integer for an int parameter, got {f}"));
+            cx.err(
+                v.span(),
+                key,
+                format!("must be an integer for an int parameter, got {f}"),
+            );
             None
         }
         other => {
-            cx.err(v.span(), key, format!("must be a finite number, got {other}"));
+            cx.err(
+                v.span(),
+                key,
+                format!("must be a finite number, got {other}"),
+            );
             None
         }
     }
@@ -309,7 +414,11 @@ fn param(cx: &mut Ctx, name: &str, p: &S<RawParam>) -> Option<ParamSpec> {
     let mut when = Vec::new();
     if let Some(w) = &p.when {
         if w.get_ref().is_empty() {
-            cx.err(w.span(), k("when"), "must name at least one parent parameter");
+            cx.err(
+                w.span(),
+                k("when"),
+                "must name at least one parent parameter",
+            );
         }
         for (parent, vals) in w.get_ref() {
             let list: Vec<toml::Value> = match vals {
@@ -318,7 +427,11 @@ fn param(cx: &mut Ctx, name: &str, p: &S<RawParam>) -> Option<ParamSpec> {
             };
             let values: Vec<ParamValue> = list.iter().filter_map(value_of).collect();
             if values.len() != list.len() || values.is_empty() {
-                cx.err(w.span(), k("when"), format!("`{parent}` must list one or more plain values"));
+                cx.err(
+                    w.span(),
+                    k("when"),
+                    format!("`{parent}` must list one or more plain values"),
+                );
             }
             if parent == name {
                 cx.err(w.span(), k("when"), "a parameter cannot depend on itself");
@@ -345,7 +458,11 @@ fn param(cx: &mut Ctx, name: &str, p: &S<RawParam>) -> Option<ParamSpec> {
         for (field, sp) in given {
             if let Some(sp) = sp {
                 if !allowed.contains(&field) {
-                    cx.err(sp, k(field), format!("is not a setting of a {ty} parameter"));
+                    cx.err(
+                        sp,
+                        k(field),
+                        format!("is not a setting of a {ty} parameter"),
+                    );
                 }
             }
         }
@@ -354,7 +471,11 @@ fn param(cx: &mut Ctx, name: &str, p: &S<RawParam>) -> Option<ParamSpec> {
         "float" | "int" => {
             let int = ty == "int";
             let (Some(lo), Some(hi)) = (&p.low, &p.high) else {
-                cx.err(span, k("low"), format!("a {ty} parameter needs both `low` and `high`"));
+                cx.err(
+                    span,
+                    k("low"),
+                    format!("a {ty} parameter needs both `low` and `high`"),
+                );
                 return None;
             };
             let low = num(cx, lo, &k("low"), int)?;
@@ -365,11 +486,19 @@ fn param(cx: &mut Ctx, name: &str, p: &S<RawParam>) -> Option<ParamSpec> {
                 None => None,
             };
             if low > high {
-                cx.err(lo.span(), k("low"), format!("low ({low}) is greater than high ({high})"));
+                cx.err(
+                    lo.span(),
+                    k("low"),
+                    format!("low ({low}) is greater than high ({high})"),
+                );
                 return None;
             }
             if log && low <= 0.0 {
-                cx.err(lo.span(), k("low"), format!("a log-scale parameter needs low > 0, got {low}"));
+                cx.err(
+                    lo.span(),
+                    k("low"),
+                    format!("a log-scale parameter needs low > 0, got {low}"),
+                );
                 return None;
             }
             if let Some((s, sp)) = &step {
@@ -378,19 +507,37 @@ fn param(cx: &mut Ctx, name: &str, p: &S<RawParam>) -> Option<ParamSpec> {
                     return None;
                 }
                 if log {
-                    cx.err(sp.clone(), k("step"), "`step` and `log = true` cannot be used together");
+                    cx.err(
+                        sp.clone(),
+                        k("step"),
+                        "`step` and `log = true` cannot be used together",
+                    );
                     return None;
                 }
             }
             if int {
-                Distribution::Int { low: low as i64, high: high as i64, log, step: step.map_or(1, |(s, _)| s as i64) }
+                Distribution::Int {
+                    low: low as i64,
+                    high: high as i64,
+                    log,
+                    step: step.map_or(1, |(s, _)| s as i64),
+                }
             } else {
-                Distribution::Float { low, high, log, step: step.map(|(s, _)| s) }
+                Distribution::Float {
+                    low,
+                    high,
+                    log,
+                    step: step.map(|(s, _)| s),
+                }
             }
         }
         "categorical" => {
             let Some(ch) = &p.choices else {
-                cx.err(span, k("choices"), "a categorical parameter needs `choices`");
+                cx.err(
+                    span,
+                    k("choices"),
+                    "a categorical parameter needs `choices`",
+                );
                 return None;
             };
             if ch.get_ref().is_empty() {
@@ -399,7 +546,11 @@ fn param(cx: &mut Ctx, name: &str, p: &S<RawParam>) -> Option<ParamSpec> {
             }
             let choices: Vec<ParamValue> = ch.get_ref().iter().filter_map(value_of).collect();
             if choices.len() != ch.get_ref().len() {
-                cx.err(ch.span(), k("choices"), "choices must be strings, numbers or booleans");
+                cx.err(
+                    ch.span(),
+                    k("choices"),
+                    "choices must be strings, numbers or booleans",
+                );
                 return None;
             }
             for (i, c) in choices.iter().enumerate() {
@@ -422,11 +573,21 @@ fn param(cx: &mut Ctx, name: &str, p: &S<RawParam>) -> Option<ParamSpec> {
             Distribution::Fixed { value }
         }
         other => {
-            cx.err(p.ty.span(), k("type"), format!("unknown parameter type `{other}` (expected float, int, categorical or fixed)"));
+            cx.err(
+                p.ty.span(),
+                k("type"),
+                format!(
+                    "unknown parameter type `{other}` (expected float, int, categorical or fixed)"
+                ),
+            );
             return None;
         }
     };
-    Some(ParamSpec { name: name.to_string(), dist, when })
+    Some(ParamSpec {
+        name: name.to_string(),
+        dist,
+        when,
+    })
 }
 
 fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<ObjectiveSpec> {
@@ -442,7 +603,10 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
     let command_keys = [
         ("command", o.command.as_ref().map(|v| v.span())),
         ("env", o.env.as_ref().map(|v| v.span())),
-        ("timeout_seconds", o.timeout_seconds.as_ref().map(|v| v.span())),
+        (
+            "timeout_seconds",
+            o.timeout_seconds.as_ref().map(|v| v.span()),
+        ),
     ];
     let foreign = match kind {
         "benchmark" => &command_keys[..],
@@ -451,13 +615,21 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
     };
     for (field, sp) in foreign {
         if let Some(sp) = sp {
-            cx.err(sp.clone(), format!("objective.{field}"), format!("is not a setting of a {kind} objective"));
+            cx.err(
+                sp.clone(),
+                format!("objective.{field}"),
+                format!("is not a setting of a {kind} objective"),
+            );
         }
     }
     match kind {
         "benchmark" => {
             let Some(f) = &o.function else {
-                cx.err(span, "objective.function", "a benchmark objective needs `function`");
+                cx.err(
+                    span,
+                    "objective.function",
+                    "a benchmark objective needs `function`",
+                );
                 return None;
             };
             let Some(function) = BenchFunction::from_name(f.get_ref()) else {
@@ -470,22 +642,43 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
             };
             let steps = count(cx, o.steps.as_ref(), "objective.steps", 5, 0)?;
             if steps > 100_000 {
-                cx.err(o.steps.as_ref().expect("set").span(), "objective.steps", "must be at most 100000");
+                cx.err(
+                    o.steps.as_ref().expect("set").span(),
+                    "objective.steps",
+                    "must be at most 100000",
+                );
             }
             let step_seconds = o.step_seconds.as_ref().map_or(0.0, |v| *v.get_ref());
             if !(0.0..=3600.0).contains(&step_seconds) {
-                cx.err(o.step_seconds.as_ref().expect("set").span(), "objective.step_seconds", "must be between 0 and 3600");
+                cx.err(
+                    o.step_seconds.as_ref().expect("set").span(),
+                    "objective.step_seconds",
+                    "must be between 0 and 3600",
+                );
             }
             let noise = o.noise.as_ref().map_or(0.1, |v| *v.get_ref());
             if !(0.0..=10.0).contains(&noise) {
-                cx.err(o.noise.as_ref().expect("set").span(), "objective.noise", "must be between 0 and 10");
+                cx.err(
+                    o.noise.as_ref().expect("set").span(),
+                    "objective.noise",
+                    "must be between 0 and 10",
+                );
             }
             check_bench_space(cx, span, function, space);
-            Some(ObjectiveSpec::Benchmark(BenchmarkSpec { function, steps: steps as u32, step_seconds, noise }))
+            Some(ObjectiveSpec::Benchmark(BenchmarkSpec {
+                function,
+                steps: steps as u32,
+                step_seconds,
+                noise,
+            }))
         }
         "command" => {
             let Some(c) = &o.command else {
-                cx.err(span, "objective.command", "a command objective needs `command = [\"program\", \"arg\", …]`");
+                cx.err(
+                    span,
+                    "objective.command",
+                    "a command objective needs `command = [\"program\", \"arg\", …]`",
+                );
                 return None;
             };
             if c.get_ref().is_empty() || c.get_ref()[0].trim().is_empty() {
@@ -495,7 +688,11 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
             let timeout = o.timeout_seconds.as_ref().map(|t| *t.get_ref());
             if let Some(t) = timeout {
                 if t.is_nan() || t <= 0.0 {
-                    cx.err(o.timeout_seconds.as_ref().expect("set").span(), "objective.timeout_seconds", "must be positive");
+                    cx.err(
+                        o.timeout_seconds.as_ref().expect("set").span(),
+                        "objective.timeout_seconds",
+                        "must be positive",
+                    );
                 }
             }
             Some(ObjectiveSpec::Command(CommandSpec {
@@ -505,7 +702,11 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
             }))
         }
         other => {
-            cx.err(o.kind.span(), "objective.kind", format!("unknown objective `{other}` (expected: benchmark, command)"));
+            cx.err(
+                o.kind.span(),
+                "objective.kind",
+                format!("unknown objective `{other}` (expected: benchmark, command)"),
+            );
             None
         }
     }
@@ -514,19 +715,37 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
 /// A benchmark function reads its inputs from the space by name: check they are there.
 fn check_bench_space(cx: &mut Ctx, span: Range<usize>, f: BenchFunction, space: &SearchSpace) {
     let has_num = |n: &str| {
-        space.params.iter().any(|p| p.name == n && matches!(p.dist, Distribution::Float { .. } | Distribution::Int { .. } | Distribution::Fixed { .. }))
+        space.params.iter().any(|p| {
+            p.name == n
+                && matches!(
+                    p.dist,
+                    Distribution::Float { .. }
+                        | Distribution::Int { .. }
+                        | Distribution::Fixed { .. }
+                )
+        })
     };
     let need: Vec<String> = match f {
         BenchFunction::Branin => (0..2).map(|i| format!("x{i}")).collect(),
         BenchFunction::Hartmann6 => (0..6).map(|i| format!("x{i}")).collect(),
-        BenchFunction::Rosenbrock | BenchFunction::StyblinskiTang => (0..2).map(|i| format!("x{i}")).collect(),
+        BenchFunction::Rosenbrock | BenchFunction::StyblinskiTang => {
+            (0..2).map(|i| format!("x{i}")).collect()
+        }
         BenchFunction::Mixed => vec!["x".into(), "n".into()],
     };
     let missing: Vec<String> = need.into_iter().filter(|n| !has_num(n)).collect();
     if !missing.is_empty() {
-        cx.err(span.clone(), "objective.function", format!("needs numeric parameters {} in [space]", missing.join(", ")));
+        cx.err(
+            span.clone(),
+            "objective.function",
+            format!("needs numeric parameters {} in [space]", missing.join(", ")),
+        );
     }
     if f == BenchFunction::Mixed && !space.params.iter().any(|p| p.name == "kind") {
-        cx.err(span, "objective.function", "`mixed` needs a categorical parameter `kind` in [space]");
+        cx.err(
+            span,
+            "objective.function",
+            "`mixed` needs a categorical parameter `kind` in [space]",
+        );
     }
 }

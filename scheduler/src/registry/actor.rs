@@ -121,13 +121,22 @@ pub struct RegistryState {
 impl RegistryState {
     fn dispatch(&mut self) {
         for ask in self.core.dispatch() {
-            let (Some(actor), Some(outbox)) = (self.studies.get(&ask.study), self.outboxes.get(&ask.node)) else {
-                self.core.no_work(ask.study, ask.node, ask.slot, ask.asked_at);
+            let (Some(actor), Some(outbox)) =
+                (self.studies.get(&ask.study), self.outboxes.get(&ask.node))
+            else {
+                self.core
+                    .no_work(ask.study, ask.node, ask.slot, ask.asked_at);
                 continue;
             };
-            let msg = StudyMsg::Ask { node: ask.node, slot: ask.slot, asked_at: ask.asked_at, outbox: outbox.clone() };
+            let msg = StudyMsg::Ask {
+                node: ask.node,
+                slot: ask.slot,
+                asked_at: ask.asked_at,
+                outbox: outbox.clone(),
+            };
             if actor.cast(msg).is_err() {
-                self.core.no_work(ask.study, ask.node, ask.slot, ask.asked_at);
+                self.core
+                    .no_work(ask.study, ask.node, ask.slot, ask.asked_at);
             }
         }
     }
@@ -151,15 +160,35 @@ impl Actor for RegistryActor {
     type State = RegistryState;
     type Arguments = RegistryArgs;
 
-    async fn pre_start(&self, me: ActorRef<RegistryMsg>, a: RegistryArgs) -> Result<RegistryState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        me: ActorRef<RegistryMsg>,
+        a: RegistryArgs,
+    ) -> Result<RegistryState, ActorProcessingErr> {
         let period = (a.lease / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
         me.send_interval(period, || RegistryMsg::Tick);
-        Ok(RegistryState { core: RegistryCore::new(a.lease), studies: HashMap::new(), outboxes: HashMap::new(), metrics: a.metrics })
+        Ok(RegistryState {
+            core: RegistryCore::new(a.lease),
+            studies: HashMap::new(),
+            outboxes: HashMap::new(),
+            metrics: a.metrics,
+        })
     }
 
-    async fn handle(&self, _me: ActorRef<RegistryMsg>, msg: RegistryMsg, st: &mut RegistryState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _me: ActorRef<RegistryMsg>,
+        msg: RegistryMsg,
+        st: &mut RegistryState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
-            RegistryMsg::StudyAdded { id, actor, resources, has_work, running } => {
+            RegistryMsg::StudyAdded {
+                id,
+                actor,
+                resources,
+                has_work,
+                running,
+            } => {
                 st.core.add_study(id, resources, has_work);
                 st.studies.insert(id, actor);
                 let now = Instant::now();
@@ -168,9 +197,18 @@ impl Actor for RegistryActor {
                 }
             }
             RegistryMsg::StudyWork { study, has_work } => st.core.study_work(study, has_work),
-            RegistryMsg::NodeUp { node, name, slots, running, session, outbox } => {
+            RegistryMsg::NodeUp {
+                node,
+                name,
+                slots,
+                running,
+                session,
+                outbox,
+            } => {
                 tracing::info!(%node, %name, slots = slots.len(), holding = running.len(), "node registered");
-                let stale = st.core.node_up(node, name, slots, &running, session, Instant::now());
+                let stale = st
+                    .core
+                    .node_up(node, name, slots, &running, session, Instant::now());
                 st.outboxes.insert(node, outbox);
                 for key in stale {
                     st.stop(node, key, StopReason::Stale);
@@ -185,12 +223,19 @@ impl Actor for RegistryActor {
             RegistryMsg::Beat(node) => st.core.beat(node, Instant::now()),
             RegistryMsg::Draining(node) => st.core.drain(node),
             RegistryMsg::RequestWork(node, slot, at) => st.core.request(node, slot, at),
-            RegistryMsg::Assigned { study, node, slot, key } => {
+            RegistryMsg::Assigned {
+                study,
+                node,
+                slot,
+                key,
+            } => {
                 if !st.core.assigned(study, node, slot, key) {
                     st.expire(key);
                 }
             }
-            RegistryMsg::NoWork { study, node, slot } => st.core.no_work(study, node, slot, Instant::now()),
+            RegistryMsg::NoWork { study, node, slot } => {
+                st.core.no_work(study, node, slot, Instant::now())
+            }
             RegistryMsg::TrialEnded { node, key } => st.core.ended(node, key),
             RegistryMsg::Stop(list) => {
                 for (node, key) in list {
@@ -203,7 +248,12 @@ impl Actor for RegistryActor {
                     tracing::warn!(%key, "lease expired; trial goes back to the queue");
                     st.expire(key);
                 }
-                let live: Vec<NodeId> = st.outboxes.keys().copied().filter(|n| !st.core.nodes.contains_key(n)).collect();
+                let live: Vec<NodeId> = st
+                    .outboxes
+                    .keys()
+                    .copied()
+                    .filter(|n| !st.core.nodes.contains_key(n))
+                    .collect();
                 for n in live {
                     st.outboxes.remove(&n);
                 }

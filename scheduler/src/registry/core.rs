@@ -60,12 +60,25 @@ pub struct RegistryCore {
 impl RegistryCore {
     /// Empty, with a lease duration.
     pub fn new(lease: Duration) -> Self {
-        Self { nodes: HashMap::new(), studies: BTreeMap::new(), idle: VecDeque::new(), lease }
+        Self {
+            nodes: HashMap::new(),
+            studies: BTreeMap::new(),
+            idle: VecDeque::new(),
+            lease,
+        }
     }
 
     /// A study joins.
     pub fn add_study(&mut self, id: StudyId, resources: ResourceSpec, has_work: bool) {
-        self.studies.insert(id, StudyEntry { resources, has_work, running: 0, asking: 0 });
+        self.studies.insert(
+            id,
+            StudyEntry {
+                resources,
+                has_work,
+                running: 0,
+                asking: 0,
+            },
+        );
     }
 
     /// A study's work flag changed.
@@ -94,7 +107,15 @@ impl RegistryCore {
 
     /// A node (re)registers. Returns the keys it reports that the scheduler does not hold
     /// for it: those are stale and must be stopped on the node.
-    pub fn node_up(&mut self, node: NodeId, name: String, slots: Vec<SlotInfo>, running: &[(TrialKey, SlotId)], session: u64, now: Instant) -> Vec<TrialKey> {
+    pub fn node_up(
+        &mut self,
+        node: NodeId,
+        name: String,
+        slots: Vec<SlotInfo>,
+        running: &[(TrialKey, SlotId)],
+        session: u64,
+        now: Instant,
+    ) -> Vec<TrialKey> {
         self.idle.retain(|(n, _, _)| *n != node);
         let entry = self.nodes.entry(node).or_insert_with(|| NodeEntry {
             name: name.clone(),
@@ -109,7 +130,11 @@ impl RegistryCore {
         entry.session = session;
         entry.last_beat = now;
         entry.draining = false;
-        running.iter().filter(|(k, _)| !entry.running.contains_key(k)).map(|(k, _)| *k).collect()
+        running
+            .iter()
+            .filter(|(k, _)| !entry.running.contains_key(k))
+            .map(|(k, _)| *k)
+            .collect()
     }
 
     /// The node's session ended (its lease goes on until it expires).
@@ -139,7 +164,9 @@ impl RegistryCore {
 
     /// A slot asks for work.
     pub fn request(&mut self, node: NodeId, slot: SlotId, at: Instant) {
-        let ok = self.nodes.get(&node).is_some_and(|n| n.session != 0 && !n.draining && n.slots.iter().any(|s| s.slot == slot));
+        let ok = self.nodes.get(&node).is_some_and(|n| {
+            n.session != 0 && !n.draining && n.slots.iter().any(|s| s.slot == slot)
+        });
         if ok && !self.idle.iter().any(|(n, s, _)| *n == node && *s == slot) {
             self.idle.push_back((node, slot, at));
         }
@@ -153,7 +180,13 @@ impl RegistryCore {
         }
         let mut kept = VecDeque::new();
         while let Some((node, slot, at)) = self.idle.pop_front() {
-            let Some(info) = self.nodes.get(&node).and_then(|n| n.slots.iter().find(|s| s.slot == slot)) else { continue };
+            let Some(info) = self
+                .nodes
+                .get(&node)
+                .and_then(|n| n.slots.iter().find(|s| s.slot == slot))
+            else {
+                continue;
+            };
             let fits = |r: &ResourceSpec| info.cpus >= r.cpus && info.gpus.len() as u32 >= r.gpus;
             let pick = self
                 .studies
@@ -164,7 +197,12 @@ impl RegistryCore {
             match pick {
                 Some(study) => {
                     self.studies.get_mut(&study).expect("picked").asking += 1;
-                    asks.push(Ask { study, node, slot, asked_at: at });
+                    asks.push(Ask {
+                        study,
+                        node,
+                        slot,
+                        asked_at: at,
+                    });
                 }
                 None => kept.push_back((node, slot, at)),
             }
@@ -179,7 +217,9 @@ impl RegistryCore {
         if let Some(s) = self.studies.get_mut(&study) {
             s.asking = s.asking.saturating_sub(1);
         }
-        let Some(n) = self.nodes.get_mut(&node) else { return false };
+        let Some(n) = self.nodes.get_mut(&node) else {
+            return false;
+        };
         n.running.insert(key, slot);
         if let Some(s) = self.studies.get_mut(&study) {
             s.running += 1;
@@ -193,7 +233,11 @@ impl RegistryCore {
             s.asking = s.asking.saturating_sub(1);
             s.has_work = false;
         }
-        if self.nodes.get(&node).is_some_and(|n| n.session != 0 && !n.draining) {
+        if self
+            .nodes
+            .get(&node)
+            .is_some_and(|n| n.session != 0 && !n.draining)
+        {
             self.idle.push_front((node, slot, at));
         }
     }
@@ -211,7 +255,12 @@ impl RegistryCore {
 
     /// Removes nodes whose lease ran out; returns their trials, to be re-queued.
     pub fn expire(&mut self, now: Instant) -> Vec<TrialKey> {
-        let dead: Vec<NodeId> = self.nodes.iter().filter(|(_, n)| now.duration_since(n.last_beat) > self.lease).map(|(id, _)| *id).collect();
+        let dead: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| now.duration_since(n.last_beat) > self.lease)
+            .map(|(id, _)| *id)
+            .collect();
         let mut keys = Vec::new();
         for id in dead {
             let n = self.nodes.remove(&id).expect("listed");
@@ -228,7 +277,10 @@ impl RegistryCore {
 
     /// Trials a node runs.
     pub fn running_on(&self, node: NodeId) -> HashSet<TrialKey> {
-        self.nodes.get(&node).map(|n| n.running.keys().copied().collect()).unwrap_or_default()
+        self.nodes
+            .get(&node)
+            .map(|n| n.running.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Listing.
@@ -258,11 +310,21 @@ mod tests {
     use mlt_protocol::ids::TrialId;
 
     fn slots(n: u32, gpus: u32) -> Vec<SlotInfo> {
-        (0..n).map(|i| SlotInfo { slot: SlotId(i), cpus: 1, gpus: (0..gpus).collect() }).collect()
+        (0..n)
+            .map(|i| SlotInfo {
+                slot: SlotId(i),
+                cpus: 1,
+                gpus: (0..gpus).collect(),
+            })
+            .collect()
     }
 
     fn key(study: u64, trial: u64) -> TrialKey {
-        TrialKey { study: StudyId(study), trial: TrialId(trial), attempt: 1 }
+        TrialKey {
+            study: StudyId(study),
+            trial: TrialId(trial),
+            attempt: 1,
+        }
     }
 
     #[test]
@@ -316,7 +378,14 @@ mod tests {
         // Node 1 disconnects but reconnects within the lease, reporting its trial and an
         // unknown one (stale).
         r.node_down(NodeId(1), 1);
-        let stale = r.node_up(NodeId(1), "a".into(), slots(2, 0), &[(key(1, 0), SlotId(0)), (key(1, 9), SlotId(1))], 3, t0 + Duration::from_secs(1));
+        let stale = r.node_up(
+            NodeId(1),
+            "a".into(),
+            slots(2, 0),
+            &[(key(1, 0), SlotId(0)), (key(1, 9), SlotId(1))],
+            3,
+            t0 + Duration::from_secs(1),
+        );
         assert_eq!(stale, vec![key(1, 9)]);
         r.beat(NodeId(1), t0 + Duration::from_secs(4));
         // Node 2 stays silent: its trial comes back after the lease.
@@ -333,7 +402,14 @@ mod tests {
         let mut r = RegistryCore::new(Duration::from_secs(5));
         r.add_study(StudyId(1), ResourceSpec { cpus: 1, gpus: 0 }, true);
         r.adopt(NodeId(5), SlotId(1), key(1, 3), t0);
-        let stale = r.node_up(NodeId(5), "back".into(), slots(2, 0), &[(key(1, 3), SlotId(1))], 1, t0);
+        let stale = r.node_up(
+            NodeId(5),
+            "back".into(),
+            slots(2, 0),
+            &[(key(1, 3), SlotId(1))],
+            1,
+            t0,
+        );
         assert!(stale.is_empty());
         assert!(r.running_on(NodeId(5)).contains(&key(1, 3)));
         r.adopt(NodeId(6), SlotId(0), key(1, 4), t0);

@@ -27,8 +27,17 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 impl Pruner for MedianPruner {
-    fn prune(&self, trial: &TrialRecord, step: u64, trials: &[TrialRecord], direction: Direction) -> Option<String> {
-        let completed: Vec<&TrialRecord> = trials.iter().filter(|t| t.state == TrialState::Complete).collect();
+    fn prune(
+        &self,
+        trial: &TrialRecord,
+        step: u64,
+        trials: &[TrialRecord],
+        direction: Direction,
+    ) -> Option<String> {
+        let completed: Vec<&TrialRecord> = trials
+            .iter()
+            .filter(|t| t.state == TrialState::Complete)
+            .collect();
         if completed.len() < self.cfg.n_startup_trials as usize || step < self.cfg.n_warmup_steps {
             return None;
         }
@@ -70,7 +79,11 @@ mod tests {
             attempt: 1,
             values: None,
             params: BTreeMap::new(),
-            intermediate: curve.iter().enumerate().map(|(i, v)| (i as u64 + 1, vec![*v])).collect(),
+            intermediate: curve
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as u64 + 1, vec![*v]))
+                .collect(),
             node: None,
             slot: None,
             message: None,
@@ -81,17 +94,29 @@ mod tests {
     }
 
     fn pruner(startup: u32, warmup: u64, interval: u64) -> MedianPruner {
-        MedianPruner::new(MedianSpec { n_startup_trials: startup, n_warmup_steps: warmup, interval_steps: interval, n_min_trials: 1 })
+        MedianPruner::new(MedianSpec {
+            n_startup_trials: startup,
+            n_warmup_steps: warmup,
+            interval_steps: interval,
+            n_min_trials: 1,
+        })
     }
 
     #[test]
     fn prunes_worse_than_median_only_after_startup_and_warmup() {
-        let done: Vec<TrialRecord> = [[1.0, 0.5], [2.0, 1.0], [3.0, 1.5]].iter().enumerate().map(|(i, c)| t(i as u64, TrialState::Complete, c)).collect();
+        let done: Vec<TrialRecord> = [[1.0, 0.5], [2.0, 1.0], [3.0, 1.5]]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| t(i as u64, TrialState::Complete, c))
+            .collect();
         let bad = t(9, TrialState::Running, &[5.0, 4.0]);
         let good = t(10, TrialState::Running, &[1.5, 0.9]);
         let p = pruner(3, 0, 1);
         // Median at step 2 is 1.0: bad (best 4.0) is pruned, good (best 0.9) is not.
-        assert!(p.prune(&bad, 2, &done, Direction::Minimize).unwrap().contains("median 1"));
+        assert!(p
+            .prune(&bad, 2, &done, Direction::Minimize)
+            .unwrap()
+            .contains("median 1"));
         assert!(p.prune(&good, 2, &done, Direction::Minimize).is_none());
         // Maximising flips the verdicts.
         assert!(p.prune(&bad, 2, &done, Direction::Maximize).is_none());
@@ -99,12 +124,20 @@ mod tests {
         let low = t(11, TrialState::Running, &[0.2, 0.1]);
         assert!(p.prune(&low, 2, &done, Direction::Maximize).is_some());
         // Not enough completed trials yet.
-        assert!(pruner(4, 0, 1).prune(&bad, 2, &done, Direction::Minimize).is_none());
+        assert!(pruner(4, 0, 1)
+            .prune(&bad, 2, &done, Direction::Minimize)
+            .is_none());
         // Still warming up.
-        assert!(pruner(3, 3, 1).prune(&bad, 2, &done, Direction::Minimize).is_none());
+        assert!(pruner(3, 3, 1)
+            .prune(&bad, 2, &done, Direction::Minimize)
+            .is_none());
         // Off the interval: steps 1, 3, 5 … are checked with interval 2 from warm-up 1.
-        assert!(pruner(3, 1, 2).prune(&bad, 2, &done, Direction::Minimize).is_none());
-        assert!(pruner(3, 1, 2).prune(&bad, 1, &done, Direction::Minimize).is_some());
+        assert!(pruner(3, 1, 2)
+            .prune(&bad, 2, &done, Direction::Minimize)
+            .is_none());
+        assert!(pruner(3, 1, 2)
+            .prune(&bad, 1, &done, Direction::Minimize)
+            .is_some());
         // Running and pruned trials do not count towards the median.
         let mut others = done.clone();
         others.push(t(4, TrialState::Running, &[0.0, 0.0]));

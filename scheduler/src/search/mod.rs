@@ -24,7 +24,13 @@ pub trait Sampler: Send {
 /// Decides whether a running trial should stop.
 pub trait Pruner: Send {
     /// `Some(reason)` to prune `trial`, which just reported at `step`.
-    fn prune(&self, trial: &TrialRecord, step: u64, trials: &[TrialRecord], direction: Direction) -> Option<String>;
+    fn prune(
+        &self,
+        trial: &TrialRecord,
+        step: u64,
+        trials: &[TrialRecord],
+        direction: Direction,
+    ) -> Option<String>;
 }
 
 /// The sampler a spec asks for.

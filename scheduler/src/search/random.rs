@@ -23,12 +23,19 @@ impl RandomSampler {
 /// Draws one value of `dist`.
 pub fn draw(dist: &Distribution, rng: &mut impl Rng) -> ParamValue {
     match dist {
-        Distribution::Float { low, high, log, step } => {
+        Distribution::Float {
+            low,
+            high,
+            log,
+            step,
+        } => {
             if low == high {
                 return ParamValue::Float(*low);
             }
             let x = if *log {
-                (rng.random_range(low.ln()..=high.ln())).exp().clamp(*low, *high)
+                (rng.random_range(low.ln()..=high.ln()))
+                    .exp()
+                    .clamp(*low, *high)
             } else if let Some(s) = step {
                 let n = ((high - low) / s + 1e-9).floor() as u64;
                 (low + s * rng.random_range(0..=n) as f64).min(*high)
@@ -37,9 +44,16 @@ pub fn draw(dist: &Distribution, rng: &mut impl Rng) -> ParamValue {
             };
             ParamValue::Float(x)
         }
-        Distribution::Int { low, high, log, step } => {
+        Distribution::Int {
+            low,
+            high,
+            log,
+            step,
+        } => {
             let v = if *log {
-                let x = rng.random_range((*low as f64 - 0.5).max(0.5).ln()..(*high as f64 + 0.5).ln()).exp();
+                let x = rng
+                    .random_range((*low as f64 - 0.5).max(0.5).ln()..(*high as f64 + 0.5).ln())
+                    .exp();
                 (x.round() as i64).clamp(*low, *high)
             } else {
                 let n = (high - low) / step;
@@ -47,14 +61,17 @@ pub fn draw(dist: &Distribution, rng: &mut impl Rng) -> ParamValue {
             };
             ParamValue::Int(v)
         }
-        Distribution::Categorical { choices } => choices[rng.random_range(0..choices.len())].clone(),
+        Distribution::Categorical { choices } => {
+            choices[rng.random_range(0..choices.len())].clone()
+        }
         Distribution::Fixed { value } => value.clone(),
     }
 }
 
 impl Sampler for RandomSampler {
     fn sample(&mut self, space: &SearchSpace, number: TrialId, _trials: &[TrialRecord]) -> Params {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ number.0.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(self.seed ^ number.0.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut params = Params::new();
         for p in &space.params {
             if SearchSpace::is_active(p, &params) {
@@ -108,10 +125,17 @@ function = "branin"
             }
             let frac = p["frac"].as_f64().unwrap();
             let k = (frac - 0.1) / 0.2;
-            assert!((k - k.round()).abs() < 1e-9 && (0.1..=0.9 + 1e-12).contains(&frac), "{frac}");
-            let ParamValue::Int(leaves) = p["leaves"] else { panic!("int") };
+            assert!(
+                (k - k.round()).abs() < 1e-9 && (0.1..=0.9 + 1e-12).contains(&frac),
+                "{frac}"
+            );
+            let ParamValue::Int(leaves) = p["leaves"] else {
+                panic!("int")
+            };
             assert!((4..=256).contains(&leaves));
-            let ParamValue::Int(depth) = p["depth"] else { panic!("int") };
+            let ParamValue::Int(depth) = p["depth"] else {
+                panic!("int")
+            };
             assert!((2..=12).contains(&depth) && depth % 2 == 0);
             assert_eq!(p["const"], ParamValue::Int(7));
             match &p["model"] {
@@ -135,9 +159,15 @@ function = "branin"
     #[test]
     fn same_seed_same_trials_other_seed_other_trials() {
         let spec = Spec::parse(SPEC, "t.toml").unwrap();
-        let a: Vec<Params> = (0..20).map(|n| RandomSampler::new(3).sample(&spec.space, TrialId(n), &[])).collect();
-        let b: Vec<Params> = (0..20).map(|n| RandomSampler::new(3).sample(&spec.space, TrialId(n), &[])).collect();
-        let c: Vec<Params> = (0..20).map(|n| RandomSampler::new(4).sample(&spec.space, TrialId(n), &[])).collect();
+        let a: Vec<Params> = (0..20)
+            .map(|n| RandomSampler::new(3).sample(&spec.space, TrialId(n), &[]))
+            .collect();
+        let b: Vec<Params> = (0..20)
+            .map(|n| RandomSampler::new(3).sample(&spec.space, TrialId(n), &[]))
+            .collect();
+        let c: Vec<Params> = (0..20)
+            .map(|n| RandomSampler::new(4).sample(&spec.space, TrialId(n), &[]))
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

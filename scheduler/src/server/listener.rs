@@ -7,6 +7,7 @@ use mlt_protocol::codec;
 use mlt_protocol::handshake::{AcceptedMsg, Hello, Refusal, RefusedMsg, Role, Welcome};
 use mlt_protocol::PROTOCOL_VERSION;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +39,11 @@ impl Actor for Listener {
     type State = ListenerState;
     type Arguments = ListenerArgs;
 
-    async fn pre_start(&self, me: ActorRef<ListenerMsg>, a: ListenerArgs) -> Result<ListenerState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        me: ActorRef<ListenerMsg>,
+        a: ListenerArgs,
+    ) -> Result<ListenerState, ActorProcessingErr> {
         let endpoint = a.endpoint.clone();
         let shared = a.shared;
         let cell = me.get_cell();
@@ -53,10 +58,30 @@ impl Actor for Listener {
                 });
             }
         });
-        Ok(ListenerState { task, endpoint: a.endpoint })
+        Ok(ListenerState {
+            task,
+            endpoint: a.endpoint,
+        })
     }
 
-    async fn post_stop(&self, _me: ActorRef<ListenerMsg>, st: &mut ListenerState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        _me: ActorRef<ListenerMsg>,
+        evt: ractor::SupervisionEvent,
+        _st: &mut ListenerState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Sessions end whenever a peer goes away: that is normal, and never stops the listener.
+        if let ractor::SupervisionEvent::ActorFailed(cell, err) = evt {
+            tracing::warn!(session = ?cell.get_id(), "session failed: {err}");
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<ListenerMsg>,
+        st: &mut ListenerState,
+    ) -> Result<(), ActorProcessingErr> {
         st.task.abort();
         st.endpoint.close(0u32.into(), b"scheduler stopping");
         Ok(())
@@ -71,16 +96,32 @@ pub mod close {
     pub const BAD_FRAME: u32 = 2;
 }
 
-async fn refuse(writer: &mut FrameWriter, conn: &quinn::Connection, shared: &Shared, reason: Refusal, message: String) {
+async fn refuse(
+    writer: &mut FrameWriter,
+    conn: &quinn::Connection,
+    shared: &Shared,
+    reason: Refusal,
+    message: String,
+) {
     shared.metrics.refused.fetch_add(1, Relaxed);
     tracing::warn!(peer = %conn.remote_address(), ?reason, "refused: {message}");
-    let _ = writer.send(&Welcome::Refused(RefusedMsg { reason, protocol_version: PROTOCOL_VERSION, message: message.clone() })).await;
+    let _ = writer
+        .send(&Welcome::Refused(RefusedMsg {
+            reason,
+            protocol_version: PROTOCOL_VERSION,
+            message: message.clone(),
+        }))
+        .await;
     // Let the refusal reach the peer before closing.
     tokio::time::sleep(Duration::from_millis(100)).await;
     conn.close(close::REFUSED.into(), message.as_bytes());
 }
 
-async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>, listener: ractor::ActorCell) -> anyhow::Result<()> {
+async fn accept(
+    incoming: quinn::Incoming,
+    shared: Arc<Shared>,
+    listener: ractor::ActorCell,
+) -> anyhow::Result<()> {
     let conn = incoming.await?;
     let (send, recv) = tokio::time::timeout(Duration::from_secs(10), conn.accept_bi()).await??;
     let max = shared.config.max_frame;
@@ -91,10 +132,19 @@ async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>, listener: ractor
     let first = tokio::time::timeout(Duration::from_secs(10), reader.recv_payload()).await?;
     let Ok(Some(payload)) = first else {
         shared.metrics.bad_frames.fetch_add(1, Relaxed);
-        refuse(&mut writer, &conn, &shared, Refusal::Malformed, "the first frame must be a Hello".into()).await;
+        refuse(
+            &mut writer,
+            &conn,
+            &shared,
+            Refusal::Malformed,
+            "the first frame must be a Hello".into(),
+        )
+        .await;
         return Ok(());
     };
-    let version = postcard::take_from_bytes::<u32>(&payload).ok().map(|(v, _)| v);
+    let version = postcard::take_from_bytes::<u32>(&payload)
+        .ok()
+        .map(|(v, _)| v);
     if let Some(v) = version.filter(|v| *v != PROTOCOL_VERSION) {
         let msg = format!(
             "protocol version {v} is not supported; this scheduler speaks version {PROTOCOL_VERSION} (run the same mlt-cluster release on every machine)"
@@ -104,7 +154,14 @@ async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>, listener: ractor
     }
     let Ok(hello) = codec::decode::<Hello>(&payload) else {
         shared.metrics.bad_frames.fetch_add(1, Relaxed);
-        refuse(&mut writer, &conn, &shared, Refusal::Malformed, "malformed Hello".into()).await;
+        refuse(
+            &mut writer,
+            &conn,
+            &shared,
+            Refusal::Malformed,
+            "malformed Hello".into(),
+        )
+        .await;
         return Ok(());
     };
     let granted = shared.identity.role_of(&hello.secret);
@@ -125,7 +182,14 @@ async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>, listener: ractor
         Some(_) => {}
     }
     if hello.role == Role::Node && hello.node.is_none() {
-        refuse(&mut writer, &conn, &shared, Refusal::Malformed, "a node's Hello must carry its node id".into()).await;
+        refuse(
+            &mut writer,
+            &conn,
+            &shared,
+            Refusal::Malformed,
+            "a node's Hello must carry its node id".into(),
+        )
+        .await;
         return Ok(());
     }
     writer
@@ -139,8 +203,14 @@ async fn accept(incoming: quinn::Incoming, shared: Arc<Shared>, listener: ractor
         .await?;
     let id = SESSIONS.fetch_add(1, Relaxed);
     tracing::info!(peer = %conn.remote_address(), role = %hello.role, name = %hello.name, session = id, "accepted");
-    let args = SessionArgs { id, conn, reader, outbox: writer.into_outbox(), hello, shared };
+    let args = SessionArgs {
+        id,
+        conn,
+        reader,
+        outbox: writer.into_outbox(),
+        hello,
+        shared,
+    };
     Actor::spawn_linked(None, Session, args, listener).await?;
     Ok(())
 }
-

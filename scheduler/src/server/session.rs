@@ -57,7 +57,13 @@ pub struct SessionState {
     conn: quinn::Connection,
 }
 
-async fn read_loop(mut reader: FrameReader, role: Role, me: ActorRef<SessionMsg>, conn: quinn::Connection, shared: Arc<Shared>) {
+async fn read_loop(
+    mut reader: FrameReader,
+    role: Role,
+    me: ActorRef<SessionMsg>,
+    conn: quinn::Connection,
+    shared: Arc<Shared>,
+) {
     loop {
         let msg = match reader.recv_payload().await {
             Ok(Some(p)) => match role {
@@ -94,8 +100,18 @@ impl Actor for Session {
     type State = SessionState;
     type Arguments = SessionArgs;
 
-    async fn pre_start(&self, me: ActorRef<SessionMsg>, a: SessionArgs) -> Result<SessionState, ActorProcessingErr> {
-        let reader = tokio::spawn(read_loop(a.reader, a.hello.role, me, a.conn.clone(), a.shared.clone()));
+    async fn pre_start(
+        &self,
+        me: ActorRef<SessionMsg>,
+        a: SessionArgs,
+    ) -> Result<SessionState, ActorProcessingErr> {
+        let reader = tokio::spawn(read_loop(
+            a.reader,
+            a.hello.role,
+            me,
+            a.conn.clone(),
+            a.shared.clone(),
+        ));
         Ok(SessionState {
             id: a.id,
             role: a.hello.role,
@@ -108,16 +124,28 @@ impl Actor for Session {
         })
     }
 
-    async fn post_stop(&self, _me: ActorRef<SessionMsg>, st: &mut SessionState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _me: ActorRef<SessionMsg>,
+        st: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
         st.reader.abort();
         st.conn.close(0u32.into(), b"session ended");
         if st.role == Role::Node {
-            let _ = st.shared.registry.cast(RegistryMsg::NodeDown { node: st.node, session: st.id });
+            let _ = st.shared.registry.cast(RegistryMsg::NodeDown {
+                node: st.node,
+                session: st.id,
+            });
         }
         Ok(())
     }
 
-    async fn handle(&self, me: ActorRef<SessionMsg>, msg: SessionMsg, st: &mut SessionState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<SessionMsg>,
+        msg: SessionMsg,
+        st: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SessionMsg::Node(m) => on_node(st, m),
             SessionMsg::Client(m) => {
@@ -137,7 +165,10 @@ fn on_node(st: &mut SessionState, m: FromNode) {
     match m {
         FromNode::Register(r) => {
             if r.node != node {
-                tracing::warn!(session = st.id, "node id in Register differs from the Hello; using the Hello's");
+                tracing::warn!(
+                    session = st.id,
+                    "node id in Register differs from the Hello; using the Hello's"
+                );
             }
             let _ = registry.cast(RegistryMsg::NodeUp {
                 node,
@@ -156,7 +187,11 @@ fn on_node(st: &mut SessionState, m: FromNode) {
                 let _ = s.cast(StudyMsg::Report(node, r, st.outbox.clone()));
             }
             None => {
-                let _ = st.outbox.send(&ToNode::Verdict(VerdictMsg { key: r.key, step: r.step, verdict: Verdict::Stale }));
+                let _ = st.outbox.send(&ToNode::Verdict(VerdictMsg {
+                    key: r.key,
+                    step: r.step,
+                    verdict: Verdict::Stale,
+                }));
             }
         },
         FromNode::Finish(f) => match study(f.key.study) {
@@ -188,11 +223,17 @@ fn on_node(st: &mut SessionState, m: FromNode) {
 const CALL_MS: u64 = 10_000;
 
 fn not_found(name: &str) -> ToClient {
-    ToClient::Error(ErrorMsg { kind: ErrorKind::NotFound, message: format!("no study named `{name}` (see `mlt-cluster status`)") })
+    ToClient::Error(ErrorMsg {
+        kind: ErrorKind::NotFound,
+        message: format!("no study named `{name}` (see `mlt-cluster status`)"),
+    })
 }
 
 fn internal(e: impl std::fmt::Display) -> ToClient {
-    ToClient::Error(ErrorMsg { kind: ErrorKind::Internal, message: format!("scheduler error: {e}") })
+    ToClient::Error(ErrorMsg {
+        kind: ErrorKind::Internal,
+        message: format!("scheduler error: {e}"),
+    })
 }
 
 async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
@@ -208,7 +249,8 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
             }
         }
         FromClient::Status => {
-            let nodes = ractor::call_t!(shared.registry, RegistryMsg::Nodes, CALL_MS).unwrap_or_default();
+            let nodes =
+                ractor::call_t!(shared.registry, RegistryMsg::Nodes, CALL_MS).unwrap_or_default();
             let mut studies = Vec::new();
             for actor in shared.directory.all() {
                 if let Ok(s) = ractor::call_t!(actor, StudyMsg::Summary, CALL_MS) {
@@ -223,19 +265,32 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
                 metrics: shared.metrics.snapshot(),
             })
         }
-        FromClient::Trials(r) | FromClient::Best(r) | FromClient::Cancel(r) | FromClient::Study(r) if lookup(&r.study).is_none() => not_found(&r.study),
-        FromClient::Trials(r) => match ractor::call_t!(lookup(&r.study).expect("found"), StudyMsg::Trials, CALL_MS) {
-            Ok(t) => ToClient::Trials(t),
-            Err(e) => internal(e),
-        },
-        FromClient::Best(r) => match ractor::call_t!(lookup(&r.study).expect("found"), StudyMsg::Best, CALL_MS) {
-            Ok(t) => ToClient::Best(t),
-            Err(e) => internal(e),
-        },
-        FromClient::Study(r) => match ractor::call_t!(lookup(&r.study).expect("found"), StudyMsg::Summary, CALL_MS) {
-            Ok(s) => ToClient::Study(s),
-            Err(e) => internal(e),
-        },
+        FromClient::Trials(r)
+        | FromClient::Best(r)
+        | FromClient::Cancel(r)
+        | FromClient::Study(r)
+            if lookup(&r.study).is_none() =>
+        {
+            not_found(&r.study)
+        }
+        FromClient::Trials(r) => {
+            match ractor::call_t!(lookup(&r.study).expect("found"), StudyMsg::Trials, CALL_MS) {
+                Ok(t) => ToClient::Trials(t),
+                Err(e) => internal(e),
+            }
+        }
+        FromClient::Best(r) => {
+            match ractor::call_t!(lookup(&r.study).expect("found"), StudyMsg::Best, CALL_MS) {
+                Ok(t) => ToClient::Best(t),
+                Err(e) => internal(e),
+            }
+        }
+        FromClient::Study(r) => {
+            match ractor::call_t!(lookup(&r.study).expect("found"), StudyMsg::Summary, CALL_MS) {
+                Ok(s) => ToClient::Study(s),
+                Err(e) => internal(e),
+            }
+        }
         FromClient::Cancel(r) => {
             tracing::info!(study = %r.study, client = %st.name, "cancel");
             match ractor::call_t!(lookup(&r.study).expect("found"), StudyMsg::Cancel, CALL_MS) {

@@ -80,7 +80,11 @@ impl Actor for StoreActor {
     type State = StoreState;
     type Arguments = StoreArgs;
 
-    async fn pre_start(&self, _me: ActorRef<StoreMsg>, a: StoreArgs) -> Result<StoreState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<StoreMsg>,
+        a: StoreArgs,
+    ) -> Result<StoreState, ActorProcessingErr> {
         Ok(StoreState {
             store: a.store,
             durable: a.durable,
@@ -92,7 +96,12 @@ impl Actor for StoreActor {
         })
     }
 
-    async fn handle(&self, me: ActorRef<StoreMsg>, msg: StoreMsg, st: &mut StoreState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<StoreMsg>,
+        msg: StoreMsg,
+        st: &mut StoreState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             StoreMsg::Write(ops, after) => {
                 st.pending.extend(ops);
@@ -116,7 +125,9 @@ impl Actor for StoreActor {
                     tracing::error!("store commit failed: {e}");
                     return Err(Box::new(e));
                 }
-                st.metrics.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                st.metrics
+                    .commits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 for f in st.after.drain(..) {
                     f();
                 }
@@ -127,6 +138,16 @@ impl Actor for StoreActor {
 }
 
 /// Arguments for spawning the Store actor.
-pub fn actor_args(store: Store, durable: bool, seq: HashMap<StudyId, u64>, metrics: Arc<Metrics>) -> StoreArgs {
-    StoreArgs { store, durable, seq, metrics }
+pub fn actor_args(
+    store: Store,
+    durable: bool,
+    seq: HashMap<StudyId, u64>,
+    metrics: Arc<Metrics>,
+) -> StoreArgs {
+    StoreArgs {
+        store,
+        durable,
+        seq,
+        metrics,
+    }
 }

@@ -38,7 +38,13 @@ pub enum StoreError {
 macro_rules! redb_err {
     ($($t:ty),*) => { $(impl From<$t> for StoreError { fn from(e: $t) -> Self { StoreError::Redb(e.to_string()) } })* };
 }
-redb_err!(redb::Error, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+redb_err!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 /// Everything in the store, read at start-up.
 #[derive(Debug, Default)]
@@ -61,7 +67,10 @@ pub struct Store {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(table: &'static str, b: &[u8]) -> Result<T, StoreError> {
-    postcard::from_bytes(b).map_err(|e| StoreError::Corrupt { table, error: e.to_string() })
+    postcard::from_bytes(b).map_err(|e| StoreError::Corrupt {
+        table,
+        error: e.to_string(),
+    })
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -77,7 +86,10 @@ impl Store {
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked(path)),
             Err(e) => return Err(StoreError::Redb(e.to_string())),
         };
-        let store = Store { db: Arc::new(db), path };
+        let store = Store {
+            db: Arc::new(db),
+            path,
+        };
         store.check_schema()?;
         Ok(store)
     }
@@ -94,14 +106,23 @@ impl Store {
                 None => {
                     meta.insert("schema", header.as_slice())?;
                 }
-                Some(f) if f.len() == 8 && f[..4] == MAGIC && f[4..6] == SCHEMA_MAJOR.to_le_bytes() => {}
+                Some(f)
+                    if f.len() == 8 && f[..4] == MAGIC && f[4..6] == SCHEMA_MAJOR.to_le_bytes() => {
+                }
                 Some(f) => {
                     let found = if f.len() == 8 && f[..4] == MAGIC {
-                        format!("{}.{}", u16::from_le_bytes([f[4], f[5]]), u16::from_le_bytes([f[6], f[7]]))
+                        format!(
+                            "{}.{}",
+                            u16::from_le_bytes([f[4], f[5]]),
+                            u16::from_le_bytes([f[6], f[7]])
+                        )
                     } else {
                         "unknown (not an mlt-cluster store)".into()
                     };
-                    return Err(StoreError::Schema { path: self.path.clone(), found });
+                    return Err(StoreError::Schema {
+                        path: self.path.clone(),
+                        found,
+                    });
                 }
             }
             txn.open_table(STUDIES)?;
@@ -116,7 +137,10 @@ impl Store {
     /// Reads everything.
     pub fn load(&self) -> Result<Loaded, StoreError> {
         let txn = self.db.begin_read()?;
-        let mut out = Loaded { next_study: 1, ..Default::default() };
+        let mut out = Loaded {
+            next_study: 1,
+            ..Default::default()
+        };
         let meta = txn.open_table(META)?;
         if let Some(v) = meta.get("next_study")? {
             out.next_study = decode("meta", v.value())?;
@@ -139,7 +163,11 @@ impl Store {
             let (k, v) = row?;
             let (study, trial, step) = k.value();
             let values: Vec<f64> = decode("intermediate", v.value())?;
-            if let Some(t) = out.trials.get_mut(&StudyId(study)).and_then(|ts| ts.get_mut(trial as usize)) {
+            if let Some(t) = out
+                .trials
+                .get_mut(&StudyId(study))
+                .and_then(|ts| ts.get_mut(trial as usize))
+            {
                 if t.number == TrialId(trial) {
                     t.intermediate.insert(step, values);
                 }
@@ -167,10 +195,16 @@ impl Store {
     }
 
     /// Applies `ops` in one transaction; `seq` numbers event-log entries per study.
-    pub fn apply(&self, ops: &[StoreOp], seq: &mut HashMap<StudyId, u64>, durable: bool) -> Result<(), StoreError> {
+    pub fn apply(
+        &self,
+        ops: &[StoreOp],
+        seq: &mut HashMap<StudyId, u64>,
+        durable: bool,
+    ) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write()?;
         if !durable {
-            txn.set_durability(Durability::None).map_err(|e| StoreError::Redb(e.to_string()))?;
+            txn.set_durability(Durability::None)
+                .map_err(|e| StoreError::Redb(e.to_string()))?;
         }
         {
             let mut studies = txn.open_table(STUDIES)?;
@@ -188,7 +222,12 @@ impl Store {
                         row.intermediate.clear();
                         trials.insert((t.study.0, t.number.0), encode(&row).as_slice())?;
                     }
-                    StoreOp::Intermediate { study, trial, step, values } => {
+                    StoreOp::Intermediate {
+                        study,
+                        trial,
+                        step,
+                        values,
+                    } => {
                         inter.insert((study.0, trial.0, *step), encode(values).as_slice())?;
                     }
                     StoreOp::Event(study, e) => {
@@ -235,7 +274,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked(_))));
+            assert!(matches!(
+                Store::open(dir.path()),
+                Err(StoreError::Locked(_))
+            ));
             let row = StudyRow {
                 id: StudyId(1),
                 name: "s".into(),
@@ -250,8 +292,20 @@ mod tests {
                 StoreOp::NextStudy(2),
                 StoreOp::Trial(trial(1, 0)),
                 StoreOp::Trial(trial(1, 1)),
-                StoreOp::Intermediate { study: StudyId(1), trial: TrialId(1), step: 3, values: vec![0.25] },
-                StoreOp::Event(StudyId(1), Event::Told { trial: TrialId(0), state: TrialState::Complete, values: None }),
+                StoreOp::Intermediate {
+                    study: StudyId(1),
+                    trial: TrialId(1),
+                    step: 3,
+                    values: vec![0.25],
+                },
+                StoreOp::Event(
+                    StudyId(1),
+                    Event::Told {
+                        trial: TrialId(0),
+                        state: TrialState::Complete,
+                        values: None,
+                    },
+                ),
             ];
             let mut seq = HashMap::new();
             store.apply(&ops, &mut seq, true).unwrap();
@@ -270,7 +324,10 @@ mod tests {
         {
             let db = Database::create(dir.path().join("store.redb")).unwrap();
             let txn = db.begin_write().unwrap();
-            txn.open_table(META).unwrap().insert("schema", b"MLTS\x09\x00\x00\x00".as_slice()).unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("schema", b"MLTS\x09\x00\x00\x00".as_slice())
+                .unwrap();
             txn.commit().unwrap();
         }
         let err = Store::open(dir.path()).err().unwrap();

@@ -27,7 +27,8 @@ pub const STUDIES: TableDefinition<u64, &[u8]> = TableDefinition::new("studies")
 /// `trials`.
 pub const TRIALS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("trials");
 /// `intermediate`.
-pub const INTERMEDIATE: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("intermediate");
+pub const INTERMEDIATE: TableDefinition<(u64, u64, u64), &[u8]> =
+    TableDefinition::new("intermediate");
 /// `events`.
 pub const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("events");
 

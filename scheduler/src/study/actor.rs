@@ -8,7 +8,9 @@ use crate::registry::RegistryMsg;
 use crate::store::StoreHandle;
 use mlt_net::Outbox;
 use mlt_protocol::ids::{NodeId, SlotId, TrialKey};
-use mlt_protocol::messages::{AckMsg, AssignMsg, FinishMsg, ReportMsg, ToNode, Verdict, VerdictMsg};
+use mlt_protocol::messages::{
+    AckMsg, AssignMsg, FinishMsg, ReportMsg, ToNode, Verdict, VerdictMsg,
+};
 use mlt_protocol::records::{StudySummary, TrialRecord};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::atomic::Ordering::Relaxed;
@@ -74,7 +76,10 @@ impl StudyState {
         let has = self.a.core.has_work();
         if has != self.told_has_work {
             self.told_has_work = has;
-            let _ = self.a.registry.cast(RegistryMsg::StudyWork { study: self.a.core.id(), has_work: has });
+            let _ = self.a.registry.cast(RegistryMsg::StudyWork {
+                study: self.a.core.id(),
+                has_work: has,
+            });
         }
     }
 
@@ -88,20 +93,39 @@ impl Actor for StudyActor {
     type State = StudyState;
     type Arguments = StudyArgs;
 
-    async fn pre_start(&self, _me: ActorRef<StudyMsg>, a: StudyArgs) -> Result<StudyState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<StudyMsg>,
+        a: StudyArgs,
+    ) -> Result<StudyState, ActorProcessingErr> {
         let has = a.core.has_work();
-        Ok(StudyState { a, told_has_work: has })
+        Ok(StudyState {
+            a,
+            told_has_work: has,
+        })
     }
 
-    async fn handle(&self, _me: ActorRef<StudyMsg>, msg: StudyMsg, st: &mut StudyState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _me: ActorRef<StudyMsg>,
+        msg: StudyMsg,
+        st: &mut StudyState,
+    ) -> Result<(), ActorProcessingErr> {
         let now = now_ms();
         let mut ops = Vec::new();
         match msg {
-            StudyMsg::Ask { node, slot, asked_at, outbox } => {
+            StudyMsg::Ask {
+                node,
+                slot,
+                asked_at,
+                outbox,
+            } => {
                 let study = st.a.core.id();
                 match st.a.core.ask(node, slot, now, &mut ops) {
                     None => {
-                        let _ = st.a.registry.cast(RegistryMsg::NoWork { study, node, slot });
+                        let _ =
+                            st.a.registry
+                                .cast(RegistryMsg::NoWork { study, node, slot });
                         st.told_has_work = false;
                     }
                     Some(key) => {
@@ -125,14 +149,21 @@ impl Actor for StudyActor {
                                 metrics.record_assign(asked_at.elapsed());
                             })),
                         );
-                        let _ = st.a.registry.cast(RegistryMsg::Assigned { study, node, slot, key });
+                        let _ = st.a.registry.cast(RegistryMsg::Assigned {
+                            study,
+                            node,
+                            slot,
+                            key,
+                        });
                         st.tell_work();
                     }
                 }
                 return Ok(());
             }
             StudyMsg::Report(node, r, outbox) => {
-                let verdict = st.a.core.report(node, r.key, r.step, r.values, now, &mut ops);
+                let verdict =
+                    st.a.core
+                        .report(node, r.key, r.step, r.values, now, &mut ops);
                 match verdict {
                     Verdict::Stale => {
                         st.a.metrics.stale.fetch_add(1, Relaxed);
@@ -141,7 +172,11 @@ impl Actor for StudyActor {
                     Verdict::Continue => {}
                 }
                 st.a.store.write(ops, None);
-                outbox.send(&ToNode::Verdict(VerdictMsg { key: r.key, step: r.step, verdict }))?;
+                outbox.send(&ToNode::Verdict(VerdictMsg {
+                    key: r.key,
+                    step: r.step,
+                    verdict,
+                }))?;
             }
             StudyMsg::Finish(node, f, outbox) => {
                 let key = f.key;
@@ -154,25 +189,35 @@ impl Actor for StudyActor {
                         st.a.metrics.stale.fetch_add(1, Relaxed);
                     }
                 }
-                let ack = mlt_protocol::codec::encode(&ToNode::Ack(AckMsg { key }), st.a.max_frame)?;
-                st.a.store.write(ops, Some(Box::new(move || outbox.send_frame(ack))));
+                let ack =
+                    mlt_protocol::codec::encode(&ToNode::Ack(AckMsg { key }), st.a.max_frame)?;
+                st.a.store
+                    .write(ops, Some(Box::new(move || outbox.send_frame(ack))));
             }
             StudyMsg::Release(node, key, outbox) => {
-                if st.a.core.requeue(key, "handed back by a draining node", now, &mut ops) {
+                if st
+                    .a
+                    .core
+                    .requeue(key, "handed back by a draining node", now, &mut ops)
+                {
                     st.ended(node, key);
                 }
-                let ack = mlt_protocol::codec::encode(&ToNode::Ack(AckMsg { key }), st.a.max_frame)?;
-                st.a.store.write(ops, Some(Box::new(move || outbox.send_frame(ack))));
+                let ack =
+                    mlt_protocol::codec::encode(&ToNode::Ack(AckMsg { key }), st.a.max_frame)?;
+                st.a.store
+                    .write(ops, Some(Box::new(move || outbox.send_frame(ack))));
             }
             StudyMsg::Expired(key) => {
-                st.a.core.requeue(key, "node lost (lease expired)", now, &mut ops);
+                st.a.core
+                    .requeue(key, "node lost (lease expired)", now, &mut ops);
                 st.a.store.write(ops, None);
             }
             StudyMsg::Cancel(reply) => {
                 let stopped = st.a.core.cancel(now, &mut ops);
                 let _ = st.a.registry.cast(RegistryMsg::Stop(stopped));
                 let summary = st.a.core.summary();
-                st.a.store.write(ops, Some(Box::new(move || drop(reply.send(summary)))));
+                st.a.store
+                    .write(ops, Some(Box::new(move || drop(reply.send(summary)))));
             }
             StudyMsg::Summary(reply) => {
                 let _ = reply.send(st.a.core.summary());

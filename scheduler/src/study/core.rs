@@ -45,7 +45,15 @@ impl StudyCore {
         }
         let sampler = sampler_for(&spec);
         let pruner = pruner_for(&spec);
-        Self { row, spec, trials, requeued, counts, sampler, pruner }
+        Self {
+            row,
+            spec,
+            trials,
+            requeued,
+            counts,
+            sampler,
+            pruner,
+        }
     }
 
     /// Id.
@@ -73,7 +81,11 @@ impl StudyCore {
 
     /// Whether an ask could produce a trial now.
     pub fn has_work(&self) -> bool {
-        let room = self.spec.study.max_concurrent.is_none_or(|m| self.counts.running < m as u64);
+        let room = self
+            .spec
+            .study
+            .max_concurrent
+            .is_none_or(|m| self.counts.running < m as u64);
         self.row.state == StudyState::Running
             && room
             && (!self.requeued.is_empty() || (self.trials.len() as u64) < self.spec.study.n_trials)
@@ -85,7 +97,13 @@ impl StudyCore {
     }
 
     /// Hands a trial to `node`/`slot`: a re-queued one first, else a new sample.
-    pub fn ask(&mut self, node: NodeId, slot: SlotId, now: u64, ops: &mut Vec<StoreOp>) -> Option<TrialKey> {
+    pub fn ask(
+        &mut self,
+        node: NodeId,
+        slot: SlotId,
+        now: u64,
+        ops: &mut Vec<StoreOp>,
+    ) -> Option<TrialKey> {
         if !self.has_work() {
             return None;
         }
@@ -94,7 +112,13 @@ impl StudyCore {
             None => {
                 let number = TrialId(self.trials.len() as u64);
                 let params = self.sampler.sample(&self.spec.space, number, &self.trials);
-                ops.push(StoreOp::Event(self.id(), Event::Asked { trial: number, params: params.clone() }));
+                ops.push(StoreOp::Event(
+                    self.id(),
+                    Event::Asked {
+                        trial: number,
+                        params: params.clone(),
+                    },
+                ));
                 self.trials.push(TrialRecord {
                     study: self.id(),
                     number,
@@ -122,24 +146,43 @@ impl StudyCore {
         t.started_ms = Some(now);
         ops.push(StoreOp::Trial(t.clone()));
         let attempt = t.attempt;
-        Some(TrialKey { study: self.id(), trial: number, attempt })
+        Some(TrialKey {
+            study: self.id(),
+            trial: number,
+            attempt,
+        })
     }
 
     fn current(&self, key: &TrialKey, node: NodeId) -> bool {
-        self.trials
-            .get(key.trial.0 as usize)
-            .is_some_and(|t| t.state == TrialState::Running && t.attempt == key.attempt && t.node == Some(node))
+        self.trials.get(key.trial.0 as usize).is_some_and(|t| {
+            t.state == TrialState::Running && t.attempt == key.attempt && t.node == Some(node)
+        })
     }
 
     /// An intermediate value: recorded, then judged by the pruner.
-    pub fn report(&mut self, node: NodeId, key: TrialKey, step: u64, values: Vec<f64>, now: u64, ops: &mut Vec<StoreOp>) -> Verdict {
+    pub fn report(
+        &mut self,
+        node: NodeId,
+        key: TrialKey,
+        step: u64,
+        values: Vec<f64>,
+        now: u64,
+        ops: &mut Vec<StoreOp>,
+    ) -> Verdict {
         if !self.current(&key, node) || values.len() != self.spec.study.directions.len() {
             return Verdict::Stale;
         }
         let t = &mut self.trials[key.trial.0 as usize];
         t.intermediate.insert(step, values.clone());
-        ops.push(StoreOp::Intermediate { study: key.study, trial: key.trial, step, values });
-        let Some(pruner) = &self.pruner else { return Verdict::Continue };
+        ops.push(StoreOp::Intermediate {
+            study: key.study,
+            trial: key.trial,
+            step,
+            values,
+        });
+        let Some(pruner) = &self.pruner else {
+            return Verdict::Continue;
+        };
         if self.spec.study.directions.len() != 1 {
             return Verdict::Continue;
         }
@@ -148,32 +191,63 @@ impl StudyCore {
             None => Verdict::Continue,
             Some(reason) => {
                 let values = t.intermediate.get(&step).cloned();
-                self.end(key.trial, TrialState::Pruned, values, Some(reason), now, ops);
+                self.end(
+                    key.trial,
+                    TrialState::Pruned,
+                    values,
+                    Some(reason),
+                    now,
+                    ops,
+                );
                 Verdict::Prune
             }
         }
     }
 
-    fn end(&mut self, n: TrialId, state: TrialState, values: Option<Vec<f64>>, message: Option<String>, now: u64, ops: &mut Vec<StoreOp>) {
+    fn end(
+        &mut self,
+        n: TrialId,
+        state: TrialState,
+        values: Option<Vec<f64>>,
+        message: Option<String>,
+        now: u64,
+        ops: &mut Vec<StoreOp>,
+    ) {
         self.set_state(n, state);
         let t = &mut self.trials[n.0 as usize];
         t.values = values.clone();
         t.message = message;
         t.finished_ms = Some(now);
         ops.push(StoreOp::Trial(t.clone()));
-        ops.push(StoreOp::Event(self.row.id, Event::Told { trial: n, state, values }));
+        ops.push(StoreOp::Event(
+            self.row.id,
+            Event::Told {
+                trial: n,
+                state,
+                values,
+            },
+        ));
         self.check_done(ops);
     }
 
     fn check_done(&mut self, ops: &mut Vec<StoreOp>) {
-        if self.row.state == StudyState::Running && self.counts.finished() >= self.spec.study.n_trials {
+        if self.row.state == StudyState::Running
+            && self.counts.finished() >= self.spec.study.n_trials
+        {
             self.row.state = StudyState::Complete;
             ops.push(StoreOp::Study(self.row.clone()));
         }
     }
 
     /// A trial ended on its node. Recorded exactly once, for the current attempt only.
-    pub fn finish(&mut self, node: NodeId, key: TrialKey, outcome: Outcome, now: u64, ops: &mut Vec<StoreOp>) -> FinishResult {
+    pub fn finish(
+        &mut self,
+        node: NodeId,
+        key: TrialKey,
+        outcome: Outcome,
+        now: u64,
+        ops: &mut Vec<StoreOp>,
+    ) -> FinishResult {
         if !self.current(&key, node) {
             return FinishResult::Ignored;
         }
@@ -199,12 +273,17 @@ impl StudyCore {
     /// The lease of `key` ran out (or its node gave it back): back to the queue with a new
     /// attempt, or Lost after `max_attempts`.
     pub fn requeue(&mut self, key: TrialKey, why: &str, now: u64, ops: &mut Vec<StoreOp>) -> bool {
-        let Some(t) = self.trials.get(key.trial.0 as usize) else { return false };
+        let Some(t) = self.trials.get(key.trial.0 as usize) else {
+            return false;
+        };
         if t.state != TrialState::Running || t.attempt != key.attempt {
             return false;
         }
         if t.attempt >= self.spec.study.max_attempts {
-            let msg = format!("{why} on attempt {} of {}", t.attempt, self.spec.study.max_attempts);
+            let msg = format!(
+                "{why} on attempt {} of {}",
+                t.attempt, self.spec.study.max_attempts
+            );
             self.end(key.trial, TrialState::Lost, None, Some(msg), now, ops);
             return true;
         }
@@ -236,9 +315,23 @@ impl StudyCore {
                 continue;
             }
             if let (TrialState::Running, Some(node)) = (t.state, t.node) {
-                stopped.push((node, TrialKey { study: self.id(), trial: t.number, attempt: t.attempt }));
+                stopped.push((
+                    node,
+                    TrialKey {
+                        study: self.id(),
+                        trial: t.number,
+                        attempt: t.attempt,
+                    },
+                ));
             }
-            self.end(TrialId(i as u64), TrialState::Failed, None, Some("cancelled".into()), now, ops);
+            self.end(
+                TrialId(i as u64),
+                TrialState::Failed,
+                None,
+                Some("cancelled".into()),
+                now,
+                ops,
+            );
         }
         stopped
     }
@@ -248,21 +341,42 @@ impl StudyCore {
         self.trials
             .iter()
             .filter(|t| t.state == TrialState::Running)
-            .filter_map(|t| Some((t.node?, t.slot?, TrialKey { study: self.id(), trial: t.number, attempt: t.attempt })))
+            .filter_map(|t| {
+                Some((
+                    t.node?,
+                    t.slot?,
+                    TrialKey {
+                        study: self.id(),
+                        trial: t.number,
+                        attempt: t.attempt,
+                    },
+                ))
+            })
             .collect()
     }
 
     /// The best trials: the best complete one, or the Pareto front for several objectives.
     pub fn best(&self) -> Vec<TrialRecord> {
         let dirs = &self.spec.study.directions;
-        let done: Vec<&TrialRecord> = self.trials.iter().filter(|t| t.state == TrialState::Complete && t.values.is_some()).collect();
+        let done: Vec<&TrialRecord> = self
+            .trials
+            .iter()
+            .filter(|t| t.state == TrialState::Complete && t.values.is_some())
+            .collect();
         let vals = |t: &TrialRecord| t.values.clone().unwrap_or_default();
         if dirs.len() == 1 {
-            let best = done.into_iter().reduce(|a, b| if dirs[0].better(vals(b)[0], vals(a)[0]) { b } else { a });
+            let best = done.into_iter().reduce(|a, b| {
+                if dirs[0].better(vals(b)[0], vals(a)[0]) {
+                    b
+                } else {
+                    a
+                }
+            });
             return best.into_iter().cloned().collect();
         }
         let dominates = |a: &[f64], b: &[f64]| {
-            dirs.iter().enumerate().all(|(i, d)| !d.better(b[i], a[i])) && dirs.iter().enumerate().any(|(i, d)| d.better(a[i], b[i]))
+            dirs.iter().enumerate().all(|(i, d)| !d.better(b[i], a[i]))
+                && dirs.iter().enumerate().any(|(i, d)| d.better(a[i], b[i]))
         };
         done.iter()
             .filter(|t| !done.iter().any(|o| dominates(&vals(o), &vals(t))))
@@ -272,7 +386,11 @@ impl StudyCore {
 
     /// The summary shown by `status`.
     pub fn summary(&self) -> StudySummary {
-        let best = if self.spec.study.directions.len() == 1 { self.best().into_iter().next() } else { None };
+        let best = if self.spec.study.directions.len() == 1 {
+            self.best().into_iter().next()
+        } else {
+            None
+        };
         StudySummary {
             id: self.id(),
             name: self.row.name.clone(),
@@ -281,7 +399,13 @@ impl StudyCore {
             counts: self.counts.clone(),
             best_value: best.as_ref().and_then(|t| t.values.as_ref()).map(|v| v[0]),
             best_trial: best.map(|t| t.number),
-            directions: self.spec.study.directions.iter().map(|d| d.as_str().to_string()).collect(),
+            directions: self
+                .spec
+                .study
+                .directions
+                .iter()
+                .map(|d| d.as_str().to_string())
+                .collect(),
             created_ms: self.row.created_ms,
         }
     }

@@ -35,13 +35,22 @@ fn lifecycle_records_each_result_once_for_the_current_attempt() {
     assert!(c.requeue(k, "lease expired", 2, &mut ops));
     assert_eq!(c.counts().waiting, 1);
     assert_eq!(c.report(N, k, 1, vec![1.0], 3, &mut ops), Verdict::Stale);
-    assert_eq!(c.finish(N, k, Outcome::Complete(vec![1.0]), 3, &mut ops), FinishResult::Ignored);
+    assert_eq!(
+        c.finish(N, k, Outcome::Complete(vec![1.0]), 3, &mut ops),
+        FinishResult::Ignored
+    );
     let k2 = c.ask(NodeId(8), S, 4, &mut ops).unwrap();
     assert_eq!((k2.trial, k2.attempt), (TrialId(0), 2));
     // Another node cannot report for it.
     assert_eq!(c.report(N, k2, 1, vec![1.0], 5, &mut ops), Verdict::Stale);
-    assert_eq!(c.finish(NodeId(8), k2, Outcome::Complete(vec![2.5]), 6, &mut ops), FinishResult::Recorded);
-    assert_eq!(c.finish(NodeId(8), k2, Outcome::Complete(vec![9.0]), 7, &mut ops), FinishResult::Ignored);
+    assert_eq!(
+        c.finish(NodeId(8), k2, Outcome::Complete(vec![2.5]), 6, &mut ops),
+        FinishResult::Recorded
+    );
+    assert_eq!(
+        c.finish(NodeId(8), k2, Outcome::Complete(vec![9.0]), 7, &mut ops),
+        FinishResult::Ignored
+    );
     assert_eq!(c.trials[0].values, Some(vec![2.5]));
     assert_eq!(c.counts().complete, 1);
 }
@@ -63,10 +72,15 @@ fn lost_after_max_attempts_and_budget_counts_every_end() {
     c.finish(N, k, Outcome::Complete(vec![f64::NAN]), 0, &mut ops);
     assert_eq!(c.trials[2].state, TrialState::Failed);
     let k = c.ask(N, S, 0, &mut ops).unwrap();
-    assert!(c.ask(N, SlotId(1), 0, &mut ops).is_none(), "budget of 4 is spent");
+    assert!(
+        c.ask(N, SlotId(1), 0, &mut ops).is_none(),
+        "budget of 4 is spent"
+    );
     c.finish(N, k, Outcome::Complete(vec![1.0]), 0, &mut ops);
     assert_eq!(c.row.state, StudyState::Complete);
-    assert!(ops.iter().any(|o| matches!(o, StoreOp::Study(r) if r.state == StudyState::Complete)));
+    assert!(ops
+        .iter()
+        .any(|o| matches!(o, StoreOp::Study(r) if r.state == StudyState::Complete)));
 }
 
 #[test]
@@ -81,7 +95,10 @@ fn pruning_and_cancel() {
     assert_eq!(c.trials[1].state, TrialState::Pruned);
     assert!(c.trials[1].message.as_deref().unwrap().contains("median"));
     // The node's own "pruned" finish after the verdict is not recorded twice.
-    assert_eq!(c.finish(N, b, Outcome::Pruned, 0, &mut ops), FinishResult::Ignored);
+    assert_eq!(
+        c.finish(N, b, Outcome::Pruned, 0, &mut ops),
+        FinishResult::Ignored
+    );
     let r = c.ask(N, S, 0, &mut ops).unwrap();
     let stopped = c.cancel(0, &mut ops);
     assert_eq!(stopped, vec![(N, r)]);

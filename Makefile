@@ -1,0 +1,26 @@
+# The README's two commands: `make run` and `make test`. Both install what a fresh machine
+# lacks first (apt: libclang-dev, clang; pip: cmake >= 3.28 — needed by the model crates).
+CARGO ?= cargo
+SPEC ?= examples/quickstart.toml
+
+.PHONY: run test setup build lint bench
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --bin mlt-cluster
+
+run: build
+	rm -rf ./mlt-data/quickstart-demo
+	./target/release/mlt-cluster run $(SPEC) --data-dir ./mlt-data/quickstart-demo
+
+test: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace --all-targets
+
+bench: setup
+	$(CARGO) build --release --bin mlt-cluster --bin mlt-bench
+	./target/release/mlt-bench cluster --nodes 1,8,64 --slots 4 --trials 20000 --steps 5
+	./target/release/mlt-bench idle --connections 1000 --seconds 20

@@ -1,0 +1,312 @@
+//! Client commands: talk to a running scheduler over QUIC, or read a stopped one's store.
+use super::output;
+use super::{CliError, Conn, Format};
+use anyhow::{bail, Context};
+use mlt_net::{connect, ClientSession};
+use mlt_protocol::handshake::{Hello, Role};
+use mlt_protocol::messages::{FromClient, StudyRefMsg, SubmitMsg, ToClient};
+use mlt_protocol::records::{StatusReport, StudyState};
+use mlt_protocol::spec::Spec;
+use mlt_protocol::token::Token;
+use mlt_scheduler::store::{Store, StoreError};
+use mlt_scheduler::study::StudyCore;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A connection to a scheduler.
+pub struct Online(ClientSession);
+
+impl Online {
+    pub async fn request(&mut self, m: FromClient) -> anyhow::Result<ToClient> {
+        self.0.writer.send(&m).await?;
+        match tokio::time::timeout(Duration::from_secs(60), self.0.reader.recv::<ToClient>()).await
+        {
+            Err(_) => bail!("the scheduler did not answer within 60 s"),
+            Ok(r) => r?.context("the scheduler closed the connection"),
+        }
+    }
+}
+
+/// A stopped scheduler's store, read directly.
+pub struct Offline {
+    studies: Vec<StudyCore>,
+}
+
+impl Offline {
+    fn open(dir: &Path) -> Result<Offline, anyhow::Error> {
+        let store = Store::open(dir)?;
+        let mut loaded = store.load()?;
+        let mut studies = Vec::new();
+        for (id, row) in std::mem::take(&mut loaded.studies) {
+            let spec = Spec::parse(&row.spec_toml, &row.source).map_err(|e| {
+                anyhow::anyhow!("stored spec of `{}` does not validate: {e}", row.name)
+            })?;
+            studies.push(StudyCore::new(
+                row,
+                spec,
+                loaded.trials.remove(&id).unwrap_or_default(),
+            ));
+        }
+        Ok(Offline { studies })
+    }
+
+    fn find(&self, name: &str) -> Option<&StudyCore> {
+        self.studies
+            .iter()
+            .find(|s| s.row.name == name || s.id().0.to_string() == name)
+    }
+
+    fn request(&self, m: FromClient) -> anyhow::Result<ToClient> {
+        let missing = |n: &str| anyhow::anyhow!("no study named `{n}` in this store");
+        Ok(match m {
+            FromClient::Status => ToClient::Status(StatusReport {
+                version: env!("CARGO_PKG_VERSION").into(),
+                studies: self.studies.iter().map(StudyCore::summary).collect(),
+                nodes: Vec::new(),
+                metrics: Default::default(),
+            }),
+            FromClient::Trials(r) => ToClient::Trials(self.find(&r.study).ok_or_else(|| missing(&r.study))?.trials.clone()),
+            FromClient::Best(r) => ToClient::Best(self.find(&r.study).ok_or_else(|| missing(&r.study))?.best()),
+            FromClient::Study(r) => ToClient::Study(self.find(&r.study).ok_or_else(|| missing(&r.study))?.summary()),
+            FromClient::Submit(_) | FromClient::Cancel(_) => bail!("this needs a running scheduler (the store was read offline: pass --scheduler, or start it)"),
+        })
+    }
+}
+
+pub enum Target {
+    Online(Online),
+    Offline(Offline),
+}
+
+impl Target {
+    pub async fn request(&mut self, m: FromClient) -> anyhow::Result<ToClient> {
+        let reply = match self {
+            Target::Online(o) => o.request(m).await?,
+            Target::Offline(o) => o.request(m)?,
+        };
+        if let ToClient::Error(e) = reply {
+            return Err(match e.kind {
+                mlt_protocol::messages::ErrorKind::InvalidSpec => CliError::Spec(e.message).into(),
+                _ => anyhow::anyhow!(e.message),
+            });
+        }
+        Ok(reply)
+    }
+}
+
+fn read_trimmed(p: &Path) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string(p)
+        .with_context(|| format!("reading {}", p.display()))?
+        .trim()
+        .to_string())
+}
+
+async fn online(addr: &str, token: &str) -> anyhow::Result<Online> {
+    let token = Token::parse(token).map_err(|e| CliError::Connect(format!("--token: {e}")))?;
+    if token.role != Role::Client {
+        return Err(CliError::Connect(
+            "this is a node join token; client commands need the client token (DIR/client-token)"
+                .into(),
+        )
+        .into());
+    }
+    let hello = Hello {
+        protocol_version: 0,
+        role: Role::Client,
+        secret: String::new(),
+        name: whoami(),
+        node: None,
+    };
+    let s = connect(addr, &token, hello, Duration::from_secs(10))
+        .await
+        .map_err(|e| CliError::Connect(e.to_string()))?;
+    Ok(Online(s))
+}
+
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "client".into())
+}
+
+/// Finds the scheduler (or its store) as the flags say.
+pub async fn target(conn: &Conn, allow_offline: bool) -> anyhow::Result<Target> {
+    let dir = conn
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./mlt-data"));
+    if let Some(addr) = &conn.scheduler {
+        let token = match &conn.token {
+            Some(t) => t.clone(),
+            None => read_trimmed(&dir.join("client-token"))
+                .context("no --token (or MLT_TOKEN) given")?,
+        };
+        return Ok(Target::Online(online(addr, &token).await?));
+    }
+    if allow_offline && dir.join("store.redb").exists() {
+        match Offline::open(&dir) {
+            Ok(o) => return Ok(Target::Offline(o)),
+            Err(e)
+                if e.downcast_ref::<StoreError>()
+                    .is_some_and(|s| matches!(s, StoreError::Locked(_))) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let addr = read_trimmed(&dir.join("address")).map_err(|_| {
+        CliError::Connect(format!("no --scheduler given and no scheduler found in {} (start one, or pass --scheduler HOST:PORT --token TOKEN)", dir.display()))
+    })?;
+    let token = match &conn.token {
+        Some(t) => t.clone(),
+        None => read_trimmed(&dir.join("client-token"))?,
+    };
+    Ok(Target::Online(online(&addr, &token).await?))
+}
+
+fn study_ref(s: &str) -> StudyRefMsg {
+    StudyRefMsg {
+        study: s.to_string(),
+    }
+}
+
+pub async fn submit(spec: &Path, follow: bool, conn: &Conn) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(spec).with_context(|| format!("reading {}", spec.display()))?;
+    let source = spec.display().to_string();
+    // Validate here first: the error names the file as the researcher knows it.
+    Spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
+    let workdir = spec
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.display().to_string()));
+    let mut t = target(conn, false).await?;
+    let ToClient::Submitted(s) = t
+        .request(FromClient::Submit(SubmitMsg {
+            spec_toml: text,
+            source,
+            workdir,
+        }))
+        .await?
+    else {
+        bail!("unexpected answer to submit");
+    };
+    println!("{}", s.name);
+    if follow {
+        follow_study(&mut t, &s.name).await?;
+    }
+    Ok(())
+}
+
+/// Shows a progress bar until the study ends.
+pub async fn follow_study(t: &mut Target, name: &str) -> anyhow::Result<()> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+        )
+        .expect("template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_string());
+    loop {
+        let ToClient::Study(s) = t.request(FromClient::Study(study_ref(name))).await? else {
+            bail!("unexpected answer")
+        };
+        bar.set_length(s.n_trials);
+        bar.set_position(s.counts.finished());
+        let best = s
+            .best_value
+            .map_or(String::new(), |b| format!(" best {b:.6}"));
+        bar.set_message(format!(
+            "{} running, {} pruned, {} failed{best}",
+            s.counts.running,
+            s.counts.pruned,
+            s.counts.failed + s.counts.lost
+        ));
+        if s.state != StudyState::Running {
+            bar.finish();
+            eprintln!("{}", output::summary_line(&s));
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub async fn status(json: bool, conn: &Conn) -> anyhow::Result<()> {
+    let mut t = target(conn, true).await?;
+    let ToClient::Status(s) = t.request(FromClient::Status).await? else {
+        bail!("unexpected answer")
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print!(
+            "{}",
+            output::status_table(&s, matches!(t, Target::Offline(_)))
+        );
+    }
+    Ok(())
+}
+
+pub async fn trials(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
+    let mut t = target(conn, true).await?;
+    let ToClient::Trials(ts) = t.request(FromClient::Trials(study_ref(study))).await? else {
+        bail!("unexpected answer")
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&ts)?);
+    } else {
+        print!("{}", output::trials_table(&ts));
+    }
+    Ok(())
+}
+
+pub async fn best(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
+    let mut t = target(conn, true).await?;
+    let ToClient::Best(ts) = t.request(FromClient::Best(study_ref(study))).await? else {
+        bail!("unexpected answer")
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&ts)?);
+    } else if ts.is_empty() {
+        println!("no complete trial yet");
+    } else {
+        print!("{}", output::trials_table(&ts));
+    }
+    Ok(())
+}
+
+pub async fn cancel(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
+    let mut t = target(conn, false).await?;
+    let ToClient::Cancelled(s) = t.request(FromClient::Cancel(study_ref(study))).await? else {
+        bail!("unexpected answer")
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!(
+            "cancelled {} ({} trials finished)",
+            s.name,
+            s.counts.finished()
+        );
+    }
+    Ok(())
+}
+
+pub async fn export(
+    study: &str,
+    format: Format,
+    out: Option<PathBuf>,
+    conn: &Conn,
+) -> anyhow::Result<()> {
+    let mut t = target(conn, true).await?;
+    let ToClient::Trials(ts) = t.request(FromClient::Trials(study_ref(study))).await? else {
+        bail!("unexpected answer")
+    };
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(&ts)? + "\n",
+        Format::Csv => output::trials_csv(&ts),
+    };
+    match out {
+        Some(p) => std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}

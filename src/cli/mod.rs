@@ -1,0 +1,221 @@
+//! Command-line interface.
+//!
+//! ```text
+//! serve.rs   run, scheduler, join: the long-running commands
+//! client.rs  submit, status, trials, best, cancel, export: talk to a scheduler (or read a
+//!            stopped scheduler's store)
+//! output.rs  tables, JSON and CSV
+//! ```
+mod client;
+mod output;
+mod serve;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Hyperparameter search cluster for machine-learning trading models.
+#[derive(Parser, Debug)]
+#[command(name = "mlt-cluster", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where a client finds the scheduler.
+#[derive(Args, Debug, Clone)]
+pub struct Conn {
+    /// Scheduler address, host:port (default: the address in DIR/address).
+    #[arg(long, env = "MLT_SCHEDULER")]
+    pub scheduler: Option<String>,
+    /// Client token (default: the one in DIR/client-token).
+    #[arg(long, env = "MLT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Data dir: without --scheduler, read a stopped scheduler's store here (or find a running
+    /// one's address and token).
+    #[arg(long, env = "MLT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Scheduler and a local node in one process; exits when the study ends and prints a summary.
+    Run {
+        /// The search spec (TOML).
+        spec: PathBuf,
+        /// Data dir (store, certificate, tokens).
+        #[arg(long, env = "MLT_DATA_DIR", default_value = "./mlt-data")]
+        data_dir: PathBuf,
+        /// Worker slots (default: one per core).
+        #[arg(long)]
+        slots: Option<u32>,
+        /// Print the final summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start the scheduler: writes DIR/join-token and DIR/client-token, prints the join command.
+    Scheduler {
+        /// cluster.toml.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// UDP address to listen on.
+        #[arg(long, env = "MLT_LISTEN")]
+        listen: Option<String>,
+        /// Data dir.
+        #[arg(long, env = "MLT_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Host name nodes use to reach this machine (for the printed join command).
+        #[arg(long)]
+        advertise: Option<String>,
+    },
+    /// Join a scheduler as a node and run trials.
+    Join {
+        /// Scheduler address, host:port.
+        #[arg(long, env = "MLT_SCHEDULER")]
+        scheduler: String,
+        /// Join token printed by the scheduler.
+        #[arg(long, env = "MLT_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Worker slots (0 = one per core).
+        #[arg(long)]
+        slots: Option<u32>,
+        /// GPU indices, e.g. 0,1 (default: CUDA_VISIBLE_DEVICES, else nvidia-smi -L).
+        #[arg(long)]
+        gpus: Option<String>,
+        /// Node name (default: host name).
+        #[arg(long)]
+        name: Option<String>,
+        /// cluster.toml (its [node] section).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Submit a search spec; prints the study's name.
+    Submit {
+        /// The search spec (TOML).
+        spec: PathBuf,
+        /// Show a progress bar until the study ends.
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Studies, nodes and scheduler counters.
+    Status {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// All trials of a study.
+    Trials {
+        /// Study name or id.
+        study: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// The best trial (the Pareto front for several objectives).
+    Best {
+        /// Study name or id.
+        study: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Cancel a study: no new trials; running ones are stopped.
+    Cancel {
+        /// Study name or id.
+        study: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Export a study's trials.
+    Export {
+        /// Study name or id.
+        study: String,
+        /// Format.
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum Format {
+    Json,
+    Csv,
+}
+
+impl Cli {
+    /// Log level when MLT_LOG is unset: chatty for servers, quiet for clients.
+    pub fn default_log(&self) -> &'static str {
+        match self.command {
+            Command::Scheduler { .. } | Command::Join { .. } => "info",
+            _ => "warn",
+        }
+    }
+}
+
+/// Errors that map to exit codes other than 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Spec(String),
+    #[error("{0}")]
+    Connect(String),
+}
+
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    match e.downcast_ref::<CliError>() {
+        Some(CliError::Spec(_)) => 3,
+        Some(CliError::Connect(_)) => 4,
+        None => 1,
+    }
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run {
+            spec,
+            data_dir,
+            slots,
+            json,
+        } => serve::run(&spec, data_dir, slots, json).await,
+        Command::Scheduler {
+            config,
+            listen,
+            data_dir,
+            advertise,
+        } => serve::scheduler(config, listen, data_dir, advertise).await,
+        Command::Join {
+            scheduler,
+            token,
+            slots,
+            gpus,
+            name,
+            config,
+        } => serve::join(scheduler, token, slots, gpus, name, config).await,
+        Command::Submit { spec, follow, conn } => client::submit(&spec, follow, &conn).await,
+        Command::Status { json, conn } => client::status(json, &conn).await,
+        Command::Trials { study, json, conn } => client::trials(&study, json, &conn).await,
+        Command::Best { study, json, conn } => client::best(&study, json, &conn).await,
+        Command::Cancel { study, json, conn } => client::cancel(&study, json, &conn).await,
+        Command::Export {
+            study,
+            format,
+            out,
+            conn,
+        } => client::export(&study, format, out, &conn).await,
+    }
+}

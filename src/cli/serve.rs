@@ -1,0 +1,219 @@
+//! The long-running commands: `run`, `scheduler`, `join`.
+use super::CliError;
+use crate::config::ClusterConfig;
+use anyhow::Context;
+use mlt_node::resources::{detect_gpus, make_slots, parse_gpu_list};
+use mlt_node::{run_node, NodeConfig};
+use mlt_protocol::messages::SubmitMsg;
+use mlt_protocol::records::StudyState;
+use mlt_protocol::spec::Spec;
+use mlt_protocol::token::Token;
+use mlt_scheduler::{Scheduler, SchedulerConfig};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+fn scheduler_config(c: &ClusterConfig) -> SchedulerConfig {
+    let mut s = SchedulerConfig::new(c.listen, c.data_dir.clone());
+    s.heartbeat = Duration::from_millis(c.heartbeat_ms);
+    s.lease = Duration::from_millis(c.lease_ms);
+    s.max_frame = c.max_frame_bytes;
+    s.durable = c.durable;
+    s.advertise = c.advertise.clone();
+    s
+}
+
+pub async fn scheduler(
+    config: Option<PathBuf>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    advertise: Option<String>,
+) -> anyhow::Result<()> {
+    let mut c =
+        ClusterConfig::load(config.as_deref()).map_err(|e| CliError::Spec(format!("{e:#}")))?;
+    if let Some(l) = listen {
+        c.listen = l.parse().map_err(|_| {
+            CliError::Spec(format!(
+                "--listen {l:?} is not an address such as 0.0.0.0:7340"
+            ))
+        })?;
+    }
+    if let Some(d) = data_dir {
+        c.data_dir = d;
+    }
+    if advertise.is_some() {
+        c.advertise = advertise;
+    }
+    let handle = Scheduler::start(scheduler_config(&c)).await?;
+    let port = handle.addr.port();
+    let host = match &c.advertise {
+        Some(h) => format!("{h}:{port}"),
+        None if handle.addr.ip().is_unspecified() => format!("{}:{port}", host_name()),
+        None => handle.addr.to_string(),
+    };
+    let id = &handle.shared.identity;
+    println!(
+        "mlt-cluster scheduler listening on {} (UDP/QUIC), data in {}",
+        handle.addr,
+        c.data_dir.display()
+    );
+    println!(
+        "join nodes with:\n  mlt-cluster join --scheduler {host} --token {}",
+        id.join_token.encode()
+    );
+    println!(
+        "clients: MLT_SCHEDULER={host} MLT_TOKEN=$(cat {}) mlt-cluster status",
+        c.data_dir.join("client-token").display()
+    );
+    tokio::select! {
+        _ = stop_signal() => {
+            tracing::info!("stopping");
+            handle.stop().await;
+            Ok(())
+        }
+        r = wait_failed(&handle) => r,
+    }
+}
+
+async fn wait_failed(handle: &mlt_scheduler::SchedulerHandle) -> anyhow::Result<()> {
+    loop {
+        if let Some(why) = handle.failed() {
+            anyhow::bail!("scheduler stopped: {why}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub async fn join(
+    scheduler: String,
+    token: String,
+    slots: Option<u32>,
+    gpus: Option<String>,
+    name: Option<String>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let c = ClusterConfig::load(config.as_deref()).map_err(|e| CliError::Spec(format!("{e:#}")))?;
+    let token = Token::parse(&token).map_err(|e| CliError::Connect(format!("--token: {e}")))?;
+    let gpus = match gpus {
+        Some(g) => Some(parse_gpu_list(&g).map_err(|e| CliError::Spec(format!("--gpus: {e}")))?),
+        None => c.gpus.clone(),
+    };
+    let gpus = detect_gpus(gpus.as_deref());
+    let slots = make_slots(slots.unwrap_or(c.slots), &gpus);
+    let cfg = NodeConfig {
+        scheduler,
+        token,
+        name: name.or(c.name).unwrap_or_else(host_name),
+        slots,
+        reconnect_max: Duration::from_millis(c.reconnect_max_ms),
+        drain_timeout: Duration::from_secs(c.drain_timeout_s),
+    };
+    run_node(cfg, stop_signal())
+        .await
+        .map_err(|e| CliError::Connect(format!("{e:#}")).into())
+}
+
+pub async fn run(
+    spec_path: &Path,
+    data_dir: PathBuf,
+    slots: Option<u32>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(spec_path)
+        .with_context(|| format!("reading {}", spec_path.display()))?;
+    let source = spec_path.display().to_string();
+    Spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
+    let mut cfg = SchedulerConfig::new("127.0.0.1:0".parse().expect("addr"), data_dir.clone());
+    cfg.heartbeat = Duration::from_millis(500);
+    let handle = Scheduler::start(cfg).await?;
+    let node_cfg = NodeConfig {
+        scheduler: handle.addr.to_string(),
+        token: handle.shared.identity.join_token.clone(),
+        name: "local".into(),
+        slots: make_slots(slots.unwrap_or(0), &detect_gpus(None)),
+        reconnect_max: Duration::from_secs(1),
+        drain_timeout: Duration::from_secs(5),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let node = tokio::spawn(run_node(node_cfg, async move {
+        let _ = stop_rx.await;
+    }));
+    let workdir = spec_path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.display().to_string()));
+    let sub = handle
+        .submit(SubmitMsg {
+            spec_toml: text,
+            source,
+            workdir,
+        })
+        .await
+        .map_err(|e| CliError::Spec(e.message))?;
+    eprintln!("study {} (data in {})", sub.name, data_dir.display());
+    let interrupted = tokio::select! {
+        _ = stop_signal() => true,
+        _ = async {
+            loop {
+                match handle.summary(&sub.name).await {
+                    Some(s) if s.state != StudyState::Running => break,
+                    _ => {}
+                }
+                if handle.failed().is_some() { break; }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        } => false,
+    };
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), node).await;
+    let summary = handle.summary(&sub.name).await;
+    let best = handle.shared.directory.find(&sub.name);
+    let best = match best {
+        Some(a) => ractor_best(a).await,
+        None => Vec::new(),
+    };
+    let failed = handle.failed();
+    handle.stop().await;
+    if let Some(why) = failed {
+        anyhow::bail!("scheduler stopped: {why}");
+    }
+    let s = summary.context("the study vanished")?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "study": s, "best": best }))?
+        );
+    } else {
+        println!("{}", super::output::summary_line(&s));
+        if !best.is_empty() {
+            print!("{}", super::output::trials_table(&best));
+        }
+    }
+    if interrupted {
+        eprintln!("interrupted: the study is kept in {}; resume it with `mlt-cluster scheduler --data-dir {}` and a node", data_dir.display(), data_dir.display());
+    }
+    Ok(())
+}
+
+async fn ractor_best(
+    a: ractor::ActorRef<mlt_scheduler::study::StudyMsg>,
+) -> Vec<mlt_protocol::records::TrialRecord> {
+    ractor::call!(a, mlt_scheduler::study::StudyMsg::Best).unwrap_or_default()
+}
