@@ -1,0 +1,184 @@
+//! Helpers for tests that start the real binary: a scheduler and nodes as processes on
+//! loopback, each with its own log file, bounded waits, and everything killed at the end.
+#![allow(dead_code)]
+use serde_json::Value;
+use std::fs::File;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mlt-cluster")
+}
+
+/// A process with its log; killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn sigterm(&self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `f` every 50 ms until it holds or `secs` pass.
+#[track_caller]
+pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub scheduler: Option<Proc>,
+    pub nodes: Vec<Proc>,
+    pub config: PathBuf,
+    n_logs: usize,
+}
+
+impl Cluster {
+    /// A scheduler with the given `[scheduler]` settings (heartbeat/lease) on a free port.
+    pub fn start(scheduler_toml: &str) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("cluster.toml");
+        std::fs::write(&config, format!("[scheduler]\n{scheduler_toml}\n[node]\nreconnect_max_ms = 300\ndrain_timeout_s = 5\n")).unwrap();
+        let mut c = Cluster { dir, port: free_port(), scheduler: None, nodes: Vec::new(), config, n_logs: 0 };
+        c.start_scheduler();
+        c
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self, name: &str, args: &[&str]) -> Proc {
+        self.n_logs += 1;
+        let log = self.dir.path().join(format!("{:02}-{name}.log", self.n_logs));
+        let f = File::create(&log).unwrap();
+        let child = Command::new(bin())
+            .args(args)
+            .env("MLT_LOG", "info")
+            .env_remove("MLT_SCHEDULER")
+            .env_remove("MLT_TOKEN")
+            .env_remove("MLT_DATA_DIR")
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap();
+        Proc { child, log }
+    }
+
+    pub fn start_scheduler(&mut self) {
+        let data = self.data();
+        let (cfg, addr) = (self.config.display().to_string(), self.addr());
+        let p = self.spawn("scheduler", &["scheduler", "--config", &cfg, "--listen", &addr, "--data-dir", &data.display().to_string()]);
+        self.scheduler = Some(p);
+        let token = data.join("client-token");
+        let addr_file = data.join("address");
+        let _ = std::fs::remove_file(&addr_file);
+        wait_until(30, "the scheduler to start", || token.exists() && addr_file.exists());
+    }
+
+    pub fn join_token(&self) -> String {
+        std::fs::read_to_string(self.data().join("join-token")).unwrap().trim().to_string()
+    }
+
+    pub fn client_token(&self) -> String {
+        std::fs::read_to_string(self.data().join("client-token")).unwrap().trim().to_string()
+    }
+
+    pub fn add_node(&mut self, name: &str, slots: u32) {
+        let (addr, token, cfg) = (self.addr(), self.join_token(), self.config.display().to_string());
+        let p = self.spawn(name, &["join", "--scheduler", &addr, "--token", &token, "--slots", &slots.to_string(), "--name", name, "--config", &cfg]);
+        self.nodes.push(p);
+    }
+
+    /// Runs a client command against the scheduler.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(bin());
+        cmd.args(args).args(["--scheduler", &self.addr(), "--token", &self.client_token()]);
+        cmd.env_remove("MLT_DATA_DIR").env("MLT_LOG", "warn").stdin(Stdio::null()).output().unwrap()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Submits a spec; returns the study name.
+    pub fn submit(&self, spec: &Path) -> String {
+        let out = self.cli(&["submit", &spec.display().to_string()]);
+        assert!(out.status.success(), "submit failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Option<Value> {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.cli(&a);
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).unwrap())
+    }
+
+    pub fn trials(&self, study: &str) -> Vec<Value> {
+        self.json(&["trials", study]).and_then(|v| v.as_array().cloned()).unwrap_or_default()
+    }
+
+    pub fn finished(&self, study: &str) -> u64 {
+        self.json(&["status"])
+            .and_then(|s| s["studies"].as_array().and_then(|a| a.iter().find(|x| x["name"] == study).cloned()))
+            .map_or(0, |s| ["complete", "pruned", "failed", "lost"].iter().map(|k| s["counts"][k].as_u64().unwrap_or(0)).sum())
+    }
+
+    pub fn study_state(&self, study: &str) -> String {
+        self.json(&["status"])
+            .and_then(|s| s["studies"].as_array().and_then(|a| a.iter().find(|x| x["name"] == study).cloned()))
+            .map_or(String::new(), |s| s["state"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Fails the test if a process crashed (a panic in its log).
+    pub fn assert_no_panics(&self) {
+        for p in self.scheduler.iter().chain(&self.nodes) {
+            let log = p.log_text();
+            assert!(!log.contains("panicked"), "a process panicked:\n{log}");
+        }
+    }
+}
+
+pub fn count_state(trials: &[Value], state: &str) -> usize {
+    trials.iter().filter(|t| t["state"] == state).count()
+}
