@@ -29,11 +29,16 @@ fn three_nodes_run_300_trials_each_recorded_once_never_on_two_slots() {
         &format!("[study]\nname = \"many\"\nn_trials = 300\n[space]\nx = {{ type = \"float\", low = 0, high = 1 }}\n[objective]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", {script:?}]\n"),
     );
     let study = c.submit(&spec);
-    wait_until(240, "300 finished trials", || c.study_state(&study) == "complete");
+    wait_until(240, "300 finished trials", || {
+        c.study_state(&study) == "complete"
+    });
     let trials = c.trials(&study);
     assert_eq!(trials.len(), 300);
     assert_eq!(count_state(&trials, "complete"), 300);
-    let numbers: BTreeSet<u64> = trials.iter().map(|t| t["number"].as_u64().unwrap()).collect();
+    let numbers: BTreeSet<u64> = trials
+        .iter()
+        .map(|t| t["number"].as_u64().unwrap())
+        .collect();
     assert_eq!(numbers, (0..300).collect());
     for t in &trials {
         // The recorded value is the parameter the program received: nothing was mixed up.
@@ -45,10 +50,20 @@ fn three_nodes_run_300_trials_each_recorded_once_never_on_two_slots() {
     let mut open: BTreeMap<(u64, u64), u128> = BTreeMap::new();
     for line in log.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        let (trial, attempt, t): (u64, u64, u128) = (f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap());
+        let (trial, attempt, t): (u64, u64, u128) = (
+            f[1].parse().unwrap(),
+            f[2].parse().unwrap(),
+            f[3].parse().unwrap(),
+        );
         match f[0] {
-            "start" => assert!(open.insert((trial, attempt), t).is_none(), "trial {trial} attempt {attempt} started twice"),
-            _ => runs.entry(trial).or_default().push((open.remove(&(trial, attempt)).unwrap(), t)),
+            "start" => assert!(
+                open.insert((trial, attempt), t).is_none(),
+                "trial {trial} attempt {attempt} started twice"
+            ),
+            _ => runs
+                .entry(trial)
+                .or_default()
+                .push((open.remove(&(trial, attempt)).unwrap(), t)),
         }
     }
     assert!(open.is_empty());
@@ -69,13 +84,25 @@ fn a_killed_node_loses_its_trials_to_the_others_after_the_lease() {
     let study = c.submit(&spec);
     wait_until(60, "some trials to finish", || c.finished(&study) >= 6);
     c.nodes[0].kill9();
-    wait_until(120, "the study to complete", || c.study_state(&study) == "complete");
+    wait_until(120, "the study to complete", || {
+        c.study_state(&study) == "complete"
+    });
     let trials = c.trials(&study);
     assert_eq!(trials.len(), 40);
-    assert_eq!(count_state(&trials, "complete"), 40, "every trial finished exactly once");
-    let numbers: BTreeSet<u64> = trials.iter().map(|t| t["number"].as_u64().unwrap()).collect();
+    assert_eq!(
+        count_state(&trials, "complete"),
+        40,
+        "every trial finished exactly once"
+    );
+    let numbers: BTreeSet<u64> = trials
+        .iter()
+        .map(|t| t["number"].as_u64().unwrap())
+        .collect();
     assert_eq!(numbers.len(), 40);
-    assert!(trials.iter().any(|t| t["attempt"].as_u64().unwrap() >= 2), "the killed node's trials were re-run");
+    assert!(
+        trials.iter().any(|t| t["attempt"].as_u64().unwrap() >= 2),
+        "the killed node's trials were re-run"
+    );
     let status = c.json(&["status"]).unwrap();
     assert!(status["metrics"]["leases_expired"].as_u64().unwrap() >= 1);
     c.assert_no_panics();
@@ -89,22 +116,34 @@ fn a_killed_scheduler_restarts_and_loses_nothing_acknowledged() {
     let spec = c.write("s.toml", &bench_spec("restart", 60, 0.05));
     let study = c.submit(&spec);
     wait_until(60, "some trials to finish", || c.finished(&study) >= 12);
-    let before: BTreeMap<u64, serde_json::Value> =
-        c.trials(&study).into_iter().filter(|t| t["state"] == "complete").map(|t| (t["number"].as_u64().unwrap(), t["values"].clone())).collect();
+    let before: BTreeMap<u64, serde_json::Value> = c
+        .trials(&study)
+        .into_iter()
+        .filter(|t| t["state"] == "complete")
+        .map(|t| (t["number"].as_u64().unwrap(), t["values"].clone()))
+        .collect();
     assert!(before.len() >= 12);
     c.scheduler.as_mut().unwrap().kill9();
     std::thread::sleep(std::time::Duration::from_millis(300));
     c.start_scheduler();
-    wait_until(120, "the study to complete after the restart", || c.study_state(&study) == "complete");
+    wait_until(120, "the study to complete after the restart", || {
+        c.study_state(&study) == "complete"
+    });
     let after = c.trials(&study);
     assert_eq!(after.len(), 60);
     assert_eq!(count_state(&after, "complete"), 60);
     for (n, v) in &before {
-        let t = after.iter().find(|t| t["number"].as_u64() == Some(*n)).unwrap();
+        let t = after
+            .iter()
+            .find(|t| t["number"].as_u64() == Some(*n))
+            .unwrap();
         assert_eq!(&t["values"], v, "trial {n} kept its values");
     }
     let status = c.json(&["status"]).unwrap();
     let nodes = status["nodes"].as_array().unwrap();
-    assert!(nodes.iter().filter(|n| n["connected"] == true).count() >= 2, "both nodes reconnected by themselves: {nodes:?}");
+    assert!(
+        nodes.iter().filter(|n| n["connected"] == true).count() >= 2,
+        "both nodes reconnected by themselves: {nodes:?}"
+    );
     c.assert_no_panics();
 }

@@ -99,6 +99,11 @@ impl FrameWriter {
         Ok(())
     }
 
+    /// The underlying stream (for tests that must send raw bytes).
+    pub fn into_inner(self) -> quinn::SendStream {
+        self.send
+    }
+
     /// Hands the stream to a batching writer task.
     pub fn into_outbox(self) -> Outbox {
         Outbox::spawn(self.send, self.max)

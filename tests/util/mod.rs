@@ -25,7 +25,9 @@ impl Proc {
     }
 
     pub fn sigterm(&self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
     }
 
     pub fn log_text(&self) -> String {
@@ -41,7 +43,11 @@ impl Drop for Proc {
 }
 
 pub fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `f` every 50 ms until it holds or `secs` pass.
@@ -72,7 +78,14 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("cluster.toml");
         std::fs::write(&config, format!("[scheduler]\n{scheduler_toml}\n[node]\nreconnect_max_ms = 300\ndrain_timeout_s = 5\n")).unwrap();
-        let mut c = Cluster { dir, port: free_port(), scheduler: None, nodes: Vec::new(), config, n_logs: 0 };
+        let mut c = Cluster {
+            dir,
+            port: free_port(),
+            scheduler: None,
+            nodes: Vec::new(),
+            config,
+            n_logs: 0,
+        };
         c.start_scheduler();
         c
     }
@@ -87,7 +100,10 @@ impl Cluster {
 
     fn spawn(&mut self, name: &str, args: &[&str]) -> Proc {
         self.n_logs += 1;
-        let log = self.dir.path().join(format!("{:02}-{name}.log", self.n_logs));
+        let log = self
+            .dir
+            .path()
+            .join(format!("{:02}-{name}.log", self.n_logs));
         let f = File::create(&log).unwrap();
         let child = Command::new(bin())
             .args(args)
@@ -105,33 +121,76 @@ impl Cluster {
     pub fn start_scheduler(&mut self) {
         let data = self.data();
         let (cfg, addr) = (self.config.display().to_string(), self.addr());
-        let p = self.spawn("scheduler", &["scheduler", "--config", &cfg, "--listen", &addr, "--data-dir", &data.display().to_string()]);
+        let p = self.spawn(
+            "scheduler",
+            &[
+                "scheduler",
+                "--config",
+                &cfg,
+                "--listen",
+                &addr,
+                "--data-dir",
+                &data.display().to_string(),
+            ],
+        );
         self.scheduler = Some(p);
         let token = data.join("client-token");
         let addr_file = data.join("address");
         let _ = std::fs::remove_file(&addr_file);
-        wait_until(30, "the scheduler to start", || token.exists() && addr_file.exists());
+        wait_until(30, "the scheduler to start", || {
+            token.exists() && addr_file.exists()
+        });
     }
 
     pub fn join_token(&self) -> String {
-        std::fs::read_to_string(self.data().join("join-token")).unwrap().trim().to_string()
+        std::fs::read_to_string(self.data().join("join-token"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     pub fn client_token(&self) -> String {
-        std::fs::read_to_string(self.data().join("client-token")).unwrap().trim().to_string()
+        std::fs::read_to_string(self.data().join("client-token"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     pub fn add_node(&mut self, name: &str, slots: u32) {
-        let (addr, token, cfg) = (self.addr(), self.join_token(), self.config.display().to_string());
-        let p = self.spawn(name, &["join", "--scheduler", &addr, "--token", &token, "--slots", &slots.to_string(), "--name", name, "--config", &cfg]);
+        let (addr, token, cfg) = (
+            self.addr(),
+            self.join_token(),
+            self.config.display().to_string(),
+        );
+        let p = self.spawn(
+            name,
+            &[
+                "join",
+                "--scheduler",
+                &addr,
+                "--token",
+                &token,
+                "--slots",
+                &slots.to_string(),
+                "--name",
+                name,
+                "--config",
+                &cfg,
+            ],
+        );
         self.nodes.push(p);
     }
 
     /// Runs a client command against the scheduler.
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(bin());
-        cmd.args(args).args(["--scheduler", &self.addr(), "--token", &self.client_token()]);
-        cmd.env_remove("MLT_DATA_DIR").env("MLT_LOG", "warn").stdin(Stdio::null()).output().unwrap()
+        cmd.args(args)
+            .args(["--scheduler", &self.addr(), "--token", &self.client_token()]);
+        cmd.env_remove("MLT_DATA_DIR")
+            .env("MLT_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
@@ -143,7 +202,11 @@ impl Cluster {
     /// Submits a spec; returns the study name.
     pub fn submit(&self, spec: &Path) -> String {
         let out = self.cli(&["submit", &spec.display().to_string()]);
-        assert!(out.status.success(), "submit failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "submit failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
@@ -151,23 +214,42 @@ impl Cluster {
         let mut a = args.to_vec();
         a.push("--json");
         let out = self.cli(&a);
-        out.status.success().then(|| serde_json::from_slice(&out.stdout).unwrap())
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
     }
 
     pub fn trials(&self, study: &str) -> Vec<Value> {
-        self.json(&["trials", study]).and_then(|v| v.as_array().cloned()).unwrap_or_default()
+        self.json(&["trials", study])
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
     }
 
     pub fn finished(&self, study: &str) -> u64 {
         self.json(&["status"])
-            .and_then(|s| s["studies"].as_array().and_then(|a| a.iter().find(|x| x["name"] == study).cloned()))
-            .map_or(0, |s| ["complete", "pruned", "failed", "lost"].iter().map(|k| s["counts"][k].as_u64().unwrap_or(0)).sum())
+            .and_then(|s| {
+                s["studies"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|x| x["name"] == study).cloned())
+            })
+            .map_or(0, |s| {
+                ["complete", "pruned", "failed", "lost"]
+                    .iter()
+                    .map(|k| s["counts"][k].as_u64().unwrap_or(0))
+                    .sum()
+            })
     }
 
     pub fn study_state(&self, study: &str) -> String {
         self.json(&["status"])
-            .and_then(|s| s["studies"].as_array().and_then(|a| a.iter().find(|x| x["name"] == study).cloned()))
-            .map_or(String::new(), |s| s["state"].as_str().unwrap_or_default().to_string())
+            .and_then(|s| {
+                s["studies"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|x| x["name"] == study).cloned())
+            })
+            .map_or(String::new(), |s| {
+                s["state"].as_str().unwrap_or_default().to_string()
+            })
     }
 
     /// Fails the test if a process crashed (a panic in its log).

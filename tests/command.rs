@@ -1,0 +1,108 @@
+//! The `command` objective end to end: reported steps are stored, a pruned trial's process is
+//! killed, a failing program gives a Failed trial with the tail of its stderr; `cancel`
+//! reaches running trials; `export` and `best` work offline on the stopped store.
+mod util;
+
+use util::{count_state, wait_until, Cluster};
+
+#[test]
+fn steps_pruning_kills_and_failures_carry_stderr() {
+    let mut c = Cluster::start("heartbeat_ms = 200\nlease_ms = 5000");
+    c.add_node("n", 2);
+    let marks = c.dir.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    // Step 1 reports x; a trial that survives sleeps, marks itself and finishes.
+    let script = format!(
+        "echo \"{{\\\"step\\\": 1, \\\"value\\\": $MLT_PARAM_X}}\"; sleep 1; touch {m}/$MLT_TRIAL; echo \"{{\\\"step\\\": 2, \\\"value\\\": $MLT_PARAM_X}}\"; echo \"{{\\\"value\\\": $MLT_PARAM_X}}\"",
+        m = marks.display()
+    );
+    let spec = c.write(
+        "cmd.toml",
+        &format!(
+            "[study]\nname = \"cmd\"\nn_trials = 12\nmax_concurrent = 2\nseed = 3\n[pruner]\nkind = \"median\"\nn_startup_trials = 2\n[space]\nx = {{ type = \"float\", low = 0, high = 1 }}\n[objective]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", {script:?}]\n"
+        ),
+    );
+    let study = c.submit(&spec);
+    wait_until(90, "the command study", || {
+        c.study_state(&study) == "complete"
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let trials = c.trials(&study);
+    assert_eq!(trials.len(), 12);
+    let pruned: Vec<_> = trials.iter().filter(|t| t["state"] == "pruned").collect();
+    assert!(!pruned.is_empty(), "some trials were pruned: {trials:?}");
+    for t in &trials {
+        let n = t["number"].as_u64().unwrap();
+        let marked = marks.join(n.to_string()).exists();
+        match t["state"].as_str().unwrap() {
+            "complete" => {
+                assert!(marked);
+                assert_eq!(t["intermediate"]["1"][0], t["params"]["x"]);
+                assert_eq!(t["intermediate"]["2"][0], t["params"]["x"]);
+            }
+            "pruned" => {
+                assert!(
+                    !marked,
+                    "pruned trial {n}'s process was killed before it went on"
+                );
+                assert!(t["message"].as_str().unwrap().contains("median"));
+            }
+            s => panic!("unexpected state {s}"),
+        }
+    }
+    // A failing program.
+    let spec = c.write(
+        "fail.toml",
+        "[study]\nname = \"fail\"\nn_trials = 2\n[objective]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"echo 'ValueError: bad lr' >&2; exit 7\"]\n",
+    );
+    let study = c.submit(&spec);
+    wait_until(60, "the failing study", || {
+        c.study_state(&study) == "complete"
+    });
+    let trials = c.trials(&study);
+    assert_eq!(count_state(&trials, "failed"), 2);
+    let msg = trials[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("exit status: 7") && msg.contains("ValueError: bad lr"),
+        "{msg}"
+    );
+    // Cancel reaches a running trial within a heartbeat.
+    let spec = c.write("slow.toml", "[study]\nname = \"slow\"\nn_trials = 5\n[objective]\nkind = \"command\"\ncommand = [\"sleep\", \"30\"]\n");
+    let study = c.submit(&spec);
+    wait_until(30, "a running trial", || {
+        c.trials(&study).iter().any(|t| t["state"] == "running")
+    });
+    let t0 = std::time::Instant::now();
+    let out = c.cli(&["cancel", &study]);
+    assert!(out.status.success());
+    wait_until(10, "the node to stop the trial", || {
+        c.json(&["status"]).unwrap()["nodes"][0]["running"] == 0
+    });
+    assert!(t0.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(c.study_state(&study), "cancelled");
+    // The stopped scheduler's store answers listings offline.
+    c.scheduler.as_mut().unwrap().kill9();
+    let data = c.data().display().to_string();
+    let out = std::process::Command::new(util::bin())
+        .args(["export", "cmd", "--format", "csv", "--data-dir", &data])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        csv.starts_with("number,state,attempt,value,param_x,"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 13);
+    let out = std::process::Command::new(util::bin())
+        .args(["best", "cmd", "--json", "--data-dir", &data])
+        .output()
+        .unwrap();
+    let best: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(best[0]["state"], "complete");
+    c.assert_no_panics();
+}

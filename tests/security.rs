@@ -1,0 +1,191 @@
+//! Refusals and hostile input: wrong token, fingerprint, version and role; garbage, truncated
+//! and oversized frames. The scheduler refuses clearly and keeps serving the others.
+mod util;
+
+use mlt_net::frames::FrameWriter;
+use mlt_net::{connect, ConnectError};
+use mlt_protocol::handshake::{Hello, Refusal, Role};
+use mlt_protocol::messages::{FromClient, SubmitMsg, ToClient};
+use mlt_protocol::token::Token;
+use std::time::Duration;
+use util::Cluster;
+
+fn hello(role: Role) -> Hello {
+    Hello {
+        protocol_version: 0,
+        role,
+        secret: String::new(),
+        name: "test".into(),
+        node: Some(mlt_protocol::NodeId(1)),
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn status_works(c: &Cluster) {
+    let out = c.cli(&["status"]);
+    assert!(
+        out.status.success(),
+        "scheduler still serves: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_tokens_fingerprints_versions_and_roles_are_refused() {
+    let c = Cluster::start("");
+    let client = Token::parse(&c.client_token()).unwrap();
+    let node = Token::parse(&c.join_token()).unwrap();
+    // Wrong secret, through the CLI: exit code 4 and a clear message.
+    let wrong = Token {
+        secret: "ab".repeat(32),
+        ..client.clone()
+    }
+    .encode();
+    let out = std::process::Command::new(util::bin())
+        .args(["status", "--scheduler", &c.addr(), "--token", &wrong])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid token"), "{err}");
+    // Wrong fingerprint: the node refuses the server.
+    let pinned_elsewhere = Token {
+        fingerprint: [7; 32],
+        ..node.clone()
+    }
+    .encode();
+    let out = std::process::Command::new(util::bin())
+        .args([
+            "join",
+            "--scheduler",
+            &c.addr(),
+            "--token",
+            &pinned_elsewhere,
+            "--slots",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pins") && err.contains("0707"), "{err}");
+    let rt = rt();
+    rt.block_on(async {
+        // Another protocol version.
+        let mut h = hello(Role::Client);
+        h.protocol_version = 99;
+        match connect(&c.addr(), &client, h, Duration::from_secs(5)).await {
+            Err(ConnectError::Refused {
+                reason: Refusal::Version,
+                message,
+                ..
+            }) => assert!(message.contains("version 99"), "{message}"),
+            other => panic!("expected a version refusal, got {:?}", other.err()),
+        }
+        // A node's secret presented as a client (to submit).
+        let as_client = Token {
+            role: Role::Client,
+            ..node.clone()
+        };
+        match connect(
+            &c.addr(),
+            &as_client,
+            hello(Role::Client),
+            Duration::from_secs(5),
+        )
+        .await
+        {
+            Err(
+                e @ ConnectError::Refused {
+                    reason: Refusal::WrongRole,
+                    ..
+                },
+            ) => {
+                assert!(e.is_fatal());
+                assert!(
+                    e.to_string()
+                        .contains("node token cannot be used as a client"),
+                    "{e}"
+                );
+            }
+            other => panic!("expected a role refusal, got {:?}", other.err()),
+        }
+    });
+    // The CLI refuses a join token for client commands before connecting.
+    let out = std::process::Command::new(util::bin())
+        .args([
+            "cancel",
+            "x",
+            "--scheduler",
+            &c.addr(),
+            "--token",
+            &c.join_token(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    status_works(&c);
+    let s = c.json(&["status"]).unwrap();
+    assert!(s["metrics"]["refused"].as_u64().unwrap() >= 3, "{s}");
+    let log = c.scheduler.as_ref().unwrap().log_text();
+    assert!(log.contains("refused"), "refusals are logged");
+    c.assert_no_panics();
+}
+
+#[test]
+fn garbage_truncated_and_oversized_frames_close_only_that_connection() {
+    let c = Cluster::start("max_frame_bytes = 65536");
+    let client = Token::parse(&c.client_token()).unwrap();
+    let rt = rt();
+    rt.block_on(async {
+        // Raw UDP garbage at the port.
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for i in 0..50u8 {
+            sock.send_to(&[i; 1200], c.addr()).await.unwrap();
+        }
+        // After a valid handshake: garbage, an oversized header, a truncated frame.
+        let cases: [&[u8]; 3] = [&[0x05, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff], &(100_000_000u32).to_le_bytes(), &[0x10, 0, 0, 0, 0x01]];
+        for (i, bytes) in cases.iter().enumerate() {
+            let s = connect(&c.addr(), &client, hello(Role::Client), Duration::from_secs(5)).await.unwrap();
+            let mut w = raw_writer(s.writer);
+            w.write_all(bytes).await.unwrap();
+            if i == 2 {
+                w.finish().unwrap();
+            }
+            let closed = tokio::time::timeout(Duration::from_secs(5), s.conn.closed()).await;
+            assert!(closed.is_ok(), "case {i}: the scheduler closed the connection");
+        }
+        // A first frame that is not a Hello.
+        let (cfg, _) = mlt_net::tls::client_config(client.fingerprint, Duration::from_secs(5)).unwrap();
+        let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        ep.set_default_client_config(cfg);
+        let conn = ep.connect(c.addr().parse().unwrap(), "x").unwrap().await.unwrap();
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(&[3, 0, 0, 0, 9, 9, 9]).await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_secs(5), conn.closed()).await.is_ok());
+        // A spec the client did not check: refused by the scheduler, nothing stored.
+        let mut s = connect(&c.addr(), &client, hello(Role::Client), Duration::from_secs(5)).await.unwrap();
+        let bad = "[study]\nname = \"x\"\nn_trials = -1\n[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\n";
+        s.writer.send(&FromClient::Submit(SubmitMsg { spec_toml: bad.into(), source: "raw.toml".into(), workdir: None })).await.unwrap();
+        match s.reader.recv::<ToClient>().await.unwrap() {
+            Some(ToClient::Error(e)) => assert!(e.message.contains("raw.toml:3") && e.message.contains("n_trials"), "{}", e.message),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    });
+    status_works(&c);
+    let s = c.json(&["status"]).unwrap();
+    assert!(s["metrics"]["bad_frames"].as_u64().unwrap() >= 3, "{s}");
+    assert_eq!(s["studies"].as_array().unwrap().len(), 0);
+    c.assert_no_panics();
+}
+
+/// The writer's raw stream, to send bytes that are not frames.
+fn raw_writer(w: FrameWriter) -> quinn::SendStream {
+    w.into_inner()
+}
