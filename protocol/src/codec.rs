@@ -112,7 +112,7 @@ impl FrameBuffer {
     }
 
     /// Decodes the next whole frame as a `T`.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, CodecError> {
+    pub fn next_msg<T: DeserializeOwned>(&mut self) -> Result<Option<T>, CodecError> {
         match self.next_payload()? {
             Some(p) => decode(&p).map(Some),
             None => Ok(None),

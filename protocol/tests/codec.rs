@@ -120,7 +120,7 @@ fn frame_buffer_reassembles_split_frames() {
     let mut got = Vec::new();
     for b in bytes {
         buf.push(&[b]);
-        while let Some(m) = buf.next::<FromNode>().unwrap() {
+        while let Some(m) = buf.next_msg::<FromNode>().unwrap() {
             got.push(m);
         }
     }
@@ -144,7 +144,7 @@ proptest! {
         let _ = codec::decode::<Hello>(&bytes);
         let mut buf = FrameBuffer::new(256);
         buf.push(&bytes);
-        while let Ok(Some(_)) = buf.next::<FromNode>() {}
+        while let Ok(Some(_)) = buf.next_msg::<FromNode>() {}
     }
 
     #[test]

@@ -20,13 +20,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
+/// Study actors by id, and ids by name.
+type Tables = (HashMap<StudyId, ActorRef<StudyMsg>>, HashMap<String, StudyId>);
+
 /// Study actors by id and name.
 #[derive(Default)]
 pub struct Directory {
-    inner: RwLock<(
-        HashMap<StudyId, ActorRef<StudyMsg>>,
-        HashMap<String, StudyId>,
-    )>,
+    inner: RwLock<Tables>,
 }
 
 impl Directory {

@@ -74,7 +74,7 @@ impl Offline {
 }
 
 pub enum Target {
-    Online(Online),
+    Online(Box<Online>),
     Offline(Offline),
 }
 
@@ -139,7 +139,7 @@ pub async fn target(conn: &Conn, allow_offline: bool) -> anyhow::Result<Target> 
             None => read_trimmed(&dir.join("client-token"))
                 .context("no --token (or MLT_TOKEN) given")?,
         };
-        return Ok(Target::Online(online(addr, &token).await?));
+        return Ok(Target::Online(Box::new(online(addr, &token).await?)));
     }
     if allow_offline && dir.join("store.redb").exists() {
         match Offline::open(&dir) {
@@ -157,7 +157,7 @@ pub async fn target(conn: &Conn, allow_offline: bool) -> anyhow::Result<Target> 
         Some(t) => t.clone(),
         None => read_trimmed(&dir.join("client-token"))?,
     };
-    Ok(Target::Online(online(&addr, &token).await?))
+    Ok(Target::Online(Box::new(online(&addr, &token).await?)))
 }
 
 fn study_ref(s: &str) -> StudyRefMsg {

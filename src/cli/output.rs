@@ -45,8 +45,8 @@ pub fn status_table(s: &StatusReport, offline: bool) -> String {
     }
     let _ = writeln!(
         o,
-        "{:<4} {:<24} {:<10} {:>8} {:>8} {:>7} {:>7} {:>7}  {}",
-        "ID", "STUDY", "STATE", "DONE", "TRIALS", "RUN", "PRUNED", "FAILED", "BEST"
+        "{:<4} {:<24} {:<10} {:>8} {:>8} {:>7} {:>7} {:>7}  BEST",
+        "ID", "STUDY", "STATE", "DONE", "TRIALS", "RUN", "PRUNED", "FAILED"
     );
     for st in &s.studies {
         let best = st.best_value.map_or("-".into(), |b| {
@@ -101,8 +101,8 @@ pub fn trials_table(ts: &[TrialRecord]) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "{:>6} {:<9} {:>4} {:>14}  {}",
-        "TRIAL", "STATE", "TRY", "VALUES", "PARAMS"
+        "{:>6} {:<9} {:>4} {:>14}  PARAMS",
+        "TRIAL", "STATE", "TRY", "VALUES"
     );
     for t in ts {
         let params: Vec<String> = t

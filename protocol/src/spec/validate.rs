@@ -234,7 +234,7 @@ fn study(cx: &mut Ctx, s: S<RawStudy>) -> Option<StudySpec> {
         None => 3,
     };
     let _ = span;
-    (name_ok && n_trials > 0 && !directions.is_empty()).then(|| StudySpec {
+    (name_ok && n_trials > 0 && !directions.is_empty()).then_some(StudySpec {
         name,
         directions,
         objectives,
