@@ -93,7 +93,7 @@ pub async fn resolve(addr: &str) -> Result<SocketAddr, ConnectError> {
 pub async fn connect(
     addr: &str,
     token: &Token,
-    mut hello: Hello,
+    hello: Hello,
     timeout: Duration,
 ) -> Result<ClientSession, ConnectError> {
     let sock = resolve(addr).await?;
@@ -102,17 +102,27 @@ pub async fn connect(
     } else {
         "0.0.0.0:0".parse().expect("addr")
     };
+    let endpoint = quinn::Endpoint::client(bind).map_err(|e| ConnectError::Local(e.to_string()))?;
+    connect_on(endpoint, addr, token, hello, timeout).await
+}
+
+/// As [`connect`], on an existing client endpoint (many connections may share one socket).
+pub async fn connect_on(
+    endpoint: quinn::Endpoint,
+    addr: &str,
+    token: &Token,
+    mut hello: Hello,
+    timeout: Duration,
+) -> Result<ClientSession, ConnectError> {
+    let sock = resolve(addr).await?;
     let (cfg, verifier) = tls::client_config(token.fingerprint, Duration::from_secs(20))
         .map_err(|e| ConnectError::Local(e.to_string()))?;
-    let mut endpoint =
-        quinn::Endpoint::client(bind).map_err(|e| ConnectError::Local(e.to_string()))?;
-    endpoint.set_default_client_config(cfg);
     let unreachable = |reason: String| ConnectError::Unreachable {
         addr: addr.to_string(),
         reason,
     };
     let connecting = endpoint
-        .connect(sock, "mlt-scheduler")
+        .connect_with(cfg, sock, "mlt-scheduler")
         .map_err(|e| ConnectError::Local(e.to_string()))?;
     let conn = match tokio::time::timeout(timeout, connecting).await {
         Err(_) => return Err(unreachable("no answer".into())),

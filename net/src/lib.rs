@@ -11,5 +11,5 @@ pub mod client;
 pub mod frames;
 pub mod tls;
 
-pub use client::{connect, ClientSession, ConnectError};
+pub use client::{connect, connect_on, ClientSession, ConnectError};
 pub use frames::{FrameReader, FrameWriter, NetError, Outbox};
