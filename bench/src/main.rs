@@ -63,19 +63,38 @@ fn mlt_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let p = exe.parent().context("exe dir")?.join("mlt-cluster");
     if !p.exists() {
-        bail!("{} not found: build it first (cargo build --release --bin mlt-cluster)", p.display());
+        bail!(
+            "{} not found: build it first (cargo build --release --bin mlt-cluster)",
+            p.display()
+        );
     }
     Ok(p)
 }
 
 fn start_scheduler(dir: &Path, heartbeat_ms: u64) -> anyhow::Result<(Kill, String, Token, Token)> {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let cfg = dir.join("cluster.toml");
-    std::fs::write(&cfg, format!("[scheduler]\nheartbeat_ms = {heartbeat_ms}\nlease_ms = {}\ndurable = true\n", heartbeat_ms * 10))?;
+    std::fs::write(
+        &cfg,
+        format!(
+            "[scheduler]\nheartbeat_ms = {heartbeat_ms}\nlease_ms = {}\ndurable = true\n",
+            heartbeat_ms * 10
+        ),
+    )?;
     let data = dir.join("data");
     let log = std::fs::File::create(dir.join("scheduler.log"))?;
     let child = Command::new(mlt_binary()?)
-        .args(["scheduler", "--config", &cfg.display().to_string(), "--listen", &format!("127.0.0.1:{port}"), "--data-dir", &data.display().to_string()])
+        .args([
+            "scheduler",
+            "--config",
+            &cfg.display().to_string(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            &data.display().to_string(),
+        ])
         .env("MLT_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(log)
@@ -88,12 +107,25 @@ fn start_scheduler(dir: &Path, heartbeat_ms: u64) -> anyhow::Result<(Kill, Strin
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let read = |f: &str| -> anyhow::Result<Token> { Ok(Token::parse(std::fs::read_to_string(data.join(f))?.trim())?) };
-    Ok((k, format!("127.0.0.1:{port}"), read("join-token")?, read("client-token")?))
+    let read = |f: &str| -> anyhow::Result<Token> {
+        Ok(Token::parse(std::fs::read_to_string(data.join(f))?.trim())?)
+    };
+    Ok((
+        k,
+        format!("127.0.0.1:{port}"),
+        read("join-token")?,
+        read("client-token")?,
+    ))
 }
 
 async fn client(addr: &str, token: &Token) -> anyhow::Result<mlt_net::ClientSession> {
-    let hello = Hello { protocol_version: 0, role: Role::Client, secret: String::new(), name: "bench".into(), node: None };
+    let hello = Hello {
+        protocol_version: 0,
+        role: Role::Client,
+        secret: String::new(),
+        name: "bench".into(),
+        node: None,
+    };
     Ok(connect(addr, token, hello, Duration::from_secs(10)).await?)
 }
 
@@ -104,10 +136,20 @@ async fn ask(s: &mut mlt_net::ClientSession, m: FromClient) -> anyhow::Result<To
 
 fn proc_stats(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let f: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    let f: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kb = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0);
+    let rss_kb = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
     (ticks as f64 / 100.0, rss_kb)
 }
 
@@ -117,7 +159,17 @@ async fn cluster_run(k: u32, slots: u32, trials: u64, steps: u32) -> anyhow::Res
     let mut nodes = Vec::new();
     for i in 0..k {
         let child = Command::new(mlt_binary()?)
-            .args(["join", "--scheduler", &addr, "--token", &join.encode(), "--slots", &slots.to_string(), "--name", &format!("n{i}")])
+            .args([
+                "join",
+                "--scheduler",
+                &addr,
+                "--token",
+                &join.encode(),
+                "--slots",
+                &slots.to_string(),
+                "--name",
+                &format!("n{i}"),
+            ])
             .env("MLT_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -127,7 +179,9 @@ async fn cluster_run(k: u32, slots: u32, trials: u64, steps: u32) -> anyhow::Res
     let mut c = client(&addr, &client_token).await?;
     let t0 = Instant::now();
     loop {
-        let ToClient::Status(s) = ask(&mut c, FromClient::Status).await? else { bail!("status") };
+        let ToClient::Status(s) = ask(&mut c, FromClient::Status).await? else {
+            bail!("status")
+        };
         if s.nodes.iter().filter(|n| n.connected).count() as u32 == k {
             break;
         }
@@ -141,11 +195,29 @@ async fn cluster_run(k: u32, slots: u32, trials: u64, steps: u32) -> anyhow::Res
     );
     let (cpu0, _) = proc_stats(sched.0.id());
     let start = Instant::now();
-    let ToClient::Submitted(sub) = ask(&mut c, FromClient::Submit(SubmitMsg { spec_toml: spec, source: "bench.toml".into(), workdir: None })).await? else {
+    let ToClient::Submitted(sub) = ask(
+        &mut c,
+        FromClient::Submit(SubmitMsg {
+            spec_toml: spec,
+            source: "bench.toml".into(),
+            workdir: None,
+        }),
+    )
+    .await?
+    else {
         bail!("submit refused")
     };
     loop {
-        let ToClient::Study(s) = ask(&mut c, FromClient::Study(StudyRefMsg { study: sub.name.clone() })).await? else { bail!("study") };
+        let ToClient::Study(s) = ask(
+            &mut c,
+            FromClient::Study(StudyRefMsg {
+                study: sub.name.clone(),
+            }),
+        )
+        .await?
+        else {
+            bail!("study")
+        };
         if s.counts.finished() >= trials {
             break;
         }
@@ -153,7 +225,9 @@ async fn cluster_run(k: u32, slots: u32, trials: u64, steps: u32) -> anyhow::Res
     }
     let secs = start.elapsed().as_secs_f64();
     let (cpu1, rss) = proc_stats(sched.0.id());
-    let ToClient::Status(s) = ask(&mut c, FromClient::Status).await? else { bail!("status") };
+    let ToClient::Status(s) = ask(&mut c, FromClient::Status).await? else {
+        bail!("status")
+    };
     let m = &s.metrics;
     println!(
         "| {k:>3} | {:>5} | {trials:>6} | {:>8.0} | {:>8} | {:>8} | {:>7} | {:>6.0}% | {:>7} |",
@@ -178,16 +252,41 @@ async fn idle(connections: u32, seconds: u64) -> anyhow::Result<()> {
     let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
     let mut tasks = Vec::new();
     for i in 0..connections {
-        let hello = Hello { protocol_version: 0, role: Role::Node, secret: String::new(), name: format!("idle{i}"), node: Some(NodeId(10_000 + i as u64)) };
-        let mut s = connect_on(endpoint.clone(), &addr, &join, hello, Duration::from_secs(30)).await?;
+        let hello = Hello {
+            protocol_version: 0,
+            role: Role::Node,
+            secret: String::new(),
+            name: format!("idle{i}"),
+            node: Some(NodeId(10_000 + i as u64)),
+        };
+        let mut s = connect_on(
+            endpoint.clone(),
+            &addr,
+            &join,
+            hello,
+            Duration::from_secs(30),
+        )
+        .await?;
         s.writer
-            .send(&FromNode::Register(RegisterMsg { node: NodeId(10_000 + i as u64), slots: vec![SlotInfo { slot: SlotId(0), cpus: 1, gpus: vec![] }], running: vec![] }))
+            .send(&FromNode::Register(RegisterMsg {
+                node: NodeId(10_000 + i as u64),
+                slots: vec![SlotInfo {
+                    slot: SlotId(0),
+                    cpus: 1,
+                    gpus: vec![],
+                }],
+                running: vec![],
+            }))
             .await?;
         tasks.push(tokio::spawn(async move {
             let mut beat = tokio::time::interval(Duration::from_millis(1000));
             loop {
                 beat.tick().await;
-                if s.writer.send(&FromNode::Heartbeat(HeartbeatMsg { running: vec![] })).await.is_err() {
+                if s.writer
+                    .send(&FromNode::Heartbeat(HeartbeatMsg { running: vec![] }))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -210,14 +309,22 @@ async fn idle(connections: u32, seconds: u64) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
-        Cmd::Cluster { nodes, slots, trials, steps } => {
+        Cmd::Cluster {
+            nodes,
+            slots,
+            trials,
+            steps,
+        } => {
             println!("| nodes | slots | trials | trials/s | assign p50 µs | assign p99 µs | commits | scheduler CPU | RSS MiB |");
             println!("|---|---|---|---|---|---|---|---|---|");
             for k in nodes {
                 cluster_run(k, slots, trials, steps).await?;
             }
         }
-        Cmd::Idle { connections, seconds } => idle(connections, seconds).await?,
+        Cmd::Idle {
+            connections,
+            seconds,
+        } => idle(connections, seconds).await?,
     }
     Ok(())
 }

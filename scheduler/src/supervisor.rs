@@ -21,7 +21,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// Study actors by id, and ids by name.
-type Tables = (HashMap<StudyId, ActorRef<StudyMsg>>, HashMap<String, StudyId>);
+type Tables = (
+    HashMap<StudyId, ActorRef<StudyMsg>>,
+    HashMap<String, StudyId>,
+);
 
 /// Study actors by id and name.
 #[derive(Default)]
