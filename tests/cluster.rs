@@ -147,3 +147,36 @@ fn a_killed_scheduler_restarts_and_loses_nothing_acknowledged() {
     );
     c.assert_no_panics();
 }
+
+#[test]
+fn sigterm_drains_a_node_which_finishes_its_trial_and_exits() {
+    let mut c = Cluster::start("heartbeat_ms = 200\nlease_ms = 5000");
+    c.add_node("draining", 1);
+    let spec = c.write(
+        "s.toml",
+        "[study]\nname = \"drain\"\nn_trials = 3\n[objective]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"sleep 1; echo '{\\\"value\\\": 1}'\"]\n",
+    );
+    let study = c.submit(&spec);
+    wait_until(30, "a running trial", || {
+        c.trials(&study).iter().any(|t| t["state"] == "running")
+    });
+    c.nodes[0].sigterm();
+    let mut exited = None;
+    wait_until(15, "the node to finish its trial and exit", || {
+        exited = c.nodes[0].child.try_wait().unwrap();
+        exited.is_some()
+    });
+    assert!(exited.unwrap().success(), "{}", c.nodes[0].log_text());
+    let trials = c.trials(&study);
+    assert_eq!(
+        count_state(&trials, "complete"),
+        1,
+        "the running trial finished, no new one was taken: {trials:?}"
+    );
+    c.add_node("fresh", 1);
+    wait_until(60, "the study to complete", || {
+        c.study_state(&study) == "complete"
+    });
+    assert_eq!(count_state(&c.trials(&study), "complete"), 3);
+    c.assert_no_panics();
+}
