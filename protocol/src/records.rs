@@ -226,16 +226,26 @@ impl TrialCounts {
         self.complete + self.pruned + self.failed + self.lost
     }
 
+    fn slot(&mut self, state: TrialState) -> &mut u64 {
+        match state {
+            TrialState::Waiting => &mut self.waiting,
+            TrialState::Running => &mut self.running,
+            TrialState::Complete => &mut self.complete,
+            TrialState::Pruned => &mut self.pruned,
+            TrialState::Failed => &mut self.failed,
+            TrialState::Lost => &mut self.lost,
+        }
+    }
+
     /// Adds one trial in `state`.
     pub fn add(&mut self, state: TrialState) {
-        match state {
-            TrialState::Waiting => self.waiting += 1,
-            TrialState::Running => self.running += 1,
-            TrialState::Complete => self.complete += 1,
-            TrialState::Pruned => self.pruned += 1,
-            TrialState::Failed => self.failed += 1,
-            TrialState::Lost => self.lost += 1,
-        }
+        *self.slot(state) += 1;
+    }
+
+    /// Moves one trial from `from` to `to`.
+    pub fn moved(&mut self, from: TrialState, to: TrialState) {
+        *self.slot(from) -= 1;
+        *self.slot(to) += 1;
     }
 }
 

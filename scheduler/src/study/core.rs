@@ -63,19 +63,7 @@ impl StudyCore {
 
     fn set_state(&mut self, n: TrialId, state: TrialState) {
         let t = &mut self.trials[n.0 as usize];
-        self.counts = {
-            let mut c = std::mem::take(&mut self.counts);
-            match t.state {
-                TrialState::Waiting => c.waiting -= 1,
-                TrialState::Running => c.running -= 1,
-                TrialState::Complete => c.complete -= 1,
-                TrialState::Pruned => c.pruned -= 1,
-                TrialState::Failed => c.failed -= 1,
-                TrialState::Lost => c.lost -= 1,
-            }
-            c.add(state);
-            c
-        };
+        self.counts.moved(t.state, state);
         t.state = state;
     }
 
