@@ -179,6 +179,25 @@ pub struct TrialRecord {
     pub started_ms: Option<u64>,
     /// When the trial finished.
     pub finished_ms: Option<u64>,
+    /// Where its parameters came from.
+    pub origin: TrialOrigin,
+    /// The sampler's generation (CMA-ES, NSGA-II, GA), when it works in generations.
+    pub generation: Option<u32>,
+    /// Constraint values of a finished trial: ≤ 0 is satisfied, > 0 is the violation.
+    pub constraints: Option<Vec<f64>>,
+}
+
+/// Where a trial's parameters came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialOrigin {
+    /// The study's sampler.
+    #[default]
+    Sampler,
+    /// An `[[enqueue]]` entry of the spec (its index).
+    Enqueued(u32),
+    /// Copied, finished, from another study (`warm_start`): its name and trial number.
+    WarmStart(String, u64),
 }
 
 /// Where a study is.

@@ -3,7 +3,10 @@
 //! [`Spec::parse`] reads the text into raw structs that refuse unknown keys, then validates
 //! every value into the types below. Every error names the file, the line and the key; all
 //! errors are collected, not only the first.
+mod functions;
 mod raw;
+mod search;
+mod settings;
 mod validate;
 
 use crate::records::{ParamValue, Params};
@@ -11,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub use search::*;
+pub use settings::fits;
 pub use validate::parse_spec;
 
 /// One problem in a spec.
@@ -70,6 +75,8 @@ pub struct Spec {
     pub space: SearchSpace,
     /// `[objective]`.
     pub objective: ObjectiveSpec,
+    /// `[[enqueue]]`: parameter sets to evaluate first, in order (missing ones are sampled).
+    pub enqueue: Vec<Params>,
 }
 
 impl Spec {
@@ -123,35 +130,8 @@ pub struct StudySpec {
     pub seed: u64,
     /// How many times a trial whose node vanished is retried before it is Lost.
     pub max_attempts: u32,
-}
-
-/// `[sampler]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum SamplerSpec {
-    /// Independent uniform sampling (log-uniform for `log` parameters).
-    Random,
-}
-
-/// `[pruner]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum PrunerSpec {
-    /// Never prunes.
-    None,
-    /// Optuna's median rule.
-    Median(MedianSpec),
-}
-
-/// Settings of the median pruner (Optuna's defaults).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MedianSpec {
-    /// No pruning until this many trials have finished.
-    pub n_startup_trials: u32,
-    /// No pruning before this step of a trial.
-    pub n_warmup_steps: u64,
-    /// Check only every this many steps (after the warm-up).
-    pub interval_steps: u64,
-    /// At least this many trials must have reported at the step.
-    pub n_min_trials: u32,
+    /// Seed the study with the finished trials of the study of this name.
+    pub warm_start: Option<String>,
 }
 
 /// `[resources]`: what one trial needs from a worker slot.

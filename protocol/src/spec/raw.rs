@@ -9,14 +9,19 @@ pub type S<T> = Spanned<T>;
 #[serde(deny_unknown_fields)]
 pub struct RawSpec {
     pub study: S<RawStudy>,
-    pub sampler: Option<S<RawSampler>>,
-    pub pruner: Option<S<RawPruner>>,
+    pub sampler: Option<S<RawTable>>,
+    pub pruner: Option<S<RawTable>>,
     pub resources: Option<S<RawResources>>,
     pub space: Option<S<BTreeMap<String, S<RawParam>>>>,
     #[serde(default)]
     pub constraint: Vec<S<toml::Table>>,
     pub objective: S<RawObjective>,
+    #[serde(default)]
+    pub enqueue: Vec<S<RawTable>>,
 }
+
+/// A table whose keys depend on its `kind`: checked key by key in validate.rs.
+pub type RawTable = BTreeMap<String, S<toml::Value>>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,22 +33,7 @@ pub struct RawStudy {
     pub max_concurrent: Option<S<i64>>,
     pub seed: Option<S<i64>>,
     pub max_attempts: Option<S<i64>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSampler {
-    pub kind: S<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPruner {
-    pub kind: S<String>,
-    pub n_startup_trials: Option<S<i64>>,
-    pub n_warmup_steps: Option<S<i64>>,
-    pub interval_steps: Option<S<i64>>,
-    pub n_min_trials: Option<S<i64>>,
+    pub warm_start: Option<S<String>>,
 }
 
 #[derive(Deserialize)]

@@ -1,9 +1,10 @@
 //! Raw spec → validated [`Spec`], collecting every problem with its line and key.
-use super::raw::{RawObjective, RawParam, RawPruner, RawSpec, RawStudy, S};
+use super::raw::{RawObjective, RawParam, RawSpec, RawStudy, S};
+use super::settings;
 use super::*;
 use std::ops::Range;
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     text: &'a str,
     issues: Vec<SpecIssue>,
 }
@@ -14,7 +15,12 @@ impl Ctx<'_> {
         self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1
     }
 
-    fn err(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn err(
+        &mut self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         let line = Some(self.line(span));
         self.issues.push(SpecIssue {
             line,
@@ -56,26 +62,15 @@ pub fn parse_spec(text: &str, file: &str) -> Result<Spec, SpecError> {
 
 fn validate(cx: &mut Ctx, raw: RawSpec) -> Option<Spec> {
     let study = study(cx, raw.study);
-    let sampler = match raw.sampler {
+    let n_objectives = study.as_ref().map_or(1, |s| s.directions.len());
+    let sampler = match &raw.sampler {
         None => Some(SamplerSpec::Random),
-        Some(s) => {
-            let s = s.into_inner();
-            match s.kind.get_ref().as_str() {
-                "random" => Some(SamplerSpec::Random),
-                other => {
-                    cx.err(
-                        s.kind.span(),
-                        "sampler.kind",
-                        format!("unknown sampler `{other}` (expected: random)"),
-                    );
-                    None
-                }
-            }
-        }
+        Some(t) => settings::sampler(cx, t, n_objectives),
     };
-    let pruner = raw
-        .pruner
-        .map_or(Some(PrunerSpec::None), |p| pruner(cx, p.into_inner()));
+    let pruner = match &raw.pruner {
+        None => Some(PrunerSpec::None),
+        Some(t) => settings::pruner(cx, t),
+    };
     let resources = match raw.resources {
         None => ResourceSpec { cpus: 1, gpus: 0 },
         Some(r) => {
@@ -97,6 +92,22 @@ fn validate(cx: &mut Ctx, raw: RawSpec) -> Option<Spec> {
             "constraints need an objective that reports metrics (walk_forward); benchmark and command objectives report only their values",
         );
     }
+    let enqueue = settings::enqueue(cx, &raw.enqueue, &space);
+    let mut study = study;
+    if let (Some(SamplerSpec::Grid(g)), Some(st)) = (&sampler, study.as_mut()) {
+        match grid_points(&space, g.points) {
+            // A grid study ends when every point has been evaluated.
+            Ok(points) => st.n_trials = st.n_trials.min(points.len().max(1) as u64),
+            Err(n) => {
+                let span = raw.sampler.as_ref().map_or(0..0, |t| t.span());
+                cx.err(
+                    span,
+                    "sampler.points",
+                    format!("the grid has more than {MAX_GRID_POINTS} points ({n} counted so far): lower `points` or give parameters a coarser `step`"),
+                );
+            }
+        }
+    }
     let objective = objective(cx, raw.objective, &space);
     if let (Some(study), Some(ObjectiveSpec::Benchmark(_))) = (&study, &objective) {
         if study.directions.len() != 1 {
@@ -114,6 +125,7 @@ fn validate(cx: &mut Ctx, raw: RawSpec) -> Option<Spec> {
         resources,
         space,
         objective: objective?,
+        enqueue,
     })
 }
 
@@ -233,6 +245,14 @@ fn study(cx: &mut Ctx, s: S<RawStudy>) -> Option<StudySpec> {
         Some(v) => *v.get_ref() as u32,
         None => 3,
     };
+    let warm_start = match &s.warm_start {
+        Some(w) if w.get_ref().trim().is_empty() => {
+            cx.err(w.span(), "study.warm_start", "must name a study");
+            None
+        }
+        Some(w) => Some(w.get_ref().trim().to_string()),
+        None => None,
+    };
     let _ = span;
     (name_ok && n_trials > 0 && !directions.is_empty()).then_some(StudySpec {
         name,
@@ -242,59 +262,11 @@ fn study(cx: &mut Ctx, s: S<RawStudy>) -> Option<StudySpec> {
         max_concurrent,
         seed,
         max_attempts,
+        warm_start,
     })
 }
 
-fn pruner(cx: &mut Ctx, p: RawPruner) -> Option<PrunerSpec> {
-    let median_keys = [
-        ("n_startup_trials", &p.n_startup_trials),
-        ("n_warmup_steps", &p.n_warmup_steps),
-        ("interval_steps", &p.interval_steps),
-        ("n_min_trials", &p.n_min_trials),
-    ];
-    match p.kind.get_ref().as_str() {
-        "none" => {
-            for (name, v) in median_keys {
-                if let Some(v) = v {
-                    cx.err(
-                        v.span(),
-                        format!("pruner.{name}"),
-                        "is not a setting of the `none` pruner",
-                    );
-                }
-            }
-            Some(PrunerSpec::None)
-        }
-        "median" => {
-            let n_startup = count(
-                cx,
-                p.n_startup_trials.as_ref(),
-                "pruner.n_startup_trials",
-                5,
-                0,
-            );
-            let warmup = count(cx, p.n_warmup_steps.as_ref(), "pruner.n_warmup_steps", 0, 0);
-            let interval = count(cx, p.interval_steps.as_ref(), "pruner.interval_steps", 1, 1);
-            let n_min = count(cx, p.n_min_trials.as_ref(), "pruner.n_min_trials", 1, 1);
-            Some(PrunerSpec::Median(MedianSpec {
-                n_startup_trials: n_startup? as u32,
-                n_warmup_steps: warmup? as u64,
-                interval_steps: interval? as u64,
-                n_min_trials: n_min? as u32,
-            }))
-        }
-        other => {
-            cx.err(
-                p.kind.span(),
-                "pruner.kind",
-                format!("unknown pruner `{other}` (expected: none, median)"),
-            );
-            None
-        }
-    }
-}
-
-fn value_of(v: &toml::Value) -> Option<ParamValue> {
+pub(super) fn value_of(v: &toml::Value) -> Option<ParamValue> {
     Some(match v {
         toml::Value::String(s) => ParamValue::Str(s.clone()),
         toml::Value::Integer(i) => ParamValue::Int(*i),

@@ -1,12 +1,11 @@
 //! Random search. Each trial's generator is seeded from (study seed, trial number), so a
 //! trial's parameters do not depend on the order in which workers asked, and a restarted
 //! scheduler continues the same sequence.
-use super::Sampler;
-use mlt_protocol::ids::TrialId;
-use mlt_protocol::records::{ParamValue, Params, TrialRecord};
-use mlt_protocol::spec::{Distribution, SearchSpace};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use super::space::assemble;
+use super::{trial_rng, Ask, Sampler, Suggestion};
+use mlt_protocol::records::{ParamValue, Params};
+use mlt_protocol::spec::Distribution;
+use rand::Rng;
 
 /// Independent uniform (log-uniform) sampling.
 pub struct RandomSampler {
@@ -69,24 +68,30 @@ pub fn draw(dist: &Distribution, rng: &mut impl Rng) -> ParamValue {
 }
 
 impl Sampler for RandomSampler {
-    fn sample(&mut self, space: &SearchSpace, number: TrialId, _trials: &[TrialRecord]) -> Params {
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(self.seed ^ number.0.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut params = Params::new();
-        for p in &space.params {
-            if SearchSpace::is_active(p, &params) {
-                let v = draw(&p.dist, &mut rng);
-                params.insert(p.name.clone(), v);
-            }
+    fn sample(&mut self, a: &Ask) -> Suggestion {
+        let mut rng = trial_rng(self.seed, a.number);
+        Suggestion {
+            params: assemble(a.space, None, &Params::new(), &mut rng),
+            generation: None,
         }
-        params
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mlt_protocol::spec::Spec;
+    use mlt_protocol::ids::TrialId;
+    use mlt_protocol::spec::{Direction, SearchSpace, Spec};
+
+    fn ask(s: &mut RandomSampler, space: &SearchSpace, n: u64) -> Params {
+        s.sample(&Ask {
+            space,
+            directions: &[Direction::Minimize],
+            number: TrialId(n),
+            trials: &[],
+        })
+        .params
+    }
 
     const SPEC: &str = r#"
 [study]
@@ -117,7 +122,7 @@ function = "branin"
         let mut saw_gbdt = false;
         let mut lr_small = 0;
         for n in 0..2000 {
-            let p = s.sample(&spec.space, TrialId(n), &[]);
+            let p = ask(&mut s, &spec.space, n);
             let lr = p["lr"].as_f64().unwrap();
             assert!((1e-4..=1e-1).contains(&lr));
             if lr < 1e-3 {
@@ -160,13 +165,13 @@ function = "branin"
     fn same_seed_same_trials_other_seed_other_trials() {
         let spec = Spec::parse(SPEC, "t.toml").unwrap();
         let a: Vec<Params> = (0..20)
-            .map(|n| RandomSampler::new(3).sample(&spec.space, TrialId(n), &[]))
+            .map(|n| ask(&mut RandomSampler::new(3), &spec.space, n))
             .collect();
         let b: Vec<Params> = (0..20)
-            .map(|n| RandomSampler::new(3).sample(&spec.space, TrialId(n), &[]))
+            .map(|n| ask(&mut RandomSampler::new(3), &spec.space, n))
             .collect();
         let c: Vec<Params> = (0..20)
-            .map(|n| RandomSampler::new(4).sample(&spec.space, TrialId(n), &[]))
+            .map(|n| ask(&mut RandomSampler::new(4), &spec.space, n))
             .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);

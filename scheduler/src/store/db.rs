@@ -266,6 +266,9 @@ mod tests {
             created_ms: 1,
             started_ms: None,
             finished_ms: None,
+            origin: Default::default(),
+            generation: None,
+            constraints: None,
         }
     }
 

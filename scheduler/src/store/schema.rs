@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// Magic number at the head of the schema record.
 pub const MAGIC: [u8; 4] = *b"MLTS";
 /// Major version: a store with another major is refused.
-pub const SCHEMA_MAJOR: u16 = 1;
+pub const SCHEMA_MAJOR: u16 = 2;
 /// Minor version: additions readable by older minors.
 pub const SCHEMA_MINOR: u16 = 0;
 

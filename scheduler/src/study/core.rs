@@ -1,10 +1,13 @@
 //! The study's lifecycle as plain functions over [`StudyCore`]: ask, report, finish, release,
 //! lose, cancel. Each returns the store writes it implies; the actor applies them.
-use crate::search::{pruner_for, sampler_for, Pruner, Sampler};
+use crate::search::space::assemble;
+use crate::search::{pruner_for, sampler_for, trial_rng, Ask, Pruner, Sampler};
 use crate::store::{Event, StoreOp, StudyRow};
 use mlt_protocol::ids::{NodeId, SlotId, StudyId, TrialId, TrialKey};
 use mlt_protocol::messages::{Outcome, Verdict};
-use mlt_protocol::records::{StudyState, StudySummary, TrialCounts, TrialRecord, TrialState};
+use mlt_protocol::records::{
+    StudyState, StudySummary, TrialCounts, TrialOrigin, TrialRecord, TrialState,
+};
 use mlt_protocol::spec::Spec;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -18,6 +21,8 @@ pub struct StudyCore {
     pub trials: Vec<TrialRecord>,
     requeued: VecDeque<TrialId>,
     counts: TrialCounts,
+    /// Trials copied from another study (`warm_start`): they come first and use no budget.
+    n_warm: u64,
     sampler: Box<dyn Sampler>,
     pruner: Option<Box<dyn Pruner>>,
 }
@@ -45,12 +50,17 @@ impl StudyCore {
         }
         let sampler = sampler_for(&spec);
         let pruner = pruner_for(&spec);
+        let n_warm = trials
+            .iter()
+            .filter(|t| matches!(t.origin, TrialOrigin::WarmStart(..)))
+            .count() as u64;
         Self {
             row,
             spec,
             trials,
             requeued,
             counts,
+            n_warm,
             sampler,
             pruner,
         }
@@ -76,7 +86,8 @@ impl StudyCore {
             .is_none_or(|m| self.counts.running < m as u64);
         self.row.state == StudyState::Running
             && room
-            && (!self.requeued.is_empty() || (self.trials.len() as u64) < self.spec.study.n_trials)
+            && (!self.requeued.is_empty()
+                || (self.trials.len() as u64) < self.spec.study.n_trials + self.n_warm)
     }
 
     /// Counts by state.
@@ -99,7 +110,26 @@ impl StudyCore {
             Some(n) => n,
             None => {
                 let number = TrialId(self.trials.len() as u64);
-                let params = self.sampler.sample(&self.spec.space, number, &self.trials);
+                let suggestion = self.sampler.sample(&Ask {
+                    space: &self.spec.space,
+                    directions: &self.spec.study.directions,
+                    number,
+                    trials: &self.trials,
+                });
+                // `[[enqueue]]` entries come first, in order; what they leave out is sampled.
+                let k = self.trials.len() as u64 - self.n_warm;
+                let (params, origin) = match self.spec.enqueue.get(k as usize) {
+                    Some(preset) => (
+                        assemble(
+                            &self.spec.space,
+                            Some(preset),
+                            &suggestion.params,
+                            &mut trial_rng(self.spec.study.seed, number),
+                        ),
+                        TrialOrigin::Enqueued(k as u32),
+                    ),
+                    None => (suggestion.params, TrialOrigin::Sampler),
+                };
                 ops.push(StoreOp::Event(
                     self.id(),
                     Event::Asked {
@@ -121,6 +151,9 @@ impl StudyCore {
                     created_ms: now,
                     started_ms: None,
                     finished_ms: None,
+                    origin,
+                    generation: suggestion.generation,
+                    constraints: None,
                 });
                 self.counts.add(TrialState::Waiting);
                 number
@@ -220,7 +253,7 @@ impl StudyCore {
 
     fn check_done(&mut self, ops: &mut Vec<StoreOp>) {
         if self.row.state == StudyState::Running
-            && self.counts.finished() >= self.spec.study.n_trials
+            && self.counts.finished() >= self.spec.study.n_trials + self.n_warm
         {
             self.row.state = StudyState::Complete;
             ops.push(StoreOp::Study(self.row.clone()));

@@ -1,0 +1,514 @@
+//! `[sampler]`, `[pruner]` and `[[enqueue]]`: tables whose keys depend on their `kind`, read
+//! key by key so that an unknown or misplaced key is named with its line and the keys the kind
+//! does accept.
+use super::raw::{RawTable, S};
+use super::validate::{value_of, Ctx};
+use super::*;
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+/// Reads typed keys from a table and reports the keys nobody asked for.
+struct Keys<'t> {
+    section: &'static str,
+    kind: String,
+    table: &'t RawTable,
+    asked: BTreeSet<&'static str>,
+}
+
+impl<'t> Keys<'t> {
+    fn new(section: &'static str, table: &'t RawTable) -> Self {
+        let kind = match table.get("kind").map(|v| v.get_ref()) {
+            Some(toml::Value::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        Self {
+            section,
+            kind,
+            table,
+            asked: BTreeSet::from(["kind"]),
+        }
+    }
+
+    fn key(&self, k: &str) -> String {
+        format!("{}.{k}", self.section)
+    }
+
+    fn get(&mut self, k: &'static str) -> Option<&'t S<toml::Value>> {
+        self.asked.insert(k);
+        self.table.get(k)
+    }
+
+    fn int(&mut self, cx: &mut Ctx, k: &'static str, default: i64, min: i64, max: i64) -> i64 {
+        let Some(v) = self.get(k) else {
+            return default;
+        };
+        match v.get_ref() {
+            toml::Value::Integer(i) if (min..=max).contains(i) => *i,
+            toml::Value::Integer(i) => {
+                cx.err(
+                    v.span(),
+                    self.key(k),
+                    format!("must be between {min} and {max}, got {i}"),
+                );
+                default
+            }
+            other => {
+                cx.err(
+                    v.span(),
+                    self.key(k),
+                    format!("must be an integer, got {other}"),
+                );
+                default
+            }
+        }
+    }
+
+    fn opt_float(&mut self, cx: &mut Ctx, k: &'static str, lo: f64, hi: f64) -> Option<f64> {
+        let v = self.get(k)?;
+        let x = match v.get_ref() {
+            toml::Value::Integer(i) => *i as f64,
+            toml::Value::Float(f) => *f,
+            other => {
+                cx.err(
+                    v.span(),
+                    self.key(k),
+                    format!("must be a number, got {other}"),
+                );
+                return None;
+            }
+        };
+        if !(lo..=hi).contains(&x) {
+            cx.err(
+                v.span(),
+                self.key(k),
+                format!("must be between {lo} and {hi}, got {x}"),
+            );
+            return None;
+        }
+        Some(x)
+    }
+
+    fn float(&mut self, cx: &mut Ctx, k: &'static str, default: f64, lo: f64, hi: f64) -> f64 {
+        self.opt_float(cx, k, lo, hi).unwrap_or(default)
+    }
+
+    fn bool(&mut self, cx: &mut Ctx, k: &'static str, default: bool) -> bool {
+        match self.get(k) {
+            None => default,
+            Some(v) => match v.get_ref() {
+                toml::Value::Boolean(b) => *b,
+                other => {
+                    cx.err(
+                        v.span(),
+                        self.key(k),
+                        format!("must be true or false, got {other}"),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn choice(
+        &mut self,
+        cx: &mut Ctx,
+        k: &'static str,
+        default: &'static str,
+        allowed: &[&'static str],
+    ) -> &'static str {
+        let Some(v) = self.get(k) else {
+            return default;
+        };
+        if let toml::Value::String(s) = v.get_ref() {
+            if let Some(a) = allowed.iter().find(|a| **a == s) {
+                return a;
+            }
+        }
+        cx.err(
+            v.span(),
+            self.key(k),
+            format!("must be one of {}, got {}", allowed.join(", "), v.get_ref()),
+        );
+        default
+    }
+
+    /// Every key that no reader asked for is an error naming the accepted ones.
+    fn finish(self, cx: &mut Ctx, what: &str) {
+        let accepted: Vec<&str> = self
+            .asked
+            .iter()
+            .copied()
+            .filter(|k| *k != "kind")
+            .collect();
+        for (k, v) in self.table {
+            if !self.asked.contains(k.as_str()) {
+                let hint = if accepted.is_empty() {
+                    format!("the {} {what} has no settings", self.kind)
+                } else {
+                    format!(
+                        "settings of the {} {what}: {}",
+                        self.kind,
+                        accepted.join(", ")
+                    )
+                };
+                cx.err(
+                    v.span(),
+                    self.key(k),
+                    format!("is not a setting of the {} {what} ({hint})", self.kind),
+                );
+            }
+        }
+    }
+}
+
+/// The `kind` key of a section, or an error naming the accepted kinds.
+fn kind(cx: &mut Ctx, section: &str, t: &S<RawTable>, kinds: &[&str]) -> Option<String> {
+    let key = format!("{section}.kind");
+    match t.get_ref().get("kind") {
+        None => {
+            cx.err(
+                t.span(),
+                key,
+                format!("missing (expected one of: {})", kinds.join(", ")),
+            );
+            None
+        }
+        Some(v) => match v.get_ref() {
+            toml::Value::String(s) if kinds.contains(&s.as_str()) => Some(s.clone()),
+            other => {
+                let shown = match other {
+                    toml::Value::String(s) => s.clone(),
+                    o => o.to_string(),
+                };
+                cx.err(
+                    v.span(),
+                    key,
+                    format!(
+                        "unknown {section} `{shown}` (expected: {})",
+                        kinds.join(", ")
+                    ),
+                );
+                None
+            }
+        },
+    }
+}
+
+/// `[sampler]`.
+pub(super) fn sampler(cx: &mut Ctx, t: &S<RawTable>, n_objectives: usize) -> Option<SamplerSpec> {
+    const KINDS: [&str; 8] = ["random", "grid", "qmc", "tpe", "cmaes", "nsga2", "ga", "gp"];
+    let kind = kind(cx, "sampler", t, &KINDS)?;
+    let mut k = Keys::new("sampler", t.get_ref());
+    let u32max = u32::MAX as i64;
+    let spec = match kind.as_str() {
+        "random" => SamplerSpec::Random,
+        "grid" => SamplerSpec::Grid(GridSpec {
+            points: k.int(cx, "points", 10, 1, 100_000) as u32,
+        }),
+        "qmc" => SamplerSpec::Qmc(QmcSpec {
+            scramble: k.bool(cx, "scramble", true),
+        }),
+        "tpe" => {
+            let multivariate = k.bool(cx, "multivariate", false);
+            let group = k.bool(cx, "group", false);
+            if group && !multivariate {
+                if let Some(v) = t.get_ref().get("group") {
+                    cx.err(
+                        v.span(),
+                        "sampler.group",
+                        "`group = true` needs `multivariate = true`",
+                    );
+                }
+            }
+            SamplerSpec::Tpe(TpeSpec {
+                n_startup_trials: k.int(cx, "n_startup_trials", 10, 0, u32max) as u32,
+                n_ei_candidates: k.int(cx, "n_ei_candidates", 24, 1, 100_000) as u32,
+                gamma: k.float(cx, "gamma", 0.1, 1e-6, 1.0),
+                gamma_max: k.int(cx, "gamma_max", 25, 1, u32max) as u32,
+                prior_weight: k.float(cx, "prior_weight", 1.0, 0.0, 1e6),
+                consider_endpoints: k.bool(cx, "consider_endpoints", false),
+                consider_magic_clip: k.bool(cx, "consider_magic_clip", true),
+                multivariate,
+                group,
+                constant_liar: k.bool(cx, "constant_liar", false),
+            })
+        }
+        "cmaes" => {
+            let restart = match k.choice(cx, "restart", "none", &["none", "ipop", "bipop"]) {
+                "ipop" => Restart::Ipop,
+                "bipop" => Restart::Bipop,
+                _ => Restart::None,
+            };
+            let popsize = k
+                .get("popsize")
+                .map(|_| k.int(cx, "popsize", 8, 2, 100_000) as u32);
+            SamplerSpec::CmaEs(CmaEsSpec {
+                n_startup_trials: k.int(cx, "n_startup_trials", 1, 0, u32max) as u32,
+                sigma0: k.float(cx, "sigma0", 1.0 / 6.0, 1e-9, 1.0),
+                popsize,
+                restart,
+                inc_popsize: k.int(cx, "inc_popsize", 2, 1, 100) as u32,
+            })
+        }
+        "nsga2" => SamplerSpec::Nsga2(Nsga2Spec {
+            population_size: k.int(cx, "population_size", 50, 2, 1_000_000) as u32,
+            mutation_prob: k.opt_float(cx, "mutation_prob", 0.0, 1.0),
+            crossover_prob: k.float(cx, "crossover_prob", 0.9, 0.0, 1.0),
+            swapping_prob: k.float(cx, "swapping_prob", 0.5, 0.0, 1.0),
+            crossover: match k.choice(cx, "crossover", "uniform", &["uniform", "sbx"]) {
+                "sbx" => Crossover::Sbx,
+                _ => Crossover::Uniform,
+            },
+        }),
+        "ga" => {
+            let population_size = k.int(cx, "population_size", 50, 2, 1_000_000) as u32;
+            let elite = k.int(cx, "elite", 1, 0, 1_000_000) as u32;
+            if elite >= population_size {
+                cx.err(
+                    t.span(),
+                    "sampler.elite",
+                    "must be smaller than population_size",
+                );
+            }
+            SamplerSpec::Ga(GaSpec {
+                population_size,
+                mutation_prob: k.opt_float(cx, "mutation_prob", 0.0, 1.0),
+                crossover_prob: k.float(cx, "crossover_prob", 0.9, 0.0, 1.0),
+                tournament_size: k.int(cx, "tournament_size", 2, 1, 1000) as u32,
+                elite,
+            })
+        }
+        "gp" => SamplerSpec::Gp(GpSpec {
+            n_startup_trials: k.int(cx, "n_startup_trials", 10, 1, u32max) as u32,
+            n_candidates: k.int(cx, "n_candidates", 2048, 16, 1_000_000) as u32,
+        }),
+        _ => unreachable!("kind() checked the name"),
+    };
+    k.finish(cx, "sampler");
+    let single_only = matches!(
+        spec,
+        SamplerSpec::CmaEs(_) | SamplerSpec::Ga(_) | SamplerSpec::Gp(_)
+    );
+    if single_only && n_objectives > 1 {
+        cx.err(
+            t.span(),
+            "sampler.kind",
+            format!(
+                "the {kind} sampler optimises one objective; this study has {n_objectives} (use nsga2 or tpe)"
+            ),
+        );
+    }
+    Some(spec)
+}
+
+/// `[pruner]`.
+pub(super) fn pruner(cx: &mut Ctx, t: &S<RawTable>) -> Option<PrunerSpec> {
+    const KINDS: [&str; 7] = [
+        "none",
+        "median",
+        "percentile",
+        "threshold",
+        "asha",
+        "hyperband",
+        "paired",
+    ];
+    let kind = kind(cx, "pruner", t, &KINDS)?;
+    let mut k = Keys::new("pruner", t.get_ref());
+    let big = i64::MAX / 4;
+    let u32max = u32::MAX as i64;
+    let percentile = |k: &mut Keys, cx: &mut Ctx, p: f64| PercentileSpec {
+        percentile: p,
+        n_startup_trials: k.int(cx, "n_startup_trials", 5, 0, u32max) as u32,
+        n_warmup_steps: k.int(cx, "n_warmup_steps", 0, 0, big) as u64,
+        interval_steps: k.int(cx, "interval_steps", 1, 1, big) as u64,
+        n_min_trials: k.int(cx, "n_min_trials", 1, 1, u32max) as u32,
+    };
+    let spec = match kind.as_str() {
+        "none" => PrunerSpec::None,
+        "median" => PrunerSpec::Median(percentile(&mut k, cx, 50.0)),
+        "percentile" => {
+            let p = match k.opt_float(cx, "percentile", 0.0, 100.0) {
+                Some(p) => p,
+                None => {
+                    if !t.get_ref().contains_key("percentile") {
+                        cx.err(
+                            t.span(),
+                            "pruner.percentile",
+                            "the percentile pruner needs `percentile` (0–100; 50 = median)",
+                        );
+                    }
+                    50.0
+                }
+            };
+            PrunerSpec::Percentile(percentile(&mut k, cx, p))
+        }
+        "threshold" => {
+            let lower = k.opt_float(cx, "lower", f64::MIN, f64::MAX);
+            let upper = k.opt_float(cx, "upper", f64::MIN, f64::MAX);
+            match (lower, upper) {
+                (None, None) => cx.err(
+                    t.span(),
+                    "pruner.lower",
+                    "the threshold pruner needs `lower`, `upper` or both",
+                ),
+                (Some(l), Some(u)) if l > u => cx.err(
+                    t.span(),
+                    "pruner.lower",
+                    format!("lower ({l}) is greater than upper ({u})"),
+                ),
+                _ => {}
+            }
+            PrunerSpec::Threshold(ThresholdSpec {
+                lower,
+                upper,
+                n_warmup_steps: k.int(cx, "n_warmup_steps", 0, 0, big) as u64,
+                interval_steps: k.int(cx, "interval_steps", 1, 1, big) as u64,
+            })
+        }
+        "asha" => PrunerSpec::Asha(AshaSpec {
+            min_resource: k.int(cx, "min_resource", 1, 1, big) as u64,
+            reduction_factor: k.int(cx, "reduction_factor", 4, 2, 1000) as u64,
+            min_early_stopping_rate: k.int(cx, "min_early_stopping_rate", 0, 0, 60) as u32,
+            bootstrap_count: k.int(cx, "bootstrap_count", 0, 0, u32max) as u32,
+        }),
+        "hyperband" => {
+            let min_resource = k.int(cx, "min_resource", 1, 1, big) as u64;
+            let max_resource = match k.get("max_resource") {
+                None => None,
+                Some(v) => match v.get_ref() {
+                    toml::Value::String(s) if s == "auto" => None,
+                    toml::Value::Integer(i) if *i >= min_resource as i64 => Some(*i as u64),
+                    other => {
+                        cx.err(
+                            v.span(),
+                            "pruner.max_resource",
+                            format!(
+                                "must be \"auto\" or an integer of at least min_resource ({min_resource}), got {other}"
+                            ),
+                        );
+                        None
+                    }
+                },
+            };
+            PrunerSpec::Hyperband(HyperbandSpec {
+                min_resource,
+                max_resource,
+                reduction_factor: k.int(cx, "reduction_factor", 3, 2, 1000) as u64,
+            })
+        }
+        "paired" => PrunerSpec::Paired(PairedSpec {
+            alpha: k.float(cx, "alpha", 0.1, 1e-12, 0.5),
+            min_steps: k.int(cx, "min_steps", 2, 1, 100_000) as u32,
+            n_startup_trials: k.int(cx, "n_startup_trials", 1, 1, u32max) as u32,
+        }),
+        _ => unreachable!("kind() checked the name"),
+    };
+    k.finish(cx, "pruner");
+    Some(spec)
+}
+
+/// Whether `v` is a value `dist` can take.
+pub fn fits(dist: &Distribution, v: &ParamValue) -> Result<(), String> {
+    let num = match v {
+        ParamValue::Int(i) => Some(*i as f64),
+        ParamValue::Float(f) => Some(*f),
+        _ => None,
+    };
+    match dist {
+        Distribution::Float {
+            low, high, step, ..
+        } => {
+            let Some(x) = num else {
+                return Err(format!("must be a number, got {v}"));
+            };
+            if !(x >= *low && x <= *high) {
+                return Err(format!("{x} is outside [{low}, {high}]"));
+            }
+            if let Some(s) = step {
+                let k = (x - low) / s;
+                if (k - k.round()).abs() > 1e-6 {
+                    return Err(format!("{x} is not on the grid {low} + k·{s}"));
+                }
+            }
+            Ok(())
+        }
+        Distribution::Int {
+            low, high, step, ..
+        } => {
+            let ParamValue::Int(i) = v else {
+                return Err(format!("must be an integer, got {v}"));
+            };
+            if i < low || i > high {
+                return Err(format!("{i} is outside [{low}, {high}]"));
+            }
+            if (i - low) % step != 0 {
+                return Err(format!("{i} is not on the grid {low} + k·{step}"));
+            }
+            Ok(())
+        }
+        Distribution::Categorical { choices } => {
+            if choices.contains(v) {
+                Ok(())
+            } else {
+                let shown: Vec<String> = choices.iter().map(|c| c.to_string()).collect();
+                Err(format!("`{v}` is not one of {}", shown.join(", ")))
+            }
+        }
+        Distribution::Fixed { value } => {
+            if value == v {
+                Ok(())
+            } else {
+                Err(format!("the parameter is fixed to {value}"))
+            }
+        }
+    }
+}
+
+/// `[[enqueue]]`: each table is a (possibly partial) parameter set checked against the space.
+pub(super) fn enqueue(cx: &mut Ctx, tables: &[S<RawTable>], space: &SearchSpace) -> Vec<Params> {
+    let mut out = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        let mut params = Params::new();
+        for (name, v) in t.get_ref() {
+            let key = format!("enqueue[{i}].{name}");
+            let span: Range<usize> = v.span();
+            let Some(p) = space.params.iter().find(|p| &p.name == name) else {
+                cx.err(span, key, "is not a parameter of the space");
+                continue;
+            };
+            let Some(value) = value_of(v.get_ref()) else {
+                cx.err(span, key, "must be a string, number or boolean");
+                continue;
+            };
+            // An integer written for a float parameter is that float.
+            let value = match (&p.dist, value) {
+                (Distribution::Float { .. }, ParamValue::Int(i)) => ParamValue::Float(i as f64),
+                (_, v) => v,
+            };
+            if let Err(e) = fits(&p.dist, &value) {
+                cx.err(span, key, e);
+                continue;
+            }
+            params.insert(name.clone(), value);
+        }
+        // A value for a parameter that its parents make inactive is a mistake worth naming.
+        let mut decided = Params::new();
+        for p in &space.params {
+            if let Some(v) = params.get(&p.name) {
+                if SearchSpace::is_active(p, &decided) || p.when.is_empty() {
+                    decided.insert(p.name.clone(), v.clone());
+                } else if p.when.iter().all(|(parent, _)| params.contains_key(parent)) {
+                    cx.err(
+                        t.get_ref()[&p.name].span(),
+                        format!("enqueue[{i}].{}", p.name),
+                        "is inactive for the parent values given",
+                    );
+                } else {
+                    decided.insert(p.name.clone(), v.clone());
+                }
+            }
+        }
+        out.push(params);
+    }
+    out
+}
