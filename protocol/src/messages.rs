@@ -180,8 +180,9 @@ pub struct ReportMsg {
 /// How a trial ended on the node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
-    /// Finished with one value per objective.
-    Complete(Vec<f64>),
+    /// Finished with one value per objective, and any named metrics the objective reported
+    /// (constraints are judged on them).
+    Complete(Vec<f64>, crate::records::Metrics),
     /// The objective failed; the message says why.
     Failed(String),
     /// Stopped after a prune verdict.

@@ -101,6 +101,9 @@ impl fmt::Display for ParamValue {
     }
 }
 
+/// Named metrics a trial reported with its result (Sharpe, max drawdown, …).
+pub type Metrics = BTreeMap<String, f64>;
+
 /// A trial's parameters, by name. Inactive conditional parameters are absent.
 pub type Params = BTreeMap<String, ParamValue>;
 
@@ -185,6 +188,8 @@ pub struct TrialRecord {
     pub generation: Option<u32>,
     /// Constraint values of a finished trial: ≤ 0 is satisfied, > 0 is the violation.
     pub constraints: Option<Vec<f64>>,
+    /// Metrics reported with the result.
+    pub metrics: Metrics,
 }
 
 /// Where a trial's parameters came from.

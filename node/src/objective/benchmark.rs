@@ -48,7 +48,13 @@ pub fn run_benchmark(spec: &BenchmarkSpec, params: &Params, ctx: &mut dyn TrialC
             Verdict::Prune | Verdict::Stale => return Outcome::Pruned,
         }
     }
-    Outcome::Complete(vec![f])
+    // Metrics: the value and every numeric parameter, so constraints can be placed on them.
+    let mut metrics: mlt_protocol::records::Metrics = params
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+        .collect();
+    metrics.insert("value".into(), f);
+    Outcome::Complete(vec![f], metrics)
 }
 
 #[cfg(test)]
@@ -133,7 +139,13 @@ mod tests {
         let mut ctx = Ctx(Vec::new(), None);
         assert_eq!(
             run_benchmark(&spec, &params, &mut ctx),
-            Outcome::Complete(vec![f])
+            Outcome::Complete(
+                vec![f],
+                [("value", f), ("x0", 1.0), ("x1", 2.0)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect()
+            )
         );
         assert_eq!(ctx.0.len(), 5);
         assert!(ctx.0.windows(2).all(|w| w[1].1 < w[0].1), "{:?}", ctx.0);

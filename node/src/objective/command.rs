@@ -3,12 +3,14 @@
 //! * parameters: one JSON object on stdin, and `MLT_PARAM_<NAME>` variables (upper-cased,
 //!   other characters as `_`); also `MLT_STUDY`, `MLT_TRIAL`, `MLT_ATTEMPT`;
 //! * each stdout line `{"step": k, "value": v}` (or `"values": [...]`) is an intermediate
-//!   report; a line `{"value": v}` (or `{"values": [...]}`) without `step` is the result;
+//!   report; a line `{"value": v}` (or `{"values": [...]}`) without `step` is the result,
+//!   optionally with `"metrics": {"name": number, …}` for constraints;
 //!   other lines are ignored;
 //! * a prune verdict, a cancel or the timeout kills the program's whole process group;
 //! * a non-zero exit (or no result line) fails the trial with the tail of its stderr.
 use super::TrialContext;
 use mlt_protocol::messages::{AssignMsg, Outcome, Verdict};
+use mlt_protocol::records::Metrics;
 use mlt_protocol::spec::CommandSpec;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -46,7 +48,7 @@ fn kill_group(child: &Child) {
 
 enum Line {
     Step(u64, Vec<f64>),
-    Result(Vec<f64>),
+    Result(Vec<f64>, Metrics),
     Other,
 }
 
@@ -65,7 +67,16 @@ fn parse_line(line: &str) -> Line {
     };
     match m.get("step").and_then(|s| s.as_u64()) {
         Some(step) => Line::Step(step, values),
-        None => Line::Result(values),
+        None => {
+            let metrics = match m.get("metrics") {
+                Some(serde_json::Value::Object(o)) => o
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+                    .collect(),
+                _ => Metrics::new(),
+            };
+            Line::Result(values, metrics)
+        }
     }
 }
 
@@ -134,7 +145,7 @@ pub fn run_command(spec: &CommandSpec, assign: &AssignMsg, ctx: &mut dyn TrialCo
     let deadline = spec
         .timeout_seconds
         .map(|s| Instant::now() + Duration::from_secs_f64(s));
-    let mut result: Option<Vec<f64>> = None;
+    let mut result: Option<(Vec<f64>, Metrics)> = None;
     let stop = |child: &mut Child, err_thread: std::thread::JoinHandle<()>| {
         kill_group(child);
         let _ = child.wait();
@@ -161,7 +172,7 @@ pub fn run_command(spec: &CommandSpec, assign: &AssignMsg, ctx: &mut dyn TrialCo
                         return Outcome::Pruned;
                     }
                 },
-                Line::Result(values) => result = Some(values),
+                Line::Result(values, metrics) => result = Some((values, metrics)),
                 Line::Other => {}
             },
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -189,7 +200,7 @@ pub fn run_command(spec: &CommandSpec, assign: &AssignMsg, ctx: &mut dyn TrialCo
     };
     match status {
         Ok(s) if s.success() => match result {
-            Some(v) => Outcome::Complete(v),
+            Some((v, m)) => Outcome::Complete(v, m),
             None => Outcome::Failed(with_tail(
                 "the program exited without printing a result line such as {\"value\": 0.5}".into(),
             )),
@@ -264,7 +275,7 @@ mod tests {
         };
         assert_eq!(
             run_command(&spec, &a, &mut ctx),
-            Outcome::Complete(vec![3.0])
+            Outcome::Complete(vec![3.0], Default::default())
         );
         assert_eq!(ctx.reports, vec![(1, vec![3.0]), (2, vec![0.5])]);
     }

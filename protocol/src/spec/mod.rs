@@ -77,6 +77,31 @@ pub struct Spec {
     pub objective: ObjectiveSpec,
     /// `[[enqueue]]`: parameter sets to evaluate first, in order (missing ones are sampled).
     pub enqueue: Vec<Params>,
+    /// `[[constraint]]`: bounds on reported metrics; a trial that breaks one is infeasible.
+    pub constraints: Vec<ConstraintSpec>,
+}
+
+/// One `[[constraint]]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConstraintSpec {
+    /// The metric it bounds.
+    pub metric: String,
+    /// Feasible when the metric is at least this.
+    pub min: Option<f64>,
+    /// Feasible when the metric is at most this.
+    pub max: Option<f64>,
+}
+
+impl ConstraintSpec {
+    /// The constraint value for a metric value: ≤ 0 when satisfied, else how far off it is.
+    pub fn value(&self, m: f64) -> f64 {
+        if m.is_nan() {
+            return f64::INFINITY;
+        }
+        let below = self.min.map_or(f64::NEG_INFINITY, |lo| lo - m);
+        let above = self.max.map_or(f64::NEG_INFINITY, |hi| m - hi);
+        below.max(above)
+    }
 }
 
 impl Spec {

@@ -14,7 +14,7 @@ pub struct RawSpec {
     pub resources: Option<S<RawResources>>,
     pub space: Option<S<BTreeMap<String, S<RawParam>>>>,
     #[serde(default)]
-    pub constraint: Vec<S<toml::Table>>,
+    pub constraint: Vec<S<RawTable>>,
     pub objective: S<RawObjective>,
     #[serde(default)]
     pub enqueue: Vec<S<RawTable>>,

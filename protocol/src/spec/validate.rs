@@ -85,13 +85,6 @@ fn validate(cx: &mut Ctx, raw: RawSpec) -> Option<Spec> {
         Some(s) => space(cx, s.into_inner()),
         None => SearchSpace::default(),
     };
-    if let Some(c) = raw.constraint.first() {
-        cx.err(
-            c.span(),
-            "constraint",
-            "constraints need an objective that reports metrics (walk_forward); benchmark and command objectives report only their values",
-        );
-    }
     let enqueue = settings::enqueue(cx, &raw.enqueue, &space);
     let mut study = study;
     if let (Some(SamplerSpec::Grid(g)), Some(st)) = (&sampler, study.as_mut()) {
@@ -109,6 +102,7 @@ fn validate(cx: &mut Ctx, raw: RawSpec) -> Option<Spec> {
         }
     }
     let objective = objective(cx, raw.objective, &space);
+    let constraints = settings::constraints(cx, &raw.constraint, objective.as_ref(), &space);
     if let (Some(study), Some(ObjectiveSpec::Benchmark(_))) = (&study, &objective) {
         if study.directions.len() != 1 {
             cx.issues.push(SpecIssue {
@@ -126,6 +120,7 @@ fn validate(cx: &mut Ctx, raw: RawSpec) -> Option<Spec> {
         space,
         objective: objective?,
         enqueue,
+        constraints,
     })
 }
 

@@ -5,7 +5,7 @@ use crate::store::StudyRow;
 use crate::study::StudyCore;
 use mlt_protocol::ids::{NodeId, SlotId, StudyId};
 use mlt_protocol::messages::Outcome;
-use mlt_protocol::records::{ParamValue, Params, StudyState, TrialRecord, TrialState};
+use mlt_protocol::records::{Metrics, ParamValue, Params, StudyState, TrialRecord, TrialState};
 use mlt_protocol::spec::{fits, BenchFunction, SearchSpace, Spec};
 use std::collections::VecDeque;
 
@@ -23,6 +23,15 @@ pub fn row() -> StudyRow {
 
 /// Runs a whole study in process: `parallel` trials in flight, the oldest finishing first.
 pub fn drive(spec: &Spec, parallel: usize, f: &dyn Fn(&Params) -> Vec<f64>) -> Vec<TrialRecord> {
+    drive_with(spec, parallel, &|p| (f(p), Metrics::new()))
+}
+
+/// [`drive`] with metrics reported beside the values.
+pub fn drive_with(
+    spec: &Spec,
+    parallel: usize,
+    f: &dyn Fn(&Params) -> (Vec<f64>, Metrics),
+) -> Vec<TrialRecord> {
     let mut c = StudyCore::new(row(), spec.clone(), Vec::new());
     let mut ops = Vec::new();
     let mut pending = VecDeque::new();
@@ -37,8 +46,8 @@ pub fn drive(spec: &Spec, parallel: usize, f: &dyn Fn(&Params) -> Vec<f64>) -> V
         let Some(k) = pending.pop_front() else {
             break;
         };
-        let v = f(&c.trials[k.trial.0 as usize].params);
-        c.finish(NodeId(1), k, Outcome::Complete(v), now, &mut ops);
+        let (v, m) = f(&c.trials[k.trial.0 as usize].params);
+        c.finish(NodeId(1), k, Outcome::Complete(v, m), now, &mut ops);
         ops.clear();
         now += 1;
     }
@@ -229,4 +238,215 @@ fn model_based_samplers_beat_random_on_branin_and_hartmann6() {
             assert!(ours < random, "{name} {sampler}: {ours} !< random {random}");
         }
     }
+}
+
+fn num(p: &Params, k: &str) -> f64 {
+    p.get(k).and_then(ParamValue::as_f64).unwrap_or(f64::NAN)
+}
+
+#[test]
+fn tpe_weights_and_split_by_hand() {
+    use super::tpe::{default_weights, split};
+    use mlt_protocol::spec::{Direction, SamplerSpec};
+    assert_eq!(default_weights(3), vec![1.0; 3]);
+    let w = default_weights(30);
+    assert_eq!(w.len(), 30);
+    assert!((w[0] - 1.0 / 30.0).abs() < 1e-12 && (w[4] - 1.0).abs() < 1e-12);
+    assert!(w[1] > w[0] && w[2] > w[1] && w[5..].iter().all(|x| *x == 1.0));
+
+    let s = spec(
+        "kind = \"tpe\"\nn_startup_trials = 0\ngamma = 0.3\nconstant_liar = true",
+        "x = { type = \"float\", low = 0, high = 1 }",
+        "[\"minimize\"]",
+        20,
+        0,
+    );
+    let SamplerSpec::Tpe(cfg) = s.sampler.clone() else {
+        panic!()
+    };
+    // Ten trials: complete with values 9, 8, …, 3 (numbers 0–6), one pruned at step 5, one
+    // infeasible complete with value -1, one running.
+    let mut trials = drive(
+        &spec(
+            "kind = \"random\"",
+            "x = { type = \"float\", low = 0, high = 1 }",
+            "[\"minimize\"]",
+            10,
+            0,
+        ),
+        1,
+        &|_| vec![0.0],
+    );
+    for (i, t) in trials.iter_mut().enumerate().take(7) {
+        t.values = Some(vec![9.0 - i as f64]);
+    }
+    trials[7].state = TrialState::Pruned;
+    trials[7].intermediate.insert(5, vec![0.0]);
+    trials[8].values = Some(vec![-1.0]);
+    trials[8].constraints = Some(vec![0.5]);
+    trials[9].state = TrialState::Running;
+    let ask = super::Ask {
+        space: &s.space,
+        directions: &[Direction::Minimize],
+        number: mlt_protocol::ids::TrialId(10),
+        trials: &trials,
+    };
+    let sp = split(&cfg, &ask).unwrap();
+    // n = 9 finished → ⌈0.3·9⌉ = 3 good: the three best complete trials (values 3, 4, 5),
+    // even though the pruned and the infeasible trial have lower values.
+    assert_eq!(sp.below, vec![4, 5, 6]);
+    assert_eq!(sp.above, vec![0, 1, 2, 3, 7, 8, 9]);
+    // Without the liar the running trial is left out; with too few trials, no model.
+    let mut no_liar = cfg.clone();
+    no_liar.constant_liar = false;
+    assert!(!split(&no_liar, &ask).unwrap().above.contains(&9));
+    no_liar.n_startup_trials = 10;
+    assert!(split(&no_liar, &ask).is_none());
+}
+
+/// Mean hypervolume (reference (1.1, 1.1) after scaling) of a two-objective study.
+fn mean_hv(sampler: &str, n: u64, seeds: u64) -> f64 {
+    let space = "x = { type = \"float\", low = 0, high = 1 }\ny = { type = \"float\", low = 0, high = 1 }\nz = { type = \"float\", low = 0, high = 1 }";
+    let mut total = 0.0;
+    for seed in 0..seeds {
+        let s = spec(sampler, space, "[\"minimize\", \"minimize\"]", n, seed);
+        // ZDT1-like: f1 = x, f2 = g (1 − √(x/g)), g = 1 + 9 (y + z)/2.
+        let t = drive(&s, 1, &|p| {
+            let (x, y, z) = (num(p, "x"), num(p, "y"), num(p, "z"));
+            let g = 1.0 + 9.0 * (y + z) / 2.0;
+            vec![x, g * (1.0 - (x / g).sqrt())]
+        });
+        let pts: Vec<Vec<f64>> = t.iter().filter_map(|t| t.values.clone()).collect();
+        total += super::mo::hypervolume(&pts, &[1.1, 10.0]);
+    }
+    total / seeds as f64
+}
+
+#[test]
+fn multi_objective_samplers_beat_random_by_hypervolume() {
+    let random = mean_hv("kind = \"random\"", 80, 10);
+    let motpe = mean_hv("kind = \"tpe\"", 80, 10);
+    let nsga = mean_hv("kind = \"nsga2\"\npopulation_size = 10", 80, 10);
+    eprintln!(
+        "hypervolume after 80 trials: random {random:.3}, MOTPE {motpe:.3}, NSGA-II {nsga:.3}"
+    );
+    assert!(motpe > random, "MOTPE {motpe} vs random {random}");
+    assert!(nsga > random, "NSGA-II {nsga} vs random {random}");
+}
+
+/// Share of feasible trials among trials 20.. of a constrained Branin, and the best feasible
+/// value, averaged over seeds.
+fn constrained(sampler: &str) -> (f64, f64) {
+    let mut feasible = 0.0;
+    let mut best = 0.0;
+    let seeds = 10;
+    for seed in 0..seeds {
+        let mut s = spec(sampler, branin_space(), "[\"minimize\"]", 60, seed);
+        // Feasible: x0 + x1 ≤ 6 (excludes two of Branin's three minima).
+        s.constraints = vec![mlt_protocol::spec::ConstraintSpec {
+            metric: "sum".into(),
+            min: None,
+            max: Some(6.0),
+        }];
+        let t = drive_with(&s, 1, &|p| {
+            let m: Metrics = [("sum".to_string(), num(p, "x0") + num(p, "x1"))]
+                .into_iter()
+                .collect();
+            (vec![BenchFunction::Branin.evaluate(p).unwrap()], m)
+        });
+        let late = &t[20..];
+        feasible += late
+            .iter()
+            .filter(|t| super::mo::violation(t) <= 0.0)
+            .count() as f64
+            / late.len() as f64;
+        best += t
+            .iter()
+            .filter(|t| super::mo::violation(t) <= 0.0)
+            .filter_map(|t| t.values.as_ref().map(|v| v[0]))
+            .fold(f64::INFINITY, f64::min);
+    }
+    (feasible / seeds as f64, best / seeds as f64)
+}
+
+#[test]
+fn constraint_aware_samplers_use_infeasible_trials_as_evidence() {
+    let (fr, br) = constrained("kind = \"random\"");
+    let (ft, bt) = constrained("kind = \"tpe\"");
+    let (fn2, _) = constrained("kind = \"nsga2\"\npopulation_size = 10");
+    eprintln!("feasible share after 20 trials: random {fr:.2}, c-TPE {ft:.2}, NSGA-II {fn2:.2}; best feasible: random {br:.3}, c-TPE {bt:.3}");
+    assert!(ft > fr + 0.1, "TPE {ft} vs random {fr}");
+    assert!(fn2 > fr, "NSGA-II {fn2} vs random {fr}");
+    assert!(bt < br, "TPE best {bt} vs random {br}");
+    // The constraint values are stored on the trial, and a missing metric fails the trial
+    // with the metric's name.
+    let mut s = spec("kind = \"random\"", branin_space(), "[\"minimize\"]", 3, 0);
+    s.constraints = vec![mlt_protocol::spec::ConstraintSpec {
+        metric: "dd".into(),
+        min: Some(-0.25),
+        max: None,
+    }];
+    let t = drive_with(&s, 1, &|_| {
+        (vec![1.0], [("dd".to_string(), -0.5)].into_iter().collect())
+    });
+    assert_eq!(t[0].constraints, Some(vec![0.25]));
+    assert_eq!(t[0].metrics["dd"], -0.5);
+    let t = drive_with(&s, 1, &|_| (vec![1.0], Metrics::new()));
+    assert_eq!(t[0].state, TrialState::Failed);
+    assert!(t[0].message.as_deref().unwrap().contains("`dd`"));
+}
+
+#[test]
+fn cmaes_handles_integers_and_restarts() {
+    // Integers: Σ (x_i − 3)² on [-10, 10]^4 reaches 0 (the margin keeps it moving).
+    let space: String = (0..4)
+        .map(|i| format!("x{i} = {{ type = \"int\", low = -10, high = 10 }}\n"))
+        .collect();
+    let mut hits = 0;
+    for seed in 0..10 {
+        let s = spec("kind = \"cmaes\"", &space, "[\"minimize\"]", 150, seed);
+        let t = drive(&s, 1, &|p| {
+            vec![(0..4)
+                .map(|i| (num(p, &format!("x{i}")) - 3.0).powi(2))
+                .sum()]
+        });
+        let best = t
+            .iter()
+            .filter_map(|t| t.values.as_ref().map(|v| v[0]))
+            .fold(f64::INFINITY, f64::min);
+        hits += (best == 0.0) as u32;
+    }
+    assert!(hits >= 7, "integer optimum found in {hits}/10 runs");
+    // IPOP: a flat objective converges (TolFun) and restarts with a doubled population.
+    let s = spec(
+        "kind = \"cmaes\"\npopsize = 6\nrestart = \"ipop\"",
+        branin_space(),
+        "[\"minimize\"]",
+        400,
+        1,
+    );
+    let t = drive(&s, 1, &|_| vec![1.0]);
+    let mut sizes: std::collections::BTreeMap<u32, usize> = Default::default();
+    for g in t.iter().filter_map(|t| t.generation) {
+        *sizes.entry(g).or_default() += 1;
+    }
+    let sizes: Vec<usize> = sizes.values().copied().collect();
+    assert_eq!(sizes[0], 6);
+    assert!(sizes.contains(&12) && sizes.contains(&24), "{sizes:?}");
+    // Without restarts the population never grows.
+    let s = spec(
+        "kind = \"cmaes\"\npopsize = 6",
+        branin_space(),
+        "[\"minimize\"]",
+        200,
+        1,
+    );
+    let t = drive(&s, 1, &|_| vec![1.0]);
+    let mut sizes: std::collections::BTreeMap<u32, usize> = Default::default();
+    for g in t.iter().filter_map(|t| t.generation) {
+        *sizes.entry(g).or_default() += 1;
+    }
+    // (The last generation is cut short by the budget.)
+    let full: Vec<usize> = sizes.values().copied().collect();
+    assert!(full[..full.len() - 1].iter().all(|n| *n == 6), "{sizes:?}");
 }

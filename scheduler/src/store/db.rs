@@ -269,6 +269,7 @@ mod tests {
             origin: Default::default(),
             generation: None,
             constraints: None,
+            metrics: Default::default(),
         }
     }
 

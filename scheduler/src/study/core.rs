@@ -6,7 +6,7 @@ use crate::store::{Event, StoreOp, StudyRow};
 use mlt_protocol::ids::{NodeId, SlotId, StudyId, TrialId, TrialKey};
 use mlt_protocol::messages::{Outcome, Verdict};
 use mlt_protocol::records::{
-    StudyState, StudySummary, TrialCounts, TrialOrigin, TrialRecord, TrialState,
+    Metrics, StudyState, StudySummary, TrialCounts, TrialOrigin, TrialRecord, TrialState,
 };
 use mlt_protocol::spec::Spec;
 use std::collections::{BTreeMap, VecDeque};
@@ -154,6 +154,7 @@ impl StudyCore {
                     origin,
                     generation: suggestion.generation,
                     constraints: None,
+                    metrics: Metrics::new(),
                 });
                 self.counts.add(TrialState::Waiting);
                 number
@@ -273,10 +274,18 @@ impl StudyCore {
             return FinishResult::Ignored;
         }
         let (state, values, message) = match outcome {
-            Outcome::Complete(v) if v.len() == self.spec.study.directions.len() && v.iter().all(|x| !x.is_nan()) => {
-                (TrialState::Complete, Some(v), None)
+            Outcome::Complete(v, metrics) if v.len() == self.spec.study.directions.len() && v.iter().all(|x| !x.is_nan()) => {
+                match self.constraint_values(&metrics) {
+                    Ok(c) => {
+                        let t = &mut self.trials[key.trial.0 as usize];
+                        t.metrics = metrics;
+                        t.constraints = c;
+                        (TrialState::Complete, Some(v), None)
+                    }
+                    Err(e) => (TrialState::Failed, None, Some(e)),
+                }
             }
-            Outcome::Complete(v) => (
+            Outcome::Complete(v, _) => (
                 TrialState::Failed,
                 None,
                 Some(format!("objective returned {} values {:?}; the study has {} objectives and NaN is not a value", v.len(), v, self.spec.study.directions.len())),
@@ -289,6 +298,29 @@ impl StudyCore {
         };
         self.end(key.trial, state, values, message, now, ops);
         FinishResult::Recorded
+    }
+
+    /// The constraint values of a result's metrics (`None` without constraints), or why they
+    /// cannot be judged.
+    fn constraint_values(&self, metrics: &Metrics) -> Result<Option<Vec<f64>>, String> {
+        if self.spec.constraints.is_empty() {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        for c in &self.spec.constraints {
+            match metrics.get(&c.metric) {
+                Some(m) => out.push(c.value(*m)),
+                None => {
+                    let known: Vec<&str> = metrics.keys().map(String::as_str).collect();
+                    return Err(format!(
+                        "a constraint bounds the metric `{}`, which the objective did not report (it reported: {})",
+                        c.metric,
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    ));
+                }
+            }
+        }
+        Ok(Some(out))
     }
 
     /// The lease of `key` ran out (or its node gave it back): back to the queue with a new

@@ -21,6 +21,7 @@ fn t(n: u64, state: TrialState, curve: &[(u64, f64)]) -> TrialRecord {
         origin: TrialOrigin::Sampler,
         generation: None,
         constraints: None,
+        metrics: Default::default(),
     }
 }
 
@@ -289,7 +290,9 @@ fn paired_pruner_needs_consistent_evidence() {
     let inc = [1.0, 1.2, 0.8, 1.1, 0.9, 1.0, 1.3, 0.7];
     let worse_vals: Vec<f64> = inc.iter().zip(margins).map(|(a, m)| a - m).collect();
     let worse = t(5, TrialState::Running, &folds(&worse_vals));
-    let why = p.prune(&worse, 8, std::slice::from_ref(&incumbent), max).unwrap();
+    let why = p
+        .prune(&worse, 8, std::slice::from_ref(&incumbent), max)
+        .unwrap();
     assert!(
         why.contains("trial 0") && why.contains("p = 0.0039"),
         "{why}"
@@ -300,9 +303,13 @@ fn paired_pruner_needs_consistent_evidence() {
         TrialState::Running,
         &folds(&[1.1, 1.3, -5.0, 1.2, 1.0, 1.1, 1.4, 0.8]),
     );
-    assert!(p.prune(&one_bad, 8, std::slice::from_ref(&incumbent), max).is_none());
+    assert!(p
+        .prune(&one_bad, 8, std::slice::from_ref(&incumbent), max)
+        .is_none());
     // Too few shared folds yet.
-    assert!(p.prune(&worse, 2, std::slice::from_ref(&incumbent), max).is_none());
+    assert!(p
+        .prune(&worse, 2, std::slice::from_ref(&incumbent), max)
+        .is_none());
     // No completed trial: nothing to compare with.
     assert!(p.prune(&worse, 8, &[], max).is_none());
 }

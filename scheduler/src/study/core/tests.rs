@@ -36,7 +36,13 @@ fn lifecycle_records_each_result_once_for_the_current_attempt() {
     assert_eq!(c.counts().waiting, 1);
     assert_eq!(c.report(N, k, 1, vec![1.0], 3, &mut ops), Verdict::Stale);
     assert_eq!(
-        c.finish(N, k, Outcome::Complete(vec![1.0]), 3, &mut ops),
+        c.finish(
+            N,
+            k,
+            Outcome::Complete(vec![1.0], Default::default()),
+            3,
+            &mut ops
+        ),
         FinishResult::Ignored
     );
     let k2 = c.ask(NodeId(8), S, 4, &mut ops).unwrap();
@@ -44,11 +50,23 @@ fn lifecycle_records_each_result_once_for_the_current_attempt() {
     // Another node cannot report for it.
     assert_eq!(c.report(N, k2, 1, vec![1.0], 5, &mut ops), Verdict::Stale);
     assert_eq!(
-        c.finish(NodeId(8), k2, Outcome::Complete(vec![2.5]), 6, &mut ops),
+        c.finish(
+            NodeId(8),
+            k2,
+            Outcome::Complete(vec![2.5], Default::default()),
+            6,
+            &mut ops
+        ),
         FinishResult::Recorded
     );
     assert_eq!(
-        c.finish(NodeId(8), k2, Outcome::Complete(vec![9.0]), 7, &mut ops),
+        c.finish(
+            NodeId(8),
+            k2,
+            Outcome::Complete(vec![9.0], Default::default()),
+            7,
+            &mut ops
+        ),
         FinishResult::Ignored
     );
     assert_eq!(c.trials[0].values, Some(vec![2.5]));
@@ -69,14 +87,26 @@ fn lost_after_max_attempts_and_budget_counts_every_end() {
     assert_eq!(c.trials[1].state, TrialState::Failed);
     assert_eq!(c.trials[1].message.as_deref(), Some("boom"));
     let k = c.ask(N, S, 0, &mut ops).unwrap();
-    c.finish(N, k, Outcome::Complete(vec![f64::NAN]), 0, &mut ops);
+    c.finish(
+        N,
+        k,
+        Outcome::Complete(vec![f64::NAN], Default::default()),
+        0,
+        &mut ops,
+    );
     assert_eq!(c.trials[2].state, TrialState::Failed);
     let k = c.ask(N, S, 0, &mut ops).unwrap();
     assert!(
         c.ask(N, SlotId(1), 0, &mut ops).is_none(),
         "budget of 4 is spent"
     );
-    c.finish(N, k, Outcome::Complete(vec![1.0]), 0, &mut ops);
+    c.finish(
+        N,
+        k,
+        Outcome::Complete(vec![1.0], Default::default()),
+        0,
+        &mut ops,
+    );
     assert_eq!(c.row.state, StudyState::Complete);
     assert!(ops
         .iter()
@@ -89,7 +119,13 @@ fn pruning_and_cancel() {
     let mut ops = Vec::new();
     let a = c.ask(N, S, 0, &mut ops).unwrap();
     assert_eq!(c.report(N, a, 1, vec![1.0], 0, &mut ops), Verdict::Continue);
-    c.finish(N, a, Outcome::Complete(vec![1.0]), 0, &mut ops);
+    c.finish(
+        N,
+        a,
+        Outcome::Complete(vec![1.0], Default::default()),
+        0,
+        &mut ops,
+    );
     let b = c.ask(N, S, 0, &mut ops).unwrap();
     assert_eq!(c.report(N, b, 1, vec![5.0], 0, &mut ops), Verdict::Prune);
     assert_eq!(c.trials[1].state, TrialState::Pruned);
