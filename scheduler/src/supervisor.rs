@@ -9,7 +9,7 @@ use crate::security::{self, Identity};
 use crate::server::{Listener, ListenerArgs};
 use crate::store::actor_args;
 use crate::store::{Loaded, Store, StoreActor, StoreHandle, StoreOp, StudyRow};
-use crate::study::{StudyActor, StudyArgs, StudyCore, StudyMsg};
+use crate::study::{warm_start_trials, StudyActor, StudyArgs, StudyCore, StudyMsg};
 use anyhow::Context;
 use mlt_protocol::ids::StudyId;
 use mlt_protocol::messages::{ErrorKind, ErrorMsg, SubmitMsg, SubmittedMsg};
@@ -256,6 +256,25 @@ impl Actor for Supervisor {
                         return Ok(());
                     }
                 };
+                // Warm start: the finished trials of another study that fit this space.
+                let mut warm = Vec::new();
+                if let Some(src) = &spec.study.warm_start {
+                    let copied = match st.shared.directory.find(src) {
+                        Some(actor) => ractor::call_t!(actor, StudyMsg::Trials, 30_000)
+                            .map_err(|e| format!("reading the trials of `{src}` failed: {e}")),
+                        None => Err(format!("no study named `{src}` on this scheduler")),
+                    };
+                    match copied {
+                        Ok(trials) => warm = trials,
+                        Err(e) => {
+                            let _ = reply.send(Err(ErrorMsg {
+                                kind: ErrorKind::NotFound,
+                                message: format!("{}: `study.warm_start`: {e}", sub.source),
+                            }));
+                            return Ok(());
+                        }
+                    }
+                }
                 let id = StudyId(st.next_study);
                 st.next_study += 1;
                 let name = st.shared.directory.unique_name(&spec.study.name);
@@ -268,11 +287,28 @@ impl Actor for Supervisor {
                     state: StudyState::Running,
                     created_ms: now_ms(),
                 };
-                let ops = vec![
+                let mut ops = vec![
                     StoreOp::Study(row.clone()),
                     StoreOp::NextStudy(st.next_study),
                 ];
-                let core = StudyCore::new(row, spec, Vec::new());
+                let src = spec.study.warm_start.clone().unwrap_or_default();
+                let offered = warm.len();
+                let warm = warm_start_trials(&spec, &src, warm, id);
+                if spec.study.warm_start.is_some() {
+                    tracing::info!(study = %name, from = %src, copied = warm.len(), offered, "warm start");
+                }
+                for t in &warm {
+                    ops.push(StoreOp::Trial(t.clone()));
+                    for (step, values) in &t.intermediate {
+                        ops.push(StoreOp::Intermediate {
+                            study: id,
+                            trial: t.number,
+                            step: *step,
+                            values: values.clone(),
+                        });
+                    }
+                }
+                let core = StudyCore::new(row, spec, warm);
                 tracing::info!(study = %name, %id, n_trials = core.spec.study.n_trials, "study created");
                 // The client hears of the study once it is durable.
                 st.store.write(

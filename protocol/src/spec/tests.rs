@@ -217,3 +217,169 @@ fn activity_follows_parent_values() {
     decided.insert("model".into(), ParamValue::Str("b".into()));
     assert!(SearchSpace::is_active(depth, &decided));
 }
+
+fn sampler_pruner(sampler: &str, pruner: &str) -> Result<Spec, SpecError> {
+    let text = GOOD
+        .replace(
+            "[sampler]\nkind = \"random\"",
+            &format!("[sampler]\n{sampler}"),
+        )
+        .replace(
+            "[pruner]\nkind = \"median\"\nn_warmup_steps = 1",
+            &format!("[pruner]\n{pruner}"),
+        );
+    Spec::parse(&text, "s.toml")
+}
+
+#[test]
+fn sampler_and_pruner_settings_are_typed_and_checked_per_kind() {
+    let s = sampler_pruner(
+        "kind = \"tpe\"\nn_startup_trials = 20\nmultivariate = true\ngroup = true\nconstant_liar = true\ngamma = 0.2",
+        "kind = \"hyperband\"\nmin_resource = 1\nmax_resource = 27\nreduction_factor = 3",
+    )
+    .unwrap();
+    let SamplerSpec::Tpe(t) = &s.sampler else {
+        panic!("{:?}", s.sampler)
+    };
+    assert_eq!(
+        (t.n_startup_trials, t.n_ei_candidates, t.gamma),
+        (20, 24, 0.2)
+    );
+    assert!(t.multivariate && t.group && t.constant_liar);
+    assert_eq!(
+        s.pruner,
+        PrunerSpec::Hyperband(HyperbandSpec {
+            min_resource: 1,
+            max_resource: Some(27),
+            reduction_factor: 3
+        })
+    );
+    let s = sampler_pruner(
+        "kind = \"cmaes\"\nrestart = \"bipop\"\npopsize = 12",
+        "kind = \"asha\"",
+    )
+    .unwrap();
+    assert!(
+        matches!(&s.sampler, SamplerSpec::CmaEs(c) if c.restart == Restart::Bipop && c.popsize == Some(12))
+    );
+    assert!(
+        matches!(&s.pruner, PrunerSpec::Asha(a) if a.reduction_factor == 4 && a.min_resource == 1)
+    );
+    // Each mistake names its line, key, and what the kind accepts.
+    let line = |e: &SpecError, key: &str| {
+        e.issues
+            .iter()
+            .find(|i| i.key == key)
+            .unwrap_or_else(|| panic!("no issue for {key}: {e}"))
+            .clone()
+    };
+    let e = sampler_pruner(
+        "kind = \"tpe\"\npopsize = 3",
+        "kind = \"asha\"\npercentile = 50",
+    )
+    .unwrap_err();
+    let i = line(&e, "sampler.popsize");
+    assert!(
+        i.message.contains("not a setting of the tpe sampler")
+            && i.message.contains("n_startup_trials"),
+        "{e}"
+    );
+    assert_eq!(i.line, Some(10));
+    assert!(
+        line(&e, "pruner.percentile")
+            .message
+            .contains("min_resource"),
+        "{e}"
+    );
+    let e = sampler_pruner("kind = \"annealing\"", "kind = \"percentile\"").unwrap_err();
+    assert!(
+        line(&e, "sampler.kind")
+            .message
+            .contains("expected: random, grid, qmc, tpe, cmaes, nsga2, ga, gp"),
+        "{e}"
+    );
+    assert!(
+        line(&e, "pruner.percentile")
+            .message
+            .contains("needs `percentile`"),
+        "{e}"
+    );
+    let e = sampler_pruner(
+        "kind = \"tpe\"\ngamma = 2\ngroup = true",
+        "kind = \"threshold\"",
+    )
+    .unwrap_err();
+    assert!(line(&e, "sampler.gamma").message.contains("between"), "{e}");
+    assert!(
+        line(&e, "sampler.group").message.contains("multivariate"),
+        "{e}"
+    );
+    assert!(line(&e, "pruner.lower").message.contains("lower"), "{e}");
+    let e = sampler_pruner(
+        "kind = \"cmaes\"\nrestart = \"sometimes\"",
+        "kind = \"hyperband\"\nmax_resource = \"big\"",
+    )
+    .unwrap_err();
+    assert!(
+        line(&e, "sampler.restart")
+            .message
+            .contains("none, ipop, bipop"),
+        "{e}"
+    );
+    assert!(
+        line(&e, "pruner.max_resource").message.contains("auto"),
+        "{e}"
+    );
+    // Single-objective samplers refuse a multi-objective study.
+    let text = GOOD
+        .replace(
+            "directions = [\"minimize\"]",
+            "directions = [\"minimize\", \"maximize\"]",
+        )
+        .replace("[sampler]\nkind = \"random\"", "[sampler]\nkind = \"gp\"")
+        .replace(
+            "kind = \"benchmark\"\nfunction = \"branin\"\nsteps = 3",
+            "kind = \"command\"\ncommand = [\"x\"]",
+        );
+    let e = Spec::parse(&text, "s.toml").unwrap_err();
+    assert!(
+        line(&e, "sampler.kind")
+            .message
+            .contains("optimises one objective"),
+        "{e}"
+    );
+}
+
+#[test]
+fn constraints_name_their_metric_and_bounds() {
+    let with = |c: &str| Spec::parse(&format!("{GOOD}\n[[constraint]]\n{c}\n"), "c.toml");
+    let s = with("metric = \"x0\"\nmax = 2.5").unwrap();
+    assert_eq!(
+        s.constraints,
+        vec![ConstraintSpec {
+            metric: "x0".into(),
+            min: None,
+            max: Some(2.5)
+        }]
+    );
+    assert_eq!(s.constraints[0].value(3.0), 0.5);
+    assert_eq!(s.constraints[0].value(2.0), -0.5);
+    let e = with("metric = \"sharpe\"\nmin = 1")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "`constraint[0].metric`: a benchmark objective reports `value` and its parameters"
+        ),
+        "{e}"
+    );
+    let e = with("metric = \"x0\"").unwrap_err().to_string();
+    assert!(e.contains("needs `min`, `max` or both"), "{e}");
+    let e = with("metric = \"x0\"\nmin = 3\nmax = 1\nbelow = 2")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("greater than max") && e.contains("`constraint[0].below`"),
+        "{e}"
+    );
+}

@@ -8,4 +8,4 @@ mod actor;
 mod core;
 
 pub use actor::{StudyActor, StudyArgs, StudyMsg};
-pub use core::{FinishResult, StudyCore};
+pub use core::{warm_start_trials, FinishResult, StudyCore};

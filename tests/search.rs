@@ -1,0 +1,172 @@
+//! The search suite through the whole cluster: a TPE study with constant liar on several nodes
+//! is replayed from the store's event log and gives the same trials; a study seeded from
+//! another (`warm_start`) starts from its results without spending its budget on them.
+mod util;
+
+use mlt_protocol::ids::{NodeId, SlotId, TrialKey};
+use mlt_protocol::messages::Outcome;
+use mlt_protocol::records::TrialState;
+use mlt_scheduler::store::{Event, Store};
+use mlt_scheduler::study::StudyCore;
+use std::collections::BTreeMap;
+use util::{count_state, wait_until, Cluster};
+
+const SPACE: &str = "[space]\nx0 = { type = \"float\", low = -5.0, high = 10.0 }\nx1 = { type = \"float\", low = 0.0, high = 15.0 }\nmodel = { type = \"categorical\", choices = [\"a\", \"b\"] }\ndepth = { type = \"int\", low = 1, high = 8, when = { model = [\"b\"] } }\n";
+
+fn spec(name: &str, sampler: &str, n: u32, extra: &str) -> String {
+    format!(
+        "[study]\nname = \"{name}\"\nn_trials = {n}\nseed = 11\n{extra}\n[sampler]\n{sampler}\n{SPACE}[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\nsteps = 2\nstep_seconds = 0.01\n"
+    )
+}
+
+#[test]
+fn a_distributed_tpe_study_replays_from_its_event_log() {
+    let mut c = Cluster::start("heartbeat_ms = 200\nlease_ms = 5000");
+    for i in 0..3 {
+        c.add_node(&format!("n{i}"), 2);
+    }
+    let file = c.write(
+        "tpe.toml",
+        &spec(
+            "tpe",
+            "kind = \"tpe\"\nn_startup_trials = 8\nmultivariate = true\ngroup = true\nconstant_liar = true",
+            60,
+            "",
+        ),
+    );
+    let study = c.submit(&file);
+    wait_until(120, "the TPE study to complete", || {
+        c.study_state(&study) == "complete"
+    });
+    let trials = c.trials(&study);
+    assert_eq!(count_state(&trials, "complete"), 60);
+    // Stop the scheduler so the store can be opened here.
+    c.scheduler.as_mut().unwrap().sigterm();
+    wait_until(20, "the scheduler to exit", || {
+        c.scheduler
+            .as_mut()
+            .unwrap()
+            .child
+            .try_wait()
+            .unwrap()
+            .is_some()
+    });
+    let store = Store::open(&c.data()).unwrap();
+    let mut loaded = store.load().unwrap();
+    let row = loaded
+        .studies
+        .values()
+        .find(|r| r.name == study)
+        .expect("the study is in the store")
+        .clone();
+    let stored = loaded.trials.remove(&row.id).unwrap();
+    let events = store.events(row.id).unwrap();
+    let spec = mlt_protocol::spec::Spec::parse(&row.spec_toml, &row.source).unwrap();
+    // Replay: the same asks and tells in the logged order, into a fresh study.
+    let mut fresh = row.clone();
+    fresh.state = mlt_protocol::records::StudyState::Running;
+    let mut core = StudyCore::new(fresh, spec, Vec::new());
+    let mut keys: BTreeMap<u64, TrialKey> = BTreeMap::new();
+    let mut ops = Vec::new();
+    let (mut asked, mut told) = (0, 0);
+    for e in events {
+        match e {
+            Event::Asked { trial, params } => {
+                let k = core
+                    .ask(NodeId(1), SlotId(0), 0, &mut ops)
+                    .expect("work to hand out");
+                assert_eq!(k.trial, trial);
+                assert_eq!(
+                    core.trials[trial.0 as usize].params, params,
+                    "trial {}",
+                    trial.0
+                );
+                keys.insert(trial.0, k);
+                asked += 1;
+            }
+            Event::Told {
+                trial,
+                state,
+                values,
+            } => {
+                let outcome = match state {
+                    TrialState::Complete => Outcome::Complete(values.unwrap(), Default::default()),
+                    other => panic!("unexpected {other} in this study"),
+                };
+                core.finish(NodeId(1), keys[&trial.0], outcome, 0, &mut ops);
+                told += 1;
+            }
+        }
+        ops.clear();
+    }
+    assert_eq!((asked, told), (60, 60));
+    // And the replayed trials are the stored ones.
+    for (a, b) in core.trials.iter().zip(&stored) {
+        assert_eq!(
+            (a.number, &a.params, &a.values),
+            (b.number, &b.params, &b.values)
+        );
+    }
+    // The log reflects real concurrency: some trials were asked before earlier ones ended.
+    let order: Vec<bool> = store
+        .events(row.id)
+        .unwrap()
+        .iter()
+        .map(|e| matches!(e, Event::Asked { .. }))
+        .collect();
+    assert!(
+        order.windows(2).any(|w| w[0] && w[1]),
+        "asks were interleaved"
+    );
+    c.assert_no_panics();
+}
+
+#[test]
+fn warm_start_seeds_a_study_with_another_studys_results() {
+    let mut c = Cluster::start("heartbeat_ms = 200\nlease_ms = 5000");
+    c.add_node("n0", 4);
+    let first = c.write("a.toml", &spec("first", "kind = \"random\"", 30, ""));
+    let a = c.submit(&first);
+    wait_until(60, "the first study", || c.study_state(&a) == "complete");
+    let second = c.write(
+        "b.toml",
+        &spec(
+            "second",
+            "kind = \"tpe\"\nn_startup_trials = 10",
+            10,
+            &format!("warm_start = \"{a}\""),
+        ),
+    );
+    let b = c.submit(&second);
+    wait_until(60, "the second study", || c.study_state(&b) == "complete");
+    let tb = c.trials(&b);
+    // 30 copied (already complete) + its own budget of 10.
+    assert_eq!(tb.len(), 40);
+    let ta = c.trials(&a);
+    for (i, t) in tb.iter().take(30).enumerate() {
+        assert_eq!(t["origin"]["warm_start"][0], a.as_str(), "{t}");
+        let from = t["origin"]["warm_start"][1].as_u64().unwrap() as usize;
+        assert_eq!(t["params"], ta[from]["params"]);
+        assert_eq!(t["values"], ta[from]["values"]);
+        assert_eq!(t["number"].as_u64().unwrap(), i as u64);
+    }
+    // With 30 results in hand the model is used at once: the new trials are TPE's, not the
+    // random sampler's (which would repeat the first study's points for the same seed).
+    for t in tb.iter().skip(30) {
+        assert_eq!(t["origin"], "sampler", "{t}");
+        assert!(ta.iter().all(|o| o["params"] != t["params"]));
+    }
+    // A warm start from a study that does not exist is refused, naming the key.
+    let bad = c.write(
+        "c.toml",
+        &spec("third", "kind = \"tpe\"", 5, "warm_start = \"nope\""),
+    );
+    let out = c.cli(&["submit", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("study.warm_start") && err.contains("nope"),
+        "{err}"
+    );
+    c.assert_no_panics();
+}
