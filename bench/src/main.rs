@@ -5,6 +5,10 @@
 //!   scheduler's p50/p99 assignment latency (slot request → assignment sent, after commit).
 //! * `idle`: C idle node connections from one process, heartbeating; reports the scheduler's
 //!   CPU and memory.
+//! * `search`: our samplers and pruners next to a pinned Optuna (search quality, cost of a
+//!   suggestion, pruning); see search.rs.
+mod search;
+
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use mlt_net::{connect, connect_on};
@@ -39,6 +43,42 @@ enum Cmd {
         /// Reported steps per trial.
         #[arg(long, default_value_t = 5)]
         steps: u32,
+    },
+    /// Samplers and pruners next to Optuna: regret, cost per suggestion, pruning.
+    Search {
+        /// Python of the virtual environment with the pinned Optuna (bench/optuna/requirements.txt);
+        /// without it only our side is measured.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Which tables: quality, cost, pruning.
+        #[arg(long, default_value = "quality,cost,pruning", value_delimiter = ',')]
+        tables: Vec<String>,
+        /// Trials per study.
+        #[arg(long, default_value_t = 200)]
+        trials: u64,
+        /// Seeds per problem.
+        #[arg(long, default_value_t = 10)]
+        seeds: u64,
+        /// Samplers in the quality table.
+        #[arg(
+            long,
+            default_value = "tpe,tpe-mv,cmaes,gp,qmc,random",
+            value_delimiter = ','
+        )]
+        samplers: Vec<String>,
+        /// Samplers in the cost table.
+        #[arg(
+            long,
+            default_value = "tpe,tpe-mv,cmaes,gp,random",
+            value_delimiter = ','
+        )]
+        cost_samplers: Vec<String>,
+        /// Completed trials at which a suggestion is timed.
+        #[arg(long, default_value = "100,1000,10000", value_delimiter = ',')]
+        sizes: Vec<usize>,
+        /// Steps per trial in the pruning table.
+        #[arg(long, default_value_t = 27)]
+        steps: u64,
     },
     /// Idle node connections with heartbeats.
     Idle {
@@ -325,6 +365,37 @@ async fn main() -> anyhow::Result<()> {
             connections,
             seconds,
         } => idle(connections, seconds).await?,
+        Cmd::Search {
+            python,
+            tables,
+            trials,
+            seeds,
+            samplers,
+            cost_samplers,
+            sizes,
+            steps,
+        } => {
+            let py = python.as_deref();
+            if let Some(p) = py {
+                let v = Command::new(p)
+                    .args(["-c", "import optuna, sys; print(optuna.__version__)"])
+                    .output()
+                    .context("running the Optuna venv's python")?;
+                println!(
+                    "Optuna {} ({}); ours: this build. One run, this machine.",
+                    String::from_utf8_lossy(&v.stdout).trim(),
+                    p.display()
+                );
+            }
+            for t in &tables {
+                match t.as_str() {
+                    "quality" => search::quality(py, trials, seeds, &samplers)?,
+                    "cost" => search::cost(py, &sizes, &cost_samplers)?,
+                    "pruning" => search::pruning(py, trials, seeds, steps)?,
+                    other => bail!("unknown table `{other}` (quality, cost, pruning)"),
+                }
+            }
+        }
     }
     Ok(())
 }

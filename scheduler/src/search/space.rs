@@ -188,13 +188,15 @@ pub fn assemble(
 #[derive(Default)]
 pub struct Encoded {
     rows: Vec<Vec<f64>>,
+    cols: Vec<Vec<f64>>,
 }
 
 impl Encoded {
     /// Brings the cache up to `trials` (which only ever grows).
     pub fn update(&mut self, space: &SearchSpace, trials: &[TrialRecord]) {
-        if trials.len() < self.rows.len() {
+        if trials.len() < self.rows.len() || self.cols.len() != space.params.len() {
             self.rows.clear();
+            self.cols = vec![Vec::new(); space.params.len()];
         }
         for t in &trials[self.rows.len()..] {
             let row = space
@@ -206,9 +208,17 @@ impl Encoded {
                         .and_then(|v| encode(&p.dist, v))
                         .unwrap_or(f64::NAN)
                 })
-                .collect();
+                .collect::<Vec<f64>>();
+            for (c, x) in self.cols.iter_mut().zip(&row) {
+                c.push(*x);
+            }
             self.rows.push(row);
         }
+    }
+
+    /// Column `j`: every trial's value of parameter `j`, by trial number.
+    pub fn col(&self, j: usize) -> &[f64] {
+        &self.cols[j]
     }
 
     /// Trial `n`'s row.

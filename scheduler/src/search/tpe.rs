@@ -18,7 +18,7 @@
 #![allow(clippy::needless_range_loop)] // index loops read best in the linear algebra
 use super::mo;
 use super::space::{assemble, line, normal, searchable, Encoded, Line};
-use super::special::log_norm_mass;
+use super::special::{log_norm_mass, norm_cdf};
 use super::{trial_rng, Ask, Sampler, Suggestion};
 use mlt_protocol::records::{Params, TrialState};
 use mlt_protocol::spec::{SearchSpace, TpeSpec};
@@ -35,6 +35,9 @@ pub struct TpeSampler {
     seed: u64,
     enc: Encoded,
     groups: Option<Vec<Vec<usize>>>,
+    /// Per continuous column: (value, trial) of every trial that has it, by value.
+    sorted: Vec<Vec<(f64, u32)>>,
+    sorted_upto: usize,
 }
 
 impl TpeSampler {
@@ -45,6 +48,8 @@ impl TpeSampler {
             seed,
             enc: Encoded::default(),
             groups: None,
+            sorted: Vec::new(),
+            sorted_upto: 0,
         }
     }
 }
@@ -78,12 +83,18 @@ pub struct Split {
     pub above: Vec<usize>,
     /// MOTPE weights of `below` (same order), if any.
     pub below_weights: Option<Vec<f64>>,
+    /// Per trial: 0 = not used, 1 = good, 2 = bad.
+    pub mask: Vec<u8>,
+    /// Per bad trial: its age rank among the bad trials.
+    pub rank: Vec<u32>,
 }
 
 /// Splits the trials as described in the module docs; `None` before `n_startup_trials`.
 pub fn split(cfg: &TpeSpec, a: &Ask) -> Option<Split> {
     let dirs = a.directions;
+    let single = dirs.len() == 1;
     let mut feasible: Vec<(usize, Vec<f64>)> = Vec::new();
+    let mut feasible1: Vec<(f64, usize)> = Vec::new();
     let mut pruned: Vec<(usize, u64, f64)> = Vec::new();
     let mut infeasible: Vec<(usize, f64)> = Vec::new();
     let mut running: Vec<usize> = Vec::new();
@@ -94,10 +105,24 @@ pub fn split(cfg: &TpeSpec, a: &Ask) -> Option<Split> {
     for (i, t) in a.trials.iter().enumerate() {
         match t.state {
             TrialState::Complete => {
+                let v = mo::violation(t);
+                if single {
+                    let Some(x) = t.values.as_ref().and_then(|v| v.first().copied()) else {
+                        continue;
+                    };
+                    if !x.is_finite() {
+                        continue;
+                    }
+                    if v > 0.0 {
+                        infeasible.push((i, v));
+                    } else {
+                        feasible1.push((sign(0, x), i));
+                    }
+                    continue;
+                }
                 let Some(l) = mo::losses(t, dirs) else {
                     continue;
                 };
-                let v = mo::violation(t);
                 if v > 0.0 {
                     infeasible.push((i, v));
                 } else {
@@ -119,7 +144,7 @@ pub fn split(cfg: &TpeSpec, a: &Ask) -> Option<Split> {
             _ => {}
         }
     }
-    let n = feasible.len() + pruned.len() + infeasible.len();
+    let n = feasible.len() + feasible1.len() + pruned.len() + infeasible.len();
     if n < cfg.n_startup_trials as usize || n == 0 {
         return None;
     }
@@ -130,16 +155,22 @@ pub fn split(cfg: &TpeSpec, a: &Ask) -> Option<Split> {
     infeasible.sort_by(|x, y| x.1.total_cmp(&y.1).then(x.0.cmp(&y.0)));
     let (mut below, mut below_weights): (Vec<usize>, Option<Vec<f64>>);
     let mut rest: Vec<usize>;
-    if dirs.len() == 1 {
-        feasible.sort_by(|x, y| x.1[0].total_cmp(&y.1[0]).then(x.0.cmp(&y.0)));
-        let order: Vec<usize> = feasible
-            .iter()
-            .map(|x| x.0)
-            .chain(pruned.iter().map(|x| x.0))
-            .chain(infeasible.iter().map(|x| x.0))
-            .collect();
-        below = order[..n_below].to_vec();
-        rest = order[n_below..].to_vec();
+    if single {
+        // Only the good set needs ordering: select it, then sort it.
+        let cmp = |x: &(f64, usize), y: &(f64, usize)| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1));
+        if n_below < feasible1.len() {
+            feasible1.select_nth_unstable_by(n_below, cmp);
+            feasible1[..n_below].sort_by(cmp);
+        } else {
+            feasible1.sort_by(cmp);
+        }
+        let mut order = feasible1.iter().map(|x| x.1);
+        below = order.by_ref().take(n_below).collect();
+        let short = n_below - below.len();
+        rest = order.collect();
+        let mut tail = pruned.iter().map(|x| x.0).chain(infeasible.iter().map(|x| x.0));
+        below.extend(tail.by_ref().take(short));
+        rest.extend(tail);
         below_weights = None;
     } else {
         let pts: Vec<Vec<f64>> = feasible.iter().map(|x| x.1.clone()).collect();
@@ -209,176 +240,260 @@ pub fn split(cfg: &TpeSpec, a: &Ask) -> Option<Split> {
         below_weights = Some(pairs.iter().map(|p| p.1).collect());
     }
     rest.extend(running);
-    rest.sort_unstable();
     if below_weights.is_none() {
         below.sort_unstable();
     }
     below_weights = below_weights.filter(|w| w.len() == below.len());
+    let mut mask = vec![0u8; a.trials.len()];
+    for &i in &rest {
+        mask[i] = 2;
+    }
+    for &i in &below {
+        mask[i] = 1;
+    }
+    // Bad trials in number order (weights ramp with age).
+    let above: Vec<usize> = (0..a.trials.len()).filter(|&i| mask[i] == 2).collect();
+    let mut rank = vec![u32::MAX; a.trials.len()];
+    for (r, &i) in above.iter().enumerate() {
+        rank[i] = r as u32;
+    }
     Some(Split {
         below,
-        above: rest,
+        above,
         below_weights,
+        mask,
+        rank,
     })
 }
 
-/// A one-dimensional truncated-Gaussian mixture with a prior component.
+/// [`default_weights`] without the vector: the weight of age rank `rank` (0 = oldest).
+struct RampWeights {
+    flat_from: usize,
+    base: f64,
+    slope: f64,
+}
+
+impl RampWeights {
+    fn new(n: usize) -> Self {
+        let ramp = n.saturating_sub(25);
+        let base = 1.0 / n.max(1) as f64;
+        let slope = if ramp > 1 {
+            (1.0 - base) / (ramp - 1) as f64
+        } else {
+            0.0
+        };
+        Self {
+            flat_from: if n < 25 { 0 } else { ramp },
+            base,
+            slope,
+        }
+    }
+
+    #[inline]
+    fn at(&self, rank: usize) -> f64 {
+        if rank >= self.flat_from {
+            1.0
+        } else {
+            self.base + self.slope * rank as f64
+        }
+    }
+}
+
+/// A one-dimensional truncated-Gaussian mixture with a prior component, its kernels sorted
+/// by centre. Densities are summed in linear space (the prior component keeps the sum far
+/// from underflow) and the log taken once.
 struct Kde1 {
     lo: f64,
     hi: f64,
-    // Sampling: component centres, bandwidths and cumulative weights (prior last).
     mus: Vec<f64>,
     sigmas: Vec<f64>,
+    inv: Vec<f64>,
+    /// w / (total · σ · Z · √2π) per kernel.
+    coef: Vec<f64>,
     cum: Vec<f64>,
-    // Evaluation: kernels sorted by centre (prior apart).
-    smu: Vec<f64>,
-    sinv: Vec<f64>,
-    sc: Vec<f64>,
     pre: Vec<f64>,
     suf: Vec<f64>,
     prior: Option<(f64, f64, f64)>,
 }
 
 impl Kde1 {
-    fn new(
-        obs: &[f64],
-        weights: &[f64],
-        lo: f64,
-        hi: f64,
-        cfg: &TpeSpec,
-        multivariate_sigma: Option<f64>,
-    ) -> Self {
+    /// From observations sorted by value, with their weights.
+    fn new(sorted: &[(f64, f64)], lo: f64, hi: f64, cfg: &TpeSpec) -> Self {
         let range = (hi - lo).max(EPS);
-        let n = obs.len();
+        let n = sorted.len();
         let prior_w = if n == 0 { 1.0 } else { cfg.prior_weight };
         let has_prior = prior_w > 0.0;
         let mid = 0.5 * (lo + hi);
-        let mut sigmas = match multivariate_sigma {
-            Some(s) => vec![s; n],
-            None => {
-                // Gaps to the neighbours, the prior's centre among them.
-                let mut idx: Vec<usize> = (0..=n).collect();
-                let at = |i: usize| if i < n { obs[i] } else { mid };
-                idx.sort_by(|&a, &b| at(a).total_cmp(&at(b)));
-                let sorted: Vec<f64> = idx.iter().map(|&i| at(i)).collect();
-                let m = sorted.len();
-                let mut s = vec![0.0; n + 1];
-                for (k, &i) in idx.iter().enumerate() {
-                    let left = if k == 0 { lo } else { sorted[k - 1] };
-                    let right = if k + 1 == m { hi } else { sorted[k + 1] };
-                    let mut sig = (sorted[k] - left).max(right - sorted[k]);
-                    if !cfg.consider_endpoints && m >= 2 {
-                        if k == 0 {
-                            sig = sorted[1] - sorted[0];
-                        } else if k + 1 == m {
-                            sig = sorted[m - 1] - sorted[m - 2];
-                        }
-                    }
-                    s[i] = sig;
-                }
-                s.truncate(n);
-                s
-            }
-        };
+        let mus: Vec<f64> = sorted.iter().map(|x| x.0.clamp(lo, hi)).collect();
+        // Neighbour gaps in the sequence with the prior's centre merged in (as Optuna does).
+        let p = mus.partition_point(|m| *m < mid);
+        let mut merged = Vec::with_capacity(n + 1);
+        merged.extend_from_slice(&mus[..p]);
+        merged.push(mid);
+        merged.extend_from_slice(&mus[p..]);
+        let m = n + 1;
         let minsigma = if cfg.consider_magic_clip {
             range / (1.0 + (n + has_prior as usize) as f64).min(100.0)
         } else {
             EPS
         };
-        for s in &mut sigmas {
-            *s = s.clamp(minsigma, range);
+        let mut all = Vec::with_capacity(m);
+        for k in 0..m {
+            let left = if k == 0 { lo } else { merged[k - 1] };
+            let right = if k + 1 == m { hi } else { merged[k + 1] };
+            all.push((merged[k] - left).max(right - merged[k]));
         }
-        let mut mus: Vec<f64> = obs.iter().map(|x| x.clamp(lo, hi)).collect();
-        let mut w: Vec<f64> = weights.to_vec();
-        if has_prior {
-            mus.push(mid);
-            sigmas.push(range);
-            w.push(prior_w);
+        if !cfg.consider_endpoints && m >= 2 {
+            all[0] = merged[1] - merged[0];
+            all[m - 1] = merged[m - 1] - merged[m - 2];
         }
-        let total: f64 = w.iter().sum();
-        let mut acc = 0.0;
-        let cum: Vec<f64> = w
+        let sigmas: Vec<f64> = all[..p]
             .iter()
-            .map(|x| {
-                acc += x / total;
-                acc
-            })
+            .chain(&all[p + 1..])
+            .map(|s| s.clamp(minsigma, range))
             .collect();
-        let c = |mu: f64, s: f64, wi: f64| {
-            (wi / total).max(1e-300).ln()
-                - s.ln()
-                - LN_SQRT_2PI
-                - log_norm_mass((lo - mu) / s, (hi - mu) / s)
+        let total: f64 =
+            sorted.iter().map(|x| x.1).sum::<f64>() + if has_prior { prior_w } else { 0.0 };
+        let inv_sqrt_2pi = (-LN_SQRT_2PI).exp();
+        let z = |mu: f64, s: f64| {
+            // Interior kernels lose nothing to the bounds: skip the CDFs.
+            // Interior kernels lose nothing to the bounds; near one bound only that side's
+            // tail is computed.
+            let (near_lo, near_hi) = (mu - lo <= 8.0 * s, hi - mu <= 8.0 * s);
+            match (near_lo, near_hi) {
+                (false, false) => 1.0,
+                (true, false) => norm_cdf((mu - lo) / s).max(1e-300),
+                (false, true) => norm_cdf((hi - mu) / s).max(1e-300),
+                (true, true) => (norm_cdf((hi - mu) / s) - norm_cdf((lo - mu) / s)).max(1e-300),
+            }
         };
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| mus[a].total_cmp(&mus[b]));
-        let smu: Vec<f64> = order.iter().map(|&i| mus[i]).collect();
-        let sinv: Vec<f64> = order.iter().map(|&i| 1.0 / sigmas[i]).collect();
-        let sc: Vec<f64> = order.iter().map(|&i| c(mus[i], sigmas[i], w[i])).collect();
-        let mut pre = vec![0.0; n];
+        let mut coef = Vec::with_capacity(n);
+        let mut cum = Vec::with_capacity(n + 1);
+        let mut pre = Vec::with_capacity(n);
+        let (mut acc, mut mx) = (0.0, 0.0f64);
+        for i in 0..n {
+            let w = sorted[i].1 / total;
+            coef.push(w / (sigmas[i] * z(mus[i], sigmas[i])) * inv_sqrt_2pi);
+            acc += w;
+            cum.push(acc);
+            mx = mx.max(sigmas[i]);
+            pre.push(mx);
+        }
+        if has_prior {
+            cum.push(1.0);
+        }
+        let inv: Vec<f64> = sigmas.iter().map(|s| 1.0 / s).collect();
         let mut suf = vec![0.0; n];
-        let mut m = 0.0f64;
-        for k in 0..n {
-            m = m.max(sigmas[order[k]]);
-            pre[k] = m;
-        }
-        m = 0.0;
+        mx = 0.0;
         for k in (0..n).rev() {
-            m = m.max(sigmas[order[k]]);
-            suf[k] = m;
+            mx = mx.max(sigmas[k]);
+            suf[k] = mx;
         }
-        let prior = has_prior.then(|| (mid, 1.0 / range, c(mid, range, prior_w)));
+        let prior = has_prior.then(|| {
+            (mid, range, prior_w / total / (range * z(mid, range)) * inv_sqrt_2pi)
+        });
         Self {
             lo,
             hi,
             mus,
             sigmas,
+            inv,
+            coef,
             cum,
-            smu,
-            sinv,
-            sc,
             pre,
             suf,
             prior,
         }
     }
 
-    fn component(&self, rng: &mut impl Rng) -> usize {
+    /// A draw: a kernel by weight, then its truncated normal.
+    fn draw(&self, rng: &mut impl Rng) -> f64 {
         let u: f64 = rng.random();
-        self.cum.partition_point(|c| *c < u).min(self.cum.len() - 1)
-    }
-
-    fn draw_from(&self, i: usize, rng: &mut impl Rng) -> f64 {
-        trunc_normal(self.mus[i], self.sigmas[i], self.lo, self.hi, rng)
+        let i = self.cum.partition_point(|c| *c < u).min(self.cum.len() - 1);
+        let (mu, s) = match (i < self.mus.len(), self.prior) {
+            (true, _) => (self.mus[i], self.sigmas[i]),
+            (false, Some((mu, s, _))) => (mu, s),
+            (false, None) => (self.mus[self.mus.len() - 1], self.sigmas[self.mus.len() - 1]),
+        };
+        trunc_normal(mu, s, self.lo, self.hi, rng)
     }
 
     fn log_pdf(&self, x: f64) -> f64 {
-        let mut acc = LogSumExp::default();
-        if let Some((mu, inv, c)) = self.prior {
-            let d = (x - mu) * inv;
-            acc.add(c - 0.5 * d * d);
+        let mut sum = 0.0;
+        if let Some((mu, s, c)) = self.prior {
+            let d = (x - mu) / s;
+            sum += c * exp_neg(0.5 * d * d);
         }
-        let n = self.smu.len();
-        let p = self.smu.partition_point(|m| *m < x);
-        let mut j = p;
-        while j > 0 {
-            j -= 1;
-            if x - self.smu[j] > WINDOW * self.pre[j] {
-                break;
+        // The window: kernels whose centre is within 8 (running-max) bandwidths of x.
+        let n = self.mus.len();
+        let p = self.mus.partition_point(|m| *m < x);
+        // Both conditions are monotone in j (centres increase, the running maxima move the
+        // other way), so the window's ends are found by bisection.
+        let from = first_true(0, p, |j| x - self.mus[j] <= WINDOW * self.pre[j]);
+        let to = first_true(p, n, |j| self.mus[j] - x > WINDOW * self.suf[j]);
+        // Eight independent sums in fixed-size chunks: the loop vectorises.
+        let (mu, inv, c) = (&self.mus[from..to], &self.inv[from..to], &self.coef[from..to]);
+        let mut acc = [0.0f64; 8];
+        let mut it_mu = mu.chunks_exact(8);
+        let mut it_inv = inv.chunks_exact(8);
+        let mut it_c = c.chunks_exact(8);
+        for ((m8, i8), c8) in (&mut it_mu).zip(&mut it_inv).zip(&mut it_c) {
+            for l in 0..8 {
+                let d = (x - m8[l]) * i8[l];
+                acc[l] += c8[l] * exp_neg(0.5 * d * d);
             }
-            let d = (x - self.smu[j]) * self.sinv[j];
-            acc.add(self.sc[j] - 0.5 * d * d);
         }
-        let mut j = p;
-        while j < n {
-            if self.smu[j] - x > WINDOW * self.suf[j] {
-                break;
-            }
-            let d = (x - self.smu[j]) * self.sinv[j];
-            acc.add(self.sc[j] - 0.5 * d * d);
-            j += 1;
+        for ((m, i), c) in it_mu.remainder().iter().zip(it_inv.remainder()).zip(it_c.remainder()) {
+            let d = (x - m) * i;
+            acc[0] += c * exp_neg(0.5 * d * d);
         }
-        acc.value()
+        let acc = [
+            acc[0] + acc[4],
+            acc[1] + acc[5],
+            acc[2] + acc[6],
+            acc[3] + acc[7],
+        ];
+        sum += (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        sum.max(1e-300).ln()
     }
+}
+
+/// The first index in `lo..hi` where the monotone `pred` (false … false true … true) holds.
+fn first_true(mut lo: usize, mut hi: usize, pred: impl Fn(usize) -> bool) -> usize {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
+}
+
+/// e^(−y) for y ≥ 0, to a relative error below 1e-8 (2^k times a degree-8 polynomial of
+/// 2^f on |f| ≤ ½); about four times faster than libm's `exp`, which dominated the cost of
+/// evaluating g at 10,000 trials.
+#[inline]
+fn exp_neg(y: f64) -> f64 {
+    // Branch-free so that the kernel loops vectorise: y is clamped (e^-700 is 0 for our sums).
+    let y = y.max(0.0).min(700.0);
+    let t = -y * std::f64::consts::LOG2_E;
+    // Round to nearest by the 1.5·2⁵² trick (libm's `round` is a call on baseline x86-64).
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    let k = (t + MAGIC) - MAGIC;
+    let f = (t - k) * std::f64::consts::LN_2;
+    // e^f for |f| ≤ ln2/2 by its Taylor series to f⁸/8!.
+    let p = 1.0
+        + f * (1.0
+            + f * (0.5
+                + f * (1.0 / 6.0
+                    + f * (1.0 / 24.0
+                        + f * (1.0 / 120.0
+                            + f * (1.0 / 720.0 + f * (1.0 / 5040.0 + f * (1.0 / 40320.0))))))));
+    // 2^k from k + 1023 held in the low mantissa bits of 2^52 + k + 1023.
+    const TWO52: f64 = 4_503_599_627_370_496.0;
+    f64::from_bits((k + (TWO52 + 1023.0)).to_bits() << 52) * p
 }
 
 /// A running log-sum-exp.
@@ -529,21 +644,60 @@ impl TpeSampler {
         rng: &mut impl Rng,
     ) -> Option<mlt_protocol::records::ParamValue> {
         let p = &a.space.params[col];
-        let (kb, below) = gather(&self.enc, &split.below, &[col]);
-        let (_, above) = gather(&self.enc, &split.above, &[col]);
-        let wb = weights_for(&kb, split.below_weights.as_deref());
-        let wa = default_weights(above.len());
-        let b: Vec<f64> = below.iter().map(|r| r[0]).collect();
-        let g: Vec<f64> = above.iter().map(|r| r[0]).collect();
         let n_cand = self.cfg.n_ei_candidates as usize;
+        // Good trials: few, gathered and sorted here.
+        let mut below: Vec<(f64, f64)> = Vec::new();
+        let mut kept = Vec::new();
+        for (k, &i) in split.below.iter().enumerate() {
+            let x = self.enc.row(i)[col];
+            if !x.is_nan() {
+                kept.push(k);
+                below.push((x, 0.0));
+            }
+        }
+        let wb = weights_for(&kept, split.below_weights.as_deref());
+        for (b, w) in below.iter_mut().zip(wb) {
+            b.1 = w;
+        }
+        // Bad trials: many, read in value order from the column's sorted cache, weighted by
+        // their age rank among the bad trials that have this parameter.
+        let column = self.enc.col(col);
+        let n_above = split
+            .above
+            .iter()
+            .filter(|&&i| !column[i].is_nan())
+            .count();
         let x = match line(&p.dist) {
             Line::Cont { lo, hi } => {
-                let l = Kde1::new(&b, &wb, lo, hi, &self.cfg, None);
-                let gk = Kde1::new(&g, &wa, lo, hi, &self.cfg, None);
+                below.sort_by(|x, y| x.0.total_cmp(&y.0));
+                // Age ranks among the bad trials that have this parameter: the split's ranks
+                // when all of them do (unconditional parameters), else counted here.
+                let own;
+                let rank: &[u32] = if n_above == split.above.len() {
+                    &split.rank
+                } else {
+                    let mut r = vec![u32::MAX; a.trials.len()];
+                    let mut k = 0u32;
+                    for &i in &split.above {
+                        if !column[i].is_nan() {
+                            r[i] = k;
+                            k += 1;
+                        }
+                    }
+                    own = r;
+                    &own
+                };
+                let ramp = RampWeights::new(n_above);
+                let above: Vec<(f64, f64)> = self.sorted[col]
+                    .iter()
+                    .filter(|(_, i)| split.mask.get(*i as usize) == Some(&2))
+                    .map(|(x, i)| (*x, ramp.at(rank[*i as usize] as usize)))
+                    .collect();
+                let l = Kde1::new(&below, lo, hi, &self.cfg);
+                let gk = Kde1::new(&above, lo, hi, &self.cfg);
                 let mut best = (f64::NEG_INFINITY, 0.5 * (lo + hi));
                 for _ in 0..n_cand {
-                    let i = l.component(rng);
-                    let x = l.draw_from(i, rng);
+                    let x = l.draw(rng);
                     let s = l.log_pdf(x) - gk.log_pdf(x);
                     if s > best.0 {
                         best = (s, x);
@@ -552,7 +706,16 @@ impl TpeSampler {
                 best.1
             }
             Line::Cat(n) => {
-                let l = cat_probs(&b, &wb, n, self.cfg.prior_weight);
+                let b: Vec<f64> = below.iter().map(|x| x.0).collect();
+                let wbv: Vec<f64> = below.iter().map(|x| x.1).collect();
+                let g: Vec<f64> = split
+                    .above
+                    .iter()
+                    .map(|&i| self.enc.row(i)[col])
+                    .filter(|x| !x.is_nan())
+                    .collect();
+                let wa = default_weights(g.len());
+                let l = cat_probs(&b, &wbv, n, self.cfg.prior_weight);
                 let g = cat_probs(&g, &wa, n, self.cfg.prior_weight);
                 let mut best = (f64::NEG_INFINITY, 0usize);
                 for _ in 0..n_cand {
@@ -567,6 +730,39 @@ impl TpeSampler {
             Line::Fixed => return None,
         };
         Some(super::space::decode(&p.dist, x))
+    }
+
+    /// Keeps each continuous column's values sorted (insertion for a few new trials, a full
+    /// sort after a large load).
+    fn update_sorted(&mut self, space: &SearchSpace, n_trials: usize) {
+        if self.sorted.len() != space.params.len() || n_trials < self.sorted_upto {
+            self.sorted = vec![Vec::new(); space.params.len()];
+            self.sorted_upto = 0;
+        }
+        let new = n_trials - self.sorted_upto;
+        for (j, p) in space.params.iter().enumerate() {
+            if !matches!(line(&p.dist), Line::Cont { .. }) {
+                continue;
+            }
+            let col = &mut self.sorted[j];
+            let bulk = new > 64 && new * 4 > col.len();
+            for i in self.sorted_upto..n_trials {
+                let x = self.enc.row(i)[j];
+                if x.is_nan() {
+                    continue;
+                }
+                if bulk {
+                    col.push((x, i as u32));
+                } else {
+                    let at = col.partition_point(|(v, k)| (*v, *k) < (x, i as u32));
+                    col.insert(at, (x, i as u32));
+                }
+            }
+            if bulk {
+                col.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            }
+        }
+        self.sorted_upto = n_trials;
     }
 
     fn joint(&self, a: &Ask, split: &Split, cols: &[usize], rng: &mut impl Rng, out: &mut Params) {
@@ -743,6 +939,7 @@ impl Kdem {
 impl Sampler for TpeSampler {
     fn sample(&mut self, a: &Ask) -> Suggestion {
         self.enc.update(a.space, a.trials);
+        self.update_sorted(a.space, a.trials.len());
         let mut rng = trial_rng(self.seed, a.number);
         let mut proposal = Params::new();
         if let Some(split) = split(&self.cfg, a) {
@@ -774,5 +971,19 @@ impl Sampler for TpeSampler {
             params: assemble(a.space, None, &proposal, &mut rng),
             generation: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod exp_tests {
+    #[test]
+    fn exp_neg_is_accurate() {
+        let mut y = 0.0;
+        while y < 60.0 {
+            let (a, b) = (super::exp_neg(y), (-y).exp());
+            assert!(((a - b) / b).abs() < 1e-8, "{y}: {a} vs {b}");
+            y += 0.0137;
+        }
+        assert!(super::exp_neg(800.0) < 1e-300);
     }
 }

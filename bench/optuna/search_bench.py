@@ -1,0 +1,239 @@
+"""Optuna's side of `mlt-bench search`: the same problems, budgets and seeds, run with a pinned
+Optuna in its own virtual environment (see bench/optuna/requirements.txt). Prints one JSON
+object on stdout; mlt-bench puts the numbers next to ours.
+
+    python search_bench.py quality --trials 200 --seeds 10 --samplers tpe,tpe-mv,cmaes,gp,random
+    python search_bench.py cost --sizes 100,1000,10000
+    python search_bench.py pruning --trials 200 --seeds 10 --steps 27
+
+The problems and the synthetic learning curves are defined exactly as in bench/src/search.rs.
+"""
+import argparse
+import json
+import math
+import sys
+import time
+
+import optuna
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def branin(p):
+    x, y = p["x0"], p["x1"]
+    b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
+    return (y - b * x * x + c * x - 6) ** 2 + 10 * (1 - t) * math.cos(x) + 10
+
+
+HA = [[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]]
+HP = [
+    [0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886],
+    [0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991],
+    [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
+    [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
+]
+HALPHA = [1.0, 1.2, 3.0, 3.2]
+
+
+def hartmann6(p):
+    x = [p[f"x{i}"] for i in range(6)]
+    return -sum(HALPHA[i] * math.exp(-sum(HA[i][j] * (x[j] - HP[i][j]) ** 2 for j in range(6))) for i in range(4))
+
+
+def rosenbrock(p):
+    x = [p[f"x{i}"] for i in range(10)]
+    return sum(100 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2 for i in range(9))
+
+
+def styblinski_tang(p):
+    return sum(p[f"x{i}"] ** 4 - 16 * p[f"x{i}"] ** 2 + 5 * p[f"x{i}"] for i in range(10)) / 2
+
+
+def mixed(p):
+    base = (p["x"] - 0.3) ** 2 + 0.1 * (p["n"] - 3) ** 2
+    k = p["kind"]
+    return base + ((p["y"] - 0.7) ** 2 if k == "a" else 0.5 if k == "b" else 1.0)
+
+
+def space_branin(t):
+    return {"x0": t.suggest_float("x0", -5, 10), "x1": t.suggest_float("x1", 0, 15)}
+
+
+def space_unit(d):
+    return lambda t: {f"x{i}": t.suggest_float(f"x{i}", 0, 1) for i in range(d)}
+
+
+def space_box(d, lo, hi):
+    return lambda t: {f"x{i}": t.suggest_float(f"x{i}", lo, hi) for i in range(d)}
+
+
+def space_mixed(t):
+    p = {"x": t.suggest_float("x", 0, 1), "n": t.suggest_int("n", 0, 10), "kind": t.suggest_categorical("kind", ["a", "b", "c"])}
+    if p["kind"] == "a":
+        p["y"] = t.suggest_float("y", 0, 1)
+    return p
+
+
+PROBLEMS = {
+    "branin": (space_branin, branin),
+    "hartmann6": (space_unit(6), hartmann6),
+    "rosenbrock10": (space_box(10, -5, 10), rosenbrock),
+    "styblinski_tang10": (space_box(10, -5, 5), styblinski_tang),
+    "mixed": (space_mixed, mixed),
+}
+
+
+def sampler(kind, seed):
+    s = optuna.samplers
+    if kind == "tpe":
+        return s.TPESampler(seed=seed)
+    if kind == "tpe-mv":
+        return s.TPESampler(seed=seed, multivariate=True, group=True)
+    if kind == "cmaes":
+        return s.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if kind == "gp":
+        return s.GPSampler(seed=seed)
+    if kind == "qmc":
+        return s.QMCSampler(seed=seed, warn_independent_sampling=False)
+    if kind == "nsga2":
+        return s.NSGAIISampler(seed=seed, population_size=20)
+    if kind == "random":
+        return s.RandomSampler(seed=seed)
+    raise SystemExit(f"unknown sampler {kind}")
+
+
+def quality(args):
+    out = {}
+    for kind in args.samplers.split(","):
+        for name, (space, f) in PROBLEMS.items():
+            curves = []
+            t0 = time.perf_counter()
+            for seed in range(args.seeds):
+                st = optuna.create_study(sampler=sampler(kind, seed))
+                best, curve = math.inf, []
+                for _ in range(args.trials):
+                    t = st.ask()
+                    v = f(space(t))
+                    st.tell(t, v)
+                    best = min(best, v)
+                    curve.append(best)
+                curves.append(curve)
+            out[f"{kind}/{name}"] = {"curves": curves, "seconds": time.perf_counter() - t0}
+            print(f"optuna {kind} {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    # Two objectives for NSGA-II and MOTPE: ZDT1 on 3 variables, hypervolume of the front.
+    for kind in ["nsga2", "tpe", "random"]:
+        hvs = []
+        for seed in range(args.seeds):
+            st = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler(kind, seed))
+            pts, hv = [], []
+            for i in range(args.trials):
+                t = st.ask()
+                x = [t.suggest_float(k, 0, 1) for k in ("x", "y", "z")]
+                g = 1 + 9 * (x[1] + x[2]) / 2
+                v = [x[0], g * (1 - math.sqrt(x[0] / g))]
+                st.tell(t, v)
+                pts.append(v)
+                if i + 1 in (50, 100, 200):
+                    hv.append(hypervolume2(pts, (1.1, 10.0)))
+            hvs.append(hv)
+        out[f"mo-{kind}"] = {"hv": hvs}
+    json.dump(out, sys.stdout)
+
+
+def hypervolume2(pts, ref):
+    pts = sorted(p for p in pts if p[0] < ref[0] and p[1] < ref[1])
+    vol, best_y = 0.0, ref[1]
+    for x, y in pts:
+        if y < best_y:
+            vol += (ref[0] - x) * (best_y - y)
+            best_y = y
+    return vol
+
+
+def cost(args):
+    import random as pyrandom
+
+    out = {}
+    dists = {f"x{i}": optuna.distributions.FloatDistribution(-5, 5) for i in range(10)}
+    for kind in args.samplers.split(","):
+        for n in [int(x) for x in args.sizes.split(",")]:
+            if kind == "gp" and n > 1000:
+                continue
+            st = optuna.create_study(sampler=sampler(kind, 0))
+            rng = pyrandom.Random(0)
+            trials = []
+            for _ in range(n):
+                p = {k: rng.uniform(-5, 5) for k in dists}
+                trials.append(optuna.trial.create_trial(params=p, distributions=dists, value=sum(v * v for v in p.values())))
+            st.add_trials(trials)
+            k = 20 if n <= 1000 else 3
+            if kind == "gp":
+                k = 3
+            # One untimed ask + tell first (caches), as on our side.
+            t = st.ask(dists)
+            st.tell(t, sum(v * v for v in t.params.values()))
+            t0 = time.perf_counter()
+            for _ in range(k):
+                t = st.ask(dists)
+                st.tell(t, sum(v * v for v in t.params.values()))
+            out[f"{kind}/{n}"] = (time.perf_counter() - t0) / k
+            print(f"optuna cost {kind} {n}: {out[f'{kind}/{n}'] * 1e3:.2f} ms", file=sys.stderr, flush=True)
+    json.dump(out, sys.stdout)
+
+
+def curve_value(f, x0, t, steps):
+    return f + (1 + abs(f)) * math.exp(-3.0 * t / steps) * (1 + 0.1 * math.sin(7.3 * t + 13 * x0))
+
+
+def pruning(args):
+    out = {}
+    pruners = {
+        "none": lambda: optuna.pruners.NopPruner(),
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5),
+        "asha": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=args.steps, reduction_factor=3),
+    }
+    for name, make in pruners.items():
+        steps_used, bests = [], []
+        for seed in range(args.seeds):
+            st = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed), pruner=make())
+            used, best = 0, math.inf
+            for _ in range(args.trials):
+                t = st.ask()
+                p = space_unit(6)(t)
+                f = hartmann6(p)
+                pruned = False
+                for s in range(1, args.steps + 1):
+                    used += 1
+                    t.report(curve_value(f, p["x0"], s, args.steps), s)
+                    if t.should_prune():
+                        pruned = True
+                        break
+                if pruned:
+                    st.tell(t, state=optuna.trial.TrialState.PRUNED)
+                else:
+                    st.tell(t, f)
+                    best = min(best, f)
+            steps_used.append(used)
+            bests.append(best)
+        out[name] = {"steps": steps_used, "best": bests}
+    json.dump(out, sys.stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["quality", "cost", "pruning", "version"])
+    ap.add_argument("--trials", type=int, default=200)
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=27)
+    ap.add_argument("--samplers", default="tpe,tpe-mv,cmaes,gp,qmc,random")
+    ap.add_argument("--sizes", default="100,1000,10000")
+    args = ap.parse_args()
+    if args.mode == "version":
+        json.dump({"optuna": optuna.__version__}, sys.stdout)
+    else:
+        {"quality": quality, "cost": cost, "pruning": pruning}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,579 @@
+//! `mlt-bench search`: our samplers and pruners next to a pinned Optuna on the same problems,
+//! budgets and seeds, in one run on one machine. Our side runs in process through the real
+//! study lifecycle (`StudyCore`: ask, report, finish); Optuna's side runs
+//! bench/optuna/search_bench.py in its own virtual environment and answers in JSON.
+//!
+//! Three tables (Markdown on stdout):
+//! 1. mean best-so-far regret at 50/100/200 trials per problem and sampler, and the
+//!    hypervolume of a two-objective problem for NSGA-II and MOTPE;
+//! 2. the cost of one suggestion (ask + tell) at 100, 1,000 and 10,000 completed trials with
+//!    10 parameters;
+//! 3. pruning on synthetic learning curves: steps consumed and best value found.
+use anyhow::{bail, Context};
+use mlt_protocol::ids::{NodeId, SlotId, StudyId, TrialId};
+use mlt_protocol::messages::{Outcome, Verdict};
+use mlt_protocol::records::{
+    Metrics, ParamValue, Params, StudyState, TrialOrigin, TrialRecord, TrialState,
+};
+use mlt_protocol::spec::{BenchFunction, Spec};
+use mlt_scheduler::search::mo::hypervolume;
+use mlt_scheduler::store::StudyRow;
+use mlt_scheduler::study::StudyCore;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// A benchmark problem: its space, its function and its optimum.
+struct Problem {
+    name: &'static str,
+    space: String,
+    f: BenchFunction,
+    optimum: f64,
+}
+
+fn box_space(d: usize, lo: f64, hi: f64) -> String {
+    (0..d)
+        .map(|i| format!("x{i} = {{ type = \"float\", low = {lo:?}, high = {hi:?} }}\n"))
+        .collect()
+}
+
+fn problems() -> Vec<Problem> {
+    vec![
+        Problem {
+            name: "branin",
+            space: "x0 = { type = \"float\", low = -5.0, high = 10.0 }\nx1 = { type = \"float\", low = 0.0, high = 15.0 }\n".into(),
+            f: BenchFunction::Branin,
+            optimum: 0.397_887,
+        },
+        Problem {
+            name: "hartmann6",
+            space: box_space(6, 0.0, 1.0),
+            f: BenchFunction::Hartmann6,
+            optimum: -3.322_37,
+        },
+        Problem {
+            name: "rosenbrock10",
+            space: box_space(10, -5.0, 10.0),
+            f: BenchFunction::Rosenbrock,
+            optimum: 0.0,
+        },
+        Problem {
+            name: "styblinski_tang10",
+            space: box_space(10, -5.0, 5.0),
+            f: BenchFunction::StyblinskiTang,
+            optimum: -391.661_7,
+        },
+        Problem {
+            name: "mixed",
+            space: "x = { type = \"float\", low = 0.0, high = 1.0 }\nn = { type = \"int\", low = 0, high = 10 }\nkind = { type = \"categorical\", choices = [\"a\", \"b\", \"c\"] }\ny = { type = \"float\", low = 0.0, high = 1.0, when = { kind = [\"a\"] } }\n".into(),
+            f: BenchFunction::Mixed,
+            optimum: 0.0,
+        },
+    ]
+}
+
+/// Our sampler settings for each name used in the tables (Optuna's counterpart in brackets).
+fn sampler_toml(kind: &str) -> &'static str {
+    match kind {
+        "tpe" => "kind = \"tpe\"",
+        "tpe-mv" => "kind = \"tpe\"\nmultivariate = true\ngroup = true",
+        "cmaes" => "kind = \"cmaes\"",
+        "gp" => "kind = \"gp\"",
+        "qmc" => "kind = \"qmc\"",
+        "nsga2" => "kind = \"nsga2\"\npopulation_size = 20",
+        _ => "kind = \"random\"",
+    }
+}
+
+fn spec(sampler: &str, space: &str, directions: &str, pruner: &str, n: u64, seed: u64) -> Spec {
+    let text = format!(
+        "[study]\nname = \"b\"\nn_trials = {n}\nseed = {seed}\ndirections = {directions}\n[sampler]\n{sampler}\n[pruner]\n{pruner}\n[space]\n{space}\n[objective]\nkind = \"command\"\ncommand = [\"true\"]\n"
+    );
+    Spec::parse(&text, "bench.toml").expect("bench specs are valid")
+}
+
+fn row() -> StudyRow {
+    StudyRow {
+        id: StudyId(1),
+        name: "b".into(),
+        spec_toml: String::new(),
+        source: "bench.toml".into(),
+        workdir: None,
+        state: StudyState::Running,
+        created_ms: 0,
+    }
+}
+
+const N: NodeId = NodeId(1);
+const S: SlotId = SlotId(0);
+
+/// One study, trial after trial; returns the values in trial order.
+fn run_study(spec: &Spec, f: &dyn Fn(&Params) -> Vec<f64>) -> Vec<Vec<f64>> {
+    let mut core = StudyCore::new(row(), spec.clone(), Vec::new());
+    let mut ops = Vec::new();
+    let mut out = Vec::new();
+    while let Some(k) = core.ask(N, S, 0, &mut ops) {
+        let v = f(&core.trials[k.trial.0 as usize].params);
+        core.finish(
+            N,
+            k,
+            Outcome::Complete(v.clone(), Metrics::new()),
+            0,
+            &mut ops,
+        );
+        ops.clear();
+        out.push(v);
+    }
+    out
+}
+
+fn best_so_far(values: &[Vec<f64>]) -> Vec<f64> {
+    let mut best = f64::INFINITY;
+    values
+        .iter()
+        .map(|v| {
+            best = best.min(v[0]);
+            best
+        })
+        .collect()
+}
+
+fn zdt1(p: &Params) -> Vec<f64> {
+    let g = |k: &str| p.get(k).and_then(ParamValue::as_f64).unwrap_or(0.0);
+    let (x, y, z) = (g("x"), g("y"), g("z"));
+    let gg = 1.0 + 9.0 * (y + z) / 2.0;
+    vec![x, gg * (1.0 - (x / gg).sqrt())]
+}
+
+const MILESTONES: [usize; 3] = [50, 100, 200];
+
+fn at(curve: &[f64], n: usize) -> f64 {
+    curve[(n.min(curve.len())) - 1]
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len().max(1) as f64
+}
+
+/// Runs the Optuna script; `None` (with a note) when it is not available.
+fn optuna(python: Option<&Path>, args: &[&str]) -> anyhow::Result<Option<Value>> {
+    let Some(py) = python else {
+        return Ok(None);
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("optuna/search_bench.py");
+    eprintln!("running Optuna: {} {}", script.display(), args.join(" "));
+    let out = Command::new(py)
+        .arg(&script)
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", py.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} {} failed ({})",
+            py.display(),
+            args.join(" "),
+            out.status
+        );
+    }
+    Ok(Some(
+        serde_json::from_slice(&out.stdout).context("Optuna's JSON")?,
+    ))
+}
+
+fn opt_curve_mean(v: &Value, key: &str, n: usize, optimum: f64) -> Option<f64> {
+    let curves = v.get(key)?.get("curves")?.as_array()?;
+    let xs: Vec<f64> = curves
+        .iter()
+        .filter_map(|c| {
+            let c: Vec<f64> = c.as_array()?.iter().filter_map(Value::as_f64).collect();
+            (!c.is_empty()).then(|| at(&c, n) - optimum)
+        })
+        .collect();
+    (!xs.is_empty()).then(|| mean(&xs))
+}
+
+fn fmt(x: Option<f64>) -> String {
+    match x {
+        Some(v) if v.abs() >= 100.0 => format!("{v:.1}"),
+        Some(v) if v.abs() >= 1.0 => format!("{v:.3}"),
+        Some(v) => format!("{v:.4}"),
+        None => "–".into(),
+    }
+}
+
+/// Table 1: search quality.
+pub fn quality(
+    python: Option<&Path>,
+    trials: u64,
+    seeds: u64,
+    samplers: &[String],
+) -> anyhow::Result<()> {
+    let joined = samplers.join(",");
+    let theirs = optuna(
+        python,
+        &[
+            "quality",
+            "--trials",
+            &trials.to_string(),
+            "--seeds",
+            &seeds.to_string(),
+            "--samplers",
+            &joined,
+        ],
+    )?;
+    println!("\n### Mean regret (best-so-far − optimum) over {seeds} seeds, {trials} trials\n");
+    println!("| problem | sampler | ours @50 | ours @100 | ours @200 | Optuna @50 | Optuna @100 | Optuna @200 | ours s/run | Optuna s/run |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut wins: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for p in problems() {
+        for kind in samplers {
+            let t0 = Instant::now();
+            let curves: Vec<Vec<f64>> = (0..seeds)
+                .map(|seed| {
+                    let s = spec(
+                        sampler_toml(kind),
+                        &p.space,
+                        "[\"minimize\"]",
+                        "kind = \"none\"",
+                        trials,
+                        seed,
+                    );
+                    best_so_far(&run_study(&s, &|q| {
+                        vec![p.f.evaluate(q).expect("valid point")]
+                    }))
+                })
+                .collect();
+            let secs = t0.elapsed().as_secs_f64() / seeds as f64;
+            let ours: Vec<f64> = MILESTONES
+                .iter()
+                .map(|&n| {
+                    mean(
+                        &curves
+                            .iter()
+                            .map(|c| at(c, n) - p.optimum)
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .collect();
+            let key = format!("{kind}/{}", p.name);
+            let theirs_m: Vec<Option<f64>> = MILESTONES
+                .iter()
+                .map(|&n| {
+                    theirs
+                        .as_ref()
+                        .and_then(|v| opt_curve_mean(v, &key, n, p.optimum))
+                })
+                .collect();
+            let their_secs = theirs
+                .as_ref()
+                .and_then(|v| v.get(&key)?.get("seconds")?.as_f64())
+                .map(|s| s / seeds as f64);
+            if let Some(t) = theirs_m[2] {
+                let e = wins.entry(kind.clone()).or_default();
+                e.1 += 1;
+                if ours[2] <= t {
+                    e.0 += 1;
+                }
+            }
+            println!(
+                "| {} | {kind} | {} | {} | {} | {} | {} | {} | {secs:.2} | {} |",
+                p.name,
+                fmt(Some(ours[0])),
+                fmt(Some(ours[1])),
+                fmt(Some(ours[2])),
+                fmt(theirs_m[0]),
+                fmt(theirs_m[1]),
+                fmt(theirs_m[2]),
+                their_secs.map_or("–".into(), |s| format!("{s:.2}")),
+            );
+        }
+    }
+    println!();
+    for (k, (w, n)) in &wins {
+        println!("* {k}: our mean regret at {trials} trials ≤ Optuna's on {w} of {n} problems");
+    }
+    // Two objectives: hypervolume of ZDT1 (3 variables), reference (1.1, 10).
+    println!("\n### Two objectives (ZDT1, 3 variables): mean hypervolume, reference (1.1, 10), {seeds} seeds\n");
+    println!(
+        "| sampler | ours @50 | ours @100 | ours @200 | Optuna @50 | Optuna @100 | Optuna @200 |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let zspace = "x = { type = \"float\", low = 0.0, high = 1.0 }\ny = { type = \"float\", low = 0.0, high = 1.0 }\nz = { type = \"float\", low = 0.0, high = 1.0 }\n";
+    for kind in ["nsga2", "tpe", "random"] {
+        let mut hv = [0.0; 3];
+        for seed in 0..seeds {
+            let s = spec(
+                sampler_toml(kind),
+                zspace,
+                "[\"minimize\", \"minimize\"]",
+                "kind = \"none\"",
+                trials,
+                seed,
+            );
+            let vals = run_study(&s, &zdt1);
+            for (i, &n) in MILESTONES.iter().enumerate() {
+                hv[i] += hypervolume(&vals[..n.min(vals.len())], &[1.1, 10.0]) / seeds as f64;
+            }
+        }
+        let theirs_hv: Vec<Option<f64>> = (0..3)
+            .map(|i| {
+                let runs = theirs
+                    .as_ref()?
+                    .get(format!("mo-{kind}"))?
+                    .get("hv")?
+                    .as_array()?
+                    .clone();
+                let xs: Vec<f64> = runs.iter().filter_map(|r| r.get(i)?.as_f64()).collect();
+                (!xs.is_empty()).then(|| mean(&xs))
+            })
+            .collect();
+        let label = if kind == "tpe" { "tpe (MOTPE)" } else { kind };
+        println!(
+            "| {label} | {:.3} | {:.3} | {:.3} | {} | {} | {} |",
+            hv[0],
+            hv[1],
+            hv[2],
+            fmt(theirs_hv[0]),
+            fmt(theirs_hv[1]),
+            fmt(theirs_hv[2])
+        );
+    }
+    Ok(())
+}
+
+/// A study holding `n` complete random trials of the 10-parameter sphere.
+fn preloaded(kind: &str, n: usize, extra: u64) -> StudyCore {
+    let space = box_space(10, -5.0, 5.0);
+    let s = spec(
+        sampler_toml(kind),
+        &space,
+        "[\"minimize\"]",
+        "kind = \"none\"",
+        n as u64 + extra,
+        0,
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let trials: Vec<TrialRecord> = (0..n)
+        .map(|i| {
+            let params: Params = (0..10)
+                .map(|k| {
+                    (
+                        format!("x{k}"),
+                        ParamValue::Float(rng.random_range(-5.0..5.0)),
+                    )
+                })
+                .collect();
+            let v: f64 = params
+                .values()
+                .filter_map(ParamValue::as_f64)
+                .map(|x| x * x)
+                .sum();
+            TrialRecord {
+                study: StudyId(1),
+                number: TrialId(i as u64),
+                state: TrialState::Complete,
+                attempt: 1,
+                values: Some(vec![v]),
+                params,
+                intermediate: BTreeMap::new(),
+                node: None,
+                slot: None,
+                message: None,
+                created_ms: 0,
+                started_ms: None,
+                finished_ms: Some(i as u64),
+                origin: TrialOrigin::Sampler,
+                generation: None,
+                constraints: None,
+                metrics: Metrics::new(),
+            }
+        })
+        .collect();
+    StudyCore::new(row(), s, trials)
+}
+
+/// Table 2: the cost of one ask + tell.
+pub fn cost(python: Option<&Path>, sizes: &[usize], samplers: &[String]) -> anyhow::Result<()> {
+    let joined = samplers.join(",");
+    let size_s: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
+    let theirs = optuna(
+        python,
+        &["cost", "--sizes", &size_s.join(","), "--samplers", &joined],
+    )?;
+    println!("\n### Cost of one suggestion (ask + tell), 10 parameters, by completed trials\n");
+    println!("| sampler | trials | ours | Optuna | Optuna / ours |");
+    println!("|---|---|---|---|---|");
+    for kind in samplers {
+        for &n in sizes {
+            if kind == "gp" && n > 1000 {
+                continue;
+            }
+            let k = match (kind.as_str(), n) {
+                ("gp", _) => 3,
+                (_, n) if n >= 10_000 => 20,
+                _ => 50,
+            };
+            let warm = 2;
+            let mut core = preloaded(kind, n, k + warm);
+            let mut ops = Vec::new();
+            let mut t0 = Instant::now();
+            for i in 0..k + warm {
+                // The first asks after loading the trials build the sampler's caches (a
+                // one-off per study, as in Optuna): not timed.
+                if i == warm {
+                    t0 = Instant::now();
+                }
+                let key = core.ask(N, S, 0, &mut ops).expect("budget left");
+                let v: f64 = core.trials[key.trial.0 as usize]
+                    .params
+                    .values()
+                    .filter_map(ParamValue::as_f64)
+                    .map(|x| x * x)
+                    .sum();
+                core.finish(
+                    N,
+                    key,
+                    Outcome::Complete(vec![v], Metrics::new()),
+                    0,
+                    &mut ops,
+                );
+                ops.clear();
+            }
+            let ours = t0.elapsed().as_secs_f64() / k as f64;
+            let their = theirs
+                .as_ref()
+                .and_then(|v| v.get(format!("{kind}/{n}"))?.as_f64());
+            println!(
+                "| {kind} | {n} | {} | {} | {} |",
+                human(ours),
+                their.map_or("–".into(), human),
+                their.map_or("–".into(), |t| format!("{:.0}×", t / ours)),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn human(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.1} µs", s * 1e6)
+    }
+}
+
+/// The synthetic learning curve of a trial: decays from above to its final value `f`.
+pub fn curve_value(f: f64, x0: f64, t: u64, steps: u64) -> f64 {
+    let t = t as f64;
+    f + (1.0 + f.abs())
+        * (-3.0 * t / steps as f64).exp()
+        * (1.0 + 0.1 * (7.3 * t + 13.0 * x0).sin())
+}
+
+/// Table 3: pruning on synthetic learning curves (Hartmann-6, random sampler).
+pub fn pruning(python: Option<&Path>, trials: u64, seeds: u64, steps: u64) -> anyhow::Result<()> {
+    let theirs = optuna(
+        python,
+        &[
+            "pruning",
+            "--trials",
+            &trials.to_string(),
+            "--seeds",
+            &seeds.to_string(),
+            "--steps",
+            &steps.to_string(),
+        ],
+    )?;
+    println!("\n### Pruning: Hartmann-6, random sampler, {trials} trials × {steps} steps, {seeds} seeds\n");
+    println!("| pruner | ours: steps | ours: best | Optuna: steps | Optuna: best | ours: steps / no pruning |");
+    println!("|---|---|---|---|---|---|");
+    let pruners = [
+        ("none", "kind = \"none\"".to_string()),
+        ("median", "kind = \"median\"\nn_startup_trials = 5".to_string()),
+        ("asha", "kind = \"asha\"\nmin_resource = 1\nreduction_factor = 3".to_string()),
+        (
+            "hyperband",
+            format!("kind = \"hyperband\"\nmin_resource = 1\nmax_resource = {steps}\nreduction_factor = 3"),
+        ),
+    ];
+    let mut base_steps = None;
+    let space = box_space(6, 0.0, 1.0);
+    for (name, toml) in pruners {
+        let (mut used_all, mut best_all) = (Vec::new(), Vec::new());
+        for seed in 0..seeds {
+            let s = spec(
+                "kind = \"random\"",
+                &space,
+                "[\"minimize\"]",
+                &toml,
+                trials,
+                seed,
+            );
+            let mut core = StudyCore::new(row(), s, Vec::new());
+            let mut ops = Vec::new();
+            let (mut used, mut best) = (0u64, f64::INFINITY);
+            while let Some(k) = core.ask(N, S, 0, &mut ops) {
+                let p = core.trials[k.trial.0 as usize].params.clone();
+                let f = BenchFunction::Hartmann6.evaluate(&p).expect("valid");
+                let x0 = p["x0"].as_f64().unwrap_or(0.0);
+                let mut pruned = false;
+                for t in 1..=steps {
+                    used += 1;
+                    if core.report(N, k, t, vec![curve_value(f, x0, t, steps)], 0, &mut ops)
+                        == Verdict::Prune
+                    {
+                        pruned = true;
+                        break;
+                    }
+                }
+                if !pruned {
+                    core.finish(
+                        N,
+                        k,
+                        Outcome::Complete(vec![f], Metrics::new()),
+                        0,
+                        &mut ops,
+                    );
+                    best = best.min(f);
+                }
+                ops.clear();
+            }
+            used_all.push(used as f64);
+            best_all.push(best);
+        }
+        let (u, b) = (mean(&used_all), mean(&best_all));
+        let base = *base_steps.get_or_insert(u);
+        let their = theirs.as_ref().and_then(|v| v.get(name));
+        let tu = their.and_then(|v| {
+            let xs: Vec<f64> = v
+                .get("steps")?
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect();
+            Some(mean(&xs))
+        });
+        let tb = their.and_then(|v| {
+            let xs: Vec<f64> = v
+                .get("best")?
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect();
+            Some(mean(&xs))
+        });
+        println!(
+            "| {name} | {u:.0} | {b:.4} | {} | {} | {:.2} |",
+            tu.map_or("–".into(), |x| format!("{x:.0}")),
+            fmt(tb),
+            u / base
+        );
+    }
+    Ok(())
+}
