@@ -4,7 +4,7 @@
 //!   equality), other parameters drawn at random;
 //! * model: zero-mean GP on standardised losses with an ARD Matérn-5/2 kernel plus noise; the
 //!   inverse squared length scales, the kernel scale and the noise are fitted by maximising the
-//!   marginal likelihood with Optuna's Gamma priors (Adam on the log parameters with analytic
+//!   marginal likelihood with Optuna's Gamma priors (L-BFGS on the log parameters with analytic
 //!   gradients, from the same start every time, so suggestions are reproducible);
 //! * acquisition: log expected improvement (Ament et al. 2023), computed stably far in the
 //!   tail, maximised over random candidates and then refined locally around the best ones;
@@ -12,7 +12,7 @@
 //!
 //! Meant for studies of up to a few hundred trials: the fit costs O(n³) per suggestion.
 #![allow(clippy::needless_range_loop)] // index loops read best in the linear algebra
-use super::linalg::{cholesky, solve_lower, solve_upper_t};
+use super::linalg::{cholesky, inverse_from_cholesky, solve_lower, solve_upper_t};
 use super::space::{assemble, from_unit, line, normal, to_unit, Line};
 use super::special::norm_cdf;
 use super::{trial_rng, Ask, Sampler, Suggestion};
@@ -80,104 +80,181 @@ fn gamma_prior(x: f64, c: f64, r: f64) -> (f64, f64) {
     ((c - 1.0) * x.ln() - r * x, (c - 1.0) - r * x)
 }
 
+/// −(log marginal likelihood + log prior) of the hyperparameters and its gradient, or
+/// `None` when the kernel matrix is not positive definite.
+fn neg_log_posterior(
+    theta: &[f64],
+    diffs: &[f64],
+    y: &[f64],
+    n: usize,
+    d: usize,
+) -> Option<(f64, Vec<f64>)> {
+    let lam: Vec<f64> = theta[..d].iter().map(|t| t.exp()).collect();
+    let scale = theta[d].exp();
+    let noise = theta[d + 1].exp() + MIN_NOISE;
+    let mut k = vec![0.0; n * n];
+    let mut g2 = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..i {
+            let dd = &diffs[(i * n + j) * d..(i * n + j + 1) * d];
+            let r2: f64 = lam.iter().zip(dd).map(|(l, x)| l * x).sum();
+            let kij = scale * matern(r2);
+            k[i * n + j] = kij;
+            k[j * n + i] = kij;
+            let g = scale * matern_grad(r2);
+            g2[i * n + j] = g;
+            g2[j * n + i] = g;
+        }
+        k[i * n + i] = scale + noise;
+        g2[i * n + i] = scale * matern_grad(0.0);
+    }
+    let l = cholesky(&k, n)?;
+    let alpha = solve_upper_t(&l, n, &solve_lower(&l, n, y));
+    let log_det: f64 = (0..n).map(|i| l[i * n + i].ln()).sum::<f64>() * 2.0;
+    let fit: f64 = y.iter().zip(&alpha).map(|(a, b)| a * b).sum();
+    let mut lml = -0.5 * fit - 0.5 * log_det - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
+    let kinv = inverse_from_cholesky(&l, n);
+    let mut grad = vec![0.0; d + 2];
+    for i in 0..n {
+        for j in 0..n {
+            let w = alpha[i] * alpha[j] - kinv[i * n + j];
+            let g = 0.5 * w * g2[i * n + j];
+            if i != j {
+                let dd = &diffs[(i * n + j) * d..(i * n + j + 1) * d];
+                for q in 0..d {
+                    grad[q] += g * lam[q] * dd[q];
+                }
+            }
+            let kij = k[i * n + j] - if i == j { noise } else { 0.0 };
+            grad[d] += 0.5 * w * kij;
+            if i == j {
+                grad[d + 1] += 0.5 * w * (noise - MIN_NOISE);
+            }
+        }
+    }
+    for q in 0..d {
+        let (v, g) = gamma_prior(lam[q], 2.0, 0.5);
+        lml += v;
+        grad[q] += g;
+    }
+    let (v, g) = gamma_prior(scale, 2.0, 1.0);
+    lml += v;
+    grad[d] += g;
+    let (v, g) = gamma_prior(noise, 1.1, 30.0);
+    lml += v;
+    grad[d + 1] += g * (noise - MIN_NOISE) / noise;
+    Some((-lml, grad.iter().map(|g| -g).collect()))
+}
+
+/// Limited-memory BFGS (memory 8) with a backtracking Armijo line search, parameters kept in
+/// [−12, 12]. Deterministic: the same start gives the same optimum.
+/// A function with its gradient (`None` outside its domain).
+type Objective<'a> = &'a dyn Fn(&[f64]) -> Option<(f64, Vec<f64>)>;
+
+fn lbfgs(
+    f: Objective,
+    mut x: Vec<f64>,
+    max_iter: usize,
+) -> Vec<f64> {
+    let clip = |v: &mut Vec<f64>| v.iter_mut().for_each(|t| *t = t.clamp(-12.0, 12.0));
+    let Some((mut fx, mut g)) = f(&x) else {
+        return x;
+    };
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
+    let mut mem: Vec<(Vec<f64>, Vec<f64>, f64)> = Vec::new();
+    for _ in 0..max_iter {
+        // Two-loop recursion: direction = −H g.
+        let mut q = g.clone();
+        let mut alphas = Vec::with_capacity(mem.len());
+        for (s, yv, rho) in mem.iter().rev() {
+            let a = rho * dot(s, &q);
+            for (qi, yi) in q.iter_mut().zip(yv) {
+                *qi -= a * yi;
+            }
+            alphas.push(a);
+        }
+        let gamma = mem
+            .last()
+            .map_or(1.0 / dot(&g, &g).sqrt().max(1.0), |(s, yv, _)| {
+                dot(s, yv) / dot(yv, yv)
+            });
+        for qi in q.iter_mut() {
+            *qi *= gamma;
+        }
+        for ((s, yv, rho), a) in mem.iter().zip(alphas.iter().rev()) {
+            let b = rho * dot(yv, &q);
+            for (qi, si) in q.iter_mut().zip(s) {
+                *qi += (a - b) * si;
+            }
+        }
+        let mut dir: Vec<f64> = q.iter().map(|v| -v).collect();
+        if dot(&dir, &g) >= 0.0 {
+            dir = g.iter().map(|v| -v).collect();
+            mem.clear();
+        }
+        let slope = dot(&dir, &g);
+        let mut step = 1.0;
+        let mut accepted = None;
+        for _ in 0..30 {
+            let mut xn: Vec<f64> = x.iter().zip(&dir).map(|(a, b)| a + step * b).collect();
+            clip(&mut xn);
+            if let Some((fnew, gnew)) = f(&xn) {
+                if fnew <= fx + 1e-4 * step * slope {
+                    accepted = Some((xn, fnew, gnew));
+                    break;
+                }
+            }
+            step *= 0.5;
+        }
+        let Some((xn, fnew, gnew)) = accepted else {
+            break;
+        };
+        let s: Vec<f64> = xn.iter().zip(&x).map(|(a, b)| a - b).collect();
+        let yv: Vec<f64> = gnew.iter().zip(&g).map(|(a, b)| a - b).collect();
+        let sy = dot(&s, &yv);
+        if sy > 1e-12 {
+            mem.push((s, yv, 1.0 / sy));
+            if mem.len() > 8 {
+                mem.remove(0);
+            }
+        }
+        let done = (fx - fnew).abs() <= 1e-9 * fx.abs().max(1.0)
+            || gnew.iter().map(|v| v.abs()).fold(0.0, f64::max) < 1e-5;
+        x = xn;
+        fx = fnew;
+        g = gnew;
+        if done {
+            break;
+        }
+    }
+    x
+}
+
 impl Gp {
     /// Fits the GP to `x` (unit cube) and standardised `y`.
     pub fn fit(x: Vec<Vec<f64>>, y: &[f64], cat: Vec<bool>) -> Option<Gp> {
         let n = x.len();
         let d = cat.len();
-        // θ = (log λ_1..d, log scale, log(noise - MIN_NOISE)).
-        let mut theta = vec![0.0; d + 2];
-        theta[d + 1] = (1e-2f64).ln();
-        let (mut m, mut v) = (vec![0.0; d + 2], vec![0.0; d + 2]);
-        let (b1, b2, lr) = (0.9, 0.999, 0.1);
-        let diffs: Vec<Vec<Vec<f64>>> = (0..n)
-            .map(|i| {
-                (0..n)
-                    .map(|j| {
-                        (0..d)
-                            .map(|k| {
-                                let diff = if cat[k] {
-                                    ((x[i][k] - x[j][k]).abs() > 1e-9) as u8 as f64
-                                } else {
-                                    x[i][k] - x[j][k]
-                                };
-                                diff * diff
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
-        for it in 1..=80 {
-            let lam: Vec<f64> = theta[..d].iter().map(|t| t.exp()).collect();
-            let scale = theta[d].exp();
-            let noise = theta[d + 1].exp() + MIN_NOISE;
-            let mut k = vec![0.0; n * n];
-            let mut g2 = vec![0.0; n * n];
-            for i in 0..n {
-                for j in 0..=i {
-                    let r2: f64 = (0..d).map(|q| lam[q] * diffs[i][j][q]).sum();
-                    let kij = scale * matern(r2);
-                    k[i * n + j] = kij;
-                    k[j * n + i] = kij;
-                    let g = scale * matern_grad(r2);
-                    g2[i * n + j] = g;
-                    g2[j * n + i] = g;
+        // Squared per-dimension differences, flat: (i·n + j)·d + q.
+        let mut diffs = vec![0.0; n * n * d];
+        for i in 0..n {
+            for j in 0..i {
+                for q in 0..d {
+                    let diff = if cat[q] {
+                        ((x[i][q] - x[j][q]).abs() > 1e-9) as u8 as f64
+                    } else {
+                        x[i][q] - x[j][q]
+                    };
+                    diffs[(i * n + j) * d + q] = diff * diff;
+                    diffs[(j * n + i) * d + q] = diff * diff;
                 }
-                k[i * n + i] += noise;
-            }
-            let Some(l) = cholesky(&k, n) else {
-                break;
-            };
-            let alpha = solve_upper_t(&l, n, &solve_lower(&l, n, y));
-            // K⁻¹ column by column.
-            let mut kinv = vec![0.0; n * n];
-            for c in 0..n {
-                let mut e = vec![0.0; n];
-                e[c] = 1.0;
-                let col = solve_upper_t(&l, n, &solve_lower(&l, n, &e));
-                for r in 0..n {
-                    kinv[r * n + c] = col[r];
-                }
-            }
-            let mut grad = vec![0.0; d + 2];
-            for i in 0..n {
-                for j in 0..n {
-                    let w = alpha[i] * alpha[j] - kinv[i * n + j];
-                    if w == 0.0 {
-                        continue;
-                    }
-                    let g = g2[i * n + j];
-                    for q in 0..d {
-                        grad[q] += 0.5 * w * g * lam[q] * diffs[i][j][q];
-                    }
-                    let kij = k[i * n + j] - if i == j { noise } else { 0.0 };
-                    grad[d] += 0.5 * w * kij;
-                    if i == j {
-                        grad[d + 1] += 0.5 * w * (noise - MIN_NOISE);
-                    }
-                }
-            }
-            for q in 0..d {
-                grad[q] += gamma_prior(lam[q], 2.0, 0.5).1;
-            }
-            grad[d] += gamma_prior(scale, 2.0, 1.0).1;
-            grad[d + 1] += gamma_prior(noise, 1.1, 30.0).1 * (noise - MIN_NOISE) / noise;
-            let mut step = 0.0f64;
-            for q in 0..d + 2 {
-                let gq = -grad[q];
-                m[q] = b1 * m[q] + (1.0 - b1) * gq;
-                v[q] = b2 * v[q] + (1.0 - b2) * gq * gq;
-                let mh = m[q] / (1.0 - b1.powi(it));
-                let vh = v[q] / (1.0 - b2.powi(it));
-                let s = lr * mh / (vh.sqrt() + 1e-8);
-                theta[q] = (theta[q] - s).clamp(-12.0, 12.0);
-                step = step.max(s.abs());
-            }
-            if step < 1e-3 {
-                break;
             }
         }
+        // θ = (log λ_1..d, log scale, log(noise − MIN_NOISE)), from the same start every time.
+        let mut theta0 = vec![0.0; d + 2];
+        theta0[d + 1] = (1e-2f64).ln();
+        let objective = |theta: &[f64]| neg_log_posterior(theta, &diffs, y, n, d);
+        let theta = lbfgs(&objective, theta0, 60);
         let lam: Vec<f64> = theta[..d].iter().map(|t| t.exp()).collect();
         let scale = theta[d].exp();
         let noise = theta[d + 1].exp() + MIN_NOISE;

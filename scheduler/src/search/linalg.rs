@@ -106,6 +106,36 @@ pub fn solve_upper_t(l: &[f64], n: usize, b: &[f64]) -> Vec<f64> {
     x
 }
 
+/// K⁻¹ from K's lower Cholesky factor L: L⁻¹ by forward substitution, then L⁻ᵀ L⁻¹, both
+/// using the triangular structure (about n³/2 multiply-adds instead of 2n³ for n solves).
+pub fn inverse_from_cholesky(l: &[f64], n: usize) -> Vec<f64> {
+    // Row-major lower-triangular M = L⁻¹.
+    let mut m = vec![0.0; n * n];
+    for j in 0..n {
+        m[j * n + j] = 1.0 / l[j * n + j];
+        for i in (j + 1)..n {
+            let mut s = 0.0;
+            for k in j..i {
+                s += l[i * n + k] * m[k * n + j];
+            }
+            m[i * n + j] = -s / l[i * n + i];
+        }
+    }
+    // K⁻¹[i][j] = Σ_k M[k][i] M[k][j] for k ≥ max(i, j).
+    let mut out = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let mut s = 0.0;
+            for k in i..n {
+                s += m[k * n + i] * m[k * n + j];
+            }
+            out[i * n + j] = s;
+            out[j * n + i] = s;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +158,12 @@ mod tests {
             assert!((r - b[i]).abs() < 1e-10);
         }
         assert!(cholesky(&[1.0, 2.0, 2.0, 1.0], 2).is_none());
+        let inv = inverse_from_cholesky(&l, 3);
+        for i in 0..3 {
+            for j in 0..3 {
+                let r: f64 = (0..3).map(|k| a[i * 3 + k] * inv[k * 3 + j]).sum();
+                assert!((r - if i == j { 1.0 } else { 0.0 }).abs() < 1e-12);
+            }
+        }
     }
 }
