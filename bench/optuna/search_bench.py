@@ -182,7 +182,7 @@ def cost(args):
 
 
 def curve_value(f, x0, t, steps):
-    return f + (1 + abs(f)) * math.exp(-3.0 * t / steps) * (1 + 0.1 * math.sin(7.3 * t + 13 * x0))
+    return f + (1 - f) * math.exp(-5.0 * t / steps) * (1 + 0.1 * math.sin(7.3 * t + 13 * x0))
 
 
 def pruning(args):
@@ -193,14 +193,17 @@ def pruning(args):
         "asha": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
         "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=args.steps, reduction_factor=3),
     }
+    params_by_seed = []
     for name, make in pruners.items():
         steps_used, bests = [], []
         for seed in range(args.seeds):
+            seen = []
             st = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed), pruner=make())
             used, best = 0, math.inf
             for _ in range(args.trials):
                 t = st.ask()
                 p = space_unit(6)(t)
+                seen.append(p)
                 f = hartmann6(p)
                 pruned = False
                 for s in range(1, args.steps + 1):
@@ -216,7 +219,12 @@ def pruning(args):
                     best = min(best, f)
             steps_used.append(used)
             bests.append(best)
+            if name == "none":
+                params_by_seed.append(seen)
         out[name] = {"steps": steps_used, "best": bests}
+    # The random trials are the same for every pruner (the sampler ignores results): hand
+    # them over so that both sides judge identical trials.
+    out["params"] = params_by_seed
     json.dump(out, sys.stdout)
 
 

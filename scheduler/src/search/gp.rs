@@ -151,11 +151,7 @@ fn neg_log_posterior(
 /// A function with its gradient (`None` outside its domain).
 type Objective<'a> = &'a dyn Fn(&[f64]) -> Option<(f64, Vec<f64>)>;
 
-fn lbfgs(
-    f: Objective,
-    mut x: Vec<f64>,
-    max_iter: usize,
-) -> Vec<f64> {
+fn lbfgs(f: Objective, mut x: Vec<f64>, max_iter: usize) -> Vec<f64> {
     let clip = |v: &mut Vec<f64>| v.iter_mut().for_each(|t| *t = t.clamp(-12.0, 12.0));
     let Some((mut fx, mut g)) = f(&x) else {
         return x;

@@ -121,4 +121,4 @@ pub fn pruner_for(spec: &Spec) -> Option<Box<dyn Pruner>> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
