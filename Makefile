@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SPEC ?= examples/quickstart.toml
 
-.PHONY: run test setup build lint bench
+.PHONY: run test setup build lint bench bench-search
 
 setup:
 	@bash scripts/setup.sh
@@ -24,3 +24,12 @@ bench: setup
 	$(CARGO) build --release --bin mlt-cluster --bin mlt-bench
 	./target/release/mlt-bench cluster --nodes 1,8,64 --slots 4 --trials 20000 --steps 5
 	./target/release/mlt-bench idle --connections 1000 --seconds 20
+
+# Samplers and pruners next to a pinned Optuna in its own virtual environment (docs/benchmarks.md).
+OPTUNA_VENV ?= .venv-optuna
+bench-search: setup
+	test -x $(OPTUNA_VENV)/bin/python || python3 -m venv $(OPTUNA_VENV)
+	$(OPTUNA_VENV)/bin/pip install -q -r bench/optuna/requirements.txt
+	$(CARGO) build --release -p mlt-bench
+	mkdir -p bench/results
+	./target/release/mlt-bench search --python $(OPTUNA_VENV)/bin/python | tee bench/results/search.md

@@ -170,3 +170,59 @@ fn warm_start_seeds_a_study_with_another_studys_results() {
     );
     c.assert_no_panics();
 }
+
+#[test]
+fn bundled_examples_are_valid_and_the_multi_objective_one_runs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if let Err(err) = mlt_protocol::spec::Spec::parse(&text, &path.display().to_string()) {
+                panic!("{err}");
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 3);
+    // Two objectives, a constraint and NSGA-II, through `run` on this machine.
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(util::bin())
+        .args(["run", dir.join("multi-objective.toml").to_str().unwrap(), "--data-dir"])
+        .arg(data.path())
+        .env("MLT_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let trials = std::process::Command::new(util::bin())
+        .args(["trials", "zdt1", "--json", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let trials: serde_json::Value = serde_json::from_slice(&trials.stdout).unwrap();
+    let trials = trials.as_array().unwrap();
+    assert_eq!(count_state(trials, "complete"), 120);
+    let mut generations = std::collections::BTreeSet::new();
+    for t in trials {
+        let x = t["params"]["x"].as_f64().unwrap();
+        assert!((t["values"][0].as_f64().unwrap() - x).abs() < 1e-6, "{t}");
+        // The constraint x <= 0.8, as stored: ≤ 0 when met, else by how much it is broken.
+        let c = t["constraints"][0].as_f64().unwrap();
+        assert!((c - (x - 0.8)).abs() < 1e-6, "{t}");
+        generations.insert(t["generation"].as_u64().unwrap());
+    }
+    assert!(generations.len() >= 3, "{generations:?}");
+    // The best trials are the feasible Pareto front.
+    let best = std::process::Command::new(util::bin())
+        .args(["best", "zdt1", "--json", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let best: serde_json::Value = serde_json::from_slice(&best.stdout).unwrap();
+    let best = best.as_array().unwrap();
+    assert!(best.len() >= 3);
+    for b in best {
+        assert!(b["params"]["x"].as_f64().unwrap() <= 0.8 + 1e-9, "{b}");
+    }
+}

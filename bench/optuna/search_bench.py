@@ -102,9 +102,22 @@ def sampler(kind, seed):
     raise SystemExit(f"unknown sampler {kind}")
 
 
+def available(kind):
+    """Whether this Optuna can build the sampler (GPSampler needs PyTorch)."""
+    try:
+        sampler(kind, 0)
+        return True
+    except ImportError as e:
+        print(f"optuna {kind}: unavailable ({e})", file=sys.stderr, flush=True)
+        return False
+
+
 def quality(args):
     out = {}
     for kind in args.samplers.split(","):
+        if not available(kind):
+            out[f"{kind}/unavailable"] = True
+            continue
         for name, (space, f) in PROBLEMS.items():
             curves = []
             t0 = time.perf_counter()
@@ -156,6 +169,8 @@ def cost(args):
     out = {}
     dists = {f"x{i}": optuna.distributions.FloatDistribution(-5, 5) for i in range(10)}
     for kind in args.samplers.split(","):
+        if not available(kind):
+            continue
         for n in [int(x) for x in args.sizes.split(",")]:
             if kind == "gp" and n > 1000:
                 continue

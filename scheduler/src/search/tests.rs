@@ -393,6 +393,17 @@ fn constraint_aware_samplers_use_infeasible_trials_as_evidence() {
     assert_eq!(t[0].metrics["dd"], -0.5);
     let t = drive_with(&s, 1, &|_| (vec![1.0], Metrics::new()));
     assert_eq!(t[0].state, TrialState::Failed);
+    // `best` never reports an infeasible trial, however good its value.
+    let mut c = StudyCore::new(row(), s.clone(), Vec::new());
+    let mut ops = Vec::new();
+    for (v, dd) in [(0.5, -0.5), (2.0, -0.1), (3.0, -0.2)] {
+        let k = c.ask(NodeId(1), SlotId(0), 0, &mut ops).unwrap();
+        let m: Metrics = [("dd".to_string(), dd)].into_iter().collect();
+        c.finish(NodeId(1), k, Outcome::Complete(vec![v], m), 0, &mut ops);
+    }
+    let best = c.best();
+    assert_eq!(best.len(), 1);
+    assert_eq!(best[0].values, Some(vec![2.0]));
     assert!(t[0].message.as_deref().unwrap().contains("`dd`"));
 }
 

@@ -415,6 +415,8 @@ impl StudyCore {
             .trials
             .iter()
             .filter(|t| t.state == TrialState::Complete && t.values.is_some())
+            // Infeasible trials (a broken constraint) are never the best.
+            .filter(|t| crate::search::mo::violation(t) <= 0.0)
             .collect();
         let vals = |t: &TrialRecord| t.values.clone().unwrap_or_default();
         if dirs.len() == 1 {
