@@ -189,12 +189,20 @@ fn bundled_examples_are_valid_and_the_multi_objective_one_runs() {
     // Two objectives, a constraint and NSGA-II, through `run` on this machine.
     let data = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(util::bin())
-        .args(["run", dir.join("multi-objective.toml").to_str().unwrap(), "--data-dir"])
+        .args([
+            "run",
+            dir.join("multi-objective.toml").to_str().unwrap(),
+            "--data-dir",
+        ])
         .arg(data.path())
         .env("MLT_LOG", "warn")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let trials = std::process::Command::new(util::bin())
         .args(["trials", "zdt1", "--json", "--data-dir"])
         .arg(data.path())

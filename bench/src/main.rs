@@ -57,8 +57,11 @@ enum Cmd {
         #[arg(long, default_value_t = 200)]
         trials: u64,
         /// Seeds per problem.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 20)]
         seeds: u64,
+        /// Seeds for our GP sampler (O(n³) per suggestion: the slow one).
+        #[arg(long, default_value_t = 10)]
+        gp_seeds: u64,
         /// Samplers in the quality table.
         #[arg(
             long,
@@ -370,6 +373,7 @@ async fn main() -> anyhow::Result<()> {
             tables,
             trials,
             seeds,
+            gp_seeds,
             samplers,
             cost_samplers,
             sizes,
@@ -389,7 +393,7 @@ async fn main() -> anyhow::Result<()> {
             }
             for t in &tables {
                 match t.as_str() {
-                    "quality" => search::quality(py, trials, seeds, &samplers)?,
+                    "quality" => search::quality(py, trials, seeds, gp_seeds, &samplers)?,
                     "cost" => search::cost(py, &sizes, &cost_samplers)?,
                     "pruning" => search::pruning(py, trials, seeds, steps)?,
                     other => bail!("unknown table `{other}` (quality, cost, pruning)"),

@@ -181,6 +181,56 @@ fn at(curve: &[f64], n: usize) -> f64 {
     curve[(n.min(curve.len())) - 1]
 }
 
+/// Standard error of the mean.
+fn std_err(xs: &[f64]) -> f64 {
+    let n = xs.len() as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let m = mean(xs);
+    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
+}
+
+/// One-sided Mann–Whitney U test that `a` tends to be larger (worse regret) than `b`: the
+/// normal approximation with tie correction and continuity correction.
+fn mann_whitney_greater(a: &[f64], b: &[f64]) -> f64 {
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    let mut all: Vec<(f64, bool)> = a
+        .iter()
+        .map(|x| (*x, true))
+        .chain(b.iter().map(|x| (*x, false)))
+        .collect();
+    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut ranks = vec![0.0; all.len()];
+    let mut tie = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let r = (i + j) as f64 / 2.0 + 1.0;
+        ranks[i..=j].iter_mut().for_each(|x| *x = r);
+        let t = (j - i + 1) as f64;
+        tie += t * t * t - t;
+        i = j + 1;
+    }
+    let r1: f64 = all
+        .iter()
+        .zip(&ranks)
+        .filter(|(x, _)| x.1)
+        .map(|(_, r)| r)
+        .sum();
+    let u = r1 - n1 * (n1 + 1.0) / 2.0;
+    let n = n1 + n2;
+    let var = n1 * n2 / 12.0 * ((n + 1.0) - tie / (n * (n - 1.0)));
+    if var <= 0.0 {
+        return 0.5;
+    }
+    let z = (u - n1 * n2 / 2.0 - 0.5) / var.sqrt();
+    1.0 - mlt_scheduler::search::special::norm_cdf(z)
+}
+
 fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len().max(1) as f64
 }
@@ -237,6 +287,7 @@ pub fn quality(
     python: Option<&Path>,
     trials: u64,
     seeds: u64,
+    gp_seeds: u64,
     samplers: &[String],
 ) -> anyhow::Result<()> {
     let joined = samplers.join(",");
@@ -253,12 +304,17 @@ pub fn quality(
         ],
     )?;
     println!("\n### Mean regret (best-so-far − optimum) over {seeds} seeds, {trials} trials\n");
-    println!("| problem | sampler | ours @50 | ours @100 | ours @200 | Optuna @50 | Optuna @100 | Optuna @200 | ours s/run | Optuna s/run |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    let mut wins: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    println!("| problem | sampler | ours @50 | ours @100 | ours @200 (± s.e.) | Optuna @50 | Optuna @100 | Optuna @200 (± s.e.) | p (ours worse) | ours s/run | Optuna s/run |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut wins: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
     for p in problems() {
         for kind in samplers {
             // Seeds run on all cores (each study is sequential); s/run is CPU time per study.
+            let seeds = if kind == "gp" {
+                gp_seeds.min(seeds)
+            } else {
+                seeds
+            };
             let runs = parallel_seeds(seeds, |seed| {
                 let s = spec(
                     sampler_toml(kind),
@@ -300,29 +356,55 @@ pub fn quality(
                 .as_ref()
                 .and_then(|v| v.get(&key)?.get("seconds")?.as_f64())
                 .map(|s| s / seeds as f64);
+            let last = trials as usize;
+            let ours_final: Vec<f64> = curves.iter().map(|c| at(c, last) - p.optimum).collect();
+            let theirs_final: Vec<f64> = theirs
+                .as_ref()
+                .and_then(|v| v.get(&key)?.get("curves")?.as_array().cloned())
+                .map(|cs| {
+                    cs.iter()
+                        .filter_map(|c| {
+                            let c: Vec<f64> =
+                                c.as_array()?.iter().filter_map(Value::as_f64).collect();
+                            (!c.is_empty()).then(|| at(&c, last) - p.optimum)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let p_worse = (!theirs_final.is_empty())
+                .then(|| mann_whitney_greater(&ours_final, &theirs_final));
             if let Some(t) = theirs_m[2] {
                 let e = wins.entry(kind.clone()).or_default();
                 e.1 += 1;
                 if ours[2] <= t {
                     e.0 += 1;
                 }
+                if p_worse.is_some_and(|p| p < 0.05) {
+                    e.2 += 1;
+                }
             }
             println!(
-                "| {} | {kind} | {} | {} | {} | {} | {} | {} | {secs:.3} | {} |",
+                "| {} | {kind} | {} | {} | {} ± {} | {} | {} | {} | {} | {secs:.3} | {} |",
                 p.name,
                 fmt(Some(ours[0])),
                 fmt(Some(ours[1])),
                 fmt(Some(ours[2])),
+                fmt(Some(std_err(&ours_final))),
                 fmt(theirs_m[0]),
                 fmt(theirs_m[1]),
-                fmt(theirs_m[2]),
+                theirs_m[2].map_or("–".into(), |m| format!(
+                    "{} ± {}",
+                    fmt(Some(m)),
+                    fmt(Some(std_err(&theirs_final)))
+                )),
+                p_worse.map_or("–".into(), |p| format!("{p:.2}")),
                 their_secs.map_or("–".into(), |s| format!("{s:.3}")),
             );
         }
     }
     println!();
-    for (k, (w, n)) in &wins {
-        println!("* {k}: our mean regret at {trials} trials ≤ Optuna's on {w} of {n} problems");
+    for (k, (w, n, worse)) in &wins {
+        println!("* {k}: our mean regret at {trials} trials ≤ Optuna's on {w} of {n} problems; significantly worse (one-sided Mann–Whitney p < 0.05) on {worse} of {n}");
     }
     // Two objectives: hypervolume of ZDT1 (3 variables), reference (1.1, 10).
     println!("\n### Two objectives (ZDT1, 3 variables): mean hypervolume, reference (1.1, 10), {seeds} seeds\n");

@@ -15,7 +15,7 @@
 //! size and step size, spending the evaluation budget evenly between the two regimes.
 #![allow(clippy::needless_range_loop)] // index loops read best in the linear algebra
 use super::linalg::sym_eigen;
-use super::space::{assemble, from_unit, line, normal, to_unit, Line};
+use super::space::{assemble, from_unit_cols, line, normal, to_unit, Line};
 use super::{trial_rng, Ask, Sampler, Suggestion};
 use mlt_protocol::records::{Params, TrialRecord, TrialState};
 use mlt_protocol::spec::{CmaEsSpec, Direction, Restart, SearchSpace};
@@ -434,14 +434,6 @@ impl Sampler for CmaEsSampler {
         self.catch_up(a.space, a.directions, a.trials);
         let run = self.run.as_ref().expect("started");
         let x = run.draw(&mut rng);
-        let mut proposal = Params::new();
-        for (k, &j) in self.cols.iter().enumerate() {
-            let p = &a.space.params[j];
-            proposal.insert(p.name.clone(), from_unit(&p.dist, x[k]));
-        }
-        Suggestion {
-            params: assemble(a.space, None, &proposal, &mut rng),
-            generation: Some(self.next_gen),
-        }
+        from_unit_cols(a, &self.cols, &x, Some(self.next_gen), &mut rng)
     }
 }

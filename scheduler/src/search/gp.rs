@@ -13,7 +13,7 @@
 //! Meant for studies of up to a few hundred trials: the fit costs O(n³) per suggestion.
 #![allow(clippy::needless_range_loop)] // index loops read best in the linear algebra
 use super::linalg::{cholesky, inverse_from_cholesky, solve_lower, solve_upper_t};
-use super::space::{assemble, from_unit, line, normal, to_unit, Line};
+use super::space::{assemble, from_unit_cols, line, normal, to_unit, Line};
 use super::special::norm_cdf;
 use super::{trial_rng, Ask, Sampler, Suggestion};
 use mlt_protocol::records::{Params, TrialState};
@@ -436,15 +436,7 @@ impl Sampler for GpSampler {
                 best_c = (v, x);
             }
         }
-        let mut proposal = Params::new();
-        for (k, &j) in cols.iter().enumerate() {
-            let p = &a.space.params[j];
-            proposal.insert(p.name.clone(), from_unit(&p.dist, best_c.1[k]));
-        }
-        Suggestion {
-            params: assemble(a.space, None, &proposal, &mut rng),
-            generation: None,
-        }
+        from_unit_cols(a, &cols, &best_c.1, None, &mut rng)
     }
 }
 

@@ -30,6 +30,11 @@ fn first_in_interval(t: &TrialRecord, step: u64, warmup: u64, interval: u64) -> 
     second_last.is_none_or(|s| s < nearest_lower)
 }
 
+/// Whether a report at `step` is judged: after the warm-up, first in its interval.
+fn judged_at(t: &TrialRecord, step: u64, warmup: u64, interval: u64) -> bool {
+    step >= warmup && first_in_interval(t, step, warmup, interval)
+}
+
 /// numpy's default (linear) percentile of sorted values.
 pub fn percentile_of(sorted: &[f64], p: f64) -> f64 {
     let n = sorted.len();
@@ -63,9 +68,7 @@ impl Pruner for PercentilePruner {
         direction: Direction,
     ) -> Option<String> {
         let c = &self.cfg;
-        if step < c.n_warmup_steps
-            || !first_in_interval(trial, step, c.n_warmup_steps, c.interval_steps)
-        {
+        if !judged_at(trial, step, c.n_warmup_steps, c.interval_steps) {
             return None;
         }
         let completed = trials.iter().filter(|t| t.state == TrialState::Complete);
@@ -138,9 +141,7 @@ impl Pruner for ThresholdPruner {
         _direction: Direction,
     ) -> Option<String> {
         let c = &self.cfg;
-        if step < c.n_warmup_steps
-            || !first_in_interval(trial, step, c.n_warmup_steps, c.interval_steps)
-        {
+        if !judged_at(trial, step, c.n_warmup_steps, c.interval_steps) {
             return None;
         }
         let v = at(trial, step)?;

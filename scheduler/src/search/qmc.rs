@@ -4,9 +4,8 @@
 //! and a digital shift, both seeded by the study seed, so different seeds give different but
 //! equally even point sets. Beyond 256 parameters the extra dimensions are drawn at random.
 use super::sobol_table::{DIMS, POLY, VINIT};
-use super::space::{assemble, from_unit, searchable};
+use super::space::{from_unit_cols, searchable};
 use super::{trial_rng, Ask, Sampler, Suggestion};
-use mlt_protocol::records::Params;
 use mlt_protocol::spec::QmcSpec;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -114,19 +113,13 @@ impl Sampler for QmcSampler {
             .collect();
         self.prepare(cols.len());
         let mut rng = trial_rng(self.seed, a.number);
-        let mut proposal = Params::new();
-        for (d, &j) in cols.iter().enumerate() {
-            let u = match self.dirs.get(d) {
+        let u: Vec<f64> = (0..cols.len())
+            .map(|d| match self.dirs.get(d) {
                 Some((v, shift)) => coordinate(v, a.number.0, *shift),
                 None => rng.random::<f64>(),
-            };
-            let p = &a.space.params[j];
-            proposal.insert(p.name.clone(), from_unit(&p.dist, u));
-        }
-        Suggestion {
-            params: assemble(a.space, None, &proposal, &mut rng),
-            generation: None,
-        }
+            })
+            .collect();
+        from_unit_cols(a, &cols, &u, None, &mut rng)
     }
 }
 

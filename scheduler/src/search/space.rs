@@ -183,6 +183,26 @@ pub fn assemble(
     params
 }
 
+/// A suggestion from unit-cube coordinates `u` of the parameters `cols` (the others drawn at
+/// random by `assemble`).
+pub fn from_unit_cols(
+    a: &super::Ask,
+    cols: &[usize],
+    u: &[f64],
+    generation: Option<u32>,
+    rng: &mut impl Rng,
+) -> super::Suggestion {
+    let mut proposal = Params::new();
+    for (&j, x) in cols.iter().zip(u) {
+        let p = &a.space.params[j];
+        proposal.insert(p.name.clone(), from_unit(&p.dist, *x));
+    }
+    super::Suggestion {
+        params: assemble(a.space, None, &proposal, rng),
+        generation,
+    }
+}
+
 /// Each trial's parameters on the internal lines (NaN where inactive or not encodable),
 /// computed once per trial: parameters never change after a trial is created.
 #[derive(Default)]

@@ -9,16 +9,7 @@ fn spec(extra: &str) -> Spec {
 }
 
 fn core(extra: &str) -> StudyCore {
-    let row = StudyRow {
-        id: StudyId(1),
-        name: "t".into(),
-        spec_toml: String::new(),
-        source: "t.toml".into(),
-        workdir: None,
-        state: StudyState::Running,
-        created_ms: 0,
-    };
-    StudyCore::new(row, spec(extra), Vec::new())
+    StudyCore::new(crate::search::tests::row(), spec(extra), Vec::new())
 }
 
 const N: NodeId = NodeId(7);
