@@ -62,7 +62,8 @@ enum Cmd {
         /// Seeds for our GP sampler (O(n³) per suggestion: the slow one).
         #[arg(long, default_value_t = 10)]
         gp_seeds: u64,
-        /// Samplers in the quality table.
+        /// Samplers in the quality table: tpe, tpe-mv, cmaes, gp, qmc, random, or
+        /// `raw:<[sampler] settings, `;` between lines>` to try other settings on our side.
         #[arg(
             long,
             default_value = "tpe,tpe-mv,cmaes,gp,qmc,random",
