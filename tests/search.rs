@@ -234,3 +234,41 @@ fn bundled_examples_are_valid_and_the_multi_objective_one_runs() {
         assert!(b["params"]["x"].as_f64().unwrap() <= 0.8 + 1e-9, "{b}");
     }
 }
+
+#[test]
+fn a_gp_study_fits_its_model_off_the_async_workers() {
+    // GP suggestions run under block_in_place in the study actor: a study of it completes on
+    // a real cluster, and its model-based trials are not the random ones.
+    let mut c = Cluster::start("heartbeat_ms = 200\nlease_ms = 5000");
+    c.add_node("n0", 2);
+    c.add_node("n1", 2);
+    let file = c.write(
+        "gp.toml",
+        &spec(
+            "gp",
+            "kind = \"gp\"\nn_startup_trials = 5\nn_candidates = 256",
+            16,
+            "",
+        ),
+    );
+    let study = c.submit(&file);
+    wait_until(120, "the GP study to complete", || {
+        c.study_state(&study) == "complete"
+    });
+    let trials = c.trials(&study);
+    assert_eq!(count_state(&trials, "complete"), 16);
+    let random = c.write("r.toml", &spec("rnd", "kind = \"random\"", 16, ""));
+    let r = c.submit(&random);
+    wait_until(120, "the random study to complete", || {
+        c.study_state(&r) == "complete"
+    });
+    let tr = c.trials(&r);
+    // Same seed: the start-up trials agree with random search, the model's do not.
+    let differing = trials
+        .iter()
+        .zip(&tr)
+        .filter(|(a, b)| a["params"] != b["params"])
+        .count();
+    assert!(differing >= 8, "{differing} of 16 differ");
+    c.assert_no_panics();
+}

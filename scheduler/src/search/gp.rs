@@ -10,7 +10,8 @@
 //!   tail, maximised over random candidates and then refined locally around the best ones;
 //! * the first `n_startup_trials` are scrambled-Sobol-like random points.
 //!
-//! Meant for studies of up to a few hundred trials: the fit costs O(n³) per suggestion.
+//! Meant for studies of up to a few hundred trials: the fit costs O(n³) per suggestion, so
+//! beyond 300 results only the best 300 are modelled.
 #![allow(clippy::needless_range_loop)] // index loops read best in the linear algebra
 use super::linalg::{cholesky, inverse_from_cholesky, solve_lower, solve_upper_t};
 use super::space::{assemble, from_unit_cols, line, normal, to_unit, Line};
@@ -22,6 +23,8 @@ use rand::Rng;
 
 const SQRT5: f64 = 2.236_067_977_499_79;
 const MIN_NOISE: f64 = 1e-6;
+/// Most results the model is fitted to (the best ones when there are more).
+const MAX_FIT: usize = 300;
 
 /// The GP sampler.
 pub struct GpSampler {
@@ -351,6 +354,15 @@ impl Sampler for GpSampler {
                 };
                 ys.push((loss, super::mo::violation(t) > 0.0));
             }
+        }
+        // The fit is O(n³): beyond MAX_FIT results keep the best ones (where the search is).
+        if xs.len() > MAX_FIT {
+            let mut order: Vec<usize> = (0..xs.len()).collect();
+            order.sort_by(|&i, &j| ys[i].1.cmp(&ys[j].1).then(ys[i].0.total_cmp(&ys[j].0)));
+            order.truncate(MAX_FIT);
+            order.sort_unstable();
+            xs = order.iter().map(|&i| xs[i].clone()).collect();
+            ys = order.iter().map(|&i| ys[i]).collect();
         }
         if cols.is_empty() || xs.len() < self.cfg.n_startup_trials as usize || xs.len() < 2 {
             return Suggestion {

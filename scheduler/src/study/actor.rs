@@ -121,7 +121,13 @@ impl Actor for StudyActor {
                 outbox,
             } => {
                 let study = st.a.core.id();
-                match st.a.core.ask(node, slot, now, &mut ops) {
+                // A model fit can take long (GP: O(n³)); keep it off the async workers' backs.
+                let asked = if st.a.core.sampling_is_slow() {
+                    tokio::task::block_in_place(|| st.a.core.ask(node, slot, now, &mut ops))
+                } else {
+                    st.a.core.ask(node, slot, now, &mut ops)
+                };
+                match asked {
                     None => {
                         let _ =
                             st.a.registry
