@@ -34,11 +34,7 @@ fn a_distributed_tpe_study_replays_from_its_event_log() {
             "",
         ),
     );
-    let study = c.submit(&file);
-    wait_until(120, "the TPE study to complete", || {
-        c.study_state(&study) == "complete"
-    });
-    let trials = c.trials(&study);
+    let (study, trials) = c.run_study(&file, 120);
     assert_eq!(count_state(&trials, "complete"), 60);
     // Stop the scheduler so the store can be opened here.
     c.scheduler.as_mut().unwrap().sigterm();
@@ -137,9 +133,7 @@ fn warm_start_seeds_a_study_with_another_studys_results() {
             &format!("warm_start = \"{a}\""),
         ),
     );
-    let b = c.submit(&second);
-    wait_until(60, "the second study", || c.study_state(&b) == "complete");
-    let tb = c.trials(&b);
+    let (_, tb) = c.run_study(&second, 60);
     // 30 copied (already complete) + its own budget of 10.
     assert_eq!(tb.len(), 40);
     let ta = c.trials(&a);
@@ -251,18 +245,10 @@ fn a_gp_study_fits_its_model_off_the_async_workers() {
             "",
         ),
     );
-    let study = c.submit(&file);
-    wait_until(120, "the GP study to complete", || {
-        c.study_state(&study) == "complete"
-    });
-    let trials = c.trials(&study);
+    let (_, trials) = c.run_study(&file, 120);
     assert_eq!(count_state(&trials, "complete"), 16);
     let random = c.write("r.toml", &spec("rnd", "kind = \"random\"", 16, ""));
-    let r = c.submit(&random);
-    wait_until(120, "the random study to complete", || {
-        c.study_state(&r) == "complete"
-    });
-    let tr = c.trials(&r);
+    let (_, tr) = c.run_study(&random, 120);
     // Same seed: the start-up trials agree with random search, the model's do not.
     let differing = trials
         .iter()

@@ -253,6 +253,18 @@ impl Cluster {
     }
 
     /// Fails the test if a process crashed (a panic in its log).
+    /// Submits a spec file, waits (up to `secs`) for the study to complete, returns its name
+    /// and trials.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn run_study(&self, spec: &Path, secs: u64) -> (String, Vec<Value>) {
+        let study = self.submit(spec);
+        wait_until(secs, &format!("study {study} to complete"), || {
+            self.study_state(&study) == "complete"
+        });
+        let trials = self.trials(&study);
+        (study, trials)
+    }
+
     pub fn assert_no_panics(&self) {
         for p in self.scheduler.iter().chain(&self.nodes) {
             let log = p.log_text();
