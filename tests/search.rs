@@ -215,6 +215,51 @@ fn bundled_examples_are_valid_and_the_multi_objective_one_runs() {
         generations.insert(t["generation"].as_u64().unwrap());
     }
     assert!(generations.len() >= 3, "{generations:?}");
+    // The CSV export carries metrics, feasibility and generations; the table flags the
+    // infeasible trials.
+    let csv = std::process::Command::new(util::bin())
+        .args(["export", "zdt1", "--format", "csv", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let head: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    for col in [
+        "value_0",
+        "value_1",
+        "param_x",
+        "metric_x",
+        "feasible",
+        "origin",
+        "generation",
+    ] {
+        assert!(head.contains(&col), "{head:?}");
+    }
+    let feasible = head.iter().position(|c| *c == "feasible").unwrap();
+    let px = head.iter().position(|c| *c == "param_x").unwrap();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let x: f64 = f[px].parse().unwrap();
+        assert_eq!(
+            f[feasible],
+            if x <= 0.8 { "true" } else { "false" },
+            "{line}"
+        );
+    }
+    let table = std::process::Command::new(util::bin())
+        .args(["trials", "zdt1", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    let infeasible = trials
+        .iter()
+        .filter(|t| t["params"]["x"].as_f64().unwrap() > 0.8)
+        .count();
+    assert_eq!(
+        table.matches("infeasible: constraints broken by").count(),
+        infeasible
+    );
     // The best trials are the feasible Pareto front.
     let best = std::process::Command::new(util::bin())
         .args(["best", "zdt1", "--json", "--data-dir"])

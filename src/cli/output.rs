@@ -1,5 +1,5 @@
 //! Human-readable tables and CSV.
-use mlt_protocol::records::{ParamValue, StatusReport, StudySummary, TrialRecord};
+use mlt_protocol::records::{ParamValue, StatusReport, StudySummary, TrialOrigin, TrialRecord};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -119,14 +119,25 @@ pub fn trials_table(ts: &[TrialRecord]) -> String {
             values(&t.values),
             params.join(" ")
         );
+        // Why it failed or was pruned, and whether it broke a constraint.
         if let Some(m) = &t.message {
-            if t.state == mlt_protocol::records::TrialState::Failed {
+            use mlt_protocol::records::TrialState as S;
+            if matches!(t.state, S::Failed | S::Pruned) {
                 let first = m.lines().next().unwrap_or_default();
                 let _ = writeln!(o, "{:>6} {first}", "");
             }
         }
+        if let Some(v) = violation(t) {
+            let _ = writeln!(o, "{:>6} infeasible: constraints broken by {v}", "");
+        }
     }
     o
+}
+
+/// The total constraint violation of a trial that broke a constraint.
+fn violation(t: &TrialRecord) -> Option<f64> {
+    let v: f64 = t.constraints.as_ref()?.iter().map(|c| c.max(0.0)).sum();
+    (v > 0.0).then_some(v)
 }
 
 fn csv_field(s: &str) -> String {
@@ -153,8 +164,13 @@ pub fn trials_csv(ts: &[TrialRecord]) -> String {
         }
     }));
     head.extend(names.iter().map(|n| format!("param_{n}")));
+    let metrics: BTreeSet<&String> = ts.iter().flat_map(|t| t.metrics.keys()).collect();
+    head.extend(metrics.iter().map(|n| format!("metric_{n}")));
     head.extend([
-        "started_ms".to_string(),
+        "feasible".to_string(),
+        "origin".into(),
+        "generation".into(),
+        "started_ms".into(),
         "finished_ms".into(),
         "message".into(),
     ]);
@@ -180,6 +196,19 @@ pub fn trials_csv(ts: &[TrialRecord]) -> String {
                     .map_or(String::new(), |v| csv_field(&v.to_string())),
             );
         }
+        for n in &metrics {
+            row.push(t.metrics.get(*n).map_or(String::new(), |x| x.to_string()));
+        }
+        row.push(match &t.constraints {
+            None => String::new(),
+            Some(_) => (violation(t).is_none()).to_string(),
+        });
+        row.push(csv_field(&match &t.origin {
+            TrialOrigin::Sampler => "sampler".to_string(),
+            TrialOrigin::Enqueued(i) => format!("enqueued {i}"),
+            TrialOrigin::WarmStart(s, n) => format!("warm start {s} #{n}"),
+        }));
+        row.push(t.generation.map_or(String::new(), |g| g.to_string()));
         row.push(t.started_ms.map_or(String::new(), |x| x.to_string()));
         row.push(t.finished_ms.map_or(String::new(), |x| x.to_string()));
         row.push(csv_field(t.message.as_deref().unwrap_or("")));
