@@ -6,9 +6,11 @@
 //! worker.rs     the Worker actor, one per slot: runs one trial at a time on a blocking thread
 //! resources.rs  slots from config or core count; GPUs from config, CUDA_VISIBLE_DEVICES, nvidia-smi
 //! objective/    what a trial runs: `benchmark` (analytic functions) and `command` (any program)
+//! eval/         the evaluation engine (walk-forward): so far the performance metrics
 //! ```
 #![deny(unsafe_code)]
 
+pub mod eval;
 pub mod node;
 pub mod objective;
 pub mod resources;

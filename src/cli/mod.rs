@@ -9,6 +9,7 @@
 mod client;
 mod output;
 mod serve;
+mod stats;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -136,6 +137,11 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Selection statistics and metrics on your own files (no scheduler needed).
+    Stats {
+        #[command(subcommand)]
+        what: StatsCmd,
+    },
     /// Export a study's trials.
     Export {
         /// Study name or id.
@@ -148,6 +154,58 @@ pub enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         conn: Conn,
+    },
+}
+
+/// `mlt-cluster stats …`.
+#[derive(Subcommand, Debug)]
+pub enum StatsCmd {
+    /// Metrics (empyrical conventions) and the Probabilistic Sharpe Ratio of one series.
+    Returns {
+        /// CSV file with a header row.
+        file: PathBuf,
+        /// The column (needed when there are several numeric columns).
+        #[arg(long)]
+        column: Option<String>,
+        /// The column holds prices: use their simple returns.
+        #[arg(long)]
+        prices: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deflated Sharpe Ratio of the best of N trials (per-period Sharpe, not annualised).
+    Dsr {
+        /// The selected trial's per-period Sharpe ratio.
+        #[arg(long, allow_negative_numbers = true)]
+        sharpe: f64,
+        /// Trials tried (N).
+        #[arg(long)]
+        trials: f64,
+        /// Variance of the trials' per-period Sharpe ratios.
+        #[arg(long)]
+        variance: f64,
+        /// Returns behind the Sharpe (T).
+        #[arg(long)]
+        observations: f64,
+        /// Skewness of the returns.
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        skew: f64,
+        /// Pearson kurtosis of the returns (3 = normal).
+        #[arg(long, default_value_t = 3.0)]
+        kurtosis: f64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Probability of Backtest Overfitting (CSCV) of a T×N matrix of returns, one column per
+    /// strategy.
+    Pbo {
+        /// CSV file with a header row (a leading date column is ignored).
+        file: PathBuf,
+        /// Row blocks S (even, 2–20).
+        #[arg(long, default_value_t = 16)]
+        splits: usize,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -217,5 +275,23 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             out,
             conn,
         } => client::export(&study, format, out, &conn).await,
+        Command::Stats { what } => match what {
+            StatsCmd::Returns {
+                file,
+                column,
+                prices,
+                json,
+            } => stats::returns(&file, column.as_deref(), prices, json),
+            StatsCmd::Dsr {
+                sharpe,
+                trials,
+                variance,
+                observations,
+                skew,
+                kurtosis,
+                json,
+            } => stats::dsr(sharpe, trials, variance, observations, skew, kurtosis, json),
+            StatsCmd::Pbo { file, splits, json } => stats::pbo(&file, splits, json),
+        },
     }
 }

@@ -1,0 +1,168 @@
+//! Performance metrics of a series of per-period returns, with empyrical's conventions: daily
+//! data and 252 periods a year, sample standard deviation (ddof = 1), a risk-free rate of 0
+//! per period, downside deviation averaged over all observations, drawdowns on the compounded
+//! wealth curve (a negative fraction), VaR as numpy's linearly interpolated percentile and CVaR
+//! as the mean of the returns at or below it. NaN returns are skipped by every statistic
+//! except the length used by the annual return (CAGR).
+
+/// Periods in a year.
+pub const PERIODS: f64 = 252.0;
+
+fn finite(r: &[f64]) -> Vec<f64> {
+    r.iter().copied().filter(|x| !x.is_nan()).collect()
+}
+
+fn mean(x: &[f64]) -> f64 {
+    x.iter().sum::<f64>() / x.len() as f64
+}
+
+fn std(x: &[f64]) -> f64 {
+    if x.len() < 2 {
+        return f64::NAN;
+    }
+    let m = mean(x);
+    (x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (x.len() - 1) as f64).sqrt()
+}
+
+/// Annualised Sharpe ratio: mean / std (ddof 1) · √252.
+pub fn sharpe(r: &[f64]) -> f64 {
+    let x = finite(r);
+    mean(&x) / std(&x) * PERIODS.sqrt()
+}
+
+/// Annualised downside deviation below `required` (per period), over all observations.
+pub fn downside_risk(r: &[f64], required: f64) -> f64 {
+    let x = finite(r);
+    let sq: f64 = x.iter().map(|v| (v - required).min(0.0).powi(2)).sum();
+    (sq / x.len() as f64).sqrt() * PERIODS.sqrt()
+}
+
+/// Annualised Sortino ratio against a required return of 0.
+pub fn sortino(r: &[f64]) -> f64 {
+    let x = finite(r);
+    mean(&x) * PERIODS / downside_risk(&x, 0.0)
+}
+
+/// Cumulative simple returns (NaN counts as 0).
+pub fn cum_returns(r: &[f64]) -> Vec<f64> {
+    let mut w = 1.0;
+    r.iter()
+        .map(|x| {
+            if !x.is_nan() {
+                w *= 1.0 + x;
+            }
+            w - 1.0
+        })
+        .collect()
+}
+
+/// Compound annual growth rate: ∏(1 + r)^(252 / len) − 1, len counting NaN rows.
+pub fn annual_return(r: &[f64]) -> f64 {
+    if r.is_empty() {
+        return f64::NAN;
+    }
+    let total: f64 = r.iter().filter(|x| !x.is_nan()).map(|x| 1.0 + x).product();
+    total.powf(PERIODS / r.len() as f64) - 1.0
+}
+
+/// Annualised volatility: std (ddof 1) · √252.
+pub fn annual_volatility(r: &[f64]) -> f64 {
+    std(&finite(r)) * PERIODS.sqrt()
+}
+
+/// Largest peak-to-trough fall of the wealth curve (starting at 1), as a negative fraction.
+pub fn max_drawdown(r: &[f64]) -> f64 {
+    let (mut w, mut peak, mut worst) = (1.0f64, 1.0f64, 0.0f64);
+    for x in r.iter().filter(|x| !x.is_nan()) {
+        w *= 1.0 + x;
+        peak = peak.max(w);
+        worst = worst.min((w - peak) / peak);
+    }
+    worst
+}
+
+/// Annual return over the magnitude of the maximum drawdown (NaN without a drawdown).
+pub fn calmar(r: &[f64]) -> f64 {
+    let dd = max_drawdown(r);
+    if dd == 0.0 {
+        return f64::NAN;
+    }
+    annual_return(r) / dd.abs()
+}
+
+/// numpy's linear percentile of `x` at `q` ∈ [0, 1].
+fn percentile(x: &[f64], q: f64) -> f64 {
+    let mut s = finite(x);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s.sort_by(f64::total_cmp);
+    let pos = q * (s.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(s.len() - 1);
+    s[lo] + (s[hi] - s[lo]) * (pos - lo as f64)
+}
+
+/// Value at risk at `cutoff` (e.g. 0.05): the `cutoff` percentile of the returns.
+pub fn value_at_risk(r: &[f64], cutoff: f64) -> f64 {
+    percentile(r, cutoff)
+}
+
+/// Conditional value at risk: the mean of the returns at or below the VaR.
+pub fn conditional_value_at_risk(r: &[f64], cutoff: f64) -> f64 {
+    let var = value_at_risk(r, cutoff);
+    let tail: Vec<f64> = finite(r).into_iter().filter(|x| *x <= var).collect();
+    mean(&tail)
+}
+
+/// Share of periods with a positive return.
+pub fn win_rate(r: &[f64]) -> f64 {
+    let x = finite(r);
+    x.iter().filter(|v| **v > 0.0).count() as f64 / x.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIXED: [f64; 9] = [f64::NAN, 0.01, 0.10, -0.04, 0.02, 0.03, 0.02, 0.01, -0.10];
+    const POSITIVE: [f64; 9] = [0.01, 0.02, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01];
+    const NEGATIVE: [f64; 9] = [0.00, -0.06, -0.07, -0.01, -0.09, -0.02, -0.06, -0.08, -0.05];
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+    }
+
+    /// ../shared/vectors/README.md, "Performance metrics — empyrical conventions" (the
+    /// digits as published).
+    #[test]
+    #[allow(clippy::excessive_precision)]
+    fn metrics_reproduce_the_reference_vectors() {
+        close(sharpe(&MIXED), 1.723_861_396_170_686_6);
+        close(sharpe(&POSITIVE), 52.915_026_221_291_804);
+        close(sharpe(&NEGATIVE), -24.406_808_633_910_085);
+        close(sortino(&MIXED), 2.605_531_251_673_693);
+        close(sortino(&NEGATIVE), -13.532_743_075_043_401);
+        close(downside_risk(&MIXED, 0.0), 0.604_483_250_388_296_5);
+        close(downside_risk(&MIXED, 0.1), 1.716_173_068_195_629_5);
+        close(annual_return(&MIXED), 1.913_592_537_319_423_1);
+        close(annual_volatility(&MIXED), 0.913_646_539_970_463_7);
+        close(calmar(&MIXED), 19.135_925_373_194_233);
+        close(max_drawdown(&MIXED), -0.1);
+        close(max_drawdown(&[0.10, -0.10, 0.10]), -0.10);
+        let want = [
+            0.0, 0.01, 0.111, 0.066559, 0.08789, 0.12052, 0.14293, 0.15436, 0.03893,
+        ];
+        for (a, b) in cum_returns(&MIXED).iter().zip(want) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}"); // the vector is given to 5 places
+        }
+        close(value_at_risk(&[1.0, 2.0], 0.3), 1.3);
+        let v = [1.0, 81.0, 82.0, 83.0, 84.0, 85.0];
+        close(value_at_risk(&v, 0.1), 41.0);
+        close(value_at_risk(&v, 0.2), 81.0);
+        close(value_at_risk(&v, 0.3), 81.5);
+        // CVaR: the mean of the returns at or below the VaR; win rate over non-NaN periods.
+        close(conditional_value_at_risk(&v, 0.2), 41.0);
+        close(win_rate(&MIXED), 6.0 / 8.0);
+    }
+}

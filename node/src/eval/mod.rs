@@ -1,0 +1,7 @@
+//! The evaluation engine (DESIGN §8): data → features → labels → splits → model → backtest →
+//! metrics. Built up part by part.
+//!
+//! ```text
+//! metrics.rs   performance metrics with empyrical's conventions
+//! ```
+pub mod metrics;

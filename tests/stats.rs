@@ -1,0 +1,125 @@
+//! `mlt-cluster stats` through the real binary: the reference vectors, and clear errors.
+mod util;
+
+use std::process::Command;
+
+fn stats(args: &[&str]) -> std::process::Output {
+    Command::new(util::bin())
+        .arg("stats")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = stats(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn stats_reproduce_the_reference_vectors_and_name_bad_input() {
+    // DSR(SR = 2.5/√250, V = 0.5/250, N = 100, T = 1250, g3 = −3, g4 = 10) = 0.90039683…
+    let sr = format!("{}", 2.5 / 250f64.sqrt());
+    let d = json(&[
+        "dsr",
+        "--sharpe",
+        &sr,
+        "--trials",
+        "100",
+        "--variance",
+        "0.002",
+        "--observations",
+        "1250",
+        "--skew",
+        "-3",
+        "--kurtosis",
+        "10",
+        "--json",
+    ]);
+    assert!(
+        (d["dsr"].as_f64().unwrap() - 0.900_396_834_449_390_3).abs() < 1e-6,
+        "{d}"
+    );
+    assert!(
+        (d["sr0"].as_f64().unwrap() - 0.113_172_001_865_132_14).abs() < 1e-6,
+        "{d}"
+    );
+    // The `mixed` fixture as a returns file (with a date column and a NaN).
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.csv");
+    let mixed = [
+        "nan", "0.01", "0.10", "-0.04", "0.02", "0.03", "0.02", "0.01", "-0.10",
+    ];
+    let mut text = String::from("date,ret\n");
+    for (i, v) in mixed.iter().enumerate() {
+        text += &format!("2024-01-{:02},{v}\n", i + 1);
+    }
+    std::fs::write(&f, text).unwrap();
+    let r = json(&["returns", f.to_str().unwrap(), "--json"]);
+    assert!(
+        (r["sharpe"].as_f64().unwrap() - 1.723_861_396_170_686_6).abs() < 1e-12,
+        "{r}"
+    );
+    assert!((r["max_drawdown"].as_f64().unwrap() + 0.1).abs() < 1e-12);
+    assert!((r["annual_return"].as_f64().unwrap() - 1.913_592_537_319_423_1).abs() < 1e-12);
+    // Prices: simple returns of a price column (here 100 → 110 → 99 → 108.9).
+    let px = dir.path().join("px.csv");
+    std::fs::write(
+        &px,
+        "date,open,close\nd1,1,100\nd2,1,110\nd3,1,99\nd4,1,108.9\n",
+    )
+    .unwrap();
+    let r = json(&[
+        "returns",
+        px.to_str().unwrap(),
+        "--column",
+        "close",
+        "--prices",
+        "--json",
+    ]);
+    assert_eq!(r["observations"], 3.0);
+    assert!(
+        (r["max_drawdown"].as_f64().unwrap() + 0.1).abs() < 1e-12,
+        "{r}"
+    );
+    // PBO of a matrix with one real edge is low.
+    let p = dir.path().join("m.csv");
+    let mut m = String::from("a,b,c,d\n");
+    for t in 0..400 {
+        let n = |k: u64| ((t * 7919 + k * 104_729) % 1000) as f64 / 1000.0 - 0.5;
+        m += &format!(
+            "{},{},{},{}\n",
+            n(1) * 0.01,
+            n(2) * 0.01,
+            n(3) * 0.01 + 0.004,
+            n(4) * 0.01
+        );
+    }
+    std::fs::write(&p, m).unwrap();
+    let b = json(&["pbo", p.to_str().unwrap(), "--splits", "8", "--json"]);
+    assert_eq!(b["combinations"], 70);
+    assert!(b["pbo"].as_f64().unwrap() < 0.1, "{b}");
+    // Bad input: the file, line and column are named; several columns need --column.
+    std::fs::write(
+        &f,
+        "date,ret\n2024-01-01,0.01\n2024-01-02,abc\n2024-01-03,0.02\n",
+    )
+    .unwrap();
+    let out = stats(&["returns", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("r.csv:3: column `ret`: `abc` is not a number"),
+        "{err}"
+    );
+    let out = stats(&["returns", px.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--column"), "{err}");
+    let out = stats(&["pbo", p.to_str().unwrap(), "--splits", "5"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("even"));
+}
