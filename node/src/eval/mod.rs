@@ -3,5 +3,7 @@
 //!
 //! ```text
 //! metrics.rs   performance metrics with empyrical's conventions
+//! splits.rs    time-series, walk-forward (purged) and combinatorial purged CV splits
 //! ```
 pub mod metrics;
+pub mod splits;
