@@ -1,0 +1,313 @@
+//! Daily OHLCV bars from CSV, validated: dates sorted and unique, NaNs, calendar gaps and OHLC
+//! inconsistencies are warned about and counted (never a crash); a missing required column is
+//! an error naming the file and the column.
+use std::path::Path;
+
+/// One instrument's daily bars, oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Bars {
+    /// Instrument name (the file stem by default).
+    pub instrument: String,
+    /// Dates as days since 1970-01-01.
+    pub days: Vec<i64>,
+    /// Open.
+    pub open: Vec<f64>,
+    /// High.
+    pub high: Vec<f64>,
+    /// Low.
+    pub low: Vec<f64>,
+    /// Close (the adjusted close when the file has one and `adjusted` is asked for).
+    pub close: Vec<f64>,
+    /// Volume, when the file has it.
+    pub volume: Option<Vec<f64>>,
+}
+
+impl Bars {
+    /// Number of bars.
+    pub fn len(&self) -> usize {
+        self.days.len()
+    }
+
+    /// Whether there are no bars.
+    pub fn is_empty(&self) -> bool {
+        self.days.is_empty()
+    }
+}
+
+/// What the loader found and fixed or left as is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DataReport {
+    /// Rows read.
+    pub rows: usize,
+    /// Rows whose date repeated an earlier one (the later row is kept).
+    pub duplicates: usize,
+    /// Whether the rows had to be sorted by date.
+    pub reordered: bool,
+    /// Cells that were empty, `nan` or `null`.
+    pub nans: usize,
+    /// Rows where high < max(open, close) or low > min(open, close) or high < low.
+    pub ohlc_inconsistent: usize,
+    /// Gaps of more than 5 calendar days between consecutive bars.
+    pub gaps: usize,
+    /// One line per finding, naming the row's date.
+    pub warnings: Vec<String>,
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (a time part after it is ignored).
+pub fn parse_day(s: &str) -> Option<i64> {
+    let d = s.get(..10)?;
+    let mut it = d.split('-');
+    let (y, m, dd): (i64, i64, i64) = (
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&dd) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// The date of a day number, `YYYY-MM-DD`.
+pub fn format_day(z: i64) -> String {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Reads a CSV of daily bars. Columns are found by name, case-insensitively: a date
+/// (`date`, `datetime`, `timestamp`), `open`, `high`, `low`, `close`, optionally `adj close`
+/// (with `adjusted`, every price of the row is scaled by adj close / close) and `volume`.
+pub fn read_csv(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), String> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+    parse_csv(&text, &name, adjusted)
+}
+
+/// [`read_csv`] on text; `name` labels errors.
+pub fn parse_csv(text: &str, name: &str, adjusted: bool) -> Result<(Bars, DataReport), String> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, head) = lines.next().ok_or(format!("{name}: the file is empty"))?;
+    let cols: Vec<String> = head
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
+    let find = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
+    let need = |names: &[&str], what: &str| {
+        find(names).ok_or(format!(
+            "{name}: no `{what}` column (columns: {})",
+            cols.join(", ")
+        ))
+    };
+    let c_date = need(&["date", "datetime", "timestamp", "time"], "date")?;
+    let c_open = need(&["open"], "open")?;
+    let c_high = need(&["high"], "high")?;
+    let c_low = need(&["low"], "low")?;
+    let c_close = need(&["close"], "close")?;
+    // With `adjusted`, every price is scaled by adj close / close so the bar stays consistent.
+    let c_adj = if adjusted {
+        find(&["adj close", "adj_close", "adjclose"])
+    } else {
+        None
+    };
+    let c_vol = find(&["volume"]);
+    let mut rep = DataReport::default();
+    let mut rows: Vec<(i64, [f64; 5])> = Vec::new();
+    for (i, line) in lines {
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let cell = |c: usize| cells.get(c).copied().unwrap_or("");
+        let day = parse_day(cell(c_date)).ok_or(format!(
+            "{name}:{}: `{}` is not a date (YYYY-MM-DD)",
+            i + 1,
+            cell(c_date)
+        ))?;
+        let mut num = |c: usize| -> Result<f64, String> {
+            let s = cell(c);
+            if s.is_empty() || s.eq_ignore_ascii_case("nan") || s.eq_ignore_ascii_case("null") {
+                rep.nans += 1;
+                return Ok(f64::NAN);
+            }
+            s.parse::<f64>().map_err(|_| {
+                format!(
+                    "{name}:{}: `{s}` in column `{}` is not a number",
+                    i + 1,
+                    cols[c]
+                )
+            })
+        };
+        let close = num(c_close)?;
+        let factor = match c_adj {
+            Some(c) => num(c)? / close,
+            None => 1.0,
+        };
+        let v = [
+            num(c_open)? * factor,
+            num(c_high)? * factor,
+            num(c_low)? * factor,
+            close * factor,
+            match c_vol {
+                Some(c) => num(c)?,
+                None => f64::NAN,
+            },
+        ];
+        rows.push((day, v));
+    }
+    rep.rows = rows.len();
+    if rows.windows(2).any(|w| w[1].0 < w[0].0) {
+        rep.reordered = true;
+        rep.warnings
+            .push("rows are not in date order: sorted".into());
+        rows.sort_by_key(|r| r.0);
+    }
+    let mut kept: Vec<(i64, [f64; 5])> = Vec::with_capacity(rows.len());
+    for r in rows {
+        match kept.last_mut() {
+            Some(last) if last.0 == r.0 => {
+                rep.duplicates += 1;
+                rep.warnings.push(format!(
+                    "{}: duplicate date, the later row kept",
+                    format_day(r.0)
+                ));
+                *last = r;
+            }
+            _ => kept.push(r),
+        }
+    }
+    if rep.nans > 0 {
+        rep.warnings
+            .push(format!("{} empty or NaN cells", rep.nans));
+    }
+    let mut bars = Bars {
+        instrument: std::path::Path::new(name)
+            .file_stem()
+            .map_or(name.to_string(), |s| s.to_string_lossy().into_owned()),
+        volume: c_vol.map(|_| Vec::new()),
+        ..Default::default()
+    };
+    for (k, (day, [o, h, l, c, v])) in kept.iter().enumerate() {
+        if k > 0 && day - kept[k - 1].0 > 5 {
+            rep.gaps += 1;
+            rep.warnings.push(format!(
+                "{}: {} calendar days since the previous bar",
+                format_day(*day),
+                day - kept[k - 1].0
+            ));
+        }
+        let bad = h < &o.max(*c) || l > &o.min(*c) || h < l;
+        if bad && [o, h, l, c].iter().all(|x| !x.is_nan()) {
+            rep.ohlc_inconsistent += 1;
+            rep.warnings.push(format!(
+                "{}: inconsistent bar (open {o}, high {h}, low {l}, close {c})",
+                format_day(*day)
+            ));
+        }
+        bars.days.push(*day);
+        bars.open.push(*o);
+        bars.high.push(*h);
+        bars.low.push(*l);
+        bars.close.push(*c);
+        if let Some(vol) = bars.volume.as_mut() {
+            vol.push(*v);
+        }
+    }
+    if bars.is_empty() {
+        return Err(format!("{name}: no rows after the header"));
+    }
+    Ok((bars, rep))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip() {
+        assert_eq!(parse_day("1970-01-01"), Some(0));
+        assert_eq!(parse_day("2000-03-01"), Some(11_017));
+        for d in [-1000, 0, 11_017, 17_500, 20_000] {
+            assert_eq!(parse_day(&format_day(d)), Some(d));
+        }
+        assert_eq!(parse_day("2020-13-01"), None);
+        assert_eq!(parse_day("yesterday"), None);
+    }
+
+    #[test]
+    fn problems_are_warned_counted_and_fixed_not_fatal() {
+        let text = "Date,Open,High,Low,Close,Volume\n\
+            2024-01-03,10,11,9,10.5,100\n\
+            2024-01-02,10,11,9,10,100\n\
+            2024-01-03,10,11,9,10.6,120\n\
+            2024-01-04,10,9.5,9,10,\n\
+            2024-01-20,10,11,9,10,100\n";
+        let (b, r) = parse_csv(text, "x.csv", false).unwrap();
+        assert!(r.reordered);
+        assert_eq!(r.duplicates, 1);
+        assert_eq!(b.len(), 4);
+        assert_eq!(b.close[1], 10.6); // the later duplicate row
+        assert_eq!(r.nans, 1);
+        assert_eq!(r.ohlc_inconsistent, 1); // high 9.5 < open 10
+        assert_eq!(r.gaps, 1);
+        assert!(r
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("2024-01-04: inconsistent bar")));
+        // Missing columns and bad cells are errors naming the file, line and column.
+        let e = parse_csv("Date,Open,High,Low\n2024-01-02,1,1,1\n", "y.csv", false).unwrap_err();
+        assert!(e.contains("y.csv: no `close` column"), "{e}");
+        let e = parse_csv(
+            "Date,Open,High,Low,Close\n2024-01-02,1,1,x,1\n",
+            "z.csv",
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("z.csv:2: `x` in column `low` is not a number"),
+            "{e}"
+        );
+        // Without a volume column there is no volume (features that need it will say so).
+        let (b, _) = parse_csv(
+            "date,open,high,low,close\n2024-01-02,1,1,1,1\n",
+            "v.csv",
+            false,
+        )
+        .unwrap();
+        assert!(b.volume.is_none());
+    }
+
+    #[test]
+    fn the_spy_file_loads_with_its_two_quirks_warned() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/SPY.csv");
+        if !path.exists() {
+            eprintln!(
+                "skipped: {} is absent (../shared/data holds the real market data)",
+                path.display()
+            );
+            return;
+        }
+        let (b, r) = read_csv(&path, true).unwrap();
+        assert_eq!(b.len(), 2519);
+        assert_eq!(format_day(b.days[0]), "2007-12-31");
+        let first: Vec<&String> = r.warnings.iter().take(5).collect();
+        assert_eq!(r.ohlc_inconsistent, 2, "{first:?}");
+        assert!(r.warnings.iter().any(|w| w.starts_with("2015-03-05")));
+        assert!(r.warnings.iter().any(|w| w.starts_with("2015-03-30")));
+        assert_eq!((r.duplicates, r.nans, r.reordered), (0, 0, false));
+    }
+}
