@@ -3,11 +3,13 @@
 //!
 //! ```text
 //! data.rs      daily OHLCV bars from CSV, validated
+//! features.rs  the feature expression language and the look-ahead guard
 //! metrics.rs   performance metrics with empyrical's conventions
 //! synthetic.rs seeded synthetic market (regimes, GARCH, fat tails, a weak known edge)
 //! splits.rs    time-series, walk-forward (purged) and combinatorial purged CV splits
 //! ```
 pub mod data;
+pub mod features;
 pub mod metrics;
 pub mod splits;
 pub mod synthetic;

@@ -1,0 +1,496 @@
+//! Feature expressions over daily bars, in the spirit of Qlib's expression language:
+//!
+//! ```text
+//! columns      open high low close volume returns
+//! arithmetic   + - * /, unary -, numbers, parentheses
+//! time         ref(x, n)  delta(x, n)  ret(x, n)          (n > 0 looks back; n < 0 would look ahead)
+//! rolling      mean std min max sum rank zscore ema (x, n), corr(x, y, n)
+//! elementwise  log(x) abs(x) sign(x)
+//! indicators   rsi(n) atr(n) bbpos(n) vratio(n) macd(fast, slow)
+//! ```
+//!
+//! Values before a window is full are NaN. [`lookahead_check`] evaluates a feature on the data
+//! cut at many times t and requires the value at t to equal the value computed on all the
+//! data: a feature that peeks at the future (e.g. `ref(close, -1)`) is refused by name.
+use super::data::Bars;
+
+/// A parsed expression.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// A number.
+    Num(f64),
+    /// A column.
+    Col(String),
+    /// `-x`.
+    Neg(Box<Expr>),
+    /// `a op b`.
+    Bin(char, Box<Expr>, Box<Expr>),
+    /// `f(args)`.
+    Call(String, Vec<Expr>),
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.s.get(self.i).copied()
+    }
+
+    fn err<T>(&self, what: &str) -> Result<T, String> {
+        Err(format!("at character {}: {what}", self.i + 1))
+    }
+
+    fn expr(&mut self) -> Result<Expr, String> {
+        let mut a = self.term()?;
+        while let Some(c @ (b'+' | b'-')) = self.peek() {
+            self.i += 1;
+            a = Expr::Bin(c as char, Box::new(a), Box::new(self.term()?));
+        }
+        Ok(a)
+    }
+
+    fn term(&mut self) -> Result<Expr, String> {
+        let mut a = self.factor()?;
+        while let Some(c @ (b'*' | b'/')) = self.peek() {
+            self.i += 1;
+            a = Expr::Bin(c as char, Box::new(a), Box::new(self.factor()?));
+        }
+        Ok(a)
+    }
+
+    fn factor(&mut self) -> Result<Expr, String> {
+        match self.peek() {
+            Some(b'-') => {
+                self.i += 1;
+                Ok(Expr::Neg(Box::new(self.factor()?)))
+            }
+            Some(b'(') => {
+                self.i += 1;
+                let e = self.expr()?;
+                if self.peek() != Some(b')') {
+                    return self.err("expected `)`");
+                }
+                self.i += 1;
+                Ok(e)
+            }
+            Some(c) if c.is_ascii_digit() || c == b'.' => {
+                let start = self.i;
+                while self.i < self.s.len()
+                    && (self.s[self.i].is_ascii_digit() || b".eE".contains(&self.s[self.i]))
+                {
+                    self.i += 1;
+                }
+                let t = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
+                t.parse()
+                    .map(Expr::Num)
+                    .or_else(|_| self.err(&format!("`{t}` is not a number")))
+            }
+            Some(c) if c.is_ascii_alphabetic() => {
+                let start = self.i;
+                while self.i < self.s.len()
+                    && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_')
+                {
+                    self.i += 1;
+                }
+                let name = std::str::from_utf8(&self.s[start..self.i])
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                if self.peek() != Some(b'(') {
+                    return Ok(Expr::Col(name));
+                }
+                self.i += 1;
+                let mut args = Vec::new();
+                if self.peek() != Some(b')') {
+                    loop {
+                        args.push(self.expr()?);
+                        match self.peek() {
+                            Some(b',') => self.i += 1,
+                            Some(b')') => break,
+                            _ => return self.err("expected `,` or `)`"),
+                        }
+                    }
+                }
+                self.i += 1;
+                Ok(Expr::Call(name, args))
+            }
+            Some(c) => self.err(&format!("unexpected `{}`", c as char)),
+            None => self.err("unexpected end"),
+        }
+    }
+}
+
+/// Parses an expression, checking names and argument counts.
+pub fn parse(text: &str) -> Result<Expr, String> {
+    let mut p = Parser {
+        s: text.as_bytes(),
+        i: 0,
+    };
+    let e = p.expr()?;
+    if p.peek().is_some() {
+        return p.err("unexpected text after the expression");
+    }
+    check(&e)?;
+    Ok(e)
+}
+
+fn arity(name: &str) -> Option<usize> {
+    Some(match name {
+        "log" | "abs" | "sign" => 1,
+        "rsi" | "atr" | "bbpos" | "vratio" => 1,
+        "ref" | "delta" | "ret" | "mean" | "std" | "min" | "max" | "sum" | "rank" | "zscore"
+        | "ema" | "macd" => 2,
+        "corr" => 3,
+        _ => return None,
+    })
+}
+
+fn check(e: &Expr) -> Result<(), String> {
+    match e {
+        Expr::Num(_) => Ok(()),
+        Expr::Col(c) => match c.as_str() {
+            "open" | "high" | "low" | "close" | "volume" | "returns" => Ok(()),
+            _ => Err(format!(
+                "unknown column `{c}` (open, high, low, close, volume, returns)"
+            )),
+        },
+        Expr::Neg(a) => check(a),
+        Expr::Bin(_, a, b) => check(a).and(check(b)),
+        Expr::Call(f, args) => {
+            let n = arity(f).ok_or(format!("unknown function `{f}`"))?;
+            if args.len() != n {
+                return Err(format!("`{f}` takes {n} argument(s), got {}", args.len()));
+            }
+            args.iter().try_for_each(check)
+        }
+    }
+}
+
+fn window(e: &Expr, f: &str) -> Result<i64, String> {
+    match e {
+        Expr::Num(x) if x.fract() == 0.0 => Ok(*x as i64),
+        Expr::Neg(inner) => window(inner, f).map(|w| -w),
+        _ => Err(format!("`{f}` needs a whole number of periods")),
+    }
+}
+
+fn rolling(x: &[f64], n: usize, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+    (0..x.len())
+        .map(|t| {
+            if n == 0 || t + 1 < n {
+                return f64::NAN;
+            }
+            let w = &x[t + 1 - n..=t];
+            if w.iter().any(|v| v.is_nan()) {
+                f64::NAN
+            } else {
+                f(w)
+            }
+        })
+        .collect()
+}
+
+fn mean(w: &[f64]) -> f64 {
+    w.iter().sum::<f64>() / w.len() as f64
+}
+
+fn std(w: &[f64]) -> f64 {
+    let m = mean(w);
+    (w.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (w.len() as f64 - 1.0).max(1.0)).sqrt()
+}
+
+fn shift(x: &[f64], n: i64) -> Vec<f64> {
+    (0..x.len() as i64)
+        .map(|t| {
+            let s = t - n;
+            if s >= 0 && (s as usize) < x.len() {
+                x[s as usize]
+            } else {
+                f64::NAN
+            }
+        })
+        .collect()
+}
+
+fn ema(x: &[f64], n: usize) -> Vec<f64> {
+    let a = 2.0 / (n as f64 + 1.0);
+    let mut out = Vec::with_capacity(x.len());
+    let mut e = f64::NAN;
+    for v in x {
+        e = if e.is_nan() {
+            *v
+        } else {
+            a * v + (1.0 - a) * e
+        };
+        out.push(e);
+    }
+    out
+}
+
+/// Evaluates `e` on `bars`.
+pub fn eval(e: &Expr, b: &Bars) -> Result<Vec<f64>, String> {
+    let n = b.len();
+    Ok(match e {
+        Expr::Num(x) => vec![*x; n],
+        Expr::Col(c) => match c.as_str() {
+            "open" => b.open.clone(),
+            "high" => b.high.clone(),
+            "low" => b.low.clone(),
+            "close" => b.close.clone(),
+            "volume" => b
+                .volume
+                .clone()
+                .ok_or("this feature needs `volume`, which the data does not have")?,
+            "returns" => {
+                let p = shift(&b.close, 1);
+                b.close.iter().zip(p).map(|(c, p)| c / p - 1.0).collect()
+            }
+            other => return Err(format!("unknown column `{other}`")),
+        },
+        Expr::Neg(a) => eval(a, b)?.into_iter().map(|v| -v).collect(),
+        Expr::Bin(op, x, y) => {
+            let (x, y) = (eval(x, b)?, eval(y, b)?);
+            x.iter()
+                .zip(&y)
+                .map(|(a, c)| match op {
+                    '+' => a + c,
+                    '-' => a - c,
+                    '*' => a * c,
+                    _ => a / c,
+                })
+                .collect()
+        }
+        Expr::Call(f, args) => {
+            let arg = |i: usize| eval(&args[i], b);
+            let per = |i: usize| window(&args[i], f);
+            let pos = |i: usize| -> Result<usize, String> {
+                let w = window(&args[i], f)?;
+                if w < 1 {
+                    return Err(format!("`{f}` needs a window of at least 1"));
+                }
+                Ok(w as usize)
+            };
+            match f.as_str() {
+                "log" => arg(0)?.into_iter().map(f64::ln).collect(),
+                "abs" => arg(0)?.into_iter().map(f64::abs).collect(),
+                "sign" => arg(0)?
+                    .into_iter()
+                    .map(|v| {
+                        if v.is_nan() {
+                            v
+                        } else if v == 0.0 {
+                            0.0
+                        } else {
+                            v.signum()
+                        }
+                    })
+                    .collect(),
+                "ref" => shift(&arg(0)?, per(1)?),
+                "delta" => {
+                    let x = arg(0)?;
+                    let s = shift(&x, per(1)?);
+                    x.iter().zip(s).map(|(a, c)| a - c).collect()
+                }
+                "ret" => {
+                    let x = arg(0)?;
+                    let s = shift(&x, per(1)?);
+                    x.iter().zip(s).map(|(a, c)| a / c - 1.0).collect()
+                }
+                "mean" => rolling(&arg(0)?, pos(1)?, mean),
+                "std" => rolling(&arg(0)?, pos(1)?, std),
+                "min" => rolling(&arg(0)?, pos(1)?, |w| {
+                    w.iter().copied().fold(f64::INFINITY, f64::min)
+                }),
+                "max" => rolling(&arg(0)?, pos(1)?, |w| {
+                    w.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                }),
+                "sum" => rolling(&arg(0)?, pos(1)?, |w| w.iter().sum()),
+                "rank" => rolling(&arg(0)?, pos(1)?, |w| {
+                    let last = w[w.len() - 1];
+                    w.iter().filter(|v| **v <= last).count() as f64 / w.len() as f64
+                }),
+                "zscore" => rolling(&arg(0)?, pos(1)?, |w| (w[w.len() - 1] - mean(w)) / std(w)),
+                "ema" => ema(&arg(0)?, pos(1)?),
+                "corr" => {
+                    let (x, y, w) = (arg(0)?, arg(1)?, pos(2)?);
+                    (0..n)
+                        .map(|t| {
+                            if t + 1 < w {
+                                return f64::NAN;
+                            }
+                            let (a, c) = (&x[t + 1 - w..=t], &y[t + 1 - w..=t]);
+                            let (ma, mc) = (mean(a), mean(c));
+                            let cov: f64 = a.iter().zip(c).map(|(p, q)| (p - ma) * (q - mc)).sum();
+                            let va: f64 = a.iter().map(|p| (p - ma).powi(2)).sum();
+                            let vc: f64 = c.iter().map(|q| (q - mc).powi(2)).sum();
+                            cov / (va * vc).sqrt()
+                        })
+                        .collect()
+                }
+                "rsi" => {
+                    let w = pos(0)?;
+                    let d = eval(&parse("delta(close, 1)")?, b)?;
+                    let up: Vec<f64> = d.iter().map(|v| v.max(0.0)).collect();
+                    let dn: Vec<f64> = d.iter().map(|v| (-v).max(0.0)).collect();
+                    let (mu, md) = (rolling(&up, w, mean), rolling(&dn, w, mean));
+                    mu.iter()
+                        .zip(md)
+                        .map(|(u, dd)| 100.0 * u / (u + dd))
+                        .collect()
+                }
+                "atr" => {
+                    let w = pos(0)?;
+                    let pc = shift(&b.close, 1);
+                    let tr: Vec<f64> = (0..n)
+                        .map(|t| {
+                            (b.high[t] - b.low[t])
+                                .max((b.high[t] - pc[t]).abs())
+                                .max((b.low[t] - pc[t]).abs())
+                        })
+                        .collect();
+                    rolling(&tr, w, mean)
+                }
+                "bbpos" => {
+                    let w = pos(0)?;
+                    let (m, s) = (rolling(&b.close, w, mean), rolling(&b.close, w, std));
+                    (0..n).map(|t| (b.close[t] - m[t]) / (2.0 * s[t])).collect()
+                }
+                "vratio" => {
+                    let w = pos(0)?;
+                    let v = b
+                        .volume
+                        .as_ref()
+                        .ok_or("`vratio` needs `volume`, which the data does not have")?;
+                    let m = rolling(v, w, mean);
+                    v.iter().zip(m).map(|(a, c)| a / c).collect()
+                }
+                "macd" => {
+                    let (fa, sl) = (pos(0)?, pos(1)?);
+                    let (ef, es) = (ema(&b.close, fa), ema(&b.close, sl));
+                    (0..n)
+                        .map(|t| {
+                            if t + 1 < sl {
+                                f64::NAN
+                            } else {
+                                (ef[t] - es[t]) / b.close[t]
+                            }
+                        })
+                        .collect()
+                }
+                other => return Err(format!("unknown function `{other}`")),
+            }
+        }
+    })
+}
+
+fn cut(b: &Bars, end: usize) -> Bars {
+    Bars {
+        instrument: b.instrument.clone(),
+        days: b.days[..end].to_vec(),
+        open: b.open[..end].to_vec(),
+        high: b.high[..end].to_vec(),
+        low: b.low[..end].to_vec(),
+        close: b.close[..end].to_vec(),
+        volume: b.volume.as_ref().map(|v| v[..end].to_vec()),
+    }
+}
+
+/// The look-ahead guard: the value of `e` at each of `checks` times t (spread over the data)
+/// computed on the data up to t must equal the value computed on all the data.
+pub fn lookahead_check(name: &str, e: &Expr, b: &Bars, checks: usize) -> Result<(), String> {
+    let full = eval(e, b)?;
+    let n = b.len();
+    for k in 1..=checks {
+        let t = (n - 1) * k / (checks + 1);
+        let part = eval(e, &cut(b, t + 1))?;
+        let (a, c) = (part[t], full[t]);
+        let same = (a.is_nan() && c.is_nan()) || (a - c).abs() <= 1e-9 * c.abs().max(1.0);
+        if !same {
+            return Err(format!(
+                "feature `{name}` looks ahead: at {} its value on the data up to that day is {a}, on all the data {c}",
+                super::data::format_day(b.days[t])
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::synthetic::{generate, Synthetic};
+
+    fn bars() -> Bars {
+        generate(&Synthetic {
+            days: 300,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn expressions_evaluate_as_defined() {
+        let b = bars();
+        let v = |s: &str| eval(&parse(s).unwrap(), &b).unwrap();
+        let r = v("returns");
+        assert!(r[0].is_nan() && (r[5] - (b.close[5] / b.close[4] - 1.0)).abs() < 1e-15);
+        let m = v("mean(close, 5)");
+        assert!(m[3].is_nan());
+        assert!((m[10] - b.close[6..=10].iter().sum::<f64>() / 5.0).abs() < 1e-9);
+        assert_eq!(v("ref(close, 2)")[10], b.close[8]);
+        assert!((v("ret(close, 5)")[20] - (b.close[20] / b.close[15] - 1.0)).abs() < 1e-15);
+        assert!((v("-(close - open) / 2")[7] + (b.close[7] - b.open[7]) / 2.0).abs() < 1e-12);
+        let rsi = v("rsi(14)");
+        assert!(rsi[20..].iter().all(|x| (0.0..=100.0).contains(x)));
+        let rk = v("rank(close, 10)");
+        assert!(rk[20..].iter().all(|x| (0.1..=1.0).contains(x)));
+        assert!(v("corr(close, volume, 20)")[30].abs() <= 1.0);
+        // Errors name what is wrong.
+        assert!(parse("mean(close)").unwrap_err().contains("takes 2"));
+        assert!(parse("foo(close, 3)")
+            .unwrap_err()
+            .contains("unknown function `foo`"));
+        assert!(parse("close +").unwrap_err().contains("unexpected end"));
+        assert!(parse("vwap").unwrap_err().contains("unknown column `vwap`"));
+        let mut nov = b.clone();
+        nov.volume = None;
+        assert!(eval(&parse("vratio(20)").unwrap(), &nov)
+            .unwrap_err()
+            .contains("volume"));
+    }
+
+    #[test]
+    fn the_guard_refuses_features_that_look_ahead() {
+        let b = bars();
+        for ok in [
+            "mean(returns, 20)",
+            "zscore(close, 20)",
+            "rsi(14)",
+            "atr(14)",
+            "bbpos(20)",
+            "vratio(20)",
+            "macd(12, 26)",
+            "corr(returns, ref(returns, 1), 30)",
+            "ema(close, 10) / close - 1",
+        ] {
+            lookahead_check(ok, &parse(ok).unwrap(), &b, 25).unwrap();
+        }
+        for leak in [
+            "ref(close, -1)",
+            "mean(ref(returns, -3), 5)",
+            "delta(close, -2)",
+        ] {
+            let e = lookahead_check("f", &parse(leak).unwrap(), &b, 25).unwrap_err();
+            assert!(e.contains("feature `f` looks ahead"), "{leak}: {e}");
+        }
+    }
+}
