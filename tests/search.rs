@@ -303,3 +303,47 @@ fn a_gp_study_fits_its_model_off_the_async_workers() {
     assert!(differing >= 8, "{differing} of 16 differ");
     c.assert_no_panics();
 }
+
+#[test]
+fn a_walk_forward_study_runs_and_reports_every_fold() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(util::bin())
+        .args([
+            "run",
+            dir.join("walkforward-synthetic.toml").to_str().unwrap(),
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env("MLT_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trials = std::process::Command::new(util::bin())
+        .args(["trials", "wf-synthetic", "--json", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let trials: serde_json::Value = serde_json::from_slice(&trials.stdout).unwrap();
+    let trials = trials.as_array().unwrap();
+    assert_eq!(trials.len(), 40);
+    let complete: Vec<&serde_json::Value> =
+        trials.iter().filter(|t| t["state"] == "complete").collect();
+    assert!(!complete.is_empty());
+    for t in &complete {
+        // 3000 days, 500 train, 250 test: 9 folds, each reported.
+        assert_eq!(t["intermediate"].as_object().unwrap().len(), 9, "{t}");
+        assert_eq!(t["values"][0], t["metrics"]["sharpe"]);
+        assert!(t["metrics"]["max_drawdown"].as_f64().unwrap() <= 0.0);
+    }
+    // The planted edge is found out of sample by the best trial.
+    let best = complete
+        .iter()
+        .map(|t| t["values"][0].as_f64().unwrap())
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert!(best > 0.5, "best out-of-sample Sharpe {best}");
+}

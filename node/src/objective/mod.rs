@@ -3,12 +3,15 @@
 //! ```text
 //! benchmark.rs  analytic test functions with a synthetic learning curve
 //! command.rs    the researcher's program: params on stdin and in MLT_PARAM_*, results on stdout
+//! walk_forward.rs  features → purged walk-forward folds → ridge → positions with costs
 //! ```
 mod benchmark;
 mod command;
+mod walk_forward;
 
 pub use benchmark::{evaluate, run_benchmark};
 pub use command::run_command;
+pub use walk_forward::{load, run_walk_forward};
 
 use mlt_protocol::messages::{AssignMsg, Outcome, Verdict};
 use mlt_protocol::spec::ObjectiveSpec;
@@ -44,5 +47,6 @@ pub fn run(assign: &AssignMsg, ctx: &mut dyn TrialContext) -> Outcome {
     match &assign.objective {
         ObjectiveSpec::Benchmark(b) => run_benchmark(b, &assign.params, ctx),
         ObjectiveSpec::Command(c) => run_command(c, assign, ctx),
+        ObjectiveSpec::WalkForward(w) => run_walk_forward(w, assign, ctx),
     }
 }

@@ -292,7 +292,86 @@ pub enum ObjectiveSpec {
     Benchmark(BenchmarkSpec),
     /// The researcher's own program.
     Command(CommandSpec),
+    /// Walk-forward evaluation of a model on market data.
+    WalkForward(Box<WalkForwardSpec>),
 }
+
+/// Where a walk-forward study's bars come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum DataSource {
+    /// The seeded synthetic market.
+    Synthetic {
+        /// Business days.
+        days: u32,
+        /// Seed.
+        seed: u64,
+        /// Strength of its predictable component.
+        strength: f64,
+    },
+    /// A CSV file of daily bars (relative paths are taken from the spec's folder).
+    File {
+        /// Path.
+        path: String,
+        /// Scale prices by adj close / close.
+        adjusted: bool,
+    },
+}
+
+/// `[objective]` with `kind = "walk_forward"`. Feature expressions may use `$name` for a
+/// trial parameter; `alpha` and `threshold` are taken from the trial's parameters of those
+/// names when the space has them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WalkForwardSpec {
+    /// The bars.
+    pub data: DataSource,
+    /// Feature name → expression.
+    pub features: Vec<(String, String)>,
+    /// Label: forward return over this many days.
+    pub horizon: u32,
+    /// Training window (days).
+    pub train: u32,
+    /// Test window (days).
+    pub test: u32,
+    /// Days between folds.
+    pub step: u32,
+    /// Grow the training window from the start instead of rolling it.
+    pub expanding: bool,
+    /// The model (`ridge`).
+    pub model: String,
+    /// Ridge penalty.
+    pub alpha: f64,
+    /// How predictions become positions: `sign`, `threshold` or `probability`.
+    pub sizing: String,
+    /// Dead band of `threshold` sizing (in units of the predicted return).
+    pub threshold: f64,
+    /// No short positions.
+    pub long_only: bool,
+    /// Cost per unit traded, basis points.
+    pub cost_bps: f64,
+    /// Slippage per unit traded, basis points.
+    pub slippage_bps: f64,
+    /// The metrics reported as the trial's values, one per study direction (`value` =
+    /// `sharpe`); filled from `study.objectives`.
+    pub objectives: Vec<String>,
+}
+
+/// Metrics a walk-forward trial reports, usable as objectives and in constraints.
+pub const WALK_FORWARD_METRICS: [&str; 14] = [
+    "sharpe",
+    "sortino",
+    "annual_return",
+    "annual_volatility",
+    "max_drawdown",
+    "calmar",
+    "win_rate",
+    "var_5",
+    "cvar_5",
+    "turnover",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+];
 
 #[cfg(test)]
 mod tests;

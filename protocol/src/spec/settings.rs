@@ -580,3 +580,177 @@ pub(super) fn constraints(
     }
     out
 }
+
+fn num_value(
+    cx: &mut Ctx,
+    v: &Option<S<toml::Value>>,
+    key: &str,
+    default: f64,
+    lo: f64,
+    hi: f64,
+) -> f64 {
+    let Some(v) = v else {
+        return default;
+    };
+    let x = match v.get_ref() {
+        toml::Value::Integer(i) => *i as f64,
+        toml::Value::Float(f) => *f,
+        other => {
+            cx.err(v.span(), key, format!("must be a number, got {other}"));
+            return default;
+        }
+    };
+    if !(lo..=hi).contains(&x) {
+        cx.err(
+            v.span(),
+            key,
+            format!("must be between {lo} and {hi}, got {x}"),
+        );
+        return default;
+    }
+    x
+}
+
+fn days(cx: &mut Ctx, v: &Option<S<i64>>, key: &str, default: i64, min: i64) -> u32 {
+    match v {
+        None => default as u32,
+        Some(x) if *x.get_ref() < min || *x.get_ref() > 1_000_000 => {
+            cx.err(
+                x.span(),
+                key,
+                format!("must be between {min} and 1000000, got {}", x.get_ref()),
+            );
+            default as u32
+        }
+        Some(x) => *x.get_ref() as u32,
+    }
+}
+
+/// `[objective]` with `kind = "walk_forward"`.
+pub(super) fn walk_forward(
+    cx: &mut Ctx,
+    span: Range<usize>,
+    o: &super::raw::RawObjective,
+) -> Option<ObjectiveSpec> {
+    let data = match &o.data {
+        None => {
+            cx.err(
+                span.clone(),
+                "objective.data",
+                "a walk_forward objective needs `data` (\"synthetic\" or a CSV file)",
+            );
+            return None;
+        }
+        Some(d) if d.get_ref() == "synthetic" => {
+            let mut k = Keys {
+                section: "objective.synthetic",
+                kind: "synthetic".into(),
+                table: o.synthetic.as_ref().map_or(&EMPTY, |t| t.get_ref()),
+                asked: BTreeSet::new(),
+            };
+            let ds = DataSource::Synthetic {
+                days: k.int(cx, "days", 2520, 300, 1_000_000) as u32,
+                seed: k.int(cx, "seed", 7, 0, i64::MAX) as u64,
+                strength: k.float(cx, "strength", 0.05, 0.0, 1.0),
+            };
+            k.finish(cx, "data source");
+            ds
+        }
+        Some(d) => {
+            if let Some(t) = &o.synthetic {
+                cx.err(
+                    t.span(),
+                    "objective.synthetic",
+                    "only with `data = \"synthetic\"`",
+                );
+            }
+            if d.get_ref().trim().is_empty() {
+                cx.err(
+                    d.span(),
+                    "objective.data",
+                    "must name a CSV file or \"synthetic\"",
+                );
+            }
+            DataSource::File {
+                path: d.get_ref().clone(),
+                adjusted: o.adjusted.as_ref().is_none_or(|a| *a.get_ref()),
+            }
+        }
+    };
+    let mut features = Vec::new();
+    match &o.features {
+        Some(f) if !f.get_ref().is_empty() => {
+            for (name, e) in f.get_ref() {
+                if e.get_ref().trim().is_empty() {
+                    cx.err(
+                        e.span(),
+                        format!("objective.features.{name}"),
+                        "must be an expression",
+                    );
+                }
+                features.push((name.clone(), e.get_ref().clone()));
+            }
+        }
+        Some(f) => cx.err(
+            f.span(),
+            "objective.features",
+            "must name at least one feature",
+        ),
+        None => cx.err(
+            span.clone(),
+            "objective.features",
+            "a walk_forward objective needs `features = { name = \"expression\", … }`",
+        ),
+    }
+    let model = o
+        .model
+        .as_ref()
+        .map_or("ridge".to_string(), |m| m.get_ref().clone());
+    if model != "ridge" {
+        let sp = o.model.as_ref().map_or(span.clone(), |m| m.span());
+        cx.err(
+            sp,
+            "objective.model",
+            format!("unknown model `{model}` (expected: ridge)"),
+        );
+    }
+    let sizing = o
+        .sizing
+        .as_ref()
+        .map_or("sign".to_string(), |m| m.get_ref().clone());
+    if !["sign", "threshold", "probability"].contains(&sizing.as_str()) {
+        let sp = o.sizing.as_ref().map_or(span.clone(), |m| m.span());
+        cx.err(
+            sp,
+            "objective.sizing",
+            format!("unknown sizing `{sizing}` (expected: sign, threshold, probability)"),
+        );
+    }
+    let test = days(cx, &o.test, "objective.test", 63, 1);
+    Some(ObjectiveSpec::WalkForward(Box::new(WalkForwardSpec {
+        data,
+        features,
+        horizon: days(cx, &o.horizon, "objective.horizon", 1, 1),
+        train: days(cx, &o.train, "objective.train", 504, 20),
+        test,
+        step: days(cx, &o.step, "objective.step", test as i64, 1),
+        expanding: o.expanding.as_ref().is_some_and(|e| *e.get_ref()),
+        model,
+        alpha: num_value(cx, &o.alpha, "objective.alpha", 1.0, 0.0, 1e12),
+        sizing,
+        threshold: num_value(cx, &o.threshold, "objective.threshold", 0.0, 0.0, 1.0),
+        long_only: o.long_only.as_ref().is_some_and(|e| *e.get_ref()),
+        cost_bps: num_value(cx, &o.cost_bps, "objective.cost_bps", 1.0, 0.0, 10_000.0),
+        slippage_bps: num_value(
+            cx,
+            &o.slippage_bps,
+            "objective.slippage_bps",
+            1.0,
+            0.0,
+            10_000.0,
+        ),
+        objectives: Vec::new(),
+    })))
+}
+
+static EMPTY: RawTable = RawTable::new();

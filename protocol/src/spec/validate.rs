@@ -103,6 +103,42 @@ fn validate(cx: &mut Ctx, raw: RawSpec) -> Option<Spec> {
     }
     let objective = objective(cx, raw.objective, &space);
     let constraints = settings::constraints(cx, &raw.constraint, objective.as_ref(), &space);
+    // A walk-forward study's objectives and constraints are its metrics.
+    let mut objective = objective;
+    if let (Some(ObjectiveSpec::WalkForward(wf)), Some(st)) = (objective.as_mut(), study.as_ref()) {
+        wf.objectives = st
+            .objectives
+            .iter()
+            .map(|o| {
+                if o == "value" {
+                    "sharpe".to_string()
+                } else {
+                    o.clone()
+                }
+            })
+            .collect();
+        for name in &st.objectives {
+            if name != "value" && !WALK_FORWARD_METRICS.contains(&name.as_str()) {
+                cx.issues.push(SpecIssue {
+                    line: None,
+                    key: "study.objectives".into(),
+                    message: format!(
+                        "`{name}` is not a walk-forward metric ({})",
+                        WALK_FORWARD_METRICS.join(", ")
+                    ),
+                });
+            }
+        }
+        for (i, c) in constraints.iter().enumerate() {
+            if !WALK_FORWARD_METRICS.contains(&c.metric.as_str()) {
+                cx.issues.push(SpecIssue {
+                    line: None,
+                    key: format!("constraint[{i}].metric"),
+                    message: format!("`{}` is not a walk-forward metric", c.metric),
+                });
+            }
+        }
+    }
     if let (Some(study), Some(ObjectiveSpec::Benchmark(_))) = (&study, &objective) {
         if study.directions.len() != 1 {
             cx.issues.push(SpecIssue {
@@ -575,12 +611,31 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
             o.timeout_seconds.as_ref().map(|v| v.span()),
         ),
     ];
-    let foreign = match kind {
-        "benchmark" => &command_keys[..],
-        "command" => &bench_keys[..],
-        _ => &[],
+    let wf_keys = [
+        ("data", o.data.as_ref().map(|v| v.span())),
+        ("synthetic", o.synthetic.as_ref().map(|v| v.span())),
+        ("adjusted", o.adjusted.as_ref().map(|v| v.span())),
+        ("features", o.features.as_ref().map(|v| v.span())),
+        ("horizon", o.horizon.as_ref().map(|v| v.span())),
+        ("train", o.train.as_ref().map(|v| v.span())),
+        ("test", o.test.as_ref().map(|v| v.span())),
+        ("step", o.step.as_ref().map(|v| v.span())),
+        ("expanding", o.expanding.as_ref().map(|v| v.span())),
+        ("model", o.model.as_ref().map(|v| v.span())),
+        ("alpha", o.alpha.as_ref().map(|v| v.span())),
+        ("sizing", o.sizing.as_ref().map(|v| v.span())),
+        ("threshold", o.threshold.as_ref().map(|v| v.span())),
+        ("long_only", o.long_only.as_ref().map(|v| v.span())),
+        ("cost_bps", o.cost_bps.as_ref().map(|v| v.span())),
+        ("slippage_bps", o.slippage_bps.as_ref().map(|v| v.span())),
+    ];
+    let foreign: Vec<(&str, Option<Range<usize>>)> = match kind {
+        "benchmark" => command_keys.iter().chain(&wf_keys).cloned().collect(),
+        "command" => bench_keys.iter().chain(&wf_keys).cloned().collect(),
+        "walk_forward" => bench_keys.iter().chain(&command_keys).cloned().collect(),
+        _ => Vec::new(),
     };
-    for (field, sp) in foreign {
+    for (field, sp) in &foreign {
         if let Some(sp) = sp {
             cx.err(
                 sp.clone(),
@@ -668,11 +723,12 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
                 timeout_seconds: timeout,
             }))
         }
+        "walk_forward" => settings::walk_forward(cx, span, &o),
         other => {
             cx.err(
                 o.kind.span(),
                 "objective.kind",
-                format!("unknown objective `{other}` (expected: benchmark, command)"),
+                format!("unknown objective `{other}` (expected: benchmark, command, walk_forward)"),
             );
             None
         }
