@@ -181,29 +181,8 @@ fn bundled_examples_are_valid_and_the_multi_objective_one_runs() {
     }
     assert!(n >= 3);
     // Two objectives, a constraint and NSGA-II, through `run` on this machine.
-    let data = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(util::bin())
-        .args([
-            "run",
-            dir.join("multi-objective.toml").to_str().unwrap(),
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .env("MLT_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let trials = std::process::Command::new(util::bin())
-        .args(["trials", "zdt1", "--json", "--data-dir"])
-        .arg(data.path())
-        .output()
-        .unwrap();
-    let trials: serde_json::Value = serde_json::from_slice(&trials.stdout).unwrap();
-    let trials = trials.as_array().unwrap();
+    let (data, trials) = util::run_offline(&dir.join("multi-objective.toml"), "zdt1");
+    let trials = &trials;
     assert_eq!(count_state(trials, "complete"), 120);
     let mut generations = std::collections::BTreeSet::new();
     for t in trials {
@@ -217,11 +196,7 @@ fn bundled_examples_are_valid_and_the_multi_objective_one_runs() {
     assert!(generations.len() >= 3, "{generations:?}");
     // The CSV export carries metrics, feasibility and generations; the table flags the
     // infeasible trials.
-    let csv = std::process::Command::new(util::bin())
-        .args(["export", "zdt1", "--format", "csv", "--data-dir"])
-        .arg(data.path())
-        .output()
-        .unwrap();
+    let csv = util::offline(&["export", "zdt1", "--format", "csv"], data.path());
     let csv = String::from_utf8(csv.stdout).unwrap();
     let head: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     for col in [
@@ -246,11 +221,7 @@ fn bundled_examples_are_valid_and_the_multi_objective_one_runs() {
             "{line}"
         );
     }
-    let table = std::process::Command::new(util::bin())
-        .args(["trials", "zdt1", "--data-dir"])
-        .arg(data.path())
-        .output()
-        .unwrap();
+    let table = util::offline(&["trials", "zdt1"], data.path());
     let table = String::from_utf8(table.stdout).unwrap();
     let infeasible = trials
         .iter()
@@ -261,11 +232,7 @@ fn bundled_examples_are_valid_and_the_multi_objective_one_runs() {
         infeasible
     );
     // The best trials are the feasible Pareto front.
-    let best = std::process::Command::new(util::bin())
-        .args(["best", "zdt1", "--json", "--data-dir"])
-        .arg(data.path())
-        .output()
-        .unwrap();
+    let best = util::offline(&["best", "zdt1", "--json"], data.path());
     let best: serde_json::Value = serde_json::from_slice(&best.stdout).unwrap();
     let best = best.as_array().unwrap();
     assert!(best.len() >= 3);
@@ -307,29 +274,8 @@ fn a_gp_study_fits_its_model_off_the_async_workers() {
 #[test]
 fn a_walk_forward_study_runs_and_reports_every_fold() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let data = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(util::bin())
-        .args([
-            "run",
-            dir.join("walkforward-synthetic.toml").to_str().unwrap(),
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .env("MLT_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let trials = std::process::Command::new(util::bin())
-        .args(["trials", "wf-synthetic", "--json", "--data-dir"])
-        .arg(data.path())
-        .output()
-        .unwrap();
-    let trials: serde_json::Value = serde_json::from_slice(&trials.stdout).unwrap();
-    let trials = trials.as_array().unwrap();
+    let (_data, trials) =
+        util::run_offline(&dir.join("walkforward-synthetic.toml"), "wf-synthetic");
     assert_eq!(trials.len(), 40);
     let complete: Vec<&serde_json::Value> =
         trials.iter().filter(|t| t["state"] == "complete").collect();

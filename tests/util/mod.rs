@@ -273,6 +273,34 @@ impl Cluster {
     }
 }
 
+/// A client command on a stopped scheduler's data folder.
+#[allow(dead_code)] // not every test binary uses it
+pub fn offline(args: &[&str], data: &Path) -> Output {
+    Command::new(bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("MLT_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// `mlt-cluster run SPEC` on this machine into a fresh data folder: the folder and the study's
+/// trials.
+#[allow(dead_code)] // not every test binary uses it
+pub fn run_offline(spec: &Path, study: &str) -> (tempfile::TempDir, Vec<Value>) {
+    let data = tempfile::tempdir().unwrap();
+    let out = offline(&["run", spec.to_str().unwrap()], data.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = offline(&["trials", study, "--json"], data.path());
+    let trials: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (data, trials.as_array().unwrap().clone())
+}
+
 pub fn count_state(trials: &[Value], state: &str) -> usize {
     trials.iter().filter(|t| t["state"] == state).count()
 }
