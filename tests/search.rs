@@ -293,3 +293,30 @@ fn a_walk_forward_study_runs_and_reports_every_fold() {
         .fold(f64::NEG_INFINITY, f64::max);
     assert!(best > 0.5, "best out-of-sample Sharpe {best}");
 }
+
+#[test]
+fn a_leaking_feature_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/walkforward-synthetic.toml"),
+    )
+    .unwrap();
+    // `$w` at the low end of its range is fine; a negative reference peeks at tomorrow.
+    let leak = example.replace(
+        "rsi = \"rsi(14) / 100 - 0.5\"",
+        "peek = \"ref(returns, -1)\"",
+    );
+    assert_ne!(leak, example);
+    let spec = dir.path().join("leak.toml");
+    std::fs::write(&spec, leak).unwrap();
+    let data = dir.path().join("data");
+    let out = util::offline(&["run", spec.to_str().unwrap()], &data);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("leak.toml: `objective.features.peek`: feature `peek` looks ahead"),
+        "{err}"
+    );
+    assert!(!data.join("store.redb").exists(), "nothing may be stored");
+}

@@ -171,7 +171,8 @@ pub async fn submit(spec: &Path, follow: bool, conn: &Conn) -> anyhow::Result<()
         std::fs::read_to_string(spec).with_context(|| format!("reading {}", spec.display()))?;
     let source = spec.display().to_string();
     // Validate here first: the error names the file as the researcher knows it.
-    Spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
+    let parsed = Spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
+    super::check_objective(&parsed, spec, &source)?;
     let workdir = spec
         .canonicalize()
         .ok()

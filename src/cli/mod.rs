@@ -234,6 +234,23 @@ pub enum CliError {
     Connect(String),
 }
 
+/// Checks that need the data (walk-forward features against look-ahead), before submitting.
+pub fn check_objective(
+    spec: &mlt_protocol::spec::Spec,
+    path: &std::path::Path,
+    source: &str,
+) -> Result<(), CliError> {
+    if let mlt_protocol::spec::ObjectiveSpec::WalkForward(wf) = &spec.objective {
+        let dir = path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.display().to_string()));
+        mlt_node::objective::check_walk_forward(wf, &spec.space, dir.as_deref())
+            .map_err(|(key, msg)| CliError::Spec(format!("{source}: `{key}`: {msg}")))?;
+    }
+    Ok(())
+}
+
 pub fn exit_code(e: &anyhow::Error) -> i32 {
     match e.downcast_ref::<CliError>() {
         Some(CliError::Spec(_)) => 3,

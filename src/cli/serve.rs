@@ -139,7 +139,8 @@ pub async fn run(
     let text = std::fs::read_to_string(spec_path)
         .with_context(|| format!("reading {}", spec_path.display()))?;
     let source = spec_path.display().to_string();
-    Spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
+    let parsed = Spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
+    super::check_objective(&parsed, spec_path, &source)?;
     let mut cfg = SchedulerConfig::new("127.0.0.1:0".parse().expect("addr"), data_dir.clone());
     cfg.heartbeat = Duration::from_millis(500);
     let handle = Scheduler::start(cfg).await?;

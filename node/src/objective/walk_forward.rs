@@ -74,6 +74,71 @@ struct Ridge {
     intercept: f64,
 }
 
+/// The checks a researcher gets at submit time, before anything runs: the data loads, every
+/// feature parses and passes the look-ahead guard with its `$parameters` at the low and at the
+/// high end of their ranges. The error names the key (`objective.features.mom`) and the problem.
+pub fn check(
+    spec: &WalkForwardSpec,
+    space: &mlt_protocol::spec::SearchSpace,
+    workdir: Option<&str>,
+) -> Result<(), (String, String)> {
+    use mlt_protocol::spec::Distribution as D;
+    let bars = load(&spec.data, workdir).map_err(|e| ("objective.data".to_string(), e))?;
+    let ends = |high: bool| -> Params {
+        space
+            .params
+            .iter()
+            .filter_map(|p| {
+                let v = match &p.dist {
+                    D::Float { low, high: h, .. } => {
+                        ParamValue::Float(if high { *h } else { *low })
+                    }
+                    D::Int {
+                        low, high: h, step, ..
+                    } => ParamValue::Int(if high {
+                        low + (h - low) / step * step
+                    } else {
+                        *low
+                    }),
+                    D::Fixed { value } => value.clone(),
+                    D::Categorical { choices } => {
+                        let c = if high {
+                            choices.last()
+                        } else {
+                            choices.first()
+                        };
+                        c.cloned()?
+                    }
+                };
+                Some((p.name.clone(), v))
+            })
+            .collect()
+    };
+    for params in [ends(false), ends(true)] {
+        for (name, text) in &spec.features {
+            let key = format!("objective.features.{name}");
+            let text = substitute(text, &params).map_err(|e| (key.clone(), e))?;
+            let e = parse(&text).map_err(|e| (key.clone(), format!("`{text}`: {e}")))?;
+            eval(&e, &bars).map_err(|e| (key.clone(), e))?;
+            lookahead_check(name, &e, &bars, 25).map_err(|e| (key.clone(), e))?;
+        }
+    }
+    let need = spec.train as usize + spec.horizon as usize + spec.test as usize;
+    if bars.len() < need {
+        return Err((
+            "objective.train".into(),
+            format!(
+                "{} bars are too few for {} training + {} purge + {} test days",
+                bars.len(),
+                spec.train,
+                spec.horizon,
+                spec.test
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Ridge regression on standardised columns with an unpenalised intercept.
 #[allow(clippy::needless_range_loop)] // the elimination reads best with indices
 fn ridge(x: &[Vec<f64>], y: &[f64], alpha: f64) -> Option<Ridge> {
