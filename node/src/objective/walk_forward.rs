@@ -350,8 +350,12 @@ fn evaluate(
         all_pos.extend(&pos);
         all_pred.extend(&pred);
         all_next.extend(&nx);
-        let so_far = metrics_of(&all_r, &all_pos, &all_pred, &all_next);
-        match ctx.report(k as u64 + 1, values_of(spec, &so_far)) {
+        let reported = if spec.report_per_fold {
+            metrics_of(&r[1..], &pos, &pred, &nx)
+        } else {
+            metrics_of(&all_r, &all_pos, &all_pred, &all_next)
+        };
+        match ctx.report(k as u64 + 1, values_of(spec, &reported)) {
             Verdict::Continue => {}
             Verdict::Prune | Verdict::Stale => return Ok(Outcome::Pruned),
         }
@@ -399,6 +403,7 @@ mod tests {
             long_only: false,
             cost_bps: 0.0,
             slippage_bps: 0.0,
+            report_per_fold: false,
             objectives: vec!["sharpe".into(), "max_drawdown".into()],
         }
     }
@@ -446,6 +451,13 @@ mod tests {
         assert_eq!(values, vec![metrics["sharpe"], metrics["max_drawdown"]]);
         assert!(metrics["sharpe"] > 0.5, "{metrics:?}");
         assert!(metrics["accuracy"] > 0.5);
+        // Per-fold reports: each fold's own Sharpe (the first fold's equals the cumulative one).
+        let mut per = spec(&feats, 0.15);
+        per.report_per_fold = true;
+        let mut ctx2 = Ctx(Vec::new());
+        run_walk_forward(&per, &assign(params.clone()), &mut ctx2);
+        assert_eq!(ctx2.0[0].1, ctx.0[0].1);
+        assert_ne!(ctx2.0[8].1, ctx.0[8].1);
         // Without an edge the same pipeline finds none.
         let out = run_walk_forward(
             &spec(&feats, 0.0),

@@ -350,6 +350,9 @@ pub struct WalkForwardSpec {
     pub cost_bps: f64,
     /// Slippage per unit traded, basis points.
     pub slippage_bps: f64,
+    /// Intermediate reports: the objectives on all out-of-sample returns so far (`false`,
+    /// the default) or on the latest fold alone (`true`, for the paired pruner).
+    pub report_per_fold: bool,
     /// The metrics reported as the trial's values, one per study direction (`value` =
     /// `sharpe`); filled from `study.objectives`.
     pub objectives: Vec<String>,

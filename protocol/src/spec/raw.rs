@@ -85,4 +85,5 @@ pub struct RawObjective {
     pub long_only: Option<S<bool>>,
     pub cost_bps: Option<S<toml::Value>>,
     pub slippage_bps: Option<S<toml::Value>>,
+    pub report: Option<S<String>>,
 }

@@ -727,6 +727,18 @@ pub(super) fn walk_forward(
         );
     }
     let test = days(cx, &o.test, "objective.test", 63, 1);
+    let report_per_fold = match o.report.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
+        None | Some(("cumulative", _)) => false,
+        Some(("fold", _)) => true,
+        Some((other, sp)) => {
+            cx.err(
+                sp,
+                "objective.report",
+                format!("must be \"cumulative\" or \"fold\", got `{other}`"),
+            );
+            false
+        }
+    };
     Some(ObjectiveSpec::WalkForward(Box::new(WalkForwardSpec {
         data,
         features,
@@ -749,6 +761,7 @@ pub(super) fn walk_forward(
             0.0,
             10_000.0,
         ),
+        report_per_fold,
         objectives: Vec::new(),
     })))
 }

@@ -628,6 +628,7 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
         ("long_only", o.long_only.as_ref().map(|v| v.span())),
         ("cost_bps", o.cost_bps.as_ref().map(|v| v.span())),
         ("slippage_bps", o.slippage_bps.as_ref().map(|v| v.span())),
+        ("report", o.report.as_ref().map(|v| v.span())),
     ];
     let foreign: Vec<(&str, Option<Range<usize>>)> = match kind {
         "benchmark" => command_keys.iter().chain(&wf_keys).cloned().collect(),
