@@ -292,6 +292,20 @@ fn a_walk_forward_study_runs_and_reports_every_fold() {
         .map(|t| t["values"][0].as_f64().unwrap())
         .fold(f64::NEG_INFINITY, f64::max);
     assert!(best > 0.5, "best out-of-sample Sharpe {best}");
+    // `best` shows the selection statistics beside the winner: DSR deflates PSR for the 40
+    // trials tried.
+    let out = util::offline(&["best", "wf-synthetic", "--json"], _data.path());
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sel = &b[0]["selection"];
+    let (psr, dsr) = (sel["psr_0"].as_f64().unwrap(), sel["dsr"].as_f64().unwrap());
+    assert!(
+        (0.0..=1.0).contains(&psr) && (0.0..=1.0).contains(&dsr),
+        "{sel}"
+    );
+    assert!(dsr < psr, "{sel}");
+    assert_eq!(sel["trials"], 40.0);
+    let out = util::offline(&["best", "wf-synthetic"], _data.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("deflated Sharpe"));
 }
 
 #[test]

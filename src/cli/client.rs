@@ -264,14 +264,73 @@ pub async fn best(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
     let ToClient::Best(ts) = t.request(FromClient::Best(study_ref(study))).await? else {
         bail!("unexpected answer")
     };
+    // Selection statistics beside a walk-forward winner: PSR against 0 and the Deflated
+    // Sharpe Ratio with N = every trial the study tried.
+    let selection = match (
+        ts.as_slice(),
+        t.request(FromClient::Trials(study_ref(study))).await?,
+    ) {
+        ([best], ToClient::Trials(all)) => selection_stats(best, &all),
+        _ => None,
+    };
     if json {
-        println!("{}", serde_json::to_string_pretty(&ts)?);
+        let mut v = serde_json::to_value(&ts)?;
+        if let (Some(sel), Some(first)) = (&selection, v.get_mut(0)) {
+            first["selection"] = sel.clone();
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else if ts.is_empty() {
         println!("no complete trial yet");
     } else {
         print!("{}", output::trials_table(&ts));
+        if let Some(s) = &selection {
+            println!(
+                "selection: PSR(0) {:.4}, deflated Sharpe {:.4} (best of {:.0} trials, Sharpe variance {:.3e}), minimum track record {:.0} days",
+                s["psr_0"].as_f64().unwrap_or(f64::NAN),
+                s["dsr"].as_f64().unwrap_or(f64::NAN),
+                s["trials"].as_f64().unwrap_or(f64::NAN),
+                s["sharpe_variance"].as_f64().unwrap_or(f64::NAN),
+                s["min_track_record_95"].as_f64().unwrap_or(f64::NAN),
+            );
+        }
     }
     Ok(())
+}
+
+/// PSR, DSR and the minimum track record of `best` among `all` (walk-forward metrics needed).
+fn selection_stats(
+    best: &mlt_protocol::records::TrialRecord,
+    all: &[mlt_protocol::records::TrialRecord],
+) -> Option<serde_json::Value> {
+    use mlt_scheduler::stats;
+    let g = |k: &str| best.metrics.get(k).copied();
+    let (sr, t, g3, g4) = (
+        g("sharpe_per_period")?,
+        g("observations")?,
+        g("skew")?,
+        g("kurtosis")?,
+    );
+    let srs: Vec<f64> = all
+        .iter()
+        .filter_map(|x| x.metrics.get("sharpe_per_period").copied())
+        .filter(|v| v.is_finite())
+        .collect();
+    let tried = all.iter().filter(|x| x.state.is_finished()).count() as f64;
+    let n = srs.len() as f64;
+    let var = if n > 1.0 {
+        let m = srs.iter().sum::<f64>() / n;
+        srs.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    Some(serde_json::json!({
+        "psr_0": stats::psr(sr, 0.0, t, g3, g4),
+        "dsr": stats::dsr(sr, var, tried.max(1.0), t, g3, g4),
+        "sr0": stats::deflated_benchmark(var, tried.max(1.0)),
+        "trials": tried,
+        "sharpe_variance": var,
+        "min_track_record_95": stats::min_track_record(sr, 0.0, g3, g4, 0.95),
+    }))
 }
 
 pub async fn cancel(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {

@@ -115,6 +115,18 @@ pub fn conditional_value_at_risk(r: &[f64], cutoff: f64) -> f64 {
     mean(&tail)
 }
 
+/// Per-period Sharpe (not annualised), skewness and Pearson kurtosis (population moments),
+/// as the selection statistics (PSR, DSR) take them.
+pub fn moments(r: &[f64]) -> (f64, f64, f64) {
+    let x = finite(r);
+    let n = x.len() as f64;
+    let m = mean(&x);
+    let c2 = x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n;
+    let c3 = x.iter().map(|v| (v - m).powi(3)).sum::<f64>() / n;
+    let c4 = x.iter().map(|v| (v - m).powi(4)).sum::<f64>() / n;
+    (m / std(&x), c3 / c2.powf(1.5), c4 / (c2 * c2))
+}
+
 /// Share of periods with a positive return.
 pub fn win_rate(r: &[f64]) -> f64 {
     let x = finite(r);

@@ -199,6 +199,7 @@ fn ridge(x: &[Vec<f64>], y: &[f64], alpha: f64) -> Option<Ridge> {
 /// The metrics of out-of-sample returns, positions and predictions.
 fn metrics_of(r: &[f64], pos: &[f64], pred: &[f64], next: &[f64]) -> Metrics {
     let (acc, prec, rec, f1) = direction_scores(pred, next);
+    let (sr, skew, kurt) = m::moments(r);
     [
         ("sharpe", m::sharpe(r)),
         ("sortino", m::sortino(r)),
@@ -214,6 +215,10 @@ fn metrics_of(r: &[f64], pos: &[f64], pred: &[f64], next: &[f64]) -> Metrics {
         ("precision", prec),
         ("recall", rec),
         ("f1", f1),
+        ("sharpe_per_period", sr),
+        ("skew", skew),
+        ("kurtosis", kurt),
+        ("observations", r.len() as f64),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

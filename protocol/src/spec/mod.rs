@@ -359,7 +359,7 @@ pub struct WalkForwardSpec {
 }
 
 /// Metrics a walk-forward trial reports, usable as objectives and in constraints.
-pub const WALK_FORWARD_METRICS: [&str; 14] = [
+pub const WALK_FORWARD_METRICS: [&str; 18] = [
     "sharpe",
     "sortino",
     "annual_return",
@@ -374,6 +374,10 @@ pub const WALK_FORWARD_METRICS: [&str; 14] = [
     "precision",
     "recall",
     "f1",
+    "sharpe_per_period",
+    "skew",
+    "kurtosis",
+    "observations",
 ];
 
 #[cfg(test)]
