@@ -5,6 +5,7 @@
 //! data.rs      daily OHLCV bars from CSV, validated
 //! features.rs  the feature expression language and the look-ahead guard
 //! backtest.rs  labels, positions from predictions, costs, turnover, direction scores
+//! model.rs     the Model trait and the ridge baseline
 //! metrics.rs   performance metrics with empyrical's conventions
 //! synthetic.rs seeded synthetic market (regimes, GARCH, fat tails, a weak known edge)
 //! splits.rs    time-series, walk-forward (purged) and combinatorial purged CV splits
@@ -13,5 +14,6 @@ pub mod backtest;
 pub mod data;
 pub mod features;
 pub mod metrics;
+pub mod model;
 pub mod splits;
 pub mod synthetic;

@@ -9,6 +9,7 @@ use crate::eval::backtest::{
 use crate::eval::data::{read_csv, Bars};
 use crate::eval::features::{eval, lookahead_check, parse};
 use crate::eval::metrics as m;
+use crate::eval::model::model_for;
 use crate::eval::splits::walk_forward;
 use crate::eval::synthetic::{generate, Synthetic};
 use mlt_protocol::messages::{AssignMsg, Outcome, Verdict};
@@ -64,14 +65,6 @@ fn substitute(expr: &str, params: &Params) -> Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
-}
-
-/// A fitted ridge model on standardised columns.
-struct Ridge {
-    mu: Vec<f64>,
-    sd: Vec<f64>,
-    w: Vec<f64>,
-    intercept: f64,
 }
 
 /// The checks a researcher gets at submit time, before anything runs: the data loads, every
@@ -137,63 +130,6 @@ pub fn check(
         ));
     }
     Ok(())
-}
-
-/// Ridge regression on standardised columns with an unpenalised intercept.
-#[allow(clippy::needless_range_loop)] // the elimination reads best with indices
-fn ridge(x: &[Vec<f64>], y: &[f64], alpha: f64) -> Option<Ridge> {
-    let (n, d) = (x.len(), x.first()?.len());
-    if n < d + 2 {
-        return None;
-    }
-    let mu: Vec<f64> = (0..d)
-        .map(|j| x.iter().map(|r| r[j]).sum::<f64>() / n as f64)
-        .collect();
-    let sd: Vec<f64> = (0..d)
-        .map(|j| {
-            let v = x.iter().map(|r| (r[j] - mu[j]).powi(2)).sum::<f64>() / n as f64;
-            if v > 0.0 {
-                v.sqrt()
-            } else {
-                1.0
-            }
-        })
-        .collect();
-    let ym = y.iter().sum::<f64>() / n as f64;
-    let z: Vec<Vec<f64>> = x
-        .iter()
-        .map(|r| (0..d).map(|j| (r[j] - mu[j]) / sd[j]).collect())
-        .collect();
-    // (ZᵀZ + αI) w = Zᵀ(y − ȳ), by Gaussian elimination with partial pivoting.
-    let mut a = vec![vec![0.0; d + 1]; d];
-    for i in 0..d {
-        for j in 0..d {
-            a[i][j] = z.iter().map(|r| r[i] * r[j]).sum::<f64>() + if i == j { alpha } else { 0.0 };
-        }
-        a[i][d] = z.iter().zip(y).map(|(r, t)| r[i] * (t - ym)).sum();
-    }
-    for c in 0..d {
-        let p = (c..d).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;
-        a.swap(c, p);
-        if a[c][c].abs() < 1e-12 {
-            return None;
-        }
-        for r in 0..d {
-            if r != c {
-                let f = a[r][c] / a[c][c];
-                for k in c..=d {
-                    a[r][k] -= f * a[c][k];
-                }
-            }
-        }
-    }
-    let w: Vec<f64> = (0..d).map(|i| a[i][d] / a[i][i]).collect();
-    Some(Ridge {
-        mu,
-        sd,
-        w,
-        intercept: ym,
-    })
 }
 
 /// The metrics of out-of-sample returns, positions and predictions.
@@ -302,31 +238,15 @@ fn evaluate(
                 y.push(label[t]);
             }
         }
-        let Some(Ridge {
-            mu,
-            sd,
-            w,
-            intercept: b0,
-        }) = ridge(&x, &y, alpha)
-        else {
-            return Err(format!(
-                "fold {}: too few usable training rows ({})",
-                k + 1,
-                x.len()
-            ));
-        };
+        let mut model = model_for(&spec.model, alpha)?;
+        model
+            .fit(&x, &y)
+            .map_err(|e| format!("fold {}: {e} ({} usable training rows)", k + 1, x.len()))?;
+        let b0 = y.iter().sum::<f64>() / y.len().max(1) as f64;
         let pred: Vec<f64> = fold
             .test
             .iter()
-            .map(|&t| {
-                row(t).map_or(f64::NAN, |r| {
-                    b0 + r
-                        .iter()
-                        .enumerate()
-                        .map(|(j, v)| (v - mu[j]) / sd[j] * w[j])
-                        .sum::<f64>()
-                })
-            })
+            .map(|&t| row(t).map_or(f64::NAN, |r| model.predict(&r)))
             .collect();
         // Probability sizing maps the predicted return through a logistic of its train scale.
         let sized: Vec<f64> = if sizing == Sizing::Probability {
