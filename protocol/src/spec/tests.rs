@@ -383,3 +383,45 @@ fn constraints_name_their_metric_and_bounds() {
         "{e}"
     );
 }
+
+#[test]
+fn walk_forward_objectives_are_checked() {
+    let wf = |study: &str, obj: &str| {
+        Spec::parse(
+            &format!("[study]\nname = \"w\"\nn_trials = 5\n{study}\n[space]\nw = {{ type = \"int\", low = 5, high = 20 }}\n[objective]\nkind = \"walk_forward\"\n{obj}\n"),
+            "w.toml",
+        )
+    };
+    let ok = wf(
+        "directions = [\"maximize\", \"maximize\"]\nobjectives = [\"sharpe\", \"max_drawdown\"]",
+        "data = \"synthetic\"\nfeatures = { m = \"mean(returns, $w)\" }\nreport = \"fold\"",
+    )
+    .unwrap();
+    let ObjectiveSpec::WalkForward(w) = &ok.objective else {
+        panic!()
+    };
+    assert_eq!(
+        w.objectives,
+        vec!["sharpe".to_string(), "max_drawdown".to_string()]
+    );
+    assert!(w.report_per_fold && w.train == 504 && w.test == 63 && w.step == 63);
+    // `value` means sharpe.
+    let v = wf("", "data = \"synthetic\"\nfeatures = { m = \"returns\" }").unwrap();
+    let ObjectiveSpec::WalkForward(w) = &v.objective else {
+        panic!()
+    };
+    assert_eq!(w.objectives, vec!["sharpe".to_string()]);
+    let e = wf("objectives = [\"profit\"]", "data = \"synthetic\"\nfeatures = { m = \"returns\" }\nfunction = \"branin\"\nreport = \"weekly\"\nmodel = \"xgb\"")
+        .unwrap_err()
+        .to_string();
+    for want in [
+        "`study.objectives`: `profit` is not a walk-forward metric",
+        "`objective.function`: is not a setting of a walk_forward objective",
+        "`objective.report`: must be \"cumulative\" or \"fold\"",
+        "`objective.model`: unknown model `xgb`",
+    ] {
+        assert!(e.contains(want), "{want}\n{e}");
+    }
+    let e = wf("", "").unwrap_err().to_string();
+    assert!(e.contains("needs `data`"), "{e}");
+}
