@@ -17,28 +17,66 @@ use mlt_protocol::records::{Metrics, ParamValue, Params};
 use mlt_protocol::spec::{DataSource, WalkForwardSpec};
 use std::path::Path;
 
-/// Loads the bars of a data source (a relative file from the study's folder).
-pub fn load(data: &DataSource, workdir: Option<&str>) -> Result<Bars, String> {
-    match data {
+/// Loads the bars of a data source, one `Bars` per instrument, restricted to the dates all
+/// instruments have (relative files are taken from the study's folder).
+pub fn load(data: &DataSource, workdir: Option<&str>) -> Result<Vec<Bars>, String> {
+    let all: Vec<Bars> = match data {
         DataSource::Synthetic {
             days,
             seed,
             strength,
-        } => generate(&Synthetic {
-            days: *days as usize,
-            seed: *seed,
-            strength: *strength,
-            ..Default::default()
-        }),
-        DataSource::File { path, adjusted } => {
-            let p = Path::new(path);
-            let full = match workdir {
-                Some(w) if p.is_relative() => Path::new(w).join(p),
-                _ => p.to_path_buf(),
-            };
-            read_csv(&full, *adjusted).map(|(b, _)| b)
-        }
+            instruments,
+        } => (0..*instruments as u64)
+            .map(|i| {
+                generate(&Synthetic {
+                    days: *days as usize,
+                    seed: seed.wrapping_add(i),
+                    strength: *strength,
+                    ..Default::default()
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        DataSource::Files { paths, adjusted } => paths
+            .iter()
+            .map(|path| {
+                let p = Path::new(path);
+                let full = match workdir {
+                    Some(w) if p.is_relative() => Path::new(w).join(p),
+                    _ => p.to_path_buf(),
+                };
+                read_csv(&full, *adjusted).map(|(b, _)| b)
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    if all.len() < 2 {
+        return Ok(all);
     }
+    let mut common: std::collections::BTreeSet<i64> = all[0].days.iter().copied().collect();
+    for b in &all[1..] {
+        let d: std::collections::BTreeSet<i64> = b.days.iter().copied().collect();
+        common = common.intersection(&d).copied().collect();
+    }
+    if common.is_empty() {
+        return Err("the instruments have no date in common".into());
+    }
+    Ok(all
+        .into_iter()
+        .map(|b| {
+            let keep: Vec<usize> = (0..b.len())
+                .filter(|&i| common.contains(&b.days[i]))
+                .collect();
+            let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+            Bars {
+                instrument: b.instrument.clone(),
+                days: keep.iter().map(|&i| b.days[i]).collect(),
+                open: pick(&b.open),
+                high: pick(&b.high),
+                low: pick(&b.low),
+                close: pick(&b.close),
+                volume: b.volume.as_ref().map(|v| pick(v)),
+            }
+        })
+        .collect())
 }
 
 /// `$name` in an expression replaced by the trial's parameter of that name.
@@ -76,7 +114,7 @@ pub fn check(
     workdir: Option<&str>,
 ) -> Result<(), (String, String)> {
     use mlt_protocol::spec::Distribution as D;
-    let bars = load(&spec.data, workdir).map_err(|e| ("objective.data".to_string(), e))?;
+    let insts = load(&spec.data, workdir).map_err(|e| ("objective.data".to_string(), e))?;
     let ends = |high: bool| -> Params {
         space
             .params
@@ -108,24 +146,24 @@ pub fn check(
             .collect()
     };
     for params in [ends(false), ends(true)] {
-        for (name, text) in &spec.features {
-            let key = format!("objective.features.{name}");
-            let text = substitute(text, &params).map_err(|e| (key.clone(), e))?;
-            let e = parse(&text).map_err(|e| (key.clone(), format!("`{text}`: {e}")))?;
-            eval(&e, &bars).map_err(|e| (key.clone(), e))?;
-            lookahead_check(name, &e, &bars, 25).map_err(|e| (key.clone(), e))?;
+        for bars in &insts {
+            for (name, text) in &spec.features {
+                let key = format!("objective.features.{name}");
+                let text = substitute(text, &params).map_err(|e| (key.clone(), e))?;
+                let e = parse(&text).map_err(|e| (key.clone(), format!("`{text}`: {e}")))?;
+                eval(&e, bars).map_err(|e| (key.clone(), format!("{}: {e}", bars.instrument)))?;
+                lookahead_check(name, &e, bars, 25).map_err(|e| (key.clone(), e))?;
+            }
         }
     }
+    let n = insts.iter().map(|b| b.len()).min().unwrap_or(0);
     let need = spec.train as usize + spec.horizon as usize + spec.test as usize;
-    if bars.len() < need {
+    if n < need {
         return Err((
             "objective.train".into(),
             format!(
-                "{} bars are too few for {} training + {} purge + {} test days",
-                bars.len(),
-                spec.train,
-                spec.horizon,
-                spec.test
+                "{n} bars are too few for {} training + {} purge + {} test days",
+                spec.train, spec.horizon, spec.test
             ),
         ));
     }
@@ -180,24 +218,44 @@ pub fn run_walk_forward(
     }
 }
 
+/// One instrument's features, labels and next-day returns.
+struct Inst {
+    cols: Vec<Vec<f64>>,
+    label: Vec<f64>,
+    next: Vec<f64>,
+}
+
+impl Inst {
+    fn row(&self, t: usize) -> Option<Vec<f64>> {
+        let r: Vec<f64> = self.cols.iter().map(|c| c[t]).collect();
+        r.iter().all(|v| v.is_finite()).then_some(r)
+    }
+}
+
 fn evaluate(
     spec: &WalkForwardSpec,
     assign: &AssignMsg,
     ctx: &mut dyn TrialContext,
 ) -> Result<Outcome, String> {
-    let bars = load(&spec.data, assign.workdir.as_deref())?;
+    let all_bars = load(&spec.data, assign.workdir.as_deref())?;
     let params = &assign.params;
-    let mut cols = Vec::new();
-    for (name, text) in &spec.features {
-        let text = substitute(text, params).map_err(|e| format!("feature `{name}`: {e}"))?;
-        let e = parse(&text).map_err(|e| format!("feature `{name}` = `{text}`: {e}"))?;
-        lookahead_check(name, &e, &bars, 25)?;
-        cols.push(eval(&e, &bars).map_err(|e| format!("feature `{name}`: {e}"))?);
-    }
-    let n = bars.len();
     let h = spec.horizon as usize;
-    let label = forward_return(&bars.close, h);
-    let next = forward_return(&bars.close, 1);
+    let mut insts = Vec::new();
+    for bars in &all_bars {
+        let mut cols = Vec::new();
+        for (name, text) in &spec.features {
+            let text = substitute(text, params).map_err(|e| format!("feature `{name}`: {e}"))?;
+            let e = parse(&text).map_err(|e| format!("feature `{name}` = `{text}`: {e}"))?;
+            lookahead_check(name, &e, bars, 25)?;
+            cols.push(eval(&e, bars).map_err(|e| format!("feature `{name}`: {e}"))?);
+        }
+        insts.push(Inst {
+            cols,
+            label: forward_return(&bars.close, h),
+            next: forward_return(&bars.close, 1),
+        });
+    }
+    let n = all_bars.first().map_or(0, |b| b.len());
     let folds = walk_forward(
         n,
         spec.train as usize,
@@ -219,23 +277,22 @@ fn evaluate(
         "probability" => Sizing::Probability,
         _ => Sizing::Sign,
     };
-    let row = |t: usize| -> Option<Vec<f64>> {
-        let r: Vec<f64> = cols.iter().map(|c| c[t]).collect();
-        r.iter().all(|v| v.is_finite()).then_some(r)
-    };
+    let k_inst = insts.len() as f64;
     let (mut all_r, mut all_pos, mut all_pred, mut all_next) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut prev_pos = 0.0;
+    let mut prev_pos = vec![0.0; insts.len()];
     for (k, fold) in folds.iter().enumerate() {
         if ctx.stopped() {
             return Ok(Outcome::Pruned);
         }
-        // Train only on rows whose label is known before the test window (purged by the split).
+        // One model over every instrument's training rows (purged by the split).
         let (mut x, mut y) = (Vec::new(), Vec::new());
-        for &t in &fold.train {
-            if let (Some(r), true) = (row(t), label[t].is_finite()) {
-                x.push(r);
-                y.push(label[t]);
+        for inst in &insts {
+            for &t in &fold.train {
+                if let (Some(r), true) = (inst.row(t), inst.label[t].is_finite()) {
+                    x.push(r);
+                    y.push(inst.label[t]);
+                }
             }
         }
         let mut model = model_for(&spec.model, alpha)?;
@@ -243,40 +300,48 @@ fn evaluate(
             .fit(&x, &y)
             .map_err(|e| format!("fold {}: {e} ({} usable training rows)", k + 1, x.len()))?;
         let b0 = y.iter().sum::<f64>() / y.len().max(1) as f64;
-        let pred: Vec<f64> = fold
-            .test
-            .iter()
-            .map(|&t| row(t).map_or(f64::NAN, |r| model.predict(&r)))
-            .collect();
-        // Probability sizing maps the predicted return through a logistic of its train scale.
-        let sized: Vec<f64> = if sizing == Sizing::Probability {
-            let s = (y.iter().map(|v| v * v).sum::<f64>() / y.len() as f64)
-                .sqrt()
-                .max(1e-12);
-            pred.iter()
-                .map(|p| 1.0 / (1.0 + (-(p - b0) / s).exp()))
-                .collect()
-        } else {
-            pred.clone()
-        };
-        let pos = positions(&sized, sizing, spec.long_only);
-        let nx: Vec<f64> = fold.test.iter().map(|&t| next[t]).collect();
-        let mut with_prev = vec![prev_pos];
-        with_prev.extend(&pos);
-        let r = strategy_returns(
-            &with_prev,
-            &[0.0].iter().chain(&nx).copied().collect::<Vec<_>>(),
-            spec.cost_bps,
-            spec.slippage_bps,
-        );
-        prev_pos = *pos.last().unwrap_or(&prev_pos);
-        // The first entry is the carried-over position (no return, no trade from it).
-        all_r.extend(&r[1..]);
-        all_pos.extend(&pos);
-        all_pred.extend(&pred);
-        all_next.extend(&nx);
+        let scale = (y.iter().map(|v| v * v).sum::<f64>() / y.len().max(1) as f64)
+            .sqrt()
+            .max(1e-12);
+        // The portfolio: equal weight across instruments, each traded on its own prediction.
+        let mut fold_r = vec![0.0; fold.test.len()];
+        let (mut fold_pos, mut fold_pred, mut fold_next) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, inst) in insts.iter().enumerate() {
+            let pred: Vec<f64> = fold
+                .test
+                .iter()
+                .map(|&t| inst.row(t).map_or(f64::NAN, |r| model.predict(&r)))
+                .collect();
+            // Probability sizing maps the predicted return through a logistic of its scale.
+            let sized: Vec<f64> = if sizing == Sizing::Probability {
+                pred.iter()
+                    .map(|p| 1.0 / (1.0 + (-(p - b0) / scale).exp()))
+                    .collect()
+            } else {
+                pred.clone()
+            };
+            let pos = positions(&sized, sizing, spec.long_only);
+            let nx: Vec<f64> = fold.test.iter().map(|&t| inst.next[t]).collect();
+            let mut with_prev = vec![prev_pos[i]];
+            with_prev.extend(&pos);
+            let mut nx0 = vec![0.0];
+            nx0.extend(&nx);
+            // The first entry is the carried-over position (no return, no trade from it).
+            let r = strategy_returns(&with_prev, &nx0, spec.cost_bps, spec.slippage_bps);
+            prev_pos[i] = *pos.last().unwrap_or(&prev_pos[i]);
+            for (j, v) in r[1..].iter().enumerate() {
+                fold_r[j] += v / k_inst;
+            }
+            fold_pos.extend(pos);
+            fold_pred.extend(pred);
+            fold_next.extend(nx);
+        }
+        all_r.extend(&fold_r);
+        all_pos.extend(&fold_pos);
+        all_pred.extend(&fold_pred);
+        all_next.extend(&fold_next);
         let reported = if spec.report_per_fold {
-            metrics_of(&r[1..], &pos, &pred, &nx)
+            metrics_of(&fold_r, &fold_pos, &fold_pred, &fold_next)
         } else {
             metrics_of(&all_r, &all_pos, &all_pred, &all_next)
         };
@@ -311,6 +376,7 @@ mod tests {
                 days: 3000,
                 seed: 3,
                 strength,
+                instruments: 1,
             },
             features: features
                 .iter()
@@ -383,6 +449,25 @@ mod tests {
         run_walk_forward(&per, &assign(params.clone()), &mut ctx2);
         assert_eq!(ctx2.0[0].1, ctx.0[0].1);
         assert_ne!(ctx2.0[8].1, ctx.0[8].1);
+        // Several instruments: one pooled model, an equal-weight portfolio (its Sharpe is
+        // higher than one instrument's, the edges being independent).
+        let mut many = spec(&feats, 0.15);
+        many.data = DataSource::Synthetic {
+            days: 3000,
+            seed: 3,
+            strength: 0.15,
+            instruments: 4,
+        };
+        let out = run_walk_forward(&many, &assign(params.clone()), &mut Ctx(Vec::new()));
+        let Outcome::Complete(_, port) = out else {
+            panic!("{out:?}")
+        };
+        assert!(
+            port["sharpe"] > metrics["sharpe"],
+            "{} vs {}",
+            port["sharpe"],
+            metrics["sharpe"]
+        );
         // Without an edge the same pipeline finds none.
         let out = run_walk_forward(
             &spec(&feats, 0.0),
@@ -409,5 +494,48 @@ mod tests {
         );
         let Outcome::Failed(msg) = out else { panic!() };
         assert!(msg.contains("`$w` is not a parameter"), "{msg}");
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    #[test]
+    fn instruments_are_aligned_on_their_common_dates() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = "Date,Open,High,Low,Close\n2024-01-02,1,1,1,1\n2024-01-03,1,1,1,2\n2024-01-04,1,1,1,3\n";
+        let b = "Date,Open,High,Low,Close\n2024-01-03,1,1,1,5\n2024-01-04,1,1,1,6\n2024-01-05,1,1,1,7\n";
+        std::fs::write(dir.path().join("a.csv"), a).unwrap();
+        std::fs::write(dir.path().join("b.csv"), b).unwrap();
+        let data = DataSource::Files {
+            paths: vec!["a.csv".into(), "b.csv".into()],
+            adjusted: true,
+        };
+        let bars = load(&data, dir.path().to_str()).unwrap();
+        assert_eq!(bars.len(), 2);
+        assert_eq!(bars[0].close, vec![2.0, 3.0]);
+        assert_eq!(bars[1].close, vec![5.0, 6.0]);
+        assert_eq!(bars[0].days, bars[1].days);
+        std::fs::write(
+            dir.path().join("c.csv"),
+            "Date,Open,High,Low,Close\n2020-01-02,1,1,1,1\n",
+        )
+        .unwrap();
+        let none = DataSource::Files {
+            paths: vec!["a.csv".into(), "c.csv".into()],
+            adjusted: true,
+        };
+        assert!(load(&none, dir.path().to_str())
+            .unwrap_err()
+            .contains("no date in common"));
+        // A missing file names itself.
+        let missing = DataSource::Files {
+            paths: vec!["nope.csv".into()],
+            adjusted: true,
+        };
+        assert!(load(&missing, dir.path().to_str())
+            .unwrap_err()
+            .contains("nope.csv"));
     }
 }

@@ -299,7 +299,7 @@ pub enum ObjectiveSpec {
 /// Where a walk-forward study's bars come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum DataSource {
-    /// The seeded synthetic market.
+    /// The seeded synthetic market (instrument i uses seed + i).
     Synthetic {
         /// Business days.
         days: u32,
@@ -307,11 +307,14 @@ pub enum DataSource {
         seed: u64,
         /// Strength of its predictable component.
         strength: f64,
+        /// Instruments.
+        instruments: u32,
     },
-    /// A CSV file of daily bars (relative paths are taken from the spec's folder).
-    File {
-        /// Path.
-        path: String,
+    /// CSV files of daily bars, one per instrument (relative paths are taken from the spec's
+    /// folder); the dates all of them have are used.
+    Files {
+        /// Paths.
+        paths: Vec<String>,
         /// Scale prices by adj close / close.
         adjusted: bool,
     },

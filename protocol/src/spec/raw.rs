@@ -69,7 +69,7 @@ pub struct RawObjective {
     pub env: Option<S<BTreeMap<String, String>>>,
     pub timeout_seconds: Option<S<f64>>,
     // walk_forward
-    pub data: Option<S<String>>,
+    pub data: Option<S<toml::Value>>,
     pub synthetic: Option<S<RawTable>>,
     pub adjusted: Option<S<bool>>,
     pub features: Option<S<BTreeMap<String, S<String>>>>,

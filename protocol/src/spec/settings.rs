@@ -641,7 +641,7 @@ pub(super) fn walk_forward(
             );
             return None;
         }
-        Some(d) if d.get_ref() == "synthetic" => {
+        Some(d) if d.get_ref().as_str() == Some("synthetic") => {
             let mut k = Keys {
                 section: "objective.synthetic",
                 kind: "synthetic".into(),
@@ -652,6 +652,7 @@ pub(super) fn walk_forward(
                 days: k.int(cx, "days", 2520, 300, 1_000_000) as u32,
                 seed: k.int(cx, "seed", 7, 0, i64::MAX) as u64,
                 strength: k.float(cx, "strength", 0.05, 0.0, 1.0),
+                instruments: k.int(cx, "instruments", 1, 1, 1000) as u32,
             };
             k.finish(cx, "data source");
             ds
@@ -664,15 +665,27 @@ pub(super) fn walk_forward(
                     "only with `data = \"synthetic\"`",
                 );
             }
-            if d.get_ref().trim().is_empty() {
+            let paths: Vec<String> = match d.get_ref() {
+                toml::Value::String(p) => vec![p.clone()],
+                toml::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let n_given = d.get_ref().as_array().map_or(1, |a| a.len());
+            if paths.is_empty()
+                || paths.len() != n_given
+                || paths.iter().any(|p| p.trim().is_empty())
+            {
                 cx.err(
                     d.span(),
                     "objective.data",
-                    "must name a CSV file or \"synthetic\"",
+                    "must be \"synthetic\", a CSV file or a list of CSV files",
                 );
             }
-            DataSource::File {
-                path: d.get_ref().clone(),
+            DataSource::Files {
+                paths,
                 adjusted: o.adjusted.as_ref().is_none_or(|a| *a.get_ref()),
             }
         }
