@@ -4,7 +4,7 @@
 //! fold (a prune verdict stops before the next) → final metrics.
 use super::TrialContext;
 use crate::eval::backtest::{
-    direction_scores, forward_return, positions, strategy_returns, turnover, Sizing,
+    direction, direction_scores, forward_return, positions, strategy_returns, turnover, Sizing,
 };
 use crate::eval::data::{read_csv, Bars};
 use crate::eval::features::{eval, lookahead_check, parse};
@@ -251,7 +251,11 @@ fn evaluate(
         }
         insts.push(Inst {
             cols,
-            label: forward_return(&bars.close, h),
+            label: if spec.classify {
+                direction(&bars.close, h)
+            } else {
+                forward_return(&bars.close, h)
+            },
             next: forward_return(&bars.close, 1),
         });
     }
@@ -312,8 +316,16 @@ fn evaluate(
                 .iter()
                 .map(|&t| inst.row(t).map_or(f64::NAN, |r| model.predict(&r)))
                 .collect();
-            // Probability sizing maps the predicted return through a logistic of its scale.
-            let sized: Vec<f64> = if sizing == Sizing::Probability {
+            // A classifier's prediction is the probability of "up": centre it for sign and
+            // threshold sizing. A regression's predicted return goes through a logistic of its
+            // scale for probability sizing.
+            let sized: Vec<f64> = if spec.classify {
+                if sizing == Sizing::Probability {
+                    pred.iter().map(|p| p.clamp(0.0, 1.0)).collect()
+                } else {
+                    pred.iter().map(|p| p - 0.5).collect()
+                }
+            } else if sizing == Sizing::Probability {
                 pred.iter()
                     .map(|p| 1.0 / (1.0 + (-(p - b0) / scale).exp()))
                     .collect()
@@ -333,7 +345,11 @@ fn evaluate(
                 fold_r[j] += v / k_inst;
             }
             fold_pos.extend(pos);
-            fold_pred.extend(pred);
+            // Direction scores read "up" as a positive prediction.
+            fold_pred.extend(
+                pred.iter()
+                    .map(|p| if spec.classify { p - 0.5 } else { *p }),
+            );
             fold_next.extend(nx);
         }
         all_r.extend(&fold_r);
@@ -383,6 +399,7 @@ mod tests {
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect(),
             horizon: 1,
+            classify: false,
             train: 500,
             test: 250,
             step: 250,
@@ -468,6 +485,14 @@ mod tests {
             port["sharpe"],
             metrics["sharpe"]
         );
+        // Classifying the direction finds the same edge.
+        let mut cls = spec(&feats, 0.15);
+        cls.classify = true;
+        let out = run_walk_forward(&cls, &assign(params.clone()), &mut Ctx(Vec::new()));
+        let Outcome::Complete(_, c) = out else {
+            panic!("{out:?}")
+        };
+        assert!(c["sharpe"] > 0.5 && c["accuracy"] > 0.5, "{c:?}");
         // Without an edge the same pipeline finds none.
         let out = run_walk_forward(
             &spec(&feats, 0.0),

@@ -331,6 +331,9 @@ pub struct WalkForwardSpec {
     pub features: Vec<(String, String)>,
     /// Label: forward return over this many days.
     pub horizon: u32,
+    /// Classify the direction of the forward return (1 up, 0 otherwise) instead of
+    /// regressing it; predictions are then probabilities of "up".
+    pub classify: bool,
     /// Training window (days).
     pub train: u32,
     /// Test window (days).

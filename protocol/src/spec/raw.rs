@@ -86,4 +86,5 @@ pub struct RawObjective {
     pub cost_bps: Option<S<toml::Value>>,
     pub slippage_bps: Option<S<toml::Value>>,
     pub report: Option<S<String>>,
+    pub label: Option<S<String>>,
 }

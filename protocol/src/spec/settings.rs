@@ -740,6 +740,18 @@ pub(super) fn walk_forward(
         );
     }
     let test = days(cx, &o.test, "objective.test", 63, 1);
+    let classify = match o.label.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
+        None | Some(("return", _)) => false,
+        Some(("direction", _)) => true,
+        Some((other, sp)) => {
+            cx.err(
+                sp,
+                "objective.label",
+                format!("must be \"return\" or \"direction\", got `{other}`"),
+            );
+            false
+        }
+    };
     let report_per_fold = match o.report.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
         None | Some(("cumulative", _)) => false,
         Some(("fold", _)) => true,
@@ -756,6 +768,7 @@ pub(super) fn walk_forward(
         data,
         features,
         horizon: days(cx, &o.horizon, "objective.horizon", 1, 1),
+        classify,
         train: days(cx, &o.train, "objective.train", 504, 20),
         test,
         step: days(cx, &o.step, "objective.step", test as i64, 1),

@@ -629,6 +629,7 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
         ("cost_bps", o.cost_bps.as_ref().map(|v| v.span())),
         ("slippage_bps", o.slippage_bps.as_ref().map(|v| v.span())),
         ("report", o.report.as_ref().map(|v| v.span())),
+        ("label", o.label.as_ref().map(|v| v.span())),
     ];
     let foreign: Vec<(&str, Option<Range<usize>>)> = match kind {
         "benchmark" => command_keys.iter().chain(&wf_keys).cloned().collect(),
