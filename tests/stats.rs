@@ -61,6 +61,24 @@ fn stats_reproduce_the_reference_vectors_and_name_bad_input() {
     }
     std::fs::write(&f, text).unwrap();
     let r = json(&["returns", f.to_str().unwrap(), "--json"]);
+    // The documented keys are all there.
+    for k in [
+        "sharpe",
+        "sortino",
+        "max_drawdown",
+        "annual_return",
+        "annual_volatility",
+        "calmar",
+        "var_95",
+        "cvar_95",
+        "skew",
+        "kurtosis",
+        "psr",
+        "n",
+    ] {
+        assert!(r.get(k).is_some(), "missing {k}: {r}");
+    }
+    assert_eq!(r["n"], 8.0); // NaN skipped
     assert!(
         (r["sharpe"].as_f64().unwrap() - 1.723_861_396_170_686_6).abs() < 1e-12,
         "{r}"
@@ -82,7 +100,7 @@ fn stats_reproduce_the_reference_vectors_and_name_bad_input() {
         "--prices",
         "--json",
     ]);
-    assert_eq!(r["observations"], 3.0);
+    assert_eq!(r["n"], 3.0);
     assert!(
         (r["max_drawdown"].as_f64().unwrap() + 0.1).abs() < 1e-12,
         "{r}"

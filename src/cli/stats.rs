@@ -90,21 +90,21 @@ pub fn returns(
     }
     let mo = stats::moments(&r);
     let rows: Vec<(&str, f64)> = vec![
-        ("observations", mo.n as f64),
+        ("n", mo.n as f64),
         ("sharpe", m::sharpe(&r)),
         ("sortino", m::sortino(&r)),
         ("annual_return", m::annual_return(&r)),
         ("annual_volatility", m::annual_volatility(&r)),
         ("max_drawdown", m::max_drawdown(&r)),
         ("calmar", m::calmar(&r)),
-        ("var_5", m::value_at_risk(&r, 0.05)),
-        ("cvar_5", m::conditional_value_at_risk(&r, 0.05)),
+        ("var_95", m::value_at_risk(&r, 0.05)),
+        ("cvar_95", m::conditional_value_at_risk(&r, 0.05)),
         ("win_rate", m::win_rate(&r)),
         ("sharpe_per_period", mo.sharpe),
         ("skew", mo.skew),
         ("kurtosis", mo.kurtosis),
         (
-            "psr_0",
+            "psr",
             stats::psr(mo.sharpe, 0.0, mo.n as f64, mo.skew, mo.kurtosis),
         ),
         (
