@@ -334,3 +334,103 @@ fn a_leaking_feature_is_refused_before_anything_runs() {
     );
     assert!(!data.join("store.redb").exists(), "nothing may be stored");
 }
+
+#[test]
+fn data_on_the_command_line_replaces_the_specs_source() {
+    use mlt_node::eval::synthetic::{generate, Synthetic};
+    let dir = tempfile::tempdir().unwrap();
+    // Two instruments written as CSV files, with the dates formatted as the loader reads them.
+    let mut files = Vec::new();
+    for seed in [1u64, 2] {
+        let b = generate(&Synthetic {
+            days: 1200,
+            seed,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut text = String::from("Date,Open,High,Low,Close,Volume\n");
+        for i in 0..b.len() {
+            text += &format!(
+                "{},{},{},{},{},{}\n",
+                mlt_node::eval::data::format_day(b.days[i]),
+                b.open[i],
+                b.high[i],
+                b.low[i],
+                b.close[i],
+                b.volume.as_ref().unwrap()[i]
+            );
+        }
+        let f = dir.path().join(format!("inst{seed}.csv"));
+        std::fs::write(&f, text).unwrap();
+        files.push(f);
+    }
+    let spec =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/walkforward-spy.toml");
+    let data = dir.path().join("data");
+    let out = util::offline(
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--data",
+            files[0].to_str().unwrap(),
+            "--data",
+            files[1].to_str().unwrap(),
+        ],
+        &data,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = util::offline(&["trials", "wf-spy", "--json"], &data);
+    let trials: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let done: Vec<&serde_json::Value> = trials
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] == "complete")
+        .collect();
+    assert!(!done.is_empty());
+    // 1200 days, 504 train, 5-day purge, 126 test: 5 folds.
+    assert_eq!(
+        done[0]["intermediate"].as_object().unwrap().len(),
+        5,
+        "{}",
+        done[0]
+    );
+    // Without a walk_forward objective --data is refused.
+    let other = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.toml");
+    let out = util::offline(
+        &[
+            "run",
+            other.to_str().unwrap(),
+            "--data",
+            files[0].to_str().unwrap(),
+        ],
+        &data,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no walk_forward objective"));
+    // The real SPY file, when ../shared/data is there.
+    let spy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/SPY.csv");
+    if !spy.exists() {
+        eprintln!("skipped the SPY run: {} is absent", spy.display());
+        return;
+    }
+    let data2 = dir.path().join("data2");
+    let out = util::offline(
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--data",
+            spy.to_str().unwrap(),
+        ],
+        &data2,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -166,9 +166,13 @@ fn study_ref(s: &str) -> StudyRefMsg {
     }
 }
 
-pub async fn submit(spec: &Path, follow: bool, conn: &Conn) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(spec).with_context(|| format!("reading {}", spec.display()))?;
+pub async fn submit(
+    spec: &Path,
+    follow: bool,
+    conn: &Conn,
+    data: &[std::path::PathBuf],
+) -> anyhow::Result<()> {
+    let text = super::spec_text(spec, data)?;
     let source = spec.display().to_string();
     // Validate here first: the error names the file as the researcher knows it.
     let parsed = Spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;

@@ -52,6 +52,9 @@ pub enum Command {
         /// Print the final summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Replace a walk_forward spec's data with this CSV (repeat for several instruments).
+        #[arg(long = "data")]
+        data: Vec<PathBuf>,
     },
     /// Start the scheduler: writes DIR/join-token and DIR/client-token, prints the join command.
     Scheduler {
@@ -96,6 +99,9 @@ pub enum Command {
         /// Show a progress bar until the study ends.
         #[arg(long)]
         follow: bool,
+        /// Replace a walk_forward spec's data with this CSV (repeat for several instruments).
+        #[arg(long = "data")]
+        data: Vec<PathBuf>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -234,6 +240,46 @@ pub enum CliError {
     Connect(String),
 }
 
+/// The spec's text, with a walk_forward objective's data replaced by `data` (absolute paths)
+/// when given: one spec serves many instruments.
+pub fn spec_text(path: &std::path::Path, data: &[PathBuf]) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if data.is_empty() {
+        return Ok(text);
+    }
+    let mut doc: toml::Table = toml::from_str(&text)
+        .map_err(|e| CliError::Spec(format!("{}: {}", path.display(), e.message())))?;
+    let obj = doc
+        .get_mut("objective")
+        .and_then(|o| o.as_table_mut())
+        .filter(|o| o.get("kind").and_then(|k| k.as_str()) == Some("walk_forward"))
+        .ok_or_else(|| {
+            CliError::Spec(format!(
+                "--data: {} has no walk_forward objective to give data to",
+                path.display()
+            ))
+        })?;
+    let mut files = Vec::new();
+    for d in data {
+        let full = d
+            .canonicalize()
+            .map_err(|e| CliError::Spec(format!("--data {}: {e}", d.display())))?;
+        files.push(toml::Value::String(full.display().to_string()));
+    }
+    obj.remove("synthetic");
+    obj.insert(
+        "data".into(),
+        if files.len() == 1 {
+            files.remove(0)
+        } else {
+            toml::Value::Array(files)
+        },
+    );
+    Ok(toml::to_string(&doc)?)
+}
+
 /// Checks that need the data (walk-forward features against look-ahead), before submitting.
 pub fn check_objective(
     spec: &mlt_protocol::spec::Spec,
@@ -266,7 +312,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             slots,
             json,
-        } => serve::run(&spec, data_dir, slots, json).await,
+            data,
+        } => serve::run(&spec, data_dir, slots, json, &data).await,
         Command::Scheduler {
             config,
             listen,
@@ -281,7 +328,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             name,
             config,
         } => serve::join(scheduler, token, slots, gpus, name, config).await,
-        Command::Submit { spec, follow, conn } => client::submit(&spec, follow, &conn).await,
+        Command::Submit {
+            spec,
+            follow,
+            data,
+            conn,
+        } => client::submit(&spec, follow, &conn, &data).await,
         Command::Status { json, conn } => client::status(json, &conn).await,
         Command::Trials { study, json, conn } => client::trials(&study, json, &conn).await,
         Command::Best { study, json, conn } => client::best(&study, json, &conn).await,

@@ -135,9 +135,9 @@ pub async fn run(
     data_dir: PathBuf,
     slots: Option<u32>,
     json: bool,
+    data: &[PathBuf],
 ) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(spec_path)
-        .with_context(|| format!("reading {}", spec_path.display()))?;
+    let text = super::spec_text(spec_path, data)?;
     let source = spec_path.display().to_string();
     let parsed = Spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
     super::check_objective(&parsed, spec_path, &source)?;
