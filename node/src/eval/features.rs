@@ -407,17 +407,31 @@ fn cut(b: &Bars, end: usize) -> Bars {
 /// The look-ahead guard: the value of `e` at each of `checks` times t (spread over the data)
 /// computed on the data up to t must equal the value computed on all the data.
 pub fn lookahead_check(name: &str, e: &Expr, b: &Bars, checks: usize) -> Result<(), String> {
-    let full = eval(e, b)?;
+    let f = |bars: &Bars| eval(e, bars);
+    guard(name, &f, b, checks, 0)
+}
+
+/// The guard for any series built from the bars: its value at t computed on the data up to
+/// t + `allowed` (0 for features, the horizon for labels) must equal its value on all the data.
+pub fn guard(
+    name: &str,
+    f: &dyn Fn(&Bars) -> Result<Vec<f64>, String>,
+    b: &Bars,
+    checks: usize,
+    allowed: usize,
+) -> Result<(), String> {
+    let full = f(b)?;
     let n = b.len();
     for k in 1..=checks {
-        let t = (n - 1) * k / (checks + 1);
-        let part = eval(e, &cut(b, t + 1))?;
+        let t = (n - 1 - allowed.min(n - 1)) * k / (checks + 1);
+        let part = f(&cut(b, (t + 1 + allowed).min(n)))?;
         let (a, c) = (part[t], full[t]);
         let same = (a.is_nan() && c.is_nan()) || (a - c).abs() <= 1e-9 * c.abs().max(1.0);
         if !same {
             return Err(format!(
-                "feature `{name}` looks ahead: at {} its value on the data up to that day is {a}, on all the data {c}",
-                super::data::format_day(b.days[t])
+                "feature `{name}` looks ahead: at {} its value on the data up to {} is {a}, on all the data {c}",
+                super::data::format_day(b.days[t]),
+                if allowed == 0 { "that day".to_string() } else { format!("{allowed} days later") }
             ));
         }
     }

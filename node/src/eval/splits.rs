@@ -290,3 +290,50 @@ mod tests {
         assert!(cpcv(12, 3, 3, 0, 0).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Over many random configurations: no training sample's label window [t, t + h] reaches
+    /// a test sample, in walk-forward folds (purge = h) and in CPCV (purge = h).
+    #[test]
+    fn no_training_label_ever_reaches_its_test_window() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+        for _ in 0..500 {
+            let n = rng.random_range(30..400);
+            let h = rng.random_range(0..6);
+            let train = rng.random_range(5..n / 2);
+            let test = rng.random_range(1..n / 4);
+            let step = rng.random_range(1..test + 3);
+            let expanding = rng.random::<bool>();
+            if let Ok(folds) = walk_forward(n, train, test, step, expanding, h) {
+                for f in &folds {
+                    let first_test = f.test[0];
+                    assert!(
+                        f.train.iter().all(|&t| t + h < first_test),
+                        "n {n} h {h}: {f:?}"
+                    );
+                    assert!(f.test.iter().all(|&t| t < n));
+                }
+            }
+            let groups = rng.random_range(3..8);
+            let k = rng.random_range(1..groups);
+            let embargo = rng.random_range(0..4);
+            if let Ok(c) = cpcv(n, groups, k, h, embargo) {
+                for f in &c.folds {
+                    for &t in &f.train {
+                        // Label windows [t, t + h] and [s, s + h] must not meet.
+                        assert!(
+                            f.test.iter().all(|&s| t + h < s || s + h < t),
+                            "n {n} h {h}"
+                        );
+                    }
+                    assert!(f.train.iter().all(|t| !f.test.contains(t)));
+                }
+                assert_eq!(c.paths.len(), c.folds.len() * k / groups);
+            }
+        }
+    }
+}
