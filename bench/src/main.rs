@@ -7,6 +7,7 @@
 //!   CPU and memory.
 //! * `search`: our samplers and pruners next to a pinned Optuna (search quality, cost of a
 //!   suggestion, pruning); see search.rs.
+mod eval;
 mod search;
 
 use anyhow::{bail, Context};
@@ -84,6 +85,8 @@ enum Cmd {
         #[arg(long, default_value_t = 27)]
         steps: u64,
     },
+    /// The evaluation engine: feature rows/s and walk-forward overhead per fold.
+    Eval,
     /// Idle node connections with heartbeats.
     Idle {
         /// Connections.
@@ -369,6 +372,7 @@ async fn main() -> anyhow::Result<()> {
             connections,
             seconds,
         } => idle(connections, seconds).await?,
+        Cmd::Eval => eval::run()?,
         Cmd::Search {
             python,
             tables,

@@ -11,7 +11,9 @@ mod walk_forward;
 
 pub use benchmark::{evaluate, run_benchmark};
 pub use command::run_command;
-pub use walk_forward::{check as check_walk_forward, load, run_walk_forward};
+pub use walk_forward::{
+    check as check_walk_forward, load, run_walk_forward, run_walk_forward_timed, Timings,
+};
 
 use mlt_protocol::messages::{AssignMsg, Outcome, Verdict};
 use mlt_protocol::spec::ObjectiveSpec;

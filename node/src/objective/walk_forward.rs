@@ -206,16 +206,44 @@ fn values_of(spec: &WalkForwardSpec, metrics: &Metrics) -> Vec<f64> {
         .collect()
 }
 
+/// Where a trial's time went (for the evaluation benchmark).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Timings {
+    /// Loading (or generating) the bars.
+    pub load: f64,
+    /// Features, look-ahead guard and labels.
+    pub features: f64,
+    /// Model fits.
+    pub fit: f64,
+    /// The whole trial.
+    pub total: f64,
+    /// Folds evaluated.
+    pub folds: usize,
+}
+
+/// [`run_walk_forward`] with its timings.
+pub fn run_walk_forward_timed(
+    spec: &WalkForwardSpec,
+    assign: &AssignMsg,
+    ctx: &mut dyn TrialContext,
+) -> (Outcome, Timings) {
+    let mut t = Timings::default();
+    let start = std::time::Instant::now();
+    let out = match evaluate(spec, assign, ctx, &mut t) {
+        Ok(o) => o,
+        Err(e) => Outcome::Failed(e),
+    };
+    t.total = start.elapsed().as_secs_f64();
+    (out, t)
+}
+
 /// Runs one walk-forward trial.
 pub fn run_walk_forward(
     spec: &WalkForwardSpec,
     assign: &AssignMsg,
     ctx: &mut dyn TrialContext,
 ) -> Outcome {
-    match evaluate(spec, assign, ctx) {
-        Ok(o) => o,
-        Err(e) => Outcome::Failed(e),
-    }
+    run_walk_forward_timed(spec, assign, ctx).0
 }
 
 /// One instrument's features, labels and next-day returns.
@@ -236,8 +264,12 @@ fn evaluate(
     spec: &WalkForwardSpec,
     assign: &AssignMsg,
     ctx: &mut dyn TrialContext,
+    timings: &mut Timings,
 ) -> Result<Outcome, String> {
+    let clock = std::time::Instant::now();
     let all_bars = load(&spec.data, assign.workdir.as_deref())?;
+    timings.load = clock.elapsed().as_secs_f64();
+    let clock = std::time::Instant::now();
     let params = &assign.params;
     let h = spec.horizon as usize;
     let mut insts = Vec::new();
@@ -259,6 +291,7 @@ fn evaluate(
             next: forward_return(&bars.close, 1),
         });
     }
+    timings.features = clock.elapsed().as_secs_f64();
     let n = all_bars.first().map_or(0, |b| b.len());
     let folds = walk_forward(
         n,
@@ -300,9 +333,12 @@ fn evaluate(
             }
         }
         let mut model = model_for(&spec.model, alpha)?;
+        let clock = std::time::Instant::now();
         model
             .fit(&x, &y)
             .map_err(|e| format!("fold {}: {e} ({} usable training rows)", k + 1, x.len()))?;
+        timings.fit += clock.elapsed().as_secs_f64();
+        timings.folds += 1;
         let b0 = y.iter().sum::<f64>() / y.len().max(1) as f64;
         let scale = (y.iter().map(|v| v * v).sum::<f64>() / y.len().max(1) as f64)
             .sqrt()

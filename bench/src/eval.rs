@@ -1,0 +1,186 @@
+//! `mlt-bench eval`: the evaluation engine's own speed. Rows per second of computing an
+//! Alpha158-like feature set (65 expressions: k-bar shapes and, for windows 5/10/20/30/60,
+//! rate of change, moving averages, volatility, highs/lows, rank, stochastic position,
+//! price–volume correlation, volume averages and volatility), and the walk-forward overhead per
+//! fold — everything but the model fit — on ../shared/data/SPY.csv (when present) and on a
+//! synthetic series 100× as long.
+use mlt_node::eval::data::{read_csv, Bars};
+use mlt_node::eval::features::{eval, parse};
+use mlt_node::eval::synthetic::{generate, Synthetic};
+use mlt_node::objective::{run_walk_forward_timed, TrialContext};
+use mlt_protocol::ids::{SlotId, StudyId, TrialId, TrialKey};
+use mlt_protocol::messages::{AssignMsg, Outcome, Verdict};
+use mlt_protocol::spec::{DataSource, ObjectiveSpec, WalkForwardSpec};
+use std::path::Path;
+use std::time::Instant;
+
+/// The Alpha158-like set.
+pub fn alpha_like() -> Vec<(String, String)> {
+    let mut f: Vec<(String, String)> = vec![
+        ("kmid".into(), "(close - open) / open".into()),
+        ("klen".into(), "(high - low) / open".into()),
+        (
+            "kup".into(),
+            "(high - max(open, 1) * 0 - close) / open".into(),
+        ),
+        ("klow".into(), "(close - low) / open".into()),
+        ("ksft".into(), "(2 * close - high - low) / open".into()),
+    ];
+    for w in [5, 10, 20, 30, 60] {
+        let add =
+            |f: &mut Vec<(String, String)>, n: &str, e: String| f.push((format!("{n}{w}"), e));
+        add(&mut f, "roc", format!("ret(close, {w})"));
+        add(&mut f, "ma", format!("mean(close, {w}) / close"));
+        add(&mut f, "std", format!("std(close, {w}) / close"));
+        add(&mut f, "max", format!("max(high, {w}) / close"));
+        add(&mut f, "min", format!("min(low, {w}) / close"));
+        add(&mut f, "rank", format!("rank(close, {w})"));
+        add(
+            &mut f,
+            "rsv",
+            format!("(close - min(low, {w})) / (max(high, {w}) - min(low, {w}) + 0.000001)"),
+        );
+        add(&mut f, "corr", format!("corr(close, log(volume + 1), {w})"));
+        add(&mut f, "vma", format!("mean(volume, {w}) / (volume + 1)"));
+        add(&mut f, "vstd", format!("std(volume, {w}) / (volume + 1)"));
+        add(&mut f, "ret_std", format!("std(returns, {w})"));
+        add(&mut f, "zs", format!("zscore(close, {w})"));
+    }
+    f
+}
+
+struct Quiet;
+impl TrialContext for Quiet {
+    fn report(&mut self, _: u64, _: Vec<f64>) -> Verdict {
+        Verdict::Continue
+    }
+    fn stopped(&self) -> bool {
+        false
+    }
+}
+
+fn feature_throughput(name: &str, bars: &Bars, set: &[(String, String)]) -> Result<(), String> {
+    let exprs: Vec<_> = set
+        .iter()
+        .map(|(_, e)| parse(e))
+        .collect::<Result<_, _>>()?;
+    let t0 = Instant::now();
+    let mut cells = 0usize;
+    for e in &exprs {
+        cells += eval(e, bars)?.len();
+    }
+    let s = t0.elapsed().as_secs_f64();
+    println!(
+        "| {name} | {} rows | {} features | {:.3} s | {:.0} rows/s | {:.2e} values/s |",
+        bars.len(),
+        set.len(),
+        s,
+        bars.len() as f64 / s,
+        cells as f64 / s
+    );
+    Ok(())
+}
+
+fn fold_overhead(
+    name: &str,
+    data: DataSource,
+    features: &[(String, String)],
+) -> Result<(), String> {
+    let spec = WalkForwardSpec {
+        data,
+        features: features.to_vec(),
+        horizon: 1,
+        classify: false,
+        train: 504,
+        test: 126,
+        step: 126,
+        expanding: false,
+        model: "ridge".into(),
+        alpha: 1.0,
+        sizing: "sign".into(),
+        threshold: 0.0,
+        long_only: false,
+        cost_bps: 1.0,
+        slippage_bps: 1.0,
+        report_per_fold: false,
+        objectives: vec!["sharpe".into()],
+    };
+    let assign = AssignMsg {
+        key: TrialKey {
+            study: StudyId(1),
+            trial: TrialId(0),
+            attempt: 1,
+        },
+        slot: SlotId(0),
+        study_name: "bench".into(),
+        params: Default::default(),
+        objective: ObjectiveSpec::WalkForward(Box::new(spec.clone())),
+        workdir: None,
+    };
+    let (out, t) = run_walk_forward_timed(&spec, &assign, &mut Quiet);
+    if let Outcome::Failed(e) = out {
+        return Err(e);
+    }
+    let other = t.total - t.load - t.features - t.fit;
+    println!(
+        "| {name} | {} features | {} folds | load {:.3} s | features + guard {:.3} s | fits {:.3} s | overhead per fold {:.3} ms |",
+        features.len(),
+        t.folds,
+        t.load,
+        t.features,
+        t.fit,
+        1e3 * other / t.folds.max(1) as f64
+    );
+    Ok(())
+}
+
+/// The benchmark.
+pub fn run() -> anyhow::Result<()> {
+    let set = alpha_like();
+    let spy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/SPY.csv");
+    println!("### Feature computation (Alpha158-like set)\n");
+    println!("| data | rows | features | time | rows/s | values/s |");
+    println!("|---|---|---|---|---|---|");
+    let spy_bars = if spy.exists() {
+        Some(read_csv(&spy, true).map_err(anyhow::Error::msg)?.0)
+    } else {
+        eprintln!("{} is absent: the SPY rows are skipped", spy.display());
+        None
+    };
+    if let Some(b) = &spy_bars {
+        feature_throughput("SPY.csv", b, &set).map_err(anyhow::Error::msg)?;
+    }
+    let long = generate(&Synthetic {
+        days: 252_000,
+        ..Default::default()
+    })
+    .map_err(anyhow::Error::msg)?;
+    feature_throughput("synthetic ×100", &long, &set).map_err(anyhow::Error::msg)?;
+    println!("\n### Walk-forward overhead per fold (everything but the ridge fit; 504/126-day windows)\n");
+    println!("| data | features | folds | load | features + guard | fits | overhead per fold |");
+    println!("|---|---|---|---|---|---|---|");
+    let small: Vec<(String, String)> = set.iter().take(12).cloned().collect();
+    if spy_bars.is_some() {
+        fold_overhead(
+            "SPY.csv",
+            DataSource::Files {
+                paths: vec![spy.display().to_string()],
+                adjusted: true,
+            },
+            &set,
+        )
+        .map_err(anyhow::Error::msg)?;
+    }
+    fold_overhead(
+        "synthetic ×100",
+        DataSource::Synthetic {
+            days: 252_000,
+            seed: 7,
+            strength: 0.05,
+            instruments: 1,
+        },
+        &small,
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(())
+}
