@@ -19,10 +19,7 @@ pub fn alpha_like() -> Vec<(String, String)> {
     let mut f: Vec<(String, String)> = vec![
         ("kmid".into(), "(close - open) / open".into()),
         ("klen".into(), "(high - low) / open".into()),
-        (
-            "kup".into(),
-            "(high - max(open, 1) * 0 - close) / open".into(),
-        ),
+        ("khc".into(), "(high - close) / open".into()),
         ("klow".into(), "(close - low) / open".into()),
         ("ksft".into(), "(2 * close - high - low) / open".into()),
     ];
