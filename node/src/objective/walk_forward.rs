@@ -318,6 +318,18 @@ fn evaluate(
     let (mut all_r, mut all_pos, mut all_pred, mut all_next) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut prev_pos = vec![0.0; insts.len()];
+    // Running sums of the OOS returns: the common objectives need no pass over the history.
+    let (mut s1, mut s2, mut wins) = (0.0f64, 0.0f64, 0usize);
+    let cheap = spec.objectives.iter().all(|o| {
+        [
+            "sharpe",
+            "sharpe_per_period",
+            "annual_volatility",
+            "win_rate",
+            "observations",
+        ]
+        .contains(&o.as_str())
+    });
     for (k, fold) in folds.iter().enumerate() {
         if ctx.stopped() {
             return Ok(Outcome::Pruned);
@@ -392,8 +404,27 @@ fn evaluate(
         all_pos.extend(&fold_pos);
         all_pred.extend(&fold_pred);
         all_next.extend(&fold_next);
+        for v in &fold_r {
+            s1 += v;
+            s2 += v * v;
+            wins += usize::from(*v > 0.0);
+        }
         let reported = if spec.report_per_fold {
             metrics_of(&fold_r, &fold_pos, &fold_pred, &fold_next)
+        } else if cheap {
+            let n = all_r.len() as f64;
+            let mean = s1 / n;
+            let sd = ((s2 - n * mean * mean) / (n - 1.0)).max(0.0).sqrt();
+            [
+                ("sharpe", mean / sd * 252f64.sqrt()),
+                ("sharpe_per_period", mean / sd),
+                ("annual_volatility", sd * 252f64.sqrt()),
+                ("win_rate", wins as f64 / n),
+                ("observations", n),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
         } else {
             metrics_of(&all_r, &all_pos, &all_pred, &all_next)
         };
@@ -493,6 +524,22 @@ mod tests {
             .enumerate()
             .all(|(i, (s, v))| *s == i as u64 + 1 && v.len() == 2));
         assert_eq!(values, vec![metrics["sharpe"], metrics["max_drawdown"]]);
+        // The last cumulative report is the final result (computed in full here, as max
+        // drawdown is an objective) ...
+        assert_eq!(ctx.0[8].1, values);
+        // ... and from running sums when every objective allows it: the same numbers.
+        let mut sharpe_only = spec(&feats, 0.15);
+        sharpe_only.objectives = vec!["sharpe".into(), "win_rate".into()];
+        let mut c3 = Ctx(Vec::new());
+        let Outcome::Complete(v3, m3) =
+            run_walk_forward(&sharpe_only, &assign(params.clone()), &mut c3)
+        else {
+            panic!()
+        };
+        assert_eq!(v3, vec![m3["sharpe"], m3["win_rate"]]);
+        for (a, b) in c3.0[8].1.iter().zip(&v3) {
+            assert!((a - b).abs() < 1e-9 * b.abs().max(1.0), "{a} vs {b}");
+        }
         assert!(metrics["sharpe"] > 0.5, "{metrics:?}");
         assert!(metrics["accuracy"] > 0.5);
         // Per-fold reports: each fold's own Sharpe (the first fold's equals the cumulative one).
