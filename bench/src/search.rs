@@ -76,10 +76,10 @@ fn problems() -> Vec<Problem> {
 }
 
 /// Our sampler settings for each name used in the tables (Optuna's counterpart in brackets).
-fn sampler_toml(kind: &str) -> &'static str {
+fn sampler_toml(kind: &str) -> String {
     // `raw:kind = "tpe";n_ei_candidates = 64`: any settings, for exploring (ours only).
     if let Some(x) = kind.strip_prefix("raw:") {
-        return Box::leak(x.replace(';', "\n").into_boxed_str());
+        return x.replace(';', "\n");
     }
     match kind {
         "tpe" => "kind = \"tpe\"",
@@ -90,6 +90,7 @@ fn sampler_toml(kind: &str) -> &'static str {
         "nsga2" => "kind = \"nsga2\"\npopulation_size = 20",
         _ => "kind = \"random\"",
     }
+    .to_string()
 }
 
 fn spec(sampler: &str, space: &str, directions: &str, pruner: &str, n: u64, seed: u64) -> Spec {
@@ -265,16 +266,18 @@ fn optuna(python: Option<&Path>, args: &[&str]) -> anyhow::Result<Option<Value>>
     ))
 }
 
-fn opt_curve_mean(v: &Value, key: &str, n: usize, optimum: f64) -> Option<f64> {
-    let curves = v.get(key)?.get("curves")?.as_array()?;
-    let xs: Vec<f64> = curves
+/// Optuna's regret at trial `n` for each seed of `key` (empty when it did not run).
+fn their_regrets(v: Option<&Value>, key: &str, n: usize, optimum: f64) -> Vec<f64> {
+    let Some(curves) = v.and_then(|v| v.get(key)?.get("curves")?.as_array()) else {
+        return Vec::new();
+    };
+    curves
         .iter()
         .filter_map(|c| {
             let c: Vec<f64> = c.as_array()?.iter().filter_map(Value::as_f64).collect();
             (!c.is_empty()).then(|| at(&c, n) - optimum)
         })
-        .collect();
-    (!xs.is_empty()).then(|| mean(&xs))
+        .collect()
 }
 
 fn fmt(x: Option<f64>) -> String {
@@ -321,7 +324,7 @@ pub fn quality(
             };
             let runs = parallel_seeds(seeds, |seed| {
                 let s = spec(
-                    sampler_toml(kind),
+                    &sampler_toml(kind),
                     &p.space,
                     "[\"minimize\"]",
                     "kind = \"none\"",
@@ -351,9 +354,8 @@ pub fn quality(
             let theirs_m: Vec<Option<f64>> = MILESTONES
                 .iter()
                 .map(|&n| {
-                    theirs
-                        .as_ref()
-                        .and_then(|v| opt_curve_mean(v, &key, n, p.optimum))
+                    let r = their_regrets(theirs.as_ref(), &key, n, p.optimum);
+                    (!r.is_empty()).then(|| mean(&r))
                 })
                 .collect();
             let their_secs = theirs
@@ -362,19 +364,7 @@ pub fn quality(
                 .map(|s| s / seeds as f64);
             let last = trials as usize;
             let ours_final: Vec<f64> = curves.iter().map(|c| at(c, last) - p.optimum).collect();
-            let theirs_final: Vec<f64> = theirs
-                .as_ref()
-                .and_then(|v| v.get(&key)?.get("curves")?.as_array().cloned())
-                .map(|cs| {
-                    cs.iter()
-                        .filter_map(|c| {
-                            let c: Vec<f64> =
-                                c.as_array()?.iter().filter_map(Value::as_f64).collect();
-                            (!c.is_empty()).then(|| at(&c, last) - p.optimum)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let theirs_final = their_regrets(theirs.as_ref(), &key, last, p.optimum);
             let p_worse = (!theirs_final.is_empty())
                 .then(|| mann_whitney_greater(&ours_final, &theirs_final));
             if let Some(t) = theirs_m[2] {
@@ -421,7 +411,7 @@ pub fn quality(
         let mut hv = [0.0; 3];
         for seed in 0..seeds {
             let s = spec(
-                sampler_toml(kind),
+                &sampler_toml(kind),
                 zspace,
                 "[\"minimize\", \"minimize\"]",
                 "kind = \"none\"",
@@ -463,7 +453,7 @@ pub fn quality(
 fn preloaded(kind: &str, n: usize, extra: u64) -> StudyCore {
     let space = box_space(10, -5.0, 5.0);
     let s = spec(
-        sampler_toml(kind),
+        &sampler_toml(kind),
         &space,
         "[\"minimize\"]",
         "kind = \"none\"",

@@ -405,21 +405,23 @@ fn cut(b: &Bars, end: usize) -> Bars {
 }
 
 /// The look-ahead guard: the value of `e` at each of `checks` times t (spread over the data)
-/// computed on the data up to t must equal the value computed on all the data.
-pub fn lookahead_check(name: &str, e: &Expr, b: &Bars, checks: usize) -> Result<(), String> {
-    let f = |bars: &Bars| eval(e, bars);
+/// computed on the data up to t must equal the value computed on all the data. Returns the
+/// feature on all the data.
+pub fn lookahead_check(name: &str, e: &Expr, b: &Bars, checks: usize) -> Result<Vec<f64>, String> {
+    let f = |bars: &Bars| eval(e, bars).map_err(|err| format!("feature `{name}`: {err}"));
     guard(name, &f, b, checks, 0)
 }
 
 /// The guard for any series built from the bars: its value at t computed on the data up to
 /// t + `allowed` (0 for features, the horizon for labels) must equal its value on all the data.
+/// Returns the series on all the data.
 pub fn guard(
     name: &str,
     f: &dyn Fn(&Bars) -> Result<Vec<f64>, String>,
     b: &Bars,
     checks: usize,
     allowed: usize,
-) -> Result<(), String> {
+) -> Result<Vec<f64>, String> {
     let full = f(b)?;
     let n = b.len();
     for k in 1..=checks {
@@ -435,7 +437,7 @@ pub fn guard(
             ));
         }
     }
-    Ok(())
+    Ok(full)
 }
 
 #[cfg(test)]

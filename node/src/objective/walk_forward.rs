@@ -7,7 +7,7 @@ use crate::eval::backtest::{
     direction, direction_scores, forward_return, positions, strategy_returns, turnover, Sizing,
 };
 use crate::eval::data::{read_csv, Bars};
-use crate::eval::features::{eval, lookahead_check, parse};
+use crate::eval::features::{lookahead_check, parse};
 use crate::eval::metrics as m;
 use crate::eval::model::model_for;
 use crate::eval::splits::walk_forward;
@@ -151,7 +151,6 @@ pub fn check(
                 let key = format!("objective.features.{name}");
                 let text = substitute(text, &params).map_err(|e| (key.clone(), e))?;
                 let e = parse(&text).map_err(|e| (key.clone(), format!("`{text}`: {e}")))?;
-                eval(&e, bars).map_err(|e| (key.clone(), format!("{}: {e}", bars.instrument)))?;
                 lookahead_check(name, &e, bars, 25).map_err(|e| (key.clone(), e))?;
             }
         }
@@ -278,8 +277,8 @@ fn evaluate(
         for (name, text) in &spec.features {
             let text = substitute(text, params).map_err(|e| format!("feature `{name}`: {e}"))?;
             let e = parse(&text).map_err(|e| format!("feature `{name}` = `{text}`: {e}"))?;
-            lookahead_check(name, &e, bars, 25)?;
-            cols.push(eval(&e, bars).map_err(|e| format!("feature `{name}`: {e}"))?);
+            // The guard computes the feature on all the data: that is the column.
+            cols.push(lookahead_check(name, &e, bars, 25)?);
         }
         insts.push(Inst {
             cols,

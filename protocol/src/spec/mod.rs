@@ -129,6 +129,14 @@ impl Direction {
         }
     }
 
+    /// `v` as a loss (smaller is better): negated for a maximised objective.
+    pub fn loss(self, v: f64) -> f64 {
+        match self {
+            Direction::Minimize => v,
+            Direction::Maximize => -v,
+        }
+    }
+
     /// `minimize` or `maximize`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -399,10 +399,7 @@ fn score(t: &TrialRecord, dirs: &[Direction]) -> Option<f64> {
         // An infeasible or non-finite result ranks last but still counts.
         return Some(f64::MAX);
     }
-    Some(match dirs[0] {
-        Direction::Minimize => v,
-        Direction::Maximize => -v,
-    })
+    Some(dirs[0].loss(v))
 }
 
 impl Sampler for CmaEsSampler {

@@ -18,7 +18,7 @@ use super::space::{assemble, from_unit_cols, line, normal, to_unit, Line};
 use super::special::norm_cdf;
 use super::{trial_rng, Ask, Sampler, Suggestion};
 use mlt_protocol::records::{Params, TrialState};
-use mlt_protocol::spec::{Direction, GpSpec};
+use mlt_protocol::spec::GpSpec;
 use rand::Rng;
 
 const SQRT5: f64 = 2.236_067_977_499_79;
@@ -45,7 +45,6 @@ pub struct Gp {
     cat: Vec<bool>,
     lam: Vec<f64>,
     scale: f64,
-    noise: f64,
     l: Vec<f64>,
     alpha: Vec<f64>,
 }
@@ -271,7 +270,6 @@ impl Gp {
             cat,
             lam,
             scale,
-            noise,
             l,
             alpha,
         })
@@ -288,7 +286,6 @@ impl Gp {
         let mean: f64 = kx.iter().zip(&self.alpha).map(|(a, b)| a * b).sum();
         let v = solve_lower(&self.l, n, &kx);
         let var = (self.scale - v.iter().map(|x| x * x).sum::<f64>()).max(1e-12);
-        let _ = self.noise;
         (mean, var.sqrt())
     }
 }
@@ -310,6 +307,10 @@ pub fn log_ei(mean: f64, sd: f64, best: f64) -> f64 {
 }
 
 impl Sampler for GpSampler {
+    fn is_slow(&self, _n_trials: usize) -> bool {
+        true
+    }
+
     fn sample(&mut self, a: &Ask) -> Suggestion {
         let mut rng = trial_rng(self.seed, a.number);
         let cols: Vec<usize> = (0..a.space.params.len())
@@ -348,11 +349,7 @@ impl Sampler for GpSampler {
             if let Some(x) = x {
                 xs.push(x);
                 // Infeasible trials are penalised to the worst value seen.
-                let loss = match a.directions[0] {
-                    Direction::Minimize => v,
-                    Direction::Maximize => -v,
-                };
-                ys.push((loss, super::mo::violation(t) > 0.0));
+                ys.push((a.directions[0].loss(v), super::mo::violation(t) > 0.0));
             }
         }
         // The fit is O(n³): beyond MAX_FIT results keep the best ones (where the search is).

@@ -8,15 +8,8 @@ use mlt_protocol::spec::Direction;
 /// A trial's values as losses (maximised objectives negated).
 pub fn losses(t: &TrialRecord, dirs: &[Direction]) -> Option<Vec<f64>> {
     let v = t.values.as_ref()?;
-    (v.len() == dirs.len() && v.iter().all(|x| x.is_finite())).then(|| {
-        v.iter()
-            .zip(dirs)
-            .map(|(x, d)| match d {
-                Direction::Minimize => *x,
-                Direction::Maximize => -x,
-            })
-            .collect()
-    })
+    (v.len() == dirs.len() && v.iter().all(|x| x.is_finite()))
+        .then(|| v.iter().zip(dirs).map(|(x, d)| d.loss(*x)).collect())
 }
 
 /// Total constraint violation: 0 for a feasible trial (or one without constraints).

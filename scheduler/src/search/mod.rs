@@ -72,6 +72,12 @@ pub struct Suggestion {
 pub trait Sampler: Send {
     /// Parameters for trial `ask.number`.
     fn sample(&mut self, ask: &Ask) -> Suggestion;
+
+    /// Whether a suggestion over `n_trials` trials may take more than a millisecond or so
+    /// (the study actor then runs it off the async worker threads).
+    fn is_slow(&self, _n_trials: usize) -> bool {
+        false
+    }
 }
 
 /// Decides whether a running trial should stop.

@@ -333,7 +333,11 @@ impl HyperbandPruner {
 
     /// The bracket of trial `number`, drawn in proportion to the budgets.
     pub fn bracket(&self, number: u64, max_resource: u64) -> u32 {
-        let budgets = self.budgets(max_resource);
+        self.bracket_in(number, &self.budgets(max_resource))
+    }
+
+    /// [`HyperbandPruner::bracket`] with the budgets already computed.
+    fn bracket_in(&self, number: u64, budgets: &[u64]) -> u32 {
         let total: u64 = budgets.iter().sum();
         let mut h = number ^ self.seed.rotate_left(17) ^ 0x9E37_79B9_7F4A_7C15;
         h ^= h >> 33;
@@ -372,7 +376,8 @@ impl Pruner for HyperbandPruner {
         direction: Direction,
     ) -> Option<String> {
         let max_resource = self.max_resource(trials)?.max(self.cfg.min_resource);
-        let bracket = self.bracket(trial.number.0, max_resource);
+        let budgets = self.budgets(max_resource);
+        let bracket = self.bracket_in(trial.number.0, &budgets);
         let reason = successive_halving(
             trial,
             step,
@@ -384,7 +389,7 @@ impl Pruner for HyperbandPruner {
                 rate: bracket,
                 bootstrap: 0,
             },
-            &|t| self.bracket(t.number.0, max_resource) == bracket,
+            &|t| self.bracket_in(t.number.0, &budgets) == bracket,
         )?;
         Some(format!("bracket {bracket}: {reason}"))
     }

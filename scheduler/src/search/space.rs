@@ -204,46 +204,40 @@ pub fn from_unit_cols(
 }
 
 /// Each trial's parameters on the internal lines (NaN where inactive or not encodable),
-/// computed once per trial: parameters never change after a trial is created.
+/// computed once per trial: parameters never change after a trial is created. Stored by
+/// parameter (column), trials in number order.
 #[derive(Default)]
 pub struct Encoded {
-    rows: Vec<Vec<f64>>,
     cols: Vec<Vec<f64>>,
 }
 
 impl Encoded {
     /// Brings the cache up to `trials` (which only ever grows).
     pub fn update(&mut self, space: &SearchSpace, trials: &[TrialRecord]) {
-        if trials.len() < self.rows.len() || self.cols.len() != space.params.len() {
-            self.rows.clear();
+        if trials.len() < self.len() || self.cols.len() != space.params.len() {
             self.cols = vec![Vec::new(); space.params.len()];
         }
-        for t in &trials[self.rows.len()..] {
-            let row = space
-                .params
-                .iter()
-                .map(|p| {
-                    t.params
-                        .get(&p.name)
-                        .and_then(|v| encode(&p.dist, v))
-                        .unwrap_or(f64::NAN)
-                })
-                .collect::<Vec<f64>>();
-            for (c, x) in self.cols.iter_mut().zip(&row) {
-                c.push(*x);
+        for t in &trials[self.len()..] {
+            for (c, p) in self.cols.iter_mut().zip(&space.params) {
+                let x = t.params.get(&p.name).and_then(|v| encode(&p.dist, v));
+                c.push(x.unwrap_or(f64::NAN));
             }
-            self.rows.push(row);
         }
+    }
+
+    /// Trials encoded so far.
+    pub fn len(&self) -> usize {
+        self.cols.first().map_or(0, Vec::len)
+    }
+
+    /// Whether no trial is encoded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Column `j`: every trial's value of parameter `j`, by trial number.
     pub fn col(&self, j: usize) -> &[f64] {
         &self.cols[j]
-    }
-
-    /// Trial `n`'s row.
-    pub fn row(&self, n: usize) -> &[f64] {
-        &self.rows[n]
     }
 }
 

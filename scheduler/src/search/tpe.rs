@@ -14,7 +14,8 @@
 //!
 //! The cost of one suggestion is dominated by evaluating g at the candidates. Kernels are kept
 //! sorted by centre with running maxima of their bandwidths, so each evaluation visits only the
-//! kernels within 8 bandwidths of the point (the rest contribute less than e^-32 each).
+//! kernels within 6 bandwidths of the point, widening to 8 when the bound on what it skips
+//! could exceed 1e-6 of the density (see `Kde1::log_pdf`).
 #![allow(clippy::needless_range_loop)] // index loops read best in the linear algebra
 use super::mo;
 use super::space::{assemble, line, normal, searchable, Encoded, Line};
@@ -99,10 +100,7 @@ pub fn split(cfg: &TpeSpec, a: &Ask) -> Option<Split> {
     let mut pruned: Vec<(usize, u64, f64)> = Vec::new();
     let mut infeasible: Vec<(usize, f64)> = Vec::new();
     let mut running: Vec<usize> = Vec::new();
-    let sign = |k: usize, v: f64| match dirs[k] {
-        mlt_protocol::spec::Direction::Minimize => v,
-        mlt_protocol::spec::Direction::Maximize => -v,
-    };
+    let sign = |k: usize, v: f64| dirs[k].loss(v);
     for (i, t) in a.trials.iter().enumerate() {
         match t.state {
             TrialState::Complete => {
@@ -656,10 +654,9 @@ fn gather(enc: &Encoded, rows: &[usize], cols: &[usize]) -> (Vec<usize>, Vec<Vec
     let mut kept = Vec::new();
     let mut xs = Vec::new();
     for (k, &r) in rows.iter().enumerate() {
-        let row = enc.row(r);
-        if cols.iter().all(|&c| !row[c].is_nan()) {
+        if cols.iter().all(|&c| !enc.col(c)[r].is_nan()) {
             kept.push(k);
-            xs.push(cols.iter().map(|&c| row[c]).collect());
+            xs.push(cols.iter().map(|&c| enc.col(c)[r]).collect());
         }
     }
     (kept, xs)
@@ -719,7 +716,7 @@ impl TpeSampler {
         let mut below: Vec<(f64, f64)> = Vec::new();
         let mut kept = Vec::new();
         for (k, &i) in split.below.iter().enumerate() {
-            let x = self.enc.row(i)[col];
+            let x = self.enc.col(col)[i];
             if !x.is_nan() {
                 kept.push(k);
                 below.push((x, 0.0));
@@ -777,7 +774,7 @@ impl TpeSampler {
                 let g: Vec<f64> = split
                     .above
                     .iter()
-                    .map(|&i| self.enc.row(i)[col])
+                    .map(|&i| self.enc.col(col)[i])
                     .filter(|x| !x.is_nan())
                     .collect();
                 let wa = default_weights(g.len());
@@ -813,7 +810,7 @@ impl TpeSampler {
             let col = &mut self.sorted[j];
             let bulk = new > 64 && new * 4 > col.len();
             for i in self.sorted_upto..n_trials {
-                let x = self.enc.row(i)[j];
+                let x = self.enc.col(j)[i];
                 if x.is_nan() {
                     continue;
                 }
@@ -1003,6 +1000,10 @@ impl Kdem {
 }
 
 impl Sampler for TpeSampler {
+    fn is_slow(&self, n_trials: usize) -> bool {
+        n_trials >= 1000
+    }
+
     fn sample(&mut self, a: &Ask) -> Suggestion {
         self.enc.update(a.space, a.trials);
         self.update_sorted(a.space, a.trials.len());

@@ -90,15 +90,9 @@ impl StudyCore {
                 || (self.trials.len() as u64) < self.spec.study.n_trials + self.n_warm)
     }
 
-    /// Whether the next suggestion may take more than a millisecond or so (a GP fit, or TPE
-    /// over thousands of trials).
+    /// Whether the next suggestion may take long (the sampler says).
     pub fn sampling_is_slow(&self) -> bool {
-        use mlt_protocol::spec::SamplerSpec as S;
-        match &self.spec.sampler {
-            S::Gp(_) => true,
-            S::Tpe(_) => self.trials.len() >= 1000,
-            _ => false,
-        }
+        self.sampler.is_slow(self.trials.len())
     }
 
     /// Counts by state.
