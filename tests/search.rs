@@ -304,8 +304,29 @@ fn a_walk_forward_study_runs_and_reports_every_fold() {
     );
     assert!(dsr < psr, "{sel}");
     assert_eq!(sel["trials"], 40.0);
+    // PBO by CSCV over every complete trial's stored out-of-sample returns (9 folds x 250
+    // days each, the same days for every trial).
+    let pbo = &sel["pbo"];
+    assert_eq!(
+        pbo["strategies"].as_u64().unwrap(),
+        complete.len() as u64,
+        "{pbo}"
+    );
+    assert_eq!(pbo["observations"], 2250);
+    assert_eq!(pbo["blocks"], 16);
+    assert_eq!(pbo["combinations"], 12870);
+    assert!((0.0..=1.0).contains(&pbo["pbo"].as_f64().unwrap()), "{pbo}");
+    let chosen: u64 = pbo["chosen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(chosen, 12870);
     let out = util::offline(&["best", "wf-synthetic"], _data.path());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("deflated Sharpe"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("deflated Sharpe"), "{text}");
+    assert!(text.contains("overfitting: PBO"), "{text}");
 }
 
 #[test]
@@ -337,31 +358,12 @@ fn a_leaking_feature_is_refused_before_anything_runs() {
 
 #[test]
 fn data_on_the_command_line_replaces_the_specs_source() {
-    use mlt_node::eval::synthetic::{generate, Synthetic};
     let dir = tempfile::tempdir().unwrap();
     // Two instruments written as CSV files, with the dates formatted as the loader reads them.
     let mut files = Vec::new();
     for seed in [1u64, 2] {
-        let b = generate(&Synthetic {
-            days: 1200,
-            seed,
-            ..Default::default()
-        })
-        .unwrap();
-        let mut text = String::from("Date,Open,High,Low,Close,Volume\n");
-        for i in 0..b.len() {
-            text += &format!(
-                "{},{},{},{},{},{}\n",
-                mlt_node::eval::data::format_day(b.days[i]),
-                b.open[i],
-                b.high[i],
-                b.low[i],
-                b.close[i],
-                b.volume.as_ref().unwrap()[i]
-            );
-        }
         let f = dir.path().join(format!("inst{seed}.csv"));
-        std::fs::write(&f, text).unwrap();
+        util::write_synthetic_csv(&f, seed, 1200);
         files.push(f);
     }
     let spec =

@@ -5,7 +5,9 @@ mod util;
 use mlt_net::frames::FrameWriter;
 use mlt_net::{connect, ConnectError};
 use mlt_protocol::handshake::{Hello, Refusal, Role};
-use mlt_protocol::messages::{FromClient, SubmitMsg, ToClient};
+use mlt_protocol::messages::{
+    FetchDatasetMsg, FromClient, FromNode, PutDatasetMsg, SubmitMsg, ToClient, ToNode,
+};
 use mlt_protocol::token::Token;
 use std::time::Duration;
 use util::Cluster;
@@ -176,6 +178,42 @@ fn garbage_truncated_and_oversized_frames_close_only_that_connection() {
         match s.reader.recv::<ToClient>().await.unwrap() {
             Some(ToClient::Error(e)) => assert!(e.message.contains("raw.toml:3") && e.message.contains("n_trials"), "{}", e.message),
             other => panic!("expected an error, got {other:?}"),
+        }
+        // Uploads that do not add up are refused, and nothing half-uploaded becomes a dataset.
+        let put = |sha: &str, total: u64, offset: u64, bytes: &[u8]| {
+            FromClient::PutDataset(PutDatasetMsg { sha256: sha.into(), name: "x.csv".into(), total, offset, bytes: bytes.to_vec() })
+        };
+        let wrong = "ab".repeat(32);
+        let cases = [
+            (put(&wrong, 5, 0, b"hello"), "hash to"),
+            (put("not-hex", 5, 0, b"hello"), "64 lower-case hex"),
+            (put(&wrong, 10, 5, b"hello"), "without an upload started at 0"),
+            (put(&wrong, 10, 0, b"hel"), "does not follow"),
+            (put(&wrong, 1 << 40, 0, b"hello"), "the limit is"),
+        ];
+        for (m, want) in cases {
+            s.writer.send(&m).await.unwrap();
+            match s.reader.recv::<ToClient>().await.unwrap() {
+                Some(ToClient::Error(e)) => assert!(e.message.contains(want), "{want}: {}", e.message),
+                other => panic!("expected an error with {want}, got {other:?}"),
+            }
+        }
+        s.writer.send(&FromClient::HasDataset(wrong.clone())).await.unwrap();
+        assert_eq!(s.reader.recv::<ToClient>().await.unwrap(), Some(ToClient::Dataset(None)));
+        // A spec naming a dataset the scheduler does not hold is refused.
+        let spec = format!("[study]\nname = \"d\"\nn_trials = 3\n[space]\nx = {{ type = \"int\", low = 2, high = 5 }}\n[objective]\nkind = \"walk_forward\"\ndata = \"sha256:{wrong}/x.csv\"\nfeatures = {{ m = \"mean(close, $x)\" }}\n");
+        s.writer.send(&FromClient::Submit(SubmitMsg { spec_toml: spec, source: "raw.toml".into(), workdir: None })).await.unwrap();
+        match s.reader.recv::<ToClient>().await.unwrap() {
+            Some(ToClient::Error(e)) => assert!(e.message.contains("objective.data") && e.message.contains("not on this scheduler"), "{}", e.message),
+            other => panic!("expected an error, got {other:?}"),
+        }
+        // A node asking for a dataset that is not there hears so (total 0), and stays connected.
+        let node = Token::parse(&c.join_token()).unwrap();
+        let mut n = connect(&c.addr(), &node, hello(Role::Node), Duration::from_secs(5)).await.unwrap();
+        n.writer.send(&FromNode::FetchDataset(FetchDatasetMsg { sha256: wrong.clone(), offset: 0 })).await.unwrap();
+        match n.reader.recv::<ToNode>().await.unwrap() {
+            Some(ToNode::DatasetChunk(d)) => assert!(d.total == 0 && d.bytes.is_empty() && d.sha256 == wrong),
+            other => panic!("expected an empty chunk, got {other:?}"),
         }
     });
     status_works(&c);

@@ -4,12 +4,14 @@
 //! node.rs       the node: connect, register, then receive / send / heartbeat / stop loops;
 //!               reconnects with backoff, re-sends unacknowledged results, drains on SIGTERM
 //! worker.rs     the Worker actor, one per slot: runs one trial at a time on a blocking thread
+//! datasets.rs  uploaded datasets: fetched from the scheduler by hash, verified, cached
 //! resources.rs  slots from config or core count; GPUs from config, CUDA_VISIBLE_DEVICES, nvidia-smi
 //! objective/    what a trial runs: `benchmark` (analytic functions) and `command` (any program)
 //! eval/         the evaluation engine (walk-forward): so far the performance metrics
 //! ```
 #![deny(unsafe_code)]
 
+pub mod datasets;
 pub mod eval;
 pub mod node;
 pub mod objective;

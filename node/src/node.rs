@@ -1,6 +1,7 @@
 //! The node: connects to the scheduler, registers its slots, runs what it is assigned, and
 //! keeps going through scheduler restarts. Results not yet acknowledged are kept and sent
 //! again after a reconnect; the scheduler records each exactly once.
+use crate::datasets::{Cache, Fetch, Progress};
 use crate::objective::StopFlag;
 use crate::worker::{Worker, WorkerMsg};
 use mlt_net::{connect, ClientSession, Outbox};
@@ -31,6 +32,8 @@ pub struct NodeConfig {
     pub reconnect_max: Duration,
     /// On SIGTERM, how long running trials may take before they are handed back.
     pub drain_timeout: Duration,
+    /// Where uploaded datasets are cached, by SHA-256.
+    pub cache_dir: std::path::PathBuf,
 }
 
 /// Events from workers to the node loop.
@@ -67,6 +70,10 @@ struct State {
     unacked: BTreeMap<TrialKey, FromNode>,
     draining: Option<Instant>,
     released: bool,
+    cache: Cache,
+    fetches: HashMap<String, Fetch>,
+    /// Assigned trials waiting for datasets (the hashes still missing).
+    parked: Vec<(Box<AssignMsg>, Vec<String>)>,
 }
 
 enum Exit {
@@ -134,10 +141,30 @@ impl State {
                     return;
                 }
                 let flag = StopFlag::default();
-                self.running.insert(key, (slot, flag.clone()));
+                self.running.insert(key, (slot, flag));
                 tracing::debug!(%key, %slot, "assigned");
-                let _ = self.workers[slot.0 as usize].cast(WorkerMsg::Run(Box::new(a), flag));
+                let missing = self.cache.missing(&a);
+                if missing.is_empty() {
+                    self.start(a);
+                    return;
+                }
+                for sha in &missing {
+                    if !self.fetches.contains_key(sha) {
+                        tracing::info!(%sha, "fetching a dataset from the scheduler");
+                        self.fetches
+                            .insert(sha.clone(), Fetch::new(&self.cache, sha));
+                        self.send(
+                            Some(out),
+                            &FromNode::FetchDataset(FetchDatasetMsg {
+                                sha256: sha.clone(),
+                                offset: 0,
+                            }),
+                        );
+                    }
+                }
+                self.parked.push((Box::new(a), missing));
             }
+            ToNode::DatasetChunk(c) => self.on_chunk(c, out),
             ToNode::Verdict(v) => {
                 if v.verdict != Verdict::Continue {
                     if let Some((_, flag)) = self.running.get(&v.key) {
@@ -156,6 +183,74 @@ impl State {
             }
             ToNode::Ack(a) => {
                 self.unacked.remove(&a.key);
+            }
+        }
+    }
+
+    /// Hands a trial whose data is here to its slot's worker.
+    fn start(&mut self, a: AssignMsg) {
+        let Some((slot, flag)) = self.running.get(&a.key) else {
+            return;
+        };
+        let a = self.cache.localise(a);
+        let _ = self.workers[slot.0 as usize].cast(WorkerMsg::Run(Box::new(a), flag.clone()));
+    }
+
+    /// A dataset chunk: write it, ask for the next one, or start the trials that waited.
+    fn on_chunk(&mut self, c: DatasetChunkMsg, out: &Outbox) {
+        let Some(f) = self.fetches.get_mut(&c.sha256) else {
+            return;
+        };
+        let sha = c.sha256.clone();
+        let result = match f.chunk(&self.cache, &c) {
+            Ok(Progress::Next(offset)) => {
+                self.send(
+                    Some(out),
+                    &FromNode::FetchDataset(FetchDatasetMsg {
+                        sha256: sha,
+                        offset,
+                    }),
+                );
+                return;
+            }
+            Ok(Progress::Done) => {
+                tracing::info!(%sha, bytes = c.total, "dataset cached");
+                self.fetches.remove(&sha);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                if let Some(f) = self.fetches.remove(&sha) {
+                    f.abandon();
+                }
+                Err(e)
+            }
+        };
+        let parked = std::mem::take(&mut self.parked);
+        for (a, mut missing) in parked {
+            if !missing.contains(&sha) {
+                self.parked.push((a, missing));
+                continue;
+            }
+            match &result {
+                Err(e) => {
+                    if let Some((slot, _)) = self.running.get(&a.key) {
+                        let ev = NodeEvent::Done {
+                            key: a.key,
+                            slot: *slot,
+                            outcome: Outcome::Failed(e.clone()),
+                        };
+                        self.on_event(ev, Some(out));
+                    }
+                }
+                Ok(()) => {
+                    missing.retain(|m| *m != sha);
+                    if missing.is_empty() {
+                        self.start(*a);
+                    } else {
+                        self.parked.push((a, missing));
+                    }
+                }
             }
         }
     }
@@ -203,6 +298,7 @@ pub async fn run_node(
         workers.push(w);
     }
     let free = cfg.slots.iter().map(|s| s.slot).collect();
+    let cfg_cache = cfg.cache_dir.clone();
     let mut st = State {
         id,
         cfg,
@@ -213,6 +309,9 @@ pub async fn run_node(
         unacked: BTreeMap::new(),
         draining: None,
         released: false,
+        cache: Cache::new(cfg_cache),
+        fetches: HashMap::new(),
+        parked: Vec::new(),
     };
     tracing::info!(node = %id, slots = st.cfg.slots.len(), scheduler = %st.cfg.scheduler, "node starting");
     let mut shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown);
@@ -314,6 +413,16 @@ async fn online(
     );
     for m in st.unacked.values() {
         st.send(Some(&out), m);
+    }
+    // Fetches cut off by the lost connection go on where they stopped.
+    for f in st.fetches.values() {
+        st.send(
+            Some(&out),
+            &FromNode::FetchDataset(FetchDatasetMsg {
+                sha256: f.sha256.clone(),
+                offset: f.received,
+            }),
+        );
     }
     if st.draining.is_some() {
         st.send(Some(&out), &FromNode::Draining);

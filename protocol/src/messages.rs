@@ -1,7 +1,7 @@
 //! Messages, one enum per direction. Variants are append-only: a new message is a new variant
 //! at the end, never a change to an existing one (postcard encodes the variant index).
 use crate::ids::{NodeId, SlotId, StudyId, TrialKey};
-use crate::records::{Params, StatusReport, StudySummary, TrialRecord};
+use crate::records::{DatasetInfo, OverfitReport, Params, StatusReport, StudySummary, TrialRecord};
 use crate::spec::ObjectiveSpec;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,9 @@ pub enum ToNode {
     Stop(StopMsg),
     /// A finish or release was durably recorded; the node may forget it.
     Ack(AckMsg),
+    /// A chunk of a dataset (an answer to `FetchDataset`); empty `bytes` with `total` 0 when
+    /// the scheduler does not hold it.
+    DatasetChunk(DatasetChunkMsg),
 }
 
 /// Node → scheduler.
@@ -35,6 +38,8 @@ pub enum FromNode {
     Release(ReleaseMsg),
     /// The node takes no more work.
     Draining,
+    /// Asks for a chunk of a dataset the node does not have yet.
+    FetchDataset(FetchDatasetMsg),
 }
 
 /// Client → scheduler. Each is answered by one `ToClient`.
@@ -52,6 +57,12 @@ pub enum FromClient {
     Cancel(StudyRefMsg),
     /// One study's summary (cheap; for progress bars).
     Study(StudyRefMsg),
+    /// The Probability of Backtest Overfitting over a study's trials' out-of-sample returns.
+    Overfitting(StudyRefMsg),
+    /// Whether the scheduler holds a dataset (by SHA-256, lower-case hex).
+    HasDataset(String),
+    /// One chunk of a dataset upload (chunks in order, from offset 0).
+    PutDataset(PutDatasetMsg),
 }
 
 /// Scheduler → client.
@@ -71,6 +82,12 @@ pub enum ToClient {
     Study(StudySummary),
     /// The request failed.
     Error(ErrorMsg),
+    /// PBO of a study (None: fewer than two trials with returns, or too few days).
+    Overfitting(Option<OverfitReport>),
+    /// Answer to `HasDataset` (None: not held) and to the last chunk of an upload.
+    Dataset(Option<DatasetInfo>),
+    /// A chunk was received; this many bytes are held so far.
+    DatasetProgress(u64),
 }
 
 /// Payload of [`ToNode::Assign`].
@@ -187,6 +204,13 @@ pub enum Outcome {
     Failed(String),
     /// Stopped after a prune verdict.
     Pruned,
+    /// As `Complete`, with the trial's out-of-sample returns (walk-forward), kept for the
+    /// study's overfitting statistics.
+    CompleteWithReturns(
+        Vec<f64>,
+        crate::records::Metrics,
+        crate::records::ReturnSeries,
+    ),
 }
 
 /// Payload of [`FromNode::Finish`].
@@ -259,4 +283,44 @@ pub struct ErrorMsg {
     pub kind: ErrorKind,
     /// A sentence for the user.
     pub message: String,
+}
+
+/// Largest chunk of a dataset in one message (well under the frame limit).
+pub const DATASET_CHUNK: usize = 1 << 20;
+
+/// Payload of [`FromClient::PutDataset`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutDatasetMsg {
+    /// SHA-256 of the whole file, lower-case hex.
+    pub sha256: String,
+    /// The file's name (for listings and errors).
+    pub name: String,
+    /// Size of the whole file.
+    pub total: u64,
+    /// Where this chunk starts.
+    pub offset: u64,
+    /// The chunk (at most [`DATASET_CHUNK`] bytes).
+    pub bytes: Vec<u8>,
+}
+
+/// Payload of [`FromNode::FetchDataset`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchDatasetMsg {
+    /// SHA-256, lower-case hex.
+    pub sha256: String,
+    /// Where the wanted chunk starts.
+    pub offset: u64,
+}
+
+/// Payload of [`ToNode::DatasetChunk`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetChunkMsg {
+    /// SHA-256, lower-case hex.
+    pub sha256: String,
+    /// Size of the whole file (0: the scheduler does not hold it).
+    pub total: u64,
+    /// Where this chunk starts.
+    pub offset: u64,
+    /// The chunk.
+    pub bytes: Vec<u8>,
 }

@@ -104,6 +104,43 @@ impl fmt::Display for ParamValue {
 /// Named metrics a trial reported with its result (Sharpe, max drawdown, …).
 pub type Metrics = BTreeMap<String, f64>;
 
+/// A trial's out-of-sample returns, one per day (days since 1970-01-01).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReturnSeries {
+    /// Days since the Unix epoch.
+    pub days: Vec<i64>,
+    /// The strategy's return on each day.
+    pub values: Vec<f64>,
+}
+
+/// The Probability of Backtest Overfitting of a study (CSCV over its trials' returns).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OverfitReport {
+    /// Share of splits whose in-sample best trial ranks at or below the median out of sample.
+    pub pbo: f64,
+    /// Trials in the matrix (complete, with returns).
+    pub strategies: u64,
+    /// Days they all have.
+    pub observations: u64,
+    /// Blocks the days were cut into.
+    pub blocks: u32,
+    /// Splits evaluated: C(blocks, blocks/2).
+    pub combinations: u64,
+    /// How often the in-sample best was each trial (trial number, count), most often first.
+    pub chosen: Vec<(TrialId, u64)>,
+}
+
+/// A dataset held by the scheduler.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    /// SHA-256, lower-case hex.
+    pub sha256: String,
+    /// File name it was uploaded as.
+    pub name: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
 /// A trial's parameters, by name. Inactive conditional parameters are absent.
 pub type Params = BTreeMap<String, ParamValue>;
 

@@ -88,11 +88,14 @@ pub struct Pbo {
     pub logits: Vec<f64>,
     /// Splits evaluated: C(S, S/2).
     pub combinations: usize,
+    /// The in-sample best strategy (its column) of each split.
+    pub chosen: Vec<usize>,
 }
 
 /// Probability of Backtest Overfitting by CSCV over a T×N matrix of returns (`columns[n][t]`,
-/// one column per strategy), cut into `s` (even) row blocks. Strategies are scored by their
-/// per-period Sharpe.
+/// one column per strategy), cut into `s` (even) row blocks (the last T mod S rows are left
+/// out). Strategies are scored by their per-period Sharpe (ddof 1, NaNs skipped). Each
+/// strategy's blocks are summarised once (count, Σr, Σr²), so a split costs O(N·S) whatever T.
 pub fn pbo(columns: &[Vec<f64>], s: usize) -> Result<Pbo, String> {
     let n = columns.len();
     if n < 2 {
@@ -109,36 +112,63 @@ pub fn pbo(columns: &[Vec<f64>], s: usize) -> Result<Pbo, String> {
         return Err(format!("{t} returns are too few for {s} splits"));
     }
     let block = t / s;
-    let sharpe_of = |c: &[f64], blocks: &[usize]| {
-        let x: Vec<f64> = blocks
-            .iter()
-            .flat_map(|b| c[b * block..(b + 1) * block].iter().copied())
-            .collect();
-        let m = moments(&x);
-        if m.sharpe.is_nan() {
+    // sums[i][b] = (count, Σr, Σr²) of strategy i's block b.
+    let sums: Vec<Vec<(f64, f64, f64)>> = columns
+        .iter()
+        .map(|c| {
+            (0..s)
+                .map(|b| {
+                    c[b * block..(b + 1) * block]
+                        .iter()
+                        .filter(|v| !v.is_nan())
+                        .fold((0.0, 0.0, 0.0), |(k, s1, s2), v| {
+                            (k + 1.0, s1 + v, s2 + v * v)
+                        })
+                })
+                .collect()
+        })
+        .collect();
+    let sharpe_of = |i: usize, mask: u32, want: bool| {
+        let (mut k, mut s1, mut s2) = (0.0, 0.0, 0.0);
+        for (b, (bk, b1, b2)) in sums[i].iter().enumerate() {
+            if (mask & (1 << b) != 0) == want {
+                k += bk;
+                s1 += b1;
+                s2 += b2;
+            }
+        }
+        let m = s1 / k;
+        let sd = ((s2 - k * m * m) / (k - 1.0)).max(0.0).sqrt();
+        let sr = m / sd;
+        if sr.is_nan() {
             f64::NEG_INFINITY
         } else {
-            m.sharpe
+            sr
         }
     };
-    let mut logits = Vec::new();
+    let (mut logits, mut chosen) = (Vec::new(), Vec::new());
+    let mut oos_sr = vec![0.0; n];
     for mask in 0u32..(1 << s) {
         if mask.count_ones() as usize != s / 2 {
             continue;
         }
-        let is: Vec<usize> = (0..s).filter(|b| mask & (1 << b) != 0).collect();
-        let oos: Vec<usize> = (0..s).filter(|b| mask & (1 << b) == 0).collect();
-        let is_sr: Vec<f64> = columns.iter().map(|c| sharpe_of(c, &is)).collect();
-        let best = (0..n)
-            .max_by(|&a, &b| is_sr[a].total_cmp(&is_sr[b]).then(b.cmp(&a)))
-            .expect("n >= 2");
-        let oos_sr: Vec<f64> = columns.iter().map(|c| sharpe_of(c, &oos)).collect();
+        let mut best = 0;
+        let mut best_sr = f64::NEG_INFINITY;
+        for (i, oos) in oos_sr.iter_mut().enumerate() {
+            let v = sharpe_of(i, mask, true);
+            if i == 0 || v > best_sr {
+                best = i;
+                best_sr = v;
+            }
+            *oos = sharpe_of(i, mask, false);
+        }
         // Relative rank of the chosen strategy out of sample, in (0, 1).
         let below = oos_sr.iter().filter(|v| **v < oos_sr[best]).count() as f64;
         let ties = oos_sr.iter().filter(|v| **v == oos_sr[best]).count() as f64;
         let rank = below + (ties + 1.0) / 2.0;
         let w = rank / (n as f64 + 1.0);
         logits.push((w / (1.0 - w)).ln());
+        chosen.push(best);
     }
     let combinations = logits.len();
     let pbo = logits.iter().filter(|l| **l <= 0.0).count() as f64 / combinations as f64;
@@ -146,6 +176,59 @@ pub fn pbo(columns: &[Vec<f64>], s: usize) -> Result<Pbo, String> {
         pbo,
         logits,
         combinations,
+        chosen,
+    })
+}
+
+/// PBO over trials' out-of-sample return series, aligned on the days all of them have.
+/// `None` with fewer than two series or too few common days for `blocks`.
+pub fn study_pbo(
+    series: &[(
+        mlt_protocol::ids::TrialId,
+        mlt_protocol::records::ReturnSeries,
+    )],
+    blocks: u32,
+) -> Option<mlt_protocol::records::OverfitReport> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let usable: Vec<_> = series
+        .iter()
+        .filter(|(_, r)| r.days.len() == r.values.len() && !r.days.is_empty())
+        .collect();
+    if usable.len() < 2 {
+        return None;
+    }
+    let mut common: BTreeSet<i64> = usable[0].1.days.iter().copied().collect();
+    for (_, r) in &usable[1..] {
+        let d: BTreeSet<i64> = r.days.iter().copied().collect();
+        common.retain(|x| d.contains(x));
+    }
+    let columns: Vec<Vec<f64>> = usable
+        .iter()
+        .map(|(_, r)| {
+            let by_day: BTreeMap<i64, f64> = r
+                .days
+                .iter()
+                .copied()
+                .zip(r.values.iter().copied())
+                .collect();
+            common.iter().map(|d| by_day[d]).collect()
+        })
+        .collect();
+    let p = pbo(&columns, blocks as usize).ok()?;
+    let mut counts: BTreeMap<usize, u64> = BTreeMap::new();
+    for c in &p.chosen {
+        *counts.entry(*c).or_default() += 1;
+    }
+    let mut chosen: Vec<(mlt_protocol::ids::TrialId, u64)> =
+        counts.into_iter().map(|(i, k)| (usable[i].0, k)).collect();
+    chosen.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Some(mlt_protocol::records::OverfitReport {
+        pbo: p.pbo,
+        strategies: usable.len() as u64,
+        observations: common.len() as u64,
+        blocks,
+        combinations: p.combinations as u64,
+        chosen,
     })
 }
 
@@ -189,6 +272,53 @@ mod tests {
             .sum::<f64>()
             / 4.0;
         assert!((m.kurtosis - c4 / (0.000_325f64 * 0.000_325)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn pbo_from_block_sums_equals_the_plain_definition() {
+        // The plain CSCV: concatenate the chosen blocks and compute each Sharpe from scratch.
+        let naive = |cols: &[Vec<f64>], s: usize| -> Vec<f64> {
+            let block = cols[0].len() / s;
+            let sr = |c: &[f64], want: bool, mask: u32| {
+                let x: Vec<f64> = (0..s)
+                    .filter(|b| (mask & (1 << b) != 0) == want)
+                    .flat_map(|b| c[b * block..(b + 1) * block].iter().copied())
+                    .collect();
+                moments(&x).sharpe
+            };
+            let n = cols.len();
+            let mut logits = Vec::new();
+            for mask in 0u32..(1 << s) {
+                if mask.count_ones() as usize != s / 2 {
+                    continue;
+                }
+                let is: Vec<f64> = cols.iter().map(|c| sr(c, true, mask)).collect();
+                let best = (0..n)
+                    .max_by(|&a, &b| is[a].total_cmp(&is[b]).then(b.cmp(&a)))
+                    .unwrap();
+                let oos: Vec<f64> = cols.iter().map(|c| sr(c, false, mask)).collect();
+                let below = oos.iter().filter(|v| **v < oos[best]).count() as f64;
+                let ties = oos.iter().filter(|v| **v == oos[best]).count() as f64;
+                let w = (below + (ties + 1.0) / 2.0) / (n as f64 + 1.0);
+                logits.push((w / (1.0 - w)).ln());
+            }
+            logits
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let mut cols: Vec<Vec<f64>> = (0..7)
+            .map(|i| {
+                (0..203)
+                    .map(|_| rng.random_range(-0.01..0.01) + i as f64 * 2e-4)
+                    .collect()
+            })
+            .collect();
+        cols[2][17] = f64::NAN;
+        let fast = pbo(&cols, 8).unwrap();
+        let slow = naive(&cols, 8);
+        assert_eq!(fast.logits.len(), slow.len());
+        for (a, b) in fast.logits.iter().zip(&slow) {
+            assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+        }
     }
 
     #[test]

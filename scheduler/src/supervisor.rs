@@ -94,6 +94,8 @@ pub struct Shared {
     pub registry: ActorRef<RegistryMsg>,
     /// Studies.
     pub directory: Directory,
+    /// The store, for reads and dataset uploads (study writes go through the Store actor).
+    pub store: Store,
     supervisor: OnceLock<ActorRef<SupervisorMsg>>,
     /// Why the scheduler stopped, when it failed.
     pub failure: Mutex<Option<String>>,
@@ -185,7 +187,7 @@ impl Actor for Supervisor {
             me.get_cell(),
         )
         .await?;
-        let store = StoreHandle::new(store_ref, a.store);
+        let store = StoreHandle::new(store_ref, a.store.clone());
         let (registry, _) = Actor::spawn_linked(
             Some("registry".into()),
             RegistryActor,
@@ -202,6 +204,7 @@ impl Actor for Supervisor {
             metrics,
             registry,
             directory: Directory::default(),
+            store: a.store.clone(),
             supervisor: OnceLock::new(),
             failure: Mutex::new(None),
         });
@@ -272,6 +275,24 @@ impl Actor for Supervisor {
                                 message: format!("{}: `study.warm_start`: {e}", sub.source),
                             }));
                             return Ok(());
+                        }
+                    }
+                }
+                // Uploaded data must be here before a node asks for it.
+                if let mlt_protocol::spec::ObjectiveSpec::WalkForward(wf) = &spec.objective {
+                    if let mlt_protocol::spec::DataSource::Datasets { files, .. } = &wf.data {
+                        for f in files {
+                            if !matches!(st.shared.store.dataset(&f.sha256), Ok(Some(_))) {
+                                let _ = reply.send(Err(ErrorMsg {
+                                    kind: ErrorKind::InvalidSpec,
+                                    message: format!(
+                                        "{}: `objective.data`: dataset {} is not on this scheduler (`mlt-cluster submit` uploads the files a spec names)",
+                                        sub.source,
+                                        f.to_spec()
+                                    ),
+                                }));
+                                return Ok(());
+                            }
                         }
                     }
                 }

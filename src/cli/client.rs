@@ -30,6 +30,7 @@ impl Online {
 /// A stopped scheduler's store, read directly.
 pub struct Offline {
     studies: Vec<StudyCore>,
+    store: Store,
 }
 
 impl Offline {
@@ -47,7 +48,7 @@ impl Offline {
                 loaded.trials.remove(&id).unwrap_or_default(),
             ));
         }
-        Ok(Offline { studies })
+        Ok(Offline { studies, store })
     }
 
     fn find(&self, name: &str) -> Option<&StudyCore> {
@@ -68,7 +69,14 @@ impl Offline {
             FromClient::Trials(r) => ToClient::Trials(self.find(&r.study).ok_or_else(|| missing(&r.study))?.trials.clone()),
             FromClient::Best(r) => ToClient::Best(self.find(&r.study).ok_or_else(|| missing(&r.study))?.best()),
             FromClient::Study(r) => ToClient::Study(self.find(&r.study).ok_or_else(|| missing(&r.study))?.summary()),
-            FromClient::Submit(_) | FromClient::Cancel(_) => bail!("this needs a running scheduler (the store was read offline: pass --scheduler, or start it)"),
+            FromClient::Overfitting(r) => {
+                let id = self.find(&r.study).ok_or_else(|| missing(&r.study))?.id();
+                ToClient::Overfitting(mlt_scheduler::stats::study_pbo(
+                    &self.store.returns(id)?,
+                    mlt_scheduler::server::PBO_BLOCKS,
+                ))
+            }
+            FromClient::Submit(_) | FromClient::Cancel(_) | FromClient::HasDataset(_) | FromClient::PutDataset(_) => bail!("this needs a running scheduler (the store was read offline: pass --scheduler, or start it)"),
         })
     }
 }
@@ -177,11 +185,24 @@ pub async fn submit(
     // Validate here first: the error names the file as the researcher knows it.
     let parsed = Spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
     super::check_objective(&parsed, spec, &source)?;
+    let files = super::datasets::local_files(&parsed, spec)
+        .map_err(|e| CliError::Spec(format!("{source}: {e:#}")))?;
     let workdir = spec
         .canonicalize()
         .ok()
         .and_then(|p| p.parent().map(|d| d.display().to_string()));
     let mut t = target(conn, false).await?;
+    for f in &files {
+        if super::datasets::upload(&mut t, f).await? {
+            eprintln!(
+                "uploaded {} ({} bytes, sha256 {})",
+                f.path.display(),
+                f.bytes,
+                f.dataset.sha256
+            );
+        }
+    }
+    let text = super::datasets::with_refs(&text, &source, &files)?;
     let ToClient::Submitted(s) = t
         .request(FromClient::Submit(SubmitMsg {
             spec_toml: text,
@@ -277,10 +298,21 @@ pub async fn best(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
         ([best], ToClient::Trials(all)) => selection_stats(best, &all),
         _ => None,
     };
+    // The Probability of Backtest Overfitting over every complete trial's OOS returns.
+    let overfit = match (
+        &selection,
+        t.request(FromClient::Overfitting(study_ref(study))).await?,
+    ) {
+        (Some(_), ToClient::Overfitting(r)) => r,
+        _ => None,
+    };
     if json {
         let mut v = serde_json::to_value(&ts)?;
         if let (Some(sel), Some(first)) = (&selection, v.get_mut(0)) {
             first["selection"] = sel.clone();
+            if let Some(o) = &overfit {
+                first["selection"]["pbo"] = serde_json::to_value(o)?;
+            }
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if ts.is_empty() {
@@ -295,6 +327,18 @@ pub async fn best(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
                 s["trials"].as_f64().unwrap_or(f64::NAN),
                 s["sharpe_variance"].as_f64().unwrap_or(f64::NAN),
                 s["min_track_record_95"].as_f64().unwrap_or(f64::NAN),
+            );
+        }
+        if let Some(o) = &overfit {
+            let top = o.chosen.first().map_or(String::new(), |(n, k)| {
+                format!(
+                    "; the in-sample best was trial {n} in {:.0}% of splits",
+                    100.0 * *k as f64 / o.combinations.max(1) as f64
+                )
+            });
+            println!(
+                "overfitting: PBO {:.3} over {} trials x {} days (CSCV, {} blocks, {} splits){top}",
+                o.pbo, o.strategies, o.observations, o.blocks, o.combinations
             );
         }
     }

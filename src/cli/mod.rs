@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! serve.rs   run, scheduler, join: the long-running commands
+//! datasets.rs  the data files a spec names: hashed, uploaded once, named by hash
 //! client.rs  submit, status, trials, best, cancel, export: talk to a scheduler (or read a
 //!            stopped scheduler's store)
 //! output.rs  tables, JSON and CSV
 //! ```
 mod client;
+mod datasets;
 mod output;
 mod serve;
 mod stats;
@@ -91,6 +93,10 @@ pub enum Command {
         /// cluster.toml (its [node] section).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Where datasets fetched from the scheduler are cached (default:
+        /// $XDG_CACHE_HOME/mlt-cluster/datasets, else ~/.cache/mlt-cluster/datasets).
+        #[arg(long, env = "MLT_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
     },
     /// Submit a search spec; prints the study's name.
     Submit {
@@ -249,35 +255,40 @@ pub fn spec_text(path: &std::path::Path, data: &[PathBuf]) -> anyhow::Result<Str
     if data.is_empty() {
         return Ok(text);
     }
-    let mut doc: toml::Table = toml::from_str(&text)
-        .map_err(|e| CliError::Spec(format!("{}: {}", path.display(), e.message())))?;
-    let obj = doc
-        .get_mut("objective")
-        .and_then(|o| o.as_table_mut())
-        .filter(|o| o.get("kind").and_then(|k| k.as_str()) == Some("walk_forward"))
-        .ok_or_else(|| {
-            CliError::Spec(format!(
-                "--data: {} has no walk_forward objective to give data to",
-                path.display()
-            ))
-        })?;
     let mut files = Vec::new();
     for d in data {
         let full = d
             .canonicalize()
             .map_err(|e| CliError::Spec(format!("--data {}: {e}", d.display())))?;
-        files.push(toml::Value::String(full.display().to_string()));
+        files.push(full.display().to_string());
     }
+    set_data(&text, &path.display().to_string(), &files)
+        .map_err(|e| CliError::Spec(format!("--data: {e}")).into())
+}
+
+/// `text` with its walk_forward objective's `data` set to `files` (and no `[objective.synthetic]`).
+pub fn set_data(text: &str, source: &str, files: &[String]) -> Result<String, String> {
+    let mut doc: toml::Table =
+        toml::from_str(text).map_err(|e| format!("{source}: {}", e.message()))?;
+    let obj = doc
+        .get_mut("objective")
+        .and_then(|o| o.as_table_mut())
+        .filter(|o| o.get("kind").and_then(|k| k.as_str()) == Some("walk_forward"))
+        .ok_or_else(|| format!("{source} has no walk_forward objective to give data to"))?;
+    let mut values: Vec<toml::Value> = files
+        .iter()
+        .map(|f| toml::Value::String(f.clone()))
+        .collect();
     obj.remove("synthetic");
     obj.insert(
         "data".into(),
-        if files.len() == 1 {
-            files.remove(0)
+        if values.len() == 1 {
+            values.remove(0)
         } else {
-            toml::Value::Array(files)
+            toml::Value::Array(values)
         },
     );
-    Ok(toml::to_string(&doc)?)
+    toml::to_string(&doc).map_err(|e| e.to_string())
 }
 
 /// Checks that need the data (walk-forward features against look-ahead), before submitting.
@@ -327,7 +338,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             gpus,
             name,
             config,
-        } => serve::join(scheduler, token, slots, gpus, name, config).await,
+            cache_dir,
+        } => serve::join(scheduler, token, slots, gpus, name, config, cache_dir).await,
         Command::Submit {
             spec,
             follow,

@@ -101,6 +101,19 @@ async fn wait_failed(handle: &mlt_scheduler::SchedulerHandle) -> anyhow::Result<
     }
 }
 
+/// $XDG_CACHE_HOME/mlt-cluster/datasets, else ~/.cache/mlt-cluster/datasets, else
+/// ./mlt-cache/datasets.
+fn default_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    match base {
+        Some(b) => b.join("mlt-cluster").join("datasets"),
+        None => PathBuf::from("mlt-cache").join("datasets"),
+    }
+}
+
 pub async fn join(
     scheduler: String,
     token: String,
@@ -108,6 +121,7 @@ pub async fn join(
     gpus: Option<String>,
     name: Option<String>,
     config: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let c = ClusterConfig::load(config.as_deref()).map_err(|e| CliError::Spec(format!("{e:#}")))?;
     let token = Token::parse(&token).map_err(|e| CliError::Connect(format!("--token: {e}")))?;
@@ -124,6 +138,7 @@ pub async fn join(
         slots,
         reconnect_max: Duration::from_millis(c.reconnect_max_ms),
         drain_timeout: Duration::from_secs(c.drain_timeout_s),
+        cache_dir: cache_dir.unwrap_or_else(default_cache_dir),
     };
     run_node(cfg, stop_signal())
         .await
@@ -144,6 +159,14 @@ pub async fn run(
     let mut cfg = SchedulerConfig::new("127.0.0.1:0".parse().expect("addr"), data_dir.clone());
     cfg.heartbeat = Duration::from_millis(500);
     let handle = Scheduler::start(cfg).await?;
+    // The data files go into the store as `submit` would upload them; the local node
+    // fetches them over QUIC like any other.
+    let files = super::datasets::local_files(&parsed, spec_path)
+        .map_err(|e| CliError::Spec(format!("{source}: {e:#}")))?;
+    for f in &files {
+        super::datasets::store_local(&handle.shared.store, f)?;
+    }
+    let text = super::datasets::with_refs(&text, &source, &files)?;
     let node_cfg = NodeConfig {
         scheduler: handle.addr.to_string(),
         token: handle.shared.identity.join_token.clone(),
@@ -151,6 +174,7 @@ pub async fn run(
         slots: make_slots(slots.unwrap_or(0), &detect_gpus(None)),
         reconnect_max: Duration::from_secs(1),
         drain_timeout: Duration::from_secs(5),
+        cache_dir: data_dir.join("cache"),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let node = tokio::spawn(run_node(node_cfg, async move {

@@ -156,11 +156,17 @@ impl Cluster {
             .to_string()
     }
 
+    /// A node's dataset cache.
+    pub fn cache(&self, node: &str) -> PathBuf {
+        self.dir.path().join(format!("cache-{node}"))
+    }
+
     pub fn add_node(&mut self, name: &str, slots: u32) {
-        let (addr, token, cfg) = (
+        let (addr, token, cfg, cache) = (
             self.addr(),
             self.join_token(),
             self.config.display().to_string(),
+            self.cache(name).display().to_string(),
         );
         let p = self.spawn(
             name,
@@ -176,6 +182,8 @@ impl Cluster {
                 name,
                 "--config",
                 &cfg,
+                "--cache-dir",
+                &cache,
             ],
         );
         self.nodes.push(p);
@@ -303,4 +311,29 @@ pub fn run_offline(spec: &Path, study: &str) -> (tempfile::TempDir, Vec<Value>) 
 
 pub fn count_state(trials: &[Value], state: &str) -> usize {
     trials.iter().filter(|t| t["state"] == state).count()
+}
+
+/// Writes `days` bars of the synthetic market (seed `seed`) as a CSV file the loader reads.
+#[allow(dead_code)] // not every test binary uses it
+pub fn write_synthetic_csv(path: &Path, seed: u64, days: usize) {
+    use mlt_node::eval::synthetic::{generate, Synthetic};
+    let b = generate(&Synthetic {
+        days,
+        seed,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut text = String::from("Date,Open,High,Low,Close,Volume\n");
+    for i in 0..b.len() {
+        text += &format!(
+            "{},{},{},{},{},{}\n",
+            mlt_node::eval::data::format_day(b.days[i]),
+            b.open[i],
+            b.high[i],
+            b.low[i],
+            b.close[i],
+            b.volume.as_ref().unwrap()[i]
+        );
+    }
+    std::fs::write(path, text).unwrap();
 }

@@ -13,7 +13,7 @@ use crate::eval::model::model_for;
 use crate::eval::splits::walk_forward;
 use crate::eval::synthetic::{generate, Synthetic};
 use mlt_protocol::messages::{AssignMsg, Outcome, Verdict};
-use mlt_protocol::records::{Metrics, ParamValue, Params};
+use mlt_protocol::records::{Metrics, ParamValue, Params, ReturnSeries};
 use mlt_protocol::spec::{DataSource, WalkForwardSpec};
 use std::path::Path;
 
@@ -47,6 +47,12 @@ pub fn load(data: &DataSource, workdir: Option<&str>) -> Result<Vec<Bars>, Strin
                 read_csv(&full, *adjusted).map(|(b, _)| b)
             })
             .collect::<Result<_, _>>()?,
+        DataSource::Datasets { files, .. } => {
+            return Err(format!(
+                "dataset {} was not fetched (uploaded datasets are read from the node's cache)",
+                files.first().map_or(String::new(), |f| f.to_spec())
+            ))
+        }
     };
     if all.len() < 2 {
         return Ok(all);
@@ -433,7 +439,19 @@ fn evaluate(
         }
     }
     let metrics = metrics_of(&all_r, &all_pos, &all_pred, &all_next);
-    Ok(Outcome::Complete(values_of(spec, &metrics), metrics))
+    let days = all_bars.first().map_or(&[][..], |b| &b.days[..]);
+    let returns = ReturnSeries {
+        days: folds
+            .iter()
+            .flat_map(|f| f.test.iter().map(|&t| days[t]))
+            .collect(),
+        values: all_r,
+    };
+    Ok(Outcome::CompleteWithReturns(
+        values_of(spec, &metrics),
+        metrics,
+        returns,
+    ))
 }
 
 #[cfg(test)]
@@ -512,7 +530,7 @@ mod tests {
             .collect();
         let mut ctx = Ctx(Vec::new());
         let out = run_walk_forward(&spec(&feats, 0.15), &assign(params.clone()), &mut ctx);
-        let Outcome::Complete(values, metrics) = out else {
+        let Outcome::CompleteWithReturns(values, metrics, returns) = out else {
             panic!("{out:?}")
         };
         // 3000 days, 500 train, 250 test: (3000 − 501) / 250 = 9 folds, reported in order.
@@ -523,6 +541,12 @@ mod tests {
             .enumerate()
             .all(|(i, (s, v))| *s == i as u64 + 1 && v.len() == 2));
         assert_eq!(values, vec![metrics["sharpe"], metrics["max_drawdown"]]);
+        // The out-of-sample returns travel with the result: one per test day, dated, and
+        // the reported metrics are theirs.
+        assert_eq!(returns.values.len(), 9 * 250);
+        assert_eq!(returns.days.len(), returns.values.len());
+        assert!(returns.days.windows(2).all(|w| w[0] < w[1]));
+        assert!((m::sharpe(&returns.values) - metrics["sharpe"]).abs() < 1e-12);
         // The last cumulative report is the final result (computed in full here, as max
         // drawdown is an objective) ...
         assert_eq!(ctx.0[8].1, values);
@@ -530,7 +554,7 @@ mod tests {
         let mut sharpe_only = spec(&feats, 0.15);
         sharpe_only.objectives = vec!["sharpe".into(), "win_rate".into()];
         let mut c3 = Ctx(Vec::new());
-        let Outcome::Complete(v3, m3) =
+        let Outcome::CompleteWithReturns(v3, m3, _) =
             run_walk_forward(&sharpe_only, &assign(params.clone()), &mut c3)
         else {
             panic!()
@@ -558,7 +582,7 @@ mod tests {
             instruments: 4,
         };
         let out = run_walk_forward(&many, &assign(params.clone()), &mut Ctx(Vec::new()));
-        let Outcome::Complete(_, port) = out else {
+        let Outcome::CompleteWithReturns(_, port, _) = out else {
             panic!("{out:?}")
         };
         assert!(
@@ -571,7 +595,7 @@ mod tests {
         let mut cls = spec(&feats, 0.15);
         cls.classify = true;
         let out = run_walk_forward(&cls, &assign(params.clone()), &mut Ctx(Vec::new()));
-        let Outcome::Complete(_, c) = out else {
+        let Outcome::CompleteWithReturns(_, c, _) = out else {
             panic!("{out:?}")
         };
         assert!(c["sharpe"] > 0.5 && c["accuracy"] > 0.5, "{c:?}");
@@ -581,7 +605,7 @@ mod tests {
             &assign(params.clone()),
             &mut Ctx(Vec::new()),
         );
-        let Outcome::Complete(_, flat) = out else {
+        let Outcome::CompleteWithReturns(_, flat, _) = out else {
             panic!()
         };
         assert!(flat["sharpe"].abs() < metrics["sharpe"] / 2.0, "{flat:?}");

@@ -326,6 +326,44 @@ pub enum DataSource {
         /// Scale prices by adj close / close.
         adjusted: bool,
     },
+    /// Files uploaded to the scheduler (`data = "sha256:<hex>/<name>"`, as `submit` writes
+    /// it): nodes fetch them over QUIC and cache them by hash.
+    Datasets {
+        /// The files, one per instrument.
+        files: Vec<DatasetRef>,
+        /// Scale prices by adj close / close.
+        adjusted: bool,
+    },
+}
+
+/// A file uploaded to the scheduler, by content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRef {
+    /// SHA-256 of its contents, lower-case hex.
+    pub sha256: String,
+    /// The name it was uploaded as.
+    pub name: String,
+}
+
+impl DatasetRef {
+    /// Reads `sha256:<64 hex>/<name>` (the name may be empty).
+    pub fn parse(s: &str) -> Option<DatasetRef> {
+        let rest = s.strip_prefix("sha256:")?;
+        let (hex, name) = rest.split_once('/').unwrap_or((rest, ""));
+        let ok = hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        ok.then(|| DatasetRef {
+            sha256: hex.to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    /// The spec form, `sha256:<hex>/<name>`.
+    pub fn to_spec(&self) -> String {
+        format!("sha256:{}/{}", self.sha256, self.name)
+    }
 }
 
 /// `[objective]` with `kind = "walk_forward"`. Feature expressions may use `$name` for a

@@ -684,9 +684,29 @@ pub(super) fn walk_forward(
                     "must be \"synthetic\", a CSV file or a list of CSV files",
                 );
             }
-            DataSource::Files {
-                paths,
-                adjusted: o.adjusted.as_ref().is_none_or(|a| *a.get_ref()),
+            let adjusted = o.adjusted.as_ref().is_none_or(|a| *a.get_ref());
+            let refs: Vec<DatasetRef> = paths.iter().filter_map(|p| DatasetRef::parse(p)).collect();
+            if refs.is_empty() {
+                if let Some(bad) = paths.iter().find(|p| p.starts_with("sha256:")) {
+                    cx.err(
+                        d.span(),
+                        "objective.data",
+                        format!("`{bad}` is not `sha256:<64 lower-case hex digits>/<name>`"),
+                    );
+                }
+                DataSource::Files { paths, adjusted }
+            } else {
+                if refs.len() != paths.len() {
+                    cx.err(
+                        d.span(),
+                        "objective.data",
+                        "uploaded datasets (`sha256:…`) and file paths cannot be mixed",
+                    );
+                }
+                DataSource::Datasets {
+                    files: refs,
+                    adjusted,
+                }
             }
         }
     };

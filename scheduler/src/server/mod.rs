@@ -8,4 +8,4 @@ mod listener;
 mod session;
 
 pub use listener::{Listener, ListenerArgs};
-pub use session::{Session, SessionArgs, SessionMsg};
+pub use session::{Session, SessionArgs, SessionMsg, MAX_DATASET_BYTES, PBO_BLOCKS};

@@ -10,7 +10,7 @@ use mlt_protocol::codec;
 use mlt_protocol::handshake::{Hello, Role};
 use mlt_protocol::ids::NodeId;
 use mlt_protocol::messages::*;
-use mlt_protocol::records::StatusReport;
+use mlt_protocol::records::{DatasetInfo, StatusReport};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -55,7 +55,23 @@ pub struct SessionState {
     shared: Arc<Shared>,
     reader: tokio::task::JoinHandle<()>,
     conn: quinn::Connection,
+    upload: Option<Upload>,
 }
+
+/// A dataset upload in progress on this connection.
+struct Upload {
+    sha256: String,
+    name: String,
+    total: u64,
+    received: u64,
+    hasher: sha2::Sha256,
+}
+
+/// The largest dataset a client may upload.
+pub const MAX_DATASET_BYTES: u64 = 16 << 30;
+
+/// Blocks in PBO's combinatorially symmetric cross-validation (Bailey et al. use 16).
+pub const PBO_BLOCKS: u32 = 16;
 
 async fn read_loop(
     mut reader: FrameReader,
@@ -121,6 +137,7 @@ impl Actor for Session {
             shared: a.shared,
             reader,
             conn: a.conn,
+            upload: None,
         })
     }
 
@@ -217,6 +234,130 @@ fn on_node(st: &mut SessionState, m: FromNode) {
             tracing::info!(%node, name = %st.name, "node is draining");
             let _ = registry.cast(RegistryMsg::Draining(node));
         }
+        FromNode::FetchDataset(f) => {
+            let reply = dataset_chunk(&st.shared.store, &f);
+            if reply.total == 0 {
+                tracing::warn!(%node, sha256 = %f.sha256, offset = f.offset, "node asked for a dataset chunk this scheduler does not hold");
+            }
+            let _ = st.outbox.send(&ToNode::DatasetChunk(reply));
+        }
+    }
+}
+
+/// The chunk a node asked for, or an empty answer with `total` 0.
+fn dataset_chunk(store: &crate::store::Store, f: &FetchDatasetMsg) -> DatasetChunkMsg {
+    let none = DatasetChunkMsg {
+        sha256: f.sha256.clone(),
+        total: 0,
+        offset: f.offset,
+        bytes: Vec::new(),
+    };
+    let chunk = DATASET_CHUNK as u64;
+    let Ok(Some(info)) = store.dataset(&f.sha256) else {
+        return none;
+    };
+    if f.offset % chunk != 0 || f.offset >= info.bytes.max(1) {
+        return none;
+    }
+    match store.dataset_chunk(&f.sha256, f.offset / chunk) {
+        Ok(Some(bytes)) => DatasetChunkMsg {
+            total: info.bytes,
+            bytes,
+            ..none
+        },
+        _ => none,
+    }
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn invalid(message: String) -> ToClient {
+    ToClient::Error(ErrorMsg {
+        kind: ErrorKind::InvalidSpec,
+        message,
+    })
+}
+
+/// One chunk of an upload: chunks arrive in order, each DATASET_CHUNK long but the last; the
+/// last one is checked against the announced SHA-256 before the dataset is marked complete.
+fn put_dataset(st: &mut SessionState, p: PutDatasetMsg) -> ToClient {
+    use sha2::Digest;
+    let chunk = DATASET_CHUNK as u64;
+    if !is_sha256(&p.sha256) {
+        return invalid("dataset upload: the SHA-256 must be 64 lower-case hex digits".into());
+    }
+    if p.total > MAX_DATASET_BYTES {
+        return invalid(format!(
+            "dataset `{}` is {} bytes; the limit is {MAX_DATASET_BYTES}",
+            p.name, p.total
+        ));
+    }
+    if p.offset == 0 {
+        st.upload = Some(Upload {
+            sha256: p.sha256.clone(),
+            name: p
+                .name
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(255)
+                .collect(),
+            total: p.total,
+            received: 0,
+            hasher: sha2::Sha256::new(),
+        });
+    }
+    let Some(up) = st.upload.as_mut().filter(|u| u.sha256 == p.sha256) else {
+        return invalid(format!(
+            "dataset `{}`: chunk at {} without an upload started at 0",
+            p.name, p.offset
+        ));
+    };
+    let expected_len = (up.total - up.received).min(chunk);
+    if p.offset != up.received || p.total != up.total || p.bytes.len() as u64 != expected_len {
+        let msg = format!(
+            "dataset `{}`: chunk at {} of {} bytes does not follow the {} bytes received (expected {expected_len} bytes)",
+            up.name, p.offset, p.bytes.len(), up.received
+        );
+        st.upload = None;
+        return invalid(msg);
+    }
+    if let Err(e) = st
+        .shared
+        .store
+        .put_chunk(&up.sha256, up.received / chunk, &p.bytes)
+    {
+        st.upload = None;
+        return internal(e);
+    }
+    up.hasher.update(&p.bytes);
+    up.received += p.bytes.len() as u64;
+    if up.received < up.total {
+        return ToClient::DatasetProgress(up.received);
+    }
+    let up = st.upload.take().expect("checked above");
+    let digest = hex::encode(up.hasher.finalize());
+    if digest != up.sha256 {
+        let _ = st.shared.store.finish_dataset(&up.sha256, None);
+        return invalid(format!(
+            "dataset `{}`: its contents hash to {digest}, not the announced {}",
+            up.name, up.sha256
+        ));
+    }
+    let info = DatasetInfo {
+        sha256: up.sha256,
+        name: up.name,
+        bytes: up.total,
+    };
+    match st.shared.store.finish_dataset(&info.sha256, Some(&info)) {
+        Ok(()) => {
+            tracing::info!(name = %info.name, sha256 = %info.sha256, bytes = info.bytes, client = %st.name, "dataset stored");
+            ToClient::Dataset(Some(info))
+        }
+        Err(e) => internal(e),
     }
 }
 
@@ -265,10 +406,16 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
                 metrics: shared.metrics.snapshot(),
             })
         }
+        FromClient::HasDataset(sha) => match shared.store.dataset(&sha) {
+            Ok(d) => ToClient::Dataset(d),
+            Err(e) => internal(e),
+        },
+        FromClient::PutDataset(p) => put_dataset(st, p),
         FromClient::Trials(r)
         | FromClient::Best(r)
         | FromClient::Cancel(r)
         | FromClient::Study(r)
+        | FromClient::Overfitting(r)
             if lookup(&r.study).is_none() =>
         {
             not_found(&r.study)
@@ -288,6 +435,25 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
         FromClient::Study(r) => {
             match ractor::call_t!(lookup(&r.study).expect("found"), StudyMsg::Summary, CALL_MS) {
                 Ok(s) => ToClient::Study(s),
+                Err(e) => internal(e),
+            }
+        }
+        FromClient::Overfitting(r) => {
+            let actor = lookup(&r.study).expect("found");
+            match ractor::call_t!(actor, StudyMsg::Summary, CALL_MS) {
+                Ok(summary) => {
+                    let store = shared.store.clone();
+                    let job = tokio::task::spawn_blocking(move || {
+                        store
+                            .returns(summary.id)
+                            .map(|r| crate::stats::study_pbo(&r, PBO_BLOCKS))
+                    });
+                    match job.await {
+                        Ok(Ok(report)) => ToClient::Overfitting(report),
+                        Ok(Err(e)) => internal(e),
+                        Err(e) => internal(e),
+                    }
+                }
                 Err(e) => internal(e),
             }
         }

@@ -1,7 +1,7 @@
 //! Opening, loading and writing the redb file.
 use super::schema::*;
 use mlt_protocol::ids::{StudyId, TrialId};
-use mlt_protocol::records::TrialRecord;
+use mlt_protocol::records::{DatasetInfo, ReturnSeries, TrialRecord};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -129,6 +129,75 @@ impl Store {
             txn.open_table(TRIALS)?;
             txn.open_table(INTERMEDIATE)?;
             txn.open_table(EVENTS)?;
+            txn.open_table(RETURNS)?;
+            txn.open_table(DATASETS)?;
+            txn.open_table(CHUNKS)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The out-of-sample returns stored for a study's trials.
+    pub fn returns(&self, study: StudyId) -> Result<Vec<(TrialId, ReturnSeries)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RETURNS)?;
+        let mut out = Vec::new();
+        for row in table.range((study.0, 0)..=(study.0, u64::MAX))? {
+            let (k, v) = row?;
+            out.push((TrialId(k.value().1), decode("returns", v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// A complete dataset's description.
+    pub fn dataset(&self, sha256: &str) -> Result<Option<DatasetInfo>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DATASETS)?;
+        let v = table.get(sha256)?;
+        v.map(|v| decode("datasets", v.value())).transpose()
+    }
+
+    /// Chunk `index` of a dataset (complete or being uploaded).
+    pub fn dataset_chunk(&self, sha256: &str, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CHUNKS)?;
+        let v = table.get((sha256, index))?;
+        Ok(v.map(|v| v.value().to_vec()))
+    }
+
+    /// Stores chunk `index` of an upload in progress.
+    pub fn put_chunk(&self, sha256: &str, index: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| StoreError::Redb(e.to_string()))?;
+        txn.open_table(CHUNKS)?.insert((sha256, index), bytes)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Marks an upload whose contents were verified as complete (durably), or, with `None`,
+    /// drops the chunks of a failed one.
+    pub fn finish_dataset(
+        &self,
+        sha256: &str,
+        info: Option<&DatasetInfo>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        match info {
+            Some(i) => {
+                txn.open_table(DATASETS)?
+                    .insert(sha256, encode(i).as_slice())?;
+            }
+            None => {
+                let mut chunks = txn.open_table(CHUNKS)?;
+                let mut doomed = Vec::new();
+                for row in chunks.range((sha256, 0)..=(sha256, u64::MAX))? {
+                    doomed.push(row?.0.value().1);
+                }
+                for i in doomed {
+                    chunks.remove((sha256, i))?;
+                }
+            }
         }
         txn.commit()?;
         Ok(())
@@ -212,6 +281,7 @@ impl Store {
             let mut inter = txn.open_table(INTERMEDIATE)?;
             let mut events = txn.open_table(EVENTS)?;
             let mut meta = txn.open_table(META)?;
+            let mut returns = txn.open_table(RETURNS)?;
             for op in ops {
                 match op {
                     StoreOp::Study(s) => {
@@ -237,6 +307,9 @@ impl Store {
                     }
                     StoreOp::NextStudy(n) => {
                         meta.insert("next_study", encode(n).as_slice())?;
+                    }
+                    StoreOp::Returns(study, trial, r) => {
+                        returns.insert((study.0, trial.0), encode(r).as_slice())?;
                     }
                 }
             }

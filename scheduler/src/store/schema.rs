@@ -7,6 +7,9 @@
 //! trials        (study, trial)        → TrialRecord (intermediate values kept apart)
 //! intermediate  (study, trial, step)  → Vec<f64>
 //! events        (study, seq)          → Event      append-only log of asks and tells
+//! returns       (study, trial)        → ReturnSeries   out-of-sample returns (walk-forward)
+//! datasets      sha256 hex            → DatasetInfo    uploaded files, complete and verified
+//! chunks        (sha256 hex, index)   → bytes          their contents, DATASET_CHUNK each
 //! ```
 use mlt_protocol::ids::{StudyId, TrialId};
 use mlt_protocol::records::{Params, StudyState, TrialRecord, TrialState};
@@ -18,7 +21,7 @@ pub const MAGIC: [u8; 4] = *b"MLTS";
 /// Major version: a store with another major is refused.
 pub const SCHEMA_MAJOR: u16 = 2;
 /// Minor version: additions readable by older minors.
-pub const SCHEMA_MINOR: u16 = 0;
+pub const SCHEMA_MINOR: u16 = 1;
 
 /// `meta`.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -31,6 +34,13 @@ pub const INTERMEDIATE: TableDefinition<(u64, u64, u64), &[u8]> =
     TableDefinition::new("intermediate");
 /// `events`.
 pub const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("events");
+
+/// `returns` (minor 1).
+pub const RETURNS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("returns");
+/// `datasets` (minor 1).
+pub const DATASETS: TableDefinition<&str, &[u8]> = TableDefinition::new("datasets");
+/// `chunks` (minor 1).
+pub const CHUNKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chunks");
 
 /// A study as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,4 +105,6 @@ pub enum StoreOp {
     Event(StudyId, Event),
     /// Set the next study id.
     NextStudy(u64),
+    /// A finished trial's out-of-sample returns.
+    Returns(StudyId, TrialId, mlt_protocol::records::ReturnSeries),
 }

@@ -278,8 +278,13 @@ impl StudyCore {
         if !self.current(&key, node) {
             return FinishResult::Ignored;
         }
+        let mut outcome = outcome;
+        let returns = match &mut outcome {
+            Outcome::CompleteWithReturns(_, _, r) => Some(std::mem::take(r)),
+            _ => None,
+        };
         let (state, values, message) = match outcome {
-            Outcome::Complete(v, metrics) if v.len() == self.spec.study.directions.len() && v.iter().all(|x| !x.is_nan()) => {
+            Outcome::Complete(v, metrics) | Outcome::CompleteWithReturns(v, metrics, _) if v.len() == self.spec.study.directions.len() && v.iter().all(|x| !x.is_nan()) => {
                 match self.constraint_values(&metrics) {
                     Ok(c) => {
                         let t = &mut self.trials[key.trial.0 as usize];
@@ -290,7 +295,7 @@ impl StudyCore {
                     Err(e) => (TrialState::Failed, None, Some(e)),
                 }
             }
-            Outcome::Complete(v, _) => (
+            Outcome::Complete(v, _) | Outcome::CompleteWithReturns(v, _, _) => (
                 TrialState::Failed,
                 None,
                 Some(format!("objective returned {} values {:?}; the study has {} objectives and NaN is not a value", v.len(), v, self.spec.study.directions.len())),
@@ -301,6 +306,11 @@ impl StudyCore {
                 (TrialState::Pruned, last, Some("stopped by its objective".into()))
             }
         };
+        if let (TrialState::Complete, Some(r)) = (state, returns) {
+            if r.days.len() == r.values.len() {
+                ops.push(StoreOp::Returns(key.study, key.trial, r));
+            }
+        }
         self.end(key.trial, state, values, message, now, ops);
         FinishResult::Recorded
     }
