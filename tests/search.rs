@@ -276,13 +276,25 @@ fn a_walk_forward_study_runs_and_reports_every_fold() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let (_data, trials) =
         util::run_offline(&dir.join("walkforward-synthetic.toml"), "wf-synthetic");
-    assert_eq!(trials.len(), 40);
+    // 40 search trials, then the 5 best evaluated on the 250-day hold-out.
+    assert_eq!(trials.len(), 45);
+    let (search, holdout) = trials.split_at(40);
+    assert!(holdout
+        .iter()
+        .all(|t| t["origin"]["holdout"].is_u64() && t["state"] == "complete"));
+    for h in holdout {
+        // One fold: trained before the hold-out, tested on it; its metrics go to its trial.
+        assert_eq!(h["intermediate"].as_object().unwrap().len(), 1, "{h}");
+        let src = &trials[h["origin"]["holdout"].as_u64().unwrap() as usize];
+        assert_eq!(src["metrics"]["holdout_sharpe"], h["metrics"]["sharpe"]);
+        assert_eq!(src["metrics"]["holdout_observations"], 250.0);
+    }
     let complete: Vec<&serde_json::Value> =
-        trials.iter().filter(|t| t["state"] == "complete").collect();
+        search.iter().filter(|t| t["state"] == "complete").collect();
     assert!(!complete.is_empty());
     for t in &complete {
-        // 3000 days, 500 train, 250 test: 9 folds, each reported.
-        assert_eq!(t["intermediate"].as_object().unwrap().len(), 9, "{t}");
+        // 3000 − 250 days, 500 train, 250 test: 8 folds, each reported.
+        assert_eq!(t["intermediate"].as_object().unwrap().len(), 8, "{t}");
         assert_eq!(t["values"][0], t["metrics"]["sharpe"]);
         assert!(t["metrics"]["max_drawdown"].as_f64().unwrap() <= 0.0);
     }
@@ -304,15 +316,15 @@ fn a_walk_forward_study_runs_and_reports_every_fold() {
     );
     assert!(dsr < psr, "{sel}");
     assert_eq!(sel["trials"], 40.0);
-    // PBO by CSCV over every complete trial's stored out-of-sample returns (9 folds x 250
-    // days each, the same days for every trial).
+    // PBO by CSCV over every complete search trial's stored out-of-sample returns (8 folds
+    // x 250 days each, the same days for every trial).
     let pbo = &sel["pbo"];
     assert_eq!(
         pbo["strategies"].as_u64().unwrap(),
         complete.len() as u64,
         "{pbo}"
     );
-    assert_eq!(pbo["observations"], 2250);
+    assert_eq!(pbo["observations"], 2000);
     assert_eq!(pbo["blocks"], 16);
     assert_eq!(pbo["combinations"], 12870);
     assert!((0.0..=1.0).contains(&pbo["pbo"].as_f64().unwrap()), "{pbo}");
@@ -327,6 +339,7 @@ fn a_walk_forward_study_runs_and_reports_every_fold() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("deflated Sharpe"), "{text}");
     assert!(text.contains("overfitting: PBO"), "{text}");
+    assert!(text.contains("hold-out: Sharpe"), "{text}");
 }
 
 #[test]
@@ -435,4 +448,43 @@ fn data_on_the_command_line_replaces_the_specs_source() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_cpcv_study_reports_every_split_and_stores_its_paths() {
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/walkforward-synthetic.toml"),
+    )
+    .unwrap();
+    let cpcv = example
+        .replace("n_trials = 40", "n_trials = 10")
+        .replace("name = \"wf-synthetic\"", "name = \"wf-cpcv\"")
+        .replace("kind = \"paired\"", "kind = \"none\"")
+        .replace("alpha = 0.1\nmin_steps = 4\n", "")
+        .replace(
+            "holdout_top = 5 ",
+            "holdout_top = 2\nsplits = \"cpcv\"\ngroups = 6\ntest_groups = 2\nembargo = 5\n",
+        );
+    assert!(cpcv.contains("splits = \"cpcv\""), "{cpcv}");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("cpcv.toml");
+    std::fs::write(&spec, cpcv).unwrap();
+    let (data, trials) = util::run_offline(&spec, "wf-cpcv");
+    assert_eq!(trials.len(), 12);
+    for t in trials.iter().filter(|t| t["state"] == "complete").take(10) {
+        if t["origin"]["holdout"].is_u64() {
+            // The hold-out evaluation is one fold whatever the search's splits.
+            assert_eq!(t["intermediate"].as_object().unwrap().len(), 1, "{t}");
+            continue;
+        }
+        // C(6, 2) = 15 splits reported; the result averages C(5, 1) = 5 paths.
+        assert_eq!(t["intermediate"].as_object().unwrap().len(), 15, "{t}");
+        assert_eq!(t["metrics"]["paths"], 5.0);
+        assert!(t["metrics"]["sharpe_path_std"].as_f64().unwrap() >= 0.0);
+    }
+    // Every path covers the whole search period (2750 days): PBO sees them all.
+    let out = util::offline(&["best", "wf-cpcv", "--json"], data.path());
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(b[0]["selection"]["pbo"]["observations"], 2750, "{b}");
 }

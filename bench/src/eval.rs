@@ -101,6 +101,10 @@ fn fold_overhead(
         slippage_bps: 1.0,
         report_per_fold: false,
         objectives: vec!["sharpe".into()],
+        holdout: 0,
+        holdout_top: 5,
+        splits: mlt_protocol::spec::Splits::WalkForward,
+        holdout_run: false,
     };
     let assign = AssignMsg {
         key: TrialKey {

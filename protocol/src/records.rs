@@ -240,6 +240,9 @@ pub enum TrialOrigin {
     Enqueued(u32),
     /// Copied, finished, from another study (`warm_start`): its name and trial number.
     WarmStart(String, u64),
+    /// The evaluation of a finished trial (its number) on the hold-out period, when the
+    /// search is over. Not part of the search: no sampler, pruner or `best` sees it.
+    Holdout(u64),
 }
 
 /// Where a study is.

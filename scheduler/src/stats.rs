@@ -105,7 +105,7 @@ pub fn pbo(columns: &[Vec<f64>], s: usize) -> Result<Pbo, String> {
     if columns.iter().any(|c| c.len() != t) {
         return Err("every strategy needs the same number of returns".into());
     }
-    if s < 2 || s % 2 != 0 || s > 20 {
+    if s < 2 || !s.is_multiple_of(2) || s > 20 {
         return Err(format!("the number of splits must be even, 2–20, got {s}"));
     }
     if t < s * 2 {

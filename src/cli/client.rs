@@ -360,10 +360,18 @@ fn selection_stats(
     );
     let srs: Vec<f64> = all
         .iter()
+        .filter(|x| !matches!(x.origin, mlt_protocol::records::TrialOrigin::Holdout(_)))
         .filter_map(|x| x.metrics.get("sharpe_per_period").copied())
         .filter(|v| v.is_finite())
         .collect();
-    let tried = all.iter().filter(|x| x.state.is_finished()).count() as f64;
+    let search = |x: &&mlt_protocol::records::TrialRecord| {
+        !matches!(x.origin, mlt_protocol::records::TrialOrigin::Holdout(_))
+    };
+    let tried = all
+        .iter()
+        .filter(search)
+        .filter(|x| x.state.is_finished())
+        .count() as f64;
     let n = srs.len() as f64;
     let var = if n > 1.0 {
         let m = srs.iter().sum::<f64>() / n;

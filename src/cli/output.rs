@@ -130,6 +130,21 @@ pub fn trials_table(ts: &[TrialRecord]) -> String {
         if let Some(v) = violation(t) {
             let _ = writeln!(o, "{:>6} infeasible: constraints broken by {v}", "");
         }
+        if let TrialOrigin::Holdout(n) = t.origin {
+            let _ = writeln!(o, "{:>6} hold-out evaluation of trial {n}", "");
+        }
+        // A trial evaluated on the hold-out shows how it did there.
+        let h = |k: &str| t.metrics.get(&format!("holdout_{k}")).copied();
+        if let Some(sr) = h("sharpe") {
+            let _ = writeln!(
+                o,
+                "{:>6} hold-out: Sharpe {sr:.3}, annual return {:.2}%, max drawdown {:.2}% over {:.0} days never seen by the search",
+                "",
+                100.0 * h("annual_return").unwrap_or(f64::NAN),
+                100.0 * h("max_drawdown").unwrap_or(f64::NAN),
+                h("observations").unwrap_or(f64::NAN)
+            );
+        }
     }
     o
 }
@@ -207,6 +222,7 @@ pub fn trials_csv(ts: &[TrialRecord]) -> String {
             TrialOrigin::Sampler => "sampler".to_string(),
             TrialOrigin::Enqueued(i) => format!("enqueued {i}"),
             TrialOrigin::WarmStart(s, n) => format!("warm start {s} #{n}"),
+            TrialOrigin::Holdout(n) => format!("holdout of #{n}"),
         }));
         row.push(t.generation.map_or(String::new(), |g| g.to_string()));
         row.push(t.started_ms.map_or(String::new(), |x| x.to_string()));

@@ -1,4 +1,4 @@
-//! Daily OHLCV bars from CSV, validated: dates sorted and unique, NaNs, calendar gaps and OHLC
+//! Daily OHLCV bars from CSV or Parquet (told apart by the file's first bytes), validated: dates sorted and unique, NaNs, calendar gaps and OHLC
 //! inconsistencies are warned about and counted (never a crash); a missing required column is
 //! an error naming the file and the column.
 use std::path::Path;
@@ -97,6 +97,139 @@ pub fn read_csv(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), Strin
     parse_csv(&text, &name, adjusted)
 }
 
+/// Reads bars from a CSV or a Parquet file (Parquet files start with `PAR1`).
+pub fn read_bars(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), String> {
+    use std::io::Read;
+    let name = path.display().to_string();
+    let mut magic = [0u8; 4];
+    let is_parquet = std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"PAR1";
+    if is_parquet {
+        // The record reader panics on a few malformed files: an error, never a crash.
+        std::panic::catch_unwind(|| read_parquet(path, adjusted))
+            .unwrap_or_else(|_| Err(format!("{name}: the Parquet file could not be decoded")))
+    } else {
+        read_csv(path, adjusted)
+    }
+}
+
+/// Reads a Parquet file of daily bars: the same columns as [`read_csv`], found by name; the
+/// date may be a DATE, a TIMESTAMP (milli-, micro- or nanoseconds) or a `YYYY-MM-DD` string;
+/// prices and volume any numeric type (nulls count as NaN).
+pub fn read_parquet(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), String> {
+    use parquet::basic::{LogicalType, TimeUnit};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?;
+    let reader = SerializedFileReader::new(file).map_err(|e| format!("{name}: {e}"))?;
+    let schema = reader.metadata().file_metadata().schema_descr_ptr();
+    let cols: Vec<String> = schema
+        .root_schema()
+        .get_fields()
+        .iter()
+        .map(|f| f.name().to_ascii_lowercase())
+        .collect();
+    let find = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
+    let need = |names: &[&str], what: &str| {
+        find(names).ok_or(format!(
+            "{name}: no `{what}` column (columns: {})",
+            cols.join(", ")
+        ))
+    };
+    let c_date = need(&["date", "datetime", "timestamp", "time"], "date")?;
+    let c_open = need(&["open"], "open")?;
+    let c_high = need(&["high"], "high")?;
+    let c_low = need(&["low"], "low")?;
+    let c_close = need(&["close"], "close")?;
+    let c_adj = if adjusted {
+        find(&["adj close", "adj_close", "adjclose"])
+    } else {
+        None
+    };
+    let c_vol = find(&["volume"]);
+    if schema.num_columns() != cols.len() {
+        return Err(format!(
+            "{name}: nested columns are not bars (flat columns expected: date, open, high, low, close[, volume])"
+        ));
+    }
+    // A plain INT64 date needs its unit from the logical type.
+    let per_day: Option<i64> = match schema.column(c_date).logical_type_ref() {
+        Some(LogicalType::Timestamp(t)) => Some(match t.unit {
+            TimeUnit::MILLIS => 86_400_000,
+            TimeUnit::MICROS => 86_400_000_000,
+            TimeUnit::NANOS => 86_400_000_000_000,
+        }),
+        _ => None,
+    };
+    let mut rep = DataReport::default();
+    let mut rows: Vec<(i64, [f64; 5])> = Vec::new();
+    let iter = reader
+        .get_row_iter(None)
+        .map_err(|e| format!("{name}: {e}"))?;
+    for (i, row) in iter.enumerate() {
+        let row = row.map_err(|e| format!("{name}: row {}: {e}", i + 1))?;
+        let fields: Vec<&Field> = row.get_column_iter().map(|(_, f)| f).collect();
+        let day = match fields.get(c_date) {
+            Some(Field::Date(d)) => Some(i64::from(*d)),
+            Some(Field::TimestampMillis(ms)) => Some(ms.div_euclid(86_400_000)),
+            Some(Field::TimestampMicros(us)) => Some(us.div_euclid(86_400_000_000)),
+            Some(Field::Long(v)) => per_day.map(|k| v.div_euclid(k)),
+            Some(Field::Str(s)) => parse_day(s),
+            _ => None,
+        }
+        .ok_or(format!(
+            "{name}: row {}: `{}` is not a date (DATE, TIMESTAMP or YYYY-MM-DD text)",
+            i + 1,
+            fields
+                .get(c_date)
+                .map_or("nothing".to_string(), |f| f.to_string())
+        ))?;
+        let mut num = |c: usize| -> Result<f64, String> {
+            Ok(match fields.get(c) {
+                Some(Field::Double(v)) => *v,
+                Some(Field::Float(v)) => f64::from(*v),
+                Some(Field::Long(v)) => *v as f64,
+                Some(Field::Int(v)) => f64::from(*v),
+                Some(Field::Short(v)) => f64::from(*v),
+                Some(Field::Byte(v)) => f64::from(*v),
+                Some(Field::ULong(v)) => *v as f64,
+                Some(Field::UInt(v)) => f64::from(*v),
+                Some(Field::Null) | None => {
+                    rep.nans += 1;
+                    f64::NAN
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "{name}: row {}: `{other}` in column `{}` is not a number",
+                        i + 1,
+                        cols[c]
+                    ))
+                }
+            })
+        };
+        let close = num(c_close)?;
+        let factor = match c_adj {
+            Some(c) => num(c)? / close,
+            None => 1.0,
+        };
+        let v = [
+            num(c_open)? * factor,
+            num(c_high)? * factor,
+            num(c_low)? * factor,
+            close * factor,
+            match c_vol {
+                Some(c) => num(c)?,
+                None => f64::NAN,
+            },
+        ];
+        rows.push((day, v));
+    }
+    assemble(&name, rows, c_vol.is_some(), rep)
+}
+
 /// [`read_csv`] on text; `name` labels errors.
 pub fn parse_csv(text: &str, name: &str, adjusted: bool) -> Result<(Bars, DataReport), String> {
     let mut lines = text
@@ -168,6 +301,17 @@ pub fn parse_csv(text: &str, name: &str, adjusted: bool) -> Result<(Bars, DataRe
         ];
         rows.push((day, v));
     }
+    assemble(name, rows, c_vol.is_some(), rep)
+}
+
+/// Sorted, de-duplicated and checked bars from parsed rows `(day, [open, high, low, close,
+/// volume])`: the part of loading that does not depend on the file format.
+fn assemble(
+    name: &str,
+    mut rows: Vec<(i64, [f64; 5])>,
+    has_volume: bool,
+    mut rep: DataReport,
+) -> Result<(Bars, DataReport), String> {
     rep.rows = rows.len();
     if rows.windows(2).any(|w| w[1].0 < w[0].0) {
         rep.reordered = true;
@@ -197,7 +341,7 @@ pub fn parse_csv(text: &str, name: &str, adjusted: bool) -> Result<(Bars, DataRe
         instrument: std::path::Path::new(name)
             .file_stem()
             .map_or(name.to_string(), |s| s.to_string_lossy().into_owned()),
-        volume: c_vol.map(|_| Vec::new()),
+        volume: has_volume.then(Vec::new),
         ..Default::default()
     };
     for (k, (day, [o, h, l, c, v])) in kept.iter().enumerate() {
@@ -309,5 +453,164 @@ mod tests {
         assert!(r.warnings.iter().any(|w| w.starts_with("2015-03-05")));
         assert!(r.warnings.iter().any(|w| w.starts_with("2015-03-30")));
         assert_eq!((r.duplicates, r.nans, r.reordered), (0, 0, false));
+    }
+}
+
+#[cfg(test)]
+mod parquet_tests {
+    use super::*;
+    use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::parser::parse_message_type;
+    use std::sync::Arc;
+
+    /// One column's values (None = null, for OPTIONAL columns).
+    enum Col {
+        I32(Vec<i32>),
+        I64(Vec<i64>),
+        F64(Vec<Option<f64>>),
+        Text(Vec<&'static str>),
+    }
+
+    fn write(path: &Path, schema: &str, cols: Vec<Col>) {
+        let schema = Arc::new(parse_message_type(schema).unwrap());
+        let props = Arc::new(
+            WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::SNAPPY)
+                .build(),
+        );
+        let file = std::fs::File::create(path).unwrap();
+        let mut w = SerializedFileWriter::new(file, schema, props).unwrap();
+        let mut rg = w.next_row_group().unwrap();
+        let mut cols = cols.into_iter();
+        while let Some(mut c) = rg.next_column().unwrap() {
+            match cols.next().unwrap() {
+                Col::I32(v) => {
+                    c.typed::<Int32Type>().write_batch(&v, None, None).unwrap();
+                }
+                Col::I64(v) => {
+                    c.typed::<Int64Type>().write_batch(&v, None, None).unwrap();
+                }
+                Col::F64(v) => {
+                    let defs: Vec<i16> = v.iter().map(|x| i16::from(x.is_some())).collect();
+                    let vals: Vec<f64> = v.iter().flatten().copied().collect();
+                    c.typed::<DoubleType>()
+                        .write_batch(&vals, Some(&defs), None)
+                        .unwrap();
+                }
+                Col::Text(v) => {
+                    let vals: Vec<ByteArray> = v.iter().map(|s| ByteArray::from(*s)).collect();
+                    c.typed::<ByteArrayType>()
+                        .write_batch(&vals, None, None)
+                        .unwrap();
+                }
+            }
+            c.close().unwrap();
+        }
+        rg.close().unwrap();
+        w.close().unwrap();
+    }
+
+    const CSV: &str = "Date,Open,High,Low,Close,Volume\n\
+        2024-01-02,10,11,9,10,100\n\
+        2024-01-03,10,11,9,,120\n\
+        2024-01-04,10,11,9.5,10.5,90\n";
+
+    fn prices() -> Vec<Col> {
+        vec![
+            Col::F64(vec![Some(10.0); 3]),
+            Col::F64(vec![Some(11.0); 3]),
+            Col::F64(vec![Some(9.0), Some(9.0), Some(9.5)]),
+            Col::F64(vec![Some(10.0), None, Some(10.5)]),
+        ]
+    }
+
+    #[test]
+    fn parquet_bars_equal_the_same_csv_whatever_the_date_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let (want, want_rep) = parse_csv(CSV, "x", false).unwrap();
+        let d0 = parse_day("2024-01-02").unwrap() as i32;
+        let day_ns = 86_400_000_000_000i64;
+        let cases: Vec<(&str, Col)> = vec![
+            (
+                "REQUIRED INT32 Date (DATE);",
+                Col::I32(vec![d0, d0 + 1, d0 + 2]),
+            ),
+            (
+                // As pandas writes datetime64[ns] (a time of day is dropped).
+                "REQUIRED INT64 Date (TIMESTAMP(NANOS,false));",
+                Col::I64(vec![
+                    i64::from(d0) * day_ns + 3600,
+                    i64::from(d0 + 1) * day_ns,
+                    i64::from(d0 + 2) * day_ns,
+                ]),
+            ),
+            (
+                "REQUIRED INT64 Date (TIMESTAMP(MILLIS,true));",
+                Col::I64((0..3).map(|k| i64::from(d0 + k) * 86_400_000).collect()),
+            ),
+            (
+                "REQUIRED BYTE_ARRAY Date (UTF8);",
+                Col::Text(vec!["2024-01-02", "2024-01-03", "2024-01-04"]),
+            ),
+        ];
+        for (i, (date, col)) in cases.into_iter().enumerate() {
+            let schema = format!(
+                "message bars {{ {date} REQUIRED DOUBLE Open; REQUIRED DOUBLE High; REQUIRED DOUBLE Low; OPTIONAL DOUBLE Close; REQUIRED INT64 Volume; }}"
+            );
+            let mut cols = vec![col];
+            cols.extend(prices());
+            cols.push(Col::I64(vec![100, 120, 90]));
+            let p = dir.path().join(format!("x{i}.parquet"));
+            write(&p, &schema, cols);
+            let (got, rep) = read_bars(&p, false).unwrap();
+            assert_eq!(got.days, want.days, "case {i}");
+            assert_eq!(got.high, want.high);
+            assert_eq!(got.volume, want.volume);
+            assert!(got.close[1].is_nan() && got.close[2] == 10.5);
+            assert_eq!((rep.rows, rep.nans), (want_rep.rows, want_rep.nans));
+        }
+    }
+
+    #[test]
+    fn a_parquet_file_without_a_column_or_with_garbage_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("nc.parquet");
+        write(
+            &p,
+            "message bars { REQUIRED INT32 Date (DATE); REQUIRED DOUBLE Open; REQUIRED DOUBLE High; REQUIRED DOUBLE Low; }",
+            vec![
+                Col::I32(vec![19_000]),
+                Col::F64(vec![Some(1.0)]),
+                Col::F64(vec![Some(1.0)]),
+                Col::F64(vec![Some(1.0)]),
+            ],
+        );
+        let e = read_bars(&p, false).unwrap_err();
+        assert!(
+            e.contains("nc.parquet: no `close` column (columns: date, open, high, low)"),
+            "{e}"
+        );
+        // Parquet magic, then nonsense.
+        let g = dir.path().join("garbage.parquet");
+        std::fs::write(&g, b"PAR1\x00\x01\x02garbagePAR1").unwrap();
+        let e = read_bars(&g, false).unwrap_err();
+        assert!(e.contains("garbage.parquet"), "{e}");
+        // A date column of plain integers has no unit: refused, naming the row.
+        let q = dir.path().join("int.parquet");
+        write(
+            &q,
+            "message bars { REQUIRED INT64 Date; REQUIRED DOUBLE Open; REQUIRED DOUBLE High; REQUIRED DOUBLE Low; REQUIRED DOUBLE Close; }",
+            vec![
+                Col::I64(vec![20240102]),
+                Col::F64(vec![Some(1.0)]),
+                Col::F64(vec![Some(1.0)]),
+                Col::F64(vec![Some(1.0)]),
+                Col::F64(vec![Some(1.0)]),
+            ],
+        );
+        let e = read_bars(&q, false).unwrap_err();
+        assert!(e.contains("row 1: `20240102` is not a date"), "{e}");
     }
 }

@@ -6,15 +6,15 @@ use super::TrialContext;
 use crate::eval::backtest::{
     direction, direction_scores, forward_return, positions, strategy_returns, turnover, Sizing,
 };
-use crate::eval::data::{read_csv, Bars};
+use crate::eval::data::{read_bars, Bars};
 use crate::eval::features::{lookahead_check, parse};
 use crate::eval::metrics as m;
 use crate::eval::model::model_for;
-use crate::eval::splits::walk_forward;
+use crate::eval::splits::{cpcv, walk_forward, Cpcv, Fold};
 use crate::eval::synthetic::{generate, Synthetic};
 use mlt_protocol::messages::{AssignMsg, Outcome, Verdict};
 use mlt_protocol::records::{Metrics, ParamValue, Params, ReturnSeries};
-use mlt_protocol::spec::{DataSource, WalkForwardSpec};
+use mlt_protocol::spec::{DataSource, Splits, WalkForwardSpec};
 use std::path::Path;
 
 /// Loads the bars of a data source, one `Bars` per instrument, restricted to the dates all
@@ -44,7 +44,7 @@ pub fn load(data: &DataSource, workdir: Option<&str>) -> Result<Vec<Bars>, Strin
                     Some(w) if p.is_relative() => Path::new(w).join(p),
                     _ => p.to_path_buf(),
                 };
-                read_csv(&full, *adjusted).map(|(b, _)| b)
+                read_bars(&full, *adjusted).map(|(b, _)| b)
             })
             .collect::<Result<_, _>>()?,
         DataSource::Datasets { files, .. } => {
@@ -161,14 +161,46 @@ pub fn check(
             }
         }
     }
-    let n = insts.iter().map(|b| b.len()).min().unwrap_or(0);
-    let need = spec.train as usize + spec.horizon as usize + spec.test as usize;
-    if n < need {
+    let n_all = insts.iter().map(|b| b.len()).min().unwrap_or(0);
+    let n = n_all.saturating_sub(spec.holdout as usize);
+    let held = if spec.holdout > 0 {
+        format!(" (after the {}-day hold-out)", spec.holdout)
+    } else {
+        String::new()
+    };
+    match &spec.splits {
+        Splits::WalkForward => {
+            let need = spec.train as usize + spec.horizon as usize + spec.test as usize;
+            if n < need {
+                return Err((
+                    "objective.train".into(),
+                    format!(
+                        "{n} bars{held} are too few for {} training + {} purge + {} test days",
+                        spec.train, spec.horizon, spec.test
+                    ),
+                ));
+            }
+        }
+        Splits::Cpcv { groups, .. } => {
+            let need = *groups as usize * (2 * spec.horizon as usize + 20);
+            if n < need {
+                return Err((
+                    "objective.groups".into(),
+                    format!(
+                        "{n} bars{held} are too few for {groups} CPCV groups (at least {need})"
+                    ),
+                ));
+            }
+        }
+    }
+    if spec.holdout > 0
+        && n_all < spec.holdout as usize + spec.train as usize + spec.horizon as usize
+    {
         return Err((
-            "objective.train".into(),
+            "objective.holdout".into(),
             format!(
-                "{n} bars are too few for {} training + {} purge + {} test days",
-                spec.train, spec.horizon, spec.test
+                "{n_all} bars are too few for a {}-day training window, a {}-day purge and a {}-day hold-out",
+                spec.train, spec.horizon, spec.holdout
             ),
         ));
     }
@@ -265,6 +297,138 @@ impl Inst {
     }
 }
 
+/// Bars cut to their first `n` days.
+fn head(b: &Bars, n: usize) -> Bars {
+    let n = n.min(b.len());
+    Bars {
+        instrument: b.instrument.clone(),
+        days: b.days[..n].to_vec(),
+        open: b.open[..n].to_vec(),
+        high: b.high[..n].to_vec(),
+        low: b.low[..n].to_vec(),
+        close: b.close[..n].to_vec(),
+        volume: b.volume.as_ref().map(|v| v[..n].to_vec()),
+    }
+}
+
+/// What a trial needs besides the data: sizing and the model's settings.
+struct Trader<'a> {
+    spec: &'a WalkForwardSpec,
+    insts: Vec<Inst>,
+    alpha: f64,
+    sizing: Sizing,
+}
+
+/// A model fitted on one split's training rows, with its label's scale.
+struct Fitted {
+    model: Box<dyn crate::eval::model::Model>,
+    b0: f64,
+    scale: f64,
+}
+
+/// The out-of-sample result of trading some test rows.
+#[derive(Default)]
+struct Traded {
+    /// Portfolio returns, one per test day.
+    r: Vec<f64>,
+    pos: Vec<f64>,
+    pred: Vec<f64>,
+    next: Vec<f64>,
+}
+
+impl Traded {
+    fn extend(&mut self, o: &Traded) {
+        self.r.extend(&o.r);
+        self.pos.extend(&o.pos);
+        self.pred.extend(&o.pred);
+        self.next.extend(&o.next);
+    }
+
+    fn metrics(&self) -> Metrics {
+        metrics_of(&self.r, &self.pos, &self.pred, &self.next)
+    }
+}
+
+impl Trader<'_> {
+    /// One model over every instrument's training rows (already purged by the split).
+    fn fit(&self, train: &[usize], what: &str, timings: &mut Timings) -> Result<Fitted, String> {
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for inst in &self.insts {
+            for &t in train {
+                if let (Some(r), true) = (inst.row(t), inst.label[t].is_finite()) {
+                    x.push(r);
+                    y.push(inst.label[t]);
+                }
+            }
+        }
+        let mut model = model_for(&self.spec.model, self.alpha)?;
+        let clock = std::time::Instant::now();
+        model
+            .fit(&x, &y)
+            .map_err(|e| format!("{what}: {e} ({} usable training rows)", x.len()))?;
+        timings.fit += clock.elapsed().as_secs_f64();
+        timings.folds += 1;
+        let b0 = y.iter().sum::<f64>() / y.len().max(1) as f64;
+        let scale = (y.iter().map(|v| v * v).sum::<f64>() / y.len().max(1) as f64)
+            .sqrt()
+            .max(1e-12);
+        Ok(Fitted { model, b0, scale })
+    }
+
+    /// Trades the `test` rows (contiguous) of an equal-weight portfolio, each instrument on
+    /// its own prediction, starting from the positions in `prev` (left at the last ones).
+    fn trade(&self, f: &Fitted, test: &[usize], prev: &mut [f64]) -> Traded {
+        let spec = self.spec;
+        let k_inst = self.insts.len() as f64;
+        let mut out = Traded {
+            r: vec![0.0; test.len()],
+            ..Default::default()
+        };
+        for (i, inst) in self.insts.iter().enumerate() {
+            let pred: Vec<f64> = test
+                .iter()
+                .map(|&t| inst.row(t).map_or(f64::NAN, |r| f.model.predict(&r)))
+                .collect();
+            // A classifier's prediction is the probability of "up": centre it for sign and
+            // threshold sizing. A regression's predicted return goes through a logistic of its
+            // scale for probability sizing.
+            let sized: Vec<f64> = if spec.classify {
+                if self.sizing == Sizing::Probability {
+                    pred.iter().map(|p| p.clamp(0.0, 1.0)).collect()
+                } else {
+                    pred.iter().map(|p| p - 0.5).collect()
+                }
+            } else if self.sizing == Sizing::Probability {
+                pred.iter()
+                    .map(|p| 1.0 / (1.0 + (-(p - f.b0) / f.scale).exp()))
+                    .collect()
+            } else {
+                pred.clone()
+            };
+            let pos = positions(&sized, self.sizing, spec.long_only);
+            let nx: Vec<f64> = test.iter().map(|&t| inst.next[t]).collect();
+            let mut with_prev = vec![prev[i]];
+            with_prev.extend(&pos);
+            let mut nx0 = vec![0.0];
+            nx0.extend(&nx);
+            // The first entry is the carried-over position (no return, no trade from it).
+            let r = strategy_returns(&with_prev, &nx0, spec.cost_bps, spec.slippage_bps);
+            prev[i] = *pos.last().unwrap_or(&prev[i]);
+            for (j, v) in r[1..].iter().enumerate() {
+                out.r[j] += v / k_inst;
+            }
+            out.pos.extend(pos);
+            // Direction scores read "up" as a positive prediction.
+            out.pred.extend(
+                pred.iter()
+                    .map(|p| if spec.classify { p - 0.5 } else { *p }),
+            );
+            out.next.extend(nx);
+        }
+        out
+    }
+}
+
 fn evaluate(
     spec: &WalkForwardSpec,
     assign: &AssignMsg,
@@ -272,7 +436,18 @@ fn evaluate(
     timings: &mut Timings,
 ) -> Result<Outcome, String> {
     let clock = std::time::Instant::now();
-    let all_bars = load(&spec.data, assign.workdir.as_deref())?;
+    let mut all_bars = load(&spec.data, assign.workdir.as_deref())?;
+    let n_all = all_bars.first().map_or(0, |b| b.len());
+    let holdout = spec.holdout as usize;
+    if holdout > 0 && !spec.holdout_run {
+        // The search never sees the hold-out: not its features, labels or returns.
+        if n_all <= holdout {
+            return Err(format!(
+                "{n_all} bars leave nothing before a {holdout}-day hold-out"
+            ));
+        }
+        all_bars = all_bars.iter().map(|b| head(b, n_all - holdout)).collect();
+    }
     timings.load = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
     let params = &assign.params;
@@ -298,31 +473,84 @@ fn evaluate(
     }
     timings.features = clock.elapsed().as_secs_f64();
     let n = all_bars.first().map_or(0, |b| b.len());
-    let folds = walk_forward(
-        n,
-        spec.train as usize,
-        spec.test as usize,
-        spec.step as usize,
-        spec.expanding,
-        h,
-    )
-    .map_err(|e| format!("splits: {e}"))?;
+    let days = all_bars.first().map_or(Vec::new(), |b| b.days.clone());
     let num = |k: &str, default: f64| match params.get(k) {
         Some(ParamValue::Float(x)) => *x,
         Some(ParamValue::Int(x)) => *x as f64,
         _ => default,
     };
-    let alpha = num("alpha", spec.alpha);
-    let threshold = num("threshold", spec.threshold);
     let sizing = match spec.sizing.as_str() {
-        "threshold" => Sizing::Threshold(threshold),
+        "threshold" => Sizing::Threshold(num("threshold", spec.threshold)),
         "probability" => Sizing::Probability,
         _ => Sizing::Sign,
     };
-    let k_inst = insts.len() as f64;
-    let (mut all_r, mut all_pos, mut all_pred, mut all_next) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut prev_pos = vec![0.0; insts.len()];
+    let trader = Trader {
+        spec,
+        insts,
+        alpha: num("alpha", spec.alpha),
+        sizing,
+    };
+    if spec.holdout_run {
+        // One fold: the training window that ends (purged) where the hold-out starts.
+        let start = n.saturating_sub(holdout);
+        let end = start.saturating_sub(h);
+        let from = if spec.expanding {
+            0
+        } else {
+            end.saturating_sub(spec.train as usize)
+        };
+        if end <= from || holdout == 0 {
+            return Err("no training window before the hold-out".into());
+        }
+        let fold = Fold {
+            train: (from..end).collect(),
+            test: (start..n).collect(),
+        };
+        return walk_forward_folds(&trader, &[fold], &days, ctx, timings);
+    }
+    match &spec.splits {
+        Splits::WalkForward => {
+            let folds = walk_forward(
+                n,
+                spec.train as usize,
+                spec.test as usize,
+                spec.step as usize,
+                spec.expanding,
+                h,
+            )
+            .map_err(|e| format!("splits: {e}"))?;
+            walk_forward_folds(&trader, &folds, &days, ctx, timings)
+        }
+        Splits::Cpcv {
+            groups,
+            test_groups,
+            embargo,
+        } => {
+            let c = cpcv(
+                n,
+                *groups as usize,
+                *test_groups as usize,
+                h,
+                *embargo as usize,
+            )
+            .map_err(|e| format!("splits: {e}"))?;
+            cpcv_paths(&trader, &c, &days, ctx, timings)
+        }
+    }
+}
+
+/// Walk-forward folds in order, positions carried from one to the next; after each fold the
+/// objectives on the out-of-sample returns so far (or the fold's own) are reported.
+fn walk_forward_folds(
+    trader: &Trader,
+    folds: &[Fold],
+    days: &[i64],
+    ctx: &mut dyn TrialContext,
+    timings: &mut Timings,
+) -> Result<Outcome, String> {
+    let spec = trader.spec;
+    let mut all = Traded::default();
+    let mut prev_pos = vec![0.0; trader.insts.len()];
     // Running sums of the OOS returns: the common objectives need no pass over the history.
     let (mut s1, mut s2, mut wins) = (0.0f64, 0.0f64, 0usize);
     let cheap = spec.objectives.iter().all(|o| {
@@ -339,85 +567,18 @@ fn evaluate(
         if ctx.stopped() {
             return Ok(Outcome::Pruned);
         }
-        // One model over every instrument's training rows (purged by the split).
-        let (mut x, mut y) = (Vec::new(), Vec::new());
-        for inst in &insts {
-            for &t in &fold.train {
-                if let (Some(r), true) = (inst.row(t), inst.label[t].is_finite()) {
-                    x.push(r);
-                    y.push(inst.label[t]);
-                }
-            }
-        }
-        let mut model = model_for(&spec.model, alpha)?;
-        let clock = std::time::Instant::now();
-        model
-            .fit(&x, &y)
-            .map_err(|e| format!("fold {}: {e} ({} usable training rows)", k + 1, x.len()))?;
-        timings.fit += clock.elapsed().as_secs_f64();
-        timings.folds += 1;
-        let b0 = y.iter().sum::<f64>() / y.len().max(1) as f64;
-        let scale = (y.iter().map(|v| v * v).sum::<f64>() / y.len().max(1) as f64)
-            .sqrt()
-            .max(1e-12);
-        // The portfolio: equal weight across instruments, each traded on its own prediction.
-        let mut fold_r = vec![0.0; fold.test.len()];
-        let (mut fold_pos, mut fold_pred, mut fold_next) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, inst) in insts.iter().enumerate() {
-            let pred: Vec<f64> = fold
-                .test
-                .iter()
-                .map(|&t| inst.row(t).map_or(f64::NAN, |r| model.predict(&r)))
-                .collect();
-            // A classifier's prediction is the probability of "up": centre it for sign and
-            // threshold sizing. A regression's predicted return goes through a logistic of its
-            // scale for probability sizing.
-            let sized: Vec<f64> = if spec.classify {
-                if sizing == Sizing::Probability {
-                    pred.iter().map(|p| p.clamp(0.0, 1.0)).collect()
-                } else {
-                    pred.iter().map(|p| p - 0.5).collect()
-                }
-            } else if sizing == Sizing::Probability {
-                pred.iter()
-                    .map(|p| 1.0 / (1.0 + (-(p - b0) / scale).exp()))
-                    .collect()
-            } else {
-                pred.clone()
-            };
-            let pos = positions(&sized, sizing, spec.long_only);
-            let nx: Vec<f64> = fold.test.iter().map(|&t| inst.next[t]).collect();
-            let mut with_prev = vec![prev_pos[i]];
-            with_prev.extend(&pos);
-            let mut nx0 = vec![0.0];
-            nx0.extend(&nx);
-            // The first entry is the carried-over position (no return, no trade from it).
-            let r = strategy_returns(&with_prev, &nx0, spec.cost_bps, spec.slippage_bps);
-            prev_pos[i] = *pos.last().unwrap_or(&prev_pos[i]);
-            for (j, v) in r[1..].iter().enumerate() {
-                fold_r[j] += v / k_inst;
-            }
-            fold_pos.extend(pos);
-            // Direction scores read "up" as a positive prediction.
-            fold_pred.extend(
-                pred.iter()
-                    .map(|p| if spec.classify { p - 0.5 } else { *p }),
-            );
-            fold_next.extend(nx);
-        }
-        all_r.extend(&fold_r);
-        all_pos.extend(&fold_pos);
-        all_pred.extend(&fold_pred);
-        all_next.extend(&fold_next);
-        for v in &fold_r {
+        let fitted = trader.fit(&fold.train, &format!("fold {}", k + 1), timings)?;
+        let traded = trader.trade(&fitted, &fold.test, &mut prev_pos);
+        all.extend(&traded);
+        for v in &traded.r {
             s1 += v;
             s2 += v * v;
             wins += usize::from(*v > 0.0);
         }
         let reported = if spec.report_per_fold {
-            metrics_of(&fold_r, &fold_pos, &fold_pred, &fold_next)
+            traded.metrics()
         } else if cheap {
-            let n = all_r.len() as f64;
+            let n = all.r.len() as f64;
             let mean = s1 / n;
             let sd = ((s2 - n * mean * mean) / (n - 1.0)).max(0.0).sqrt();
             [
@@ -431,21 +592,100 @@ fn evaluate(
             .map(|(k, v)| (k.to_string(), v))
             .collect()
         } else {
-            metrics_of(&all_r, &all_pos, &all_pred, &all_next)
+            all.metrics()
         };
         match ctx.report(k as u64 + 1, values_of(spec, &reported)) {
             Verdict::Continue => {}
             Verdict::Prune | Verdict::Stale => return Ok(Outcome::Pruned),
         }
     }
-    let metrics = metrics_of(&all_r, &all_pos, &all_pred, &all_next);
-    let days = all_bars.first().map_or(&[][..], |b| &b.days[..]);
+    let metrics = all.metrics();
     let returns = ReturnSeries {
         days: folds
             .iter()
             .flat_map(|f| f.test.iter().map(|&t| days[t]))
             .collect(),
-        values: all_r,
+        values: all.r,
+    };
+    Ok(Outcome::CompleteWithReturns(
+        values_of(spec, &metrics),
+        metrics,
+        returns,
+    ))
+}
+
+/// CPCV: every split is fitted once and trades each of its test groups from a flat position;
+/// after each split the objectives on all split returns so far (or the split's own) are
+/// reported. The result is the mean of every metric over the backtest paths (each path covers
+/// every group once), with `paths` and `sharpe_path_std`; the stored returns are the paths'
+/// mean per day.
+fn cpcv_paths(
+    trader: &Trader,
+    c: &Cpcv,
+    days: &[i64],
+    ctx: &mut dyn TrialContext,
+    timings: &mut Timings,
+) -> Result<Outcome, String> {
+    let spec = trader.spec;
+    let mut per: std::collections::HashMap<(usize, usize), Traded> = Default::default();
+    let mut so_far = Traded::default();
+    for (f, fold) in c.folds.iter().enumerate() {
+        if ctx.stopped() {
+            return Ok(Outcome::Pruned);
+        }
+        let fitted = trader.fit(&fold.train, &format!("split {}", f + 1), timings)?;
+        let mut split = Traded::default();
+        for &g in &c.test_groups[f] {
+            let rows: Vec<usize> = c.groups[g].clone().collect();
+            let mut flat = vec![0.0; trader.insts.len()];
+            let t = trader.trade(&fitted, &rows, &mut flat);
+            split.extend(&t);
+            per.insert((f, g), t);
+        }
+        so_far.extend(&split);
+        let reported = if spec.report_per_fold {
+            split.metrics()
+        } else {
+            so_far.metrics()
+        };
+        match ctx.report(f as u64 + 1, values_of(spec, &reported)) {
+            Verdict::Continue => {}
+            Verdict::Prune | Verdict::Stale => return Ok(Outcome::Pruned),
+        }
+    }
+    let mut path_metrics = Vec::new();
+    let mut mean_r: Vec<f64> = Vec::new();
+    for path in &c.paths {
+        let mut p = Traded::default();
+        for (g, &f) in path.iter().enumerate() {
+            p.extend(&per[&(f, g)]);
+        }
+        if mean_r.is_empty() {
+            mean_r = vec![0.0; p.r.len()];
+        }
+        for (m, v) in mean_r.iter_mut().zip(&p.r) {
+            *m += v / c.paths.len() as f64;
+        }
+        path_metrics.push(p.metrics());
+    }
+    let mut metrics = Metrics::new();
+    for k in path_metrics[0].keys() {
+        let vals: Vec<f64> = path_metrics.iter().map(|m| m[k]).collect();
+        metrics.insert(k.clone(), vals.iter().sum::<f64>() / vals.len() as f64);
+    }
+    let sharpes: Vec<f64> = path_metrics.iter().map(|m| m["sharpe"]).collect();
+    let mean = sharpes.iter().sum::<f64>() / sharpes.len() as f64;
+    let var =
+        sharpes.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (sharpes.len().max(2) - 1) as f64;
+    metrics.insert("sharpe_path_std".into(), var.sqrt());
+    metrics.insert("paths".into(), c.paths.len() as f64);
+    let returns = ReturnSeries {
+        days: c
+            .groups
+            .iter()
+            .flat_map(|g| g.clone().map(|t| days[t]))
+            .collect(),
+        values: mean_r,
     };
     Ok(Outcome::CompleteWithReturns(
         values_of(spec, &metrics),
@@ -497,6 +737,10 @@ mod tests {
             slippage_bps: 0.0,
             report_per_fold: false,
             objectives: vec!["sharpe".into(), "max_drawdown".into()],
+            holdout: 0,
+            holdout_top: 5,
+            splits: Splits::WalkForward,
+            holdout_run: false,
         }
     }
 
@@ -519,6 +763,112 @@ mod tests {
             ),
             workdir: None,
         }
+    }
+
+    fn write_csv(path: &std::path::Path, b: &Bars) {
+        let mut text = String::from("Date,Open,High,Low,Close,Volume\n");
+        for i in 0..b.len() {
+            text += &format!(
+                "{},{},{},{},{},{}\n",
+                crate::eval::data::format_day(b.days[i]),
+                b.open[i],
+                b.high[i],
+                b.low[i],
+                b.close[i],
+                b.volume.as_ref().unwrap()[i]
+            );
+        }
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn the_search_never_sees_the_holdout_and_the_holdout_run_tests_only_it() {
+        let feats = [("mom", "sum(returns, 5) / (std(returns, $w) * 2.236)")];
+        let params: Params = [("w".to_string(), ParamValue::Int(20))]
+            .into_iter()
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let b = generate(&Synthetic {
+            days: 3000,
+            seed: 3,
+            strength: 0.15,
+            ..Default::default()
+        })
+        .unwrap();
+        // The same market, and one whose last 250 days are wildly different.
+        let mut wild = b.clone();
+        for i in 2750..3000 {
+            for v in [
+                &mut wild.open,
+                &mut wild.high,
+                &mut wild.low,
+                &mut wild.close,
+            ] {
+                v[i] *= 1.0 + 0.3 * ((i % 7) as f64 - 3.0) / 3.0;
+            }
+            wild.high[i] = wild.open[i].max(wild.close[i]).max(wild.high[i]);
+            wild.low[i] = wild.open[i].min(wild.close[i]).min(wild.low[i]);
+        }
+        let (a, w) = (dir.path().join("a.csv"), dir.path().join("w.csv"));
+        write_csv(&a, &b);
+        write_csv(&w, &wild);
+        let mut s = spec(&feats, 0.15);
+        s.holdout = 250;
+        let run = |s: &WalkForwardSpec, file: &std::path::Path| {
+            let mut s = s.clone();
+            s.data = DataSource::Files {
+                paths: vec![file.display().to_string()],
+                adjusted: false,
+            };
+            let mut ctx = Ctx(Vec::new());
+            let out = run_walk_forward(&s, &assign(params.clone()), &mut ctx);
+            let Outcome::CompleteWithReturns(v, m, r) = out else {
+                panic!("{out:?}")
+            };
+            (v, m, r, ctx.0)
+        };
+        let (v1, m1, r1, steps) = run(&s, &a);
+        let (v2, m2, r2, _) = run(&s, &w);
+        // (2750 − 501) / 250 = 8 folds, none touching the last 250 days; identical results
+        // whatever those days hold.
+        assert_eq!(steps.len(), 8);
+        assert!(r1.days.iter().all(|d| *d < b.days[2750]));
+        assert_eq!((&v1, &m1, &r1), (&v2, &m2, &r2));
+        // The hold-out run: one fold, trained on the 500 days before it (purged), tested on it.
+        s.holdout_run = true;
+        let (v3, _, r3, steps) = run(&s, &a);
+        let (v4, _, _, _) = run(&s, &w);
+        assert_eq!(steps.len(), 1);
+        assert_eq!(r3.days, b.days[2750..].to_vec());
+        assert_ne!(v3, v4, "the hold-out run reads the hold-out");
+        assert!(v3[0].is_finite());
+    }
+
+    #[test]
+    fn cpcv_reports_every_split_and_averages_its_paths() {
+        let feats = [("mom", "sum(returns, 5) / (std(returns, $w) * 2.236)")];
+        let params: Params = [("w".to_string(), ParamValue::Int(20))]
+            .into_iter()
+            .collect();
+        let mut s = spec(&feats, 0.15);
+        s.splits = Splits::Cpcv {
+            groups: 6,
+            test_groups: 2,
+            embargo: 5,
+        };
+        let mut ctx = Ctx(Vec::new());
+        let out = run_walk_forward(&s, &assign(params), &mut ctx);
+        let Outcome::CompleteWithReturns(values, metrics, returns) = out else {
+            panic!("{out:?}")
+        };
+        // C(6, 2) = 15 splits, each reported; C(5, 1) = 5 paths covering all 3000 days.
+        assert_eq!(ctx.0.len(), 15);
+        assert_eq!(metrics["paths"], 5.0);
+        assert_eq!(returns.values.len(), 3000);
+        assert_eq!(values[0], metrics["sharpe"]);
+        assert!(metrics["sharpe_path_std"] >= 0.0);
+        // The planted edge holds on every path on average.
+        assert!(metrics["sharpe"] > 0.3, "{metrics:?}");
     }
 
     #[test]

@@ -408,6 +408,32 @@ pub struct WalkForwardSpec {
     /// The metrics reported as the trial's values, one per study direction (`value` =
     /// `sharpe`); filled from `study.objectives`.
     pub objectives: Vec<String>,
+    /// Days at the end of the data that the search never sees (0: none).
+    pub holdout: u32,
+    /// How many of the best trials are evaluated on the hold-out when the search ends.
+    pub holdout_top: u32,
+    /// How the search period is split.
+    pub splits: Splits,
+    /// Set by the scheduler on a hold-out evaluation's assignment (not a spec key): train on
+    /// the window before the hold-out, test on the hold-out.
+    pub holdout_run: bool,
+}
+
+/// How a walk-forward study splits its search period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Splits {
+    /// Rolling or expanding windows (`train`, `test`, `step`), purged by the horizon.
+    WalkForward,
+    /// Combinatorial purged cross-validation: every choice of `test_groups` of `groups`
+    /// contiguous groups is a split; the splits form C(N−1, k−1) backtest paths.
+    Cpcv {
+        /// Groups N.
+        groups: u32,
+        /// Test groups k per split.
+        test_groups: u32,
+        /// Days dropped from training after each test block (beyond the purge).
+        embargo: u32,
+    },
 }
 
 /// Metrics a walk-forward trial reports, usable as objectives and in constraints.

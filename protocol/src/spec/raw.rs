@@ -87,4 +87,10 @@ pub struct RawObjective {
     pub slippage_bps: Option<S<toml::Value>>,
     pub report: Option<S<String>>,
     pub label: Option<S<String>>,
+    pub holdout: Option<S<i64>>,
+    pub holdout_top: Option<S<i64>>,
+    pub splits: Option<S<String>>,
+    pub groups: Option<S<i64>>,
+    pub test_groups: Option<S<i64>>,
+    pub embargo: Option<S<i64>>,
 }

@@ -784,6 +784,52 @@ pub(super) fn walk_forward(
             false
         }
     };
+    let splits = match o.splits.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
+        None | Some(("walk_forward", _)) => {
+            for (key, v) in [
+                ("groups", &o.groups),
+                ("test_groups", &o.test_groups),
+                ("embargo", &o.embargo),
+            ] {
+                if let Some(v) = v {
+                    cx.err(
+                        v.span(),
+                        format!("objective.{key}"),
+                        "only with `splits = \"cpcv\"`",
+                    );
+                }
+            }
+            Splits::WalkForward
+        }
+        Some(("cpcv", sp)) => {
+            let groups = days(cx, &o.groups, "objective.groups", 6, 2).min(20);
+            let test_groups = days(cx, &o.test_groups, "objective.test_groups", 2, 1);
+            if test_groups >= groups {
+                cx.err(
+                    o.test_groups.as_ref().map_or(sp, |v| v.span()),
+                    "objective.test_groups",
+                    format!("must be less than `groups` ({groups}), got {test_groups}"),
+                );
+            }
+            let embargo = match &o.embargo {
+                Some(e) if *e.get_ref() == 0 => 0,
+                _ => days(cx, &o.embargo, "objective.embargo", 0, 0),
+            };
+            Splits::Cpcv {
+                groups,
+                test_groups,
+                embargo,
+            }
+        }
+        Some((other, sp)) => {
+            cx.err(
+                sp,
+                "objective.splits",
+                format!("must be \"walk_forward\" or \"cpcv\", got `{other}`"),
+            );
+            Splits::WalkForward
+        }
+    };
     Some(ObjectiveSpec::WalkForward(Box::new(WalkForwardSpec {
         data,
         features,
@@ -809,6 +855,14 @@ pub(super) fn walk_forward(
         ),
         report_per_fold,
         objectives: Vec::new(),
+        holdout: match &o.holdout {
+            None => 0,
+            Some(h) if *h.get_ref() == 0 => 0,
+            Some(_) => days(cx, &o.holdout, "objective.holdout", 0, 20),
+        },
+        holdout_top: days(cx, &o.holdout_top, "objective.holdout_top", 5, 1).min(1000),
+        splits,
+        holdout_run: false,
     })))
 }
 

@@ -630,6 +630,12 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
         ("slippage_bps", o.slippage_bps.as_ref().map(|v| v.span())),
         ("report", o.report.as_ref().map(|v| v.span())),
         ("label", o.label.as_ref().map(|v| v.span())),
+        ("holdout", o.holdout.as_ref().map(|v| v.span())),
+        ("holdout_top", o.holdout_top.as_ref().map(|v| v.span())),
+        ("splits", o.splits.as_ref().map(|v| v.span())),
+        ("groups", o.groups.as_ref().map(|v| v.span())),
+        ("test_groups", o.test_groups.as_ref().map(|v| v.span())),
+        ("embargo", o.embargo.as_ref().map(|v| v.span())),
     ];
     let foreign: Vec<(&str, Option<Range<usize>>)> = match kind {
         "benchmark" => command_keys.iter().chain(&wf_keys).cloned().collect(),

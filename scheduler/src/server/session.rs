@@ -256,7 +256,7 @@ fn dataset_chunk(store: &crate::store::Store, f: &FetchDatasetMsg) -> DatasetChu
     let Ok(Some(info)) = store.dataset(&f.sha256) else {
         return none;
     };
-    if f.offset % chunk != 0 || f.offset >= info.bytes.max(1) {
+    if !f.offset.is_multiple_of(chunk) || f.offset >= info.bytes.max(1) {
         return none;
     }
     match store.dataset_chunk(&f.sha256, f.offset / chunk) {

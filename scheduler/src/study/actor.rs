@@ -136,12 +136,20 @@ impl Actor for StudyActor {
                     }
                     Some(key) => {
                         let t = &st.a.core.trials[key.trial.0 as usize];
+                        let mut objective = st.a.core.spec.objective.clone();
+                        if let (
+                            mlt_protocol::records::TrialOrigin::Holdout(_),
+                            mlt_protocol::spec::ObjectiveSpec::WalkForward(wf),
+                        ) = (&t.origin, &mut objective)
+                        {
+                            wf.holdout_run = true;
+                        }
                         let assign = ToNode::Assign(AssignMsg {
                             key,
                             slot,
                             study_name: st.a.core.row.name.clone(),
                             params: t.params.clone(),
-                            objective: st.a.core.spec.objective.clone(),
+                            objective,
                             workdir: st.a.core.row.workdir.clone(),
                         });
                         let frame = mlt_protocol::codec::encode(&assign, st.a.max_frame)?;

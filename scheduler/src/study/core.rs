@@ -23,6 +23,8 @@ pub struct StudyCore {
     counts: TrialCounts,
     /// Trials copied from another study (`warm_start`): they come first and use no budget.
     n_warm: u64,
+    /// Hold-out evaluations created when the search ended (they use no budget either).
+    n_holdout: u64,
     sampler: Box<dyn Sampler>,
     pruner: Option<Box<dyn Pruner>>,
 }
@@ -54,6 +56,10 @@ impl StudyCore {
             .iter()
             .filter(|t| matches!(t.origin, TrialOrigin::WarmStart(..)))
             .count() as u64;
+        let n_holdout = trials
+            .iter()
+            .filter(|t| matches!(t.origin, TrialOrigin::Holdout(_)))
+            .count() as u64;
         Self {
             row,
             spec,
@@ -61,6 +67,7 @@ impl StudyCore {
             requeued,
             counts,
             n_warm,
+            n_holdout,
             sampler,
             pruner,
         }
@@ -214,6 +221,9 @@ impl StudyCore {
             return Verdict::Continue;
         }
         let t = &self.trials[key.trial.0 as usize];
+        if matches!(t.origin, TrialOrigin::Holdout(_)) {
+            return Verdict::Continue;
+        }
         match pruner.prune(t, step, &self.trials, self.spec.study.directions[0]) {
             None => Verdict::Continue,
             Some(reason) => {
@@ -258,12 +268,97 @@ impl StudyCore {
     }
 
     fn check_done(&mut self, ops: &mut Vec<StoreOp>) {
-        if self.row.state == StudyState::Running
-            && self.counts.finished() >= self.spec.study.n_trials + self.n_warm
+        if self.row.state != StudyState::Running
+            || self.counts.finished() < self.spec.study.n_trials + self.n_warm + self.n_holdout
         {
-            self.row.state = StudyState::Complete;
-            ops.push(StoreOp::Study(self.row.clone()));
+            return;
         }
+        if self.n_holdout == 0 && self.add_holdout_trials(ops) > 0 {
+            return;
+        }
+        self.row.state = StudyState::Complete;
+        ops.push(StoreOp::Study(self.row.clone()));
+    }
+
+    /// When the search is over: queues the evaluation of its best trials on the hold-out
+    /// period (walk-forward studies with `holdout`). Returns how many were queued.
+    fn add_holdout_trials(&mut self, ops: &mut Vec<StoreOp>) -> u64 {
+        let top = match &self.spec.objective {
+            mlt_protocol::spec::ObjectiveSpec::WalkForward(wf) if wf.holdout > 0 => {
+                wf.holdout_top as usize
+            }
+            _ => return 0,
+        };
+        let dirs = &self.spec.study.directions;
+        let mut best = if dirs.len() == 1 {
+            self.ranked_single(top)
+        } else {
+            // The Pareto front, ordered by its first objective.
+            let mut front = self.best();
+            let v = |t: &TrialRecord| t.values.as_ref().map_or(f64::NAN, |v| v[0]);
+            front.sort_by(|a, b| {
+                if dirs[0].better(v(a), v(b)) {
+                    std::cmp::Ordering::Less
+                } else if dirs[0].better(v(b), v(a)) {
+                    std::cmp::Ordering::Greater
+                } else {
+                    a.number.cmp(&b.number)
+                }
+            });
+            front
+        };
+        best.truncate(top);
+        let now = best.iter().filter_map(|t| t.finished_ms).max().unwrap_or(0);
+        for src in best {
+            let number = TrialId(self.trials.len() as u64);
+            self.trials.push(TrialRecord {
+                study: self.id(),
+                number,
+                state: TrialState::Waiting,
+                attempt: 0,
+                values: None,
+                params: src.params.clone(),
+                intermediate: BTreeMap::new(),
+                node: None,
+                slot: None,
+                message: None,
+                created_ms: now,
+                started_ms: None,
+                finished_ms: None,
+                origin: TrialOrigin::Holdout(src.number.0),
+                generation: None,
+                constraints: None,
+                metrics: Metrics::new(),
+            });
+            self.counts.add(TrialState::Waiting);
+            self.requeued.push_back(number);
+            self.n_holdout += 1;
+            ops.push(StoreOp::Trial(self.trials[number.0 as usize].clone()));
+        }
+        self.n_holdout
+    }
+
+    /// The `k` best feasible complete search trials of a single-objective study, best first.
+    fn ranked_single(&self, k: usize) -> Vec<TrialRecord> {
+        let d = self.spec.study.directions[0];
+        let mut done: Vec<&TrialRecord> = self
+            .trials
+            .iter()
+            .filter(|t| t.state == TrialState::Complete && t.values.is_some())
+            .filter(|t| !matches!(t.origin, TrialOrigin::Holdout(_)))
+            .filter(|t| crate::search::mo::violation(t) <= 0.0)
+            .collect();
+        let v = |t: &TrialRecord| t.values.as_ref().map_or(f64::NAN, |v| v[0]);
+        done.sort_by(|a, b| {
+            if d.better(v(a), v(b)) {
+                std::cmp::Ordering::Less
+            } else if d.better(v(b), v(a)) {
+                std::cmp::Ordering::Greater
+            } else {
+                a.number.cmp(&b.number)
+            }
+        });
+        done.into_iter().take(k).cloned().collect()
     }
 
     /// A trial ended on its node. Recorded exactly once, for the current attempt only.
@@ -306,10 +401,24 @@ impl StudyCore {
                 (TrialState::Pruned, last, Some("stopped by its objective".into()))
             }
         };
-        if let (TrialState::Complete, Some(r)) = (state, returns) {
-            if r.days.len() == r.values.len() {
-                ops.push(StoreOp::Returns(key.study, key.trial, r));
+        let origin = self.trials[key.trial.0 as usize].origin.clone();
+        match (state, origin) {
+            // A hold-out evaluation: its metrics go to the trial it evaluated, as holdout_*.
+            (TrialState::Complete, TrialOrigin::Holdout(src)) => {
+                let metrics = self.trials[key.trial.0 as usize].metrics.clone();
+                if let Some(s) = self.trials.get_mut(src as usize) {
+                    for (k, v) in metrics {
+                        s.metrics.insert(format!("holdout_{k}"), v);
+                    }
+                    ops.push(StoreOp::Trial(s.clone()));
+                }
             }
+            (TrialState::Complete, _) => {
+                if let Some(r) = returns.filter(|r| r.days.len() == r.values.len()) {
+                    ops.push(StoreOp::Returns(key.study, key.trial, r));
+                }
+            }
+            _ => {}
         }
         self.end(key.trial, state, values, message, now, ops);
         FinishResult::Recorded
@@ -430,6 +539,7 @@ impl StudyCore {
             .trials
             .iter()
             .filter(|t| t.state == TrialState::Complete && t.values.is_some())
+            .filter(|t| !matches!(t.origin, TrialOrigin::Holdout(_)))
             // Infeasible trials (a broken constraint) are never the best.
             .filter(|t| crate::search::mo::violation(t) <= 0.0)
             .collect();

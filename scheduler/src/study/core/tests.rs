@@ -154,3 +154,84 @@ fn restored_waiting_trials_are_handed_out_again() {
     let k2 = again.ask(N, S, 0, &mut ops).unwrap();
     assert_eq!((k2.trial, k2.attempt), (TrialId(0), 2));
 }
+
+#[test]
+fn the_best_trials_are_evaluated_on_the_holdout_when_the_search_ends() {
+    let text = "[study]\nname = \"h\"\nn_trials = 6\ndirections = [\"maximize\"]\nobjectives = [\"sharpe\"]\n[pruner]\nkind = \"median\"\nn_startup_trials = 1\n[space]\nw = { type = \"int\", low = 5, high = 60 }\n[objective]\nkind = \"walk_forward\"\ndata = \"synthetic\"\nfeatures = { m = \"mean(returns, $w)\" }\nholdout = 250\nholdout_top = 3\n";
+    let spec = Spec::parse(text, "h.toml").unwrap();
+    let mut c = StudyCore::new(crate::search::tests::row(), spec, Vec::new());
+    let mut ops = Vec::new();
+    let sharpe = [0.3, 1.2, -0.4, 0.9, 1.5, 0.1];
+    let mut returns = Vec::new();
+    for (i, s) in sharpe.iter().enumerate() {
+        let k = c.ask(N, S, i as u64, &mut ops).unwrap();
+        let m: Metrics = [("sharpe".to_string(), *s)].into();
+        let r = mlt_protocol::records::ReturnSeries {
+            days: vec![1, 2],
+            values: vec![0.01, *s],
+        };
+        c.finish(
+            N,
+            k,
+            Outcome::CompleteWithReturns(vec![*s], m, r),
+            10,
+            &mut ops,
+        );
+        returns.push(k.trial);
+    }
+    // The search is over, the study is not: the top 3 (trials 4, 1, 3) go to the hold-out.
+    assert_eq!(c.row.state, StudyState::Running);
+    assert_eq!(c.trials.len(), 9);
+    let origins: Vec<TrialOrigin> = c.trials[6..].iter().map(|t| t.origin.clone()).collect();
+    assert_eq!(
+        origins,
+        vec![
+            TrialOrigin::Holdout(4),
+            TrialOrigin::Holdout(1),
+            TrialOrigin::Holdout(3)
+        ]
+    );
+    assert_eq!(c.trials[6].params, c.trials[4].params);
+    // Search trials' returns were stored, for PBO.
+    let stored = ops
+        .iter()
+        .filter(|o| matches!(o, StoreOp::Returns(..)))
+        .count();
+    assert_eq!(stored, 6);
+    let mut ops = Vec::new();
+    for (i, hold) in [0.2, 2.0, -0.5].iter().enumerate() {
+        let k = c.ask(N, S, 20, &mut ops).unwrap();
+        assert_eq!(k.trial, TrialId(6 + i as u64));
+        // One report: never pruned, though it is far below the others at step 1.
+        assert_eq!(
+            c.report(N, k, 1, vec![-9.0], 21, &mut ops),
+            Verdict::Continue
+        );
+        let m: Metrics = [("sharpe".to_string(), *hold)].into();
+        let r = mlt_protocol::records::ReturnSeries {
+            days: vec![900],
+            values: vec![0.0],
+        };
+        c.finish(
+            N,
+            k,
+            Outcome::CompleteWithReturns(vec![*hold], m, r),
+            22,
+            &mut ops,
+        );
+    }
+    assert_eq!(c.row.state, StudyState::Complete);
+    assert!(c.ask(N, S, 30, &mut ops).is_none());
+    // Each evaluated trial carries its hold-out metrics; hold-out runs store no returns and
+    // are never the best, even with the highest value.
+    assert_eq!(c.trials[4].metrics["holdout_sharpe"], 0.2);
+    assert_eq!(c.trials[1].metrics["holdout_sharpe"], 2.0);
+    assert_eq!(c.trials[3].metrics["holdout_sharpe"], -0.5);
+    assert!(!c.trials[0].metrics.contains_key("holdout_sharpe"));
+    assert!(!ops.iter().any(|o| matches!(o, StoreOp::Returns(..))));
+    assert_eq!(c.best()[0].number, TrialId(4));
+    // A restart from the stored trials does not evaluate them again.
+    let again = StudyCore::new(c.row.clone(), c.spec.clone(), c.trials.clone());
+    assert_eq!(again.trials.len(), 9);
+    assert!(!again.has_work());
+}
