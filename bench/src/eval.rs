@@ -183,5 +183,34 @@ pub fn run() -> anyhow::Result<()> {
         &small,
     )
     .map_err(anyhow::Error::msg)?;
+    pbo_cost();
     Ok(())
+}
+
+/// What `best` spends on PBO (CSCV, 16 blocks = 12,870 splits) for studies of several sizes.
+fn pbo_cost() {
+    use mlt_protocol::ids::TrialId;
+    use mlt_protocol::records::ReturnSeries;
+    use rand::{Rng, SeedableRng};
+    println!("\n### PBO over a study's trials (CSCV, 16 blocks, 12,870 splits)\n");
+    println!("| trials | days | time |");
+    println!("|---|---|---|");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    for n in [100usize, 1000] {
+        let days = 2520;
+        let series: Vec<(TrialId, ReturnSeries)> = (0..n)
+            .map(|i| {
+                (
+                    TrialId(i as u64),
+                    ReturnSeries {
+                        days: (0..days as i64).collect(),
+                        values: (0..days).map(|_| rng.random_range(-0.02..0.02)).collect(),
+                    },
+                )
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        let r = mlt_scheduler::stats::study_pbo(&series, 16).expect("enough data");
+        println!("| {n} | {days} | {:.3} s (PBO {:.2}) |", t.elapsed().as_secs_f64(), r.pbo);
+    }
 }
