@@ -105,6 +105,10 @@ fn fold_overhead(
         holdout_top: 5,
         splits: mlt_protocol::spec::Splits::WalkForward,
         holdout_run: false,
+        model_params: Default::default(),
+        validation: 0.0,
+        early_stopping: 20,
+        categorical: Vec::new(),
     };
     let assign = AssignMsg {
         key: TrialKey {
@@ -211,6 +215,10 @@ fn pbo_cost() {
             .collect();
         let t = std::time::Instant::now();
         let r = mlt_scheduler::stats::study_pbo(&series, 16).expect("enough data");
-        println!("| {n} | {days} | {:.3} s (PBO {:.2}) |", t.elapsed().as_secs_f64(), r.pbo);
+        println!(
+            "| {n} | {days} | {:.3} s (PBO {:.2}) |",
+            t.elapsed().as_secs_f64(),
+            r.pbo
+        );
     }
 }

@@ -292,7 +292,7 @@ pub async fn run_node(
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let mut workers = Vec::new();
     for s in &cfg.slots {
-        let (w, _) = Actor::spawn(None, Worker, (s.slot, events_tx.clone()))
+        let (w, _) = Actor::spawn(None, Worker, (s.slot, s.cpus, events_tx.clone()))
             .await
             .map_err(|e| anyhow::anyhow!("starting a worker: {e}"))?;
         workers.push(w);

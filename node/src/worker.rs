@@ -23,11 +23,13 @@ pub struct Worker;
 /// Its state.
 pub struct WorkerState {
     slot: SlotId,
+    cpus: u32,
     events: UnboundedSender<NodeEvent>,
 }
 
 struct Ctx {
     key: TrialKey,
+    cpus: u32,
     events: UnboundedSender<NodeEvent>,
     stop: StopFlag,
 }
@@ -53,19 +55,23 @@ impl TrialContext for Ctx {
     fn stopped(&self) -> bool {
         self.stop.is_raised()
     }
+
+    fn threads(&self) -> u32 {
+        self.cpus.max(1)
+    }
 }
 
 impl Actor for Worker {
     type Msg = WorkerMsg;
     type State = WorkerState;
-    type Arguments = (SlotId, UnboundedSender<NodeEvent>);
+    type Arguments = (SlotId, u32, UnboundedSender<NodeEvent>);
 
     async fn pre_start(
         &self,
         _me: ActorRef<WorkerMsg>,
-        (slot, events): Self::Arguments,
+        (slot, cpus, events): Self::Arguments,
     ) -> Result<WorkerState, ActorProcessingErr> {
-        Ok(WorkerState { slot, events })
+        Ok(WorkerState { slot, cpus, events })
     }
 
     async fn handle(
@@ -78,12 +84,14 @@ impl Actor for Worker {
             WorkerMsg::Run(assign, stop) => {
                 let events = st.events.clone();
                 let slot = st.slot;
+                let cpus = st.cpus;
                 tokio::task::spawn_blocking(move || {
                     let key = assign.key;
                     let span = tracing::info_span!("trial", study = %assign.study_name, trial = %key.trial, attempt = key.attempt);
                     let _g = span.enter();
                     let mut ctx = Ctx {
                         key,
+                        cpus,
                         events: events.clone(),
                         stop,
                     };

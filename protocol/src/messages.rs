@@ -204,13 +204,22 @@ pub enum Outcome {
     Failed(String),
     /// Stopped after a prune verdict.
     Pruned,
-    /// As `Complete`, with the trial's out-of-sample returns (walk-forward), kept for the
-    /// study's overfitting statistics.
-    CompleteWithReturns(
-        Vec<f64>,
-        crate::records::Metrics,
-        crate::records::ReturnSeries,
-    ),
+    /// As `Complete`, with what a walk-forward evaluation leaves: its out-of-sample returns
+    /// (for the study's overfitting statistics) and the model fitted on the last fold.
+    Evaluated(Box<Evaluation>),
+}
+
+/// The result of a walk-forward trial.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// One value per objective.
+    pub values: Vec<f64>,
+    /// Named metrics.
+    pub metrics: crate::records::Metrics,
+    /// Out-of-sample daily returns.
+    pub returns: crate::records::ReturnSeries,
+    /// The model fitted on the last fold (None when it could not be saved).
+    pub model: Option<crate::records::ModelArtifact>,
 }
 
 /// Payload of [`FromNode::Finish`].

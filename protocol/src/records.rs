@@ -113,6 +113,44 @@ pub struct ReturnSeries {
     pub values: Vec<f64>,
 }
 
+/// A model fitted by a trial (on its last fold), with what is needed to use it again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelArtifact {
+    /// `lightgbm` (the bytes are LightGBM's model text) or `ridge` (JSON).
+    pub format: String,
+    /// The model itself (text for both formats).
+    pub model: String,
+    /// The features, in the model's column order: name and expression, with the trial's
+    /// parameters substituted.
+    pub features: Vec<(String, String)>,
+    /// Whether it predicts the probability of "up" (else the forward return).
+    pub classify: bool,
+    /// Label horizon (days).
+    pub horizon: u32,
+    /// Prices were scaled by adj close / close.
+    pub adjusted: bool,
+    /// First and last training day (days since 1970-01-01).
+    pub trained: (i64, i64),
+    /// Boosting rounds kept (after early stopping), for boosted models.
+    pub rounds: Option<u32>,
+    /// Per feature: total gain, split count and mean |SHAP contribution| on the training rows
+    /// (empty for models without them).
+    pub importance: Vec<FeatureImportance>,
+}
+
+/// How much a model relies on one feature.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeatureImportance {
+    /// Feature name.
+    pub feature: String,
+    /// Total gain of its splits.
+    pub gain: f64,
+    /// Number of splits on it.
+    pub split: f64,
+    /// Mean absolute SHAP contribution (LightGBM's pred_contrib).
+    pub shap: f64,
+}
+
 /// The Probability of Backtest Overfitting of a study (CSCV over its trials' returns).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OverfitReport {

@@ -5,7 +5,8 @@
 //! data.rs      daily OHLCV bars from CSV, validated
 //! features.rs  the feature expression language and the look-ahead guard
 //! backtest.rs  labels, positions from predictions, costs, turnover, direction scores
-//! model.rs     the Model trait and the ridge baseline
+//! model.rs     the Model trait, the ridge baseline, models from settings and artifacts
+//! lgbm.rs      LightGBM (lightgbm3): early stopping on the training tail, importance, SHAP
 //! metrics.rs   performance metrics with empyrical's conventions
 //! synthetic.rs seeded synthetic market (regimes, GARCH, fat tails, a weak known edge)
 //! splits.rs    time-series, walk-forward (purged) and combinatorial purged CV splits
@@ -13,6 +14,7 @@
 pub mod backtest;
 pub mod data;
 pub mod features;
+pub mod lgbm;
 pub mod metrics;
 pub mod model;
 pub mod splits;

@@ -1,21 +1,91 @@
-//! The model interface the walk-forward evaluation plugs models into, and the ridge baseline.
+//! The model interface the walk-forward evaluation plugs models into, the ridge baseline, and
+//! the choice of model from a trial's settings (LightGBM lives in `lgbm.rs`).
 //! A model is fitted on one fold's training rows (features already finite) and predicts the
 //! label (the forward return) for a test row; scaling is its own business and uses the
 //! training rows only.
 
 /// A model of the label from the features.
-pub trait Model: Send {
-    /// Fits on training rows `x` (one `Vec` per row) and labels `y`.
-    fn fit(&mut self, x: &[Vec<f64>], y: &[f64]) -> Result<(), String>;
+pub trait Model {
+    /// Fits on training rows `x` (one `Vec` per row) and labels `y`; `valid`, when given, is a
+    /// held-back tail of the training window for early stopping (never test rows).
+    fn fit(
+        &mut self,
+        x: &[Vec<f64>],
+        y: &[f64],
+        valid: Option<(&[Vec<f64>], &[f64])>,
+    ) -> Result<(), String>;
     /// Predicts one row.
     fn predict(&self, row: &[f64]) -> f64;
+    /// Predicts many rows (models with a per-call cost override this).
+    fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
+        Ok(rows.iter().map(|r| self.predict(r)).collect())
+    }
+    /// The artifact format (`ridge`, `lightgbm`).
+    fn format(&self) -> &'static str;
+    /// The fitted model as text, for its artifact.
+    fn save(&self) -> Result<String, String>;
+    /// Boosting rounds kept, for boosted models.
+    fn rounds(&self) -> Option<u32> {
+        None
+    }
+    /// Per feature (in column order): total gain, split count, mean |SHAP| on `x`. Empty when
+    /// the model has no such notion.
+    fn importance(&self, _x: &[Vec<f64>]) -> Result<Vec<(f64, f64, f64)>, String> {
+        Ok(Vec::new())
+    }
 }
 
-/// The model a spec names.
-pub fn model_for(name: &str, alpha: f64) -> Result<Box<dyn Model>, String> {
-    match name {
-        "ridge" => Ok(Box::new(Ridge { alpha, fit: None })),
-        other => Err(format!("unknown model `{other}` (available: ridge)")),
+/// What a model is built from: the spec's choice and settings, the trial's parameters, the
+/// slot's threads.
+#[derive(Clone, Debug, Default)]
+pub struct ModelSettings {
+    /// `ridge` or `lightgbm`.
+    pub name: String,
+    /// Ridge penalty.
+    pub alpha: f64,
+    /// Predict the probability of "up" (binary) instead of the forward return.
+    pub classify: bool,
+    /// LightGBM settings (spec, overridden by the trial's parameters of the same names).
+    pub params: std::collections::BTreeMap<String, f64>,
+    /// Rounds without improvement on the validation tail before stopping (0: never).
+    pub early_stopping: u32,
+    /// Columns LightGBM treats as categorical.
+    pub categorical: Vec<usize>,
+    /// Threads the model may use (the worker slot's CPUs).
+    pub threads: u32,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// The model the settings name.
+pub fn model_for(s: &ModelSettings) -> Result<Box<dyn Model>, String> {
+    match s.name.as_str() {
+        "ridge" => Ok(Box::new(Ridge {
+            alpha: s.alpha,
+            fit: None,
+        })),
+        "lightgbm" => Ok(Box::new(super::lgbm::Lgbm::new(s.clone()))),
+        other => Err(format!(
+            "unknown model `{other}` (available: ridge, lightgbm)"
+        )),
+    }
+}
+
+/// A model from its artifact.
+pub fn load_model(format: &str, text: &str) -> Result<Box<dyn Model>, String> {
+    match format {
+        "ridge" => {
+            let fit: RidgeFit =
+                serde_json::from_str(text).map_err(|e| format!("ridge model: {e}"))?;
+            Ok(Box::new(Ridge {
+                alpha: 0.0,
+                fit: Some(fit),
+            }))
+        }
+        "lightgbm" => Ok(Box::new(super::lgbm::Lgbm::load(text)?)),
+        other => Err(format!(
+            "unknown model format `{other}` (known: ridge, lightgbm)"
+        )),
     }
 }
 
@@ -27,7 +97,12 @@ pub struct Ridge {
 }
 
 impl Model for Ridge {
-    fn fit(&mut self, x: &[Vec<f64>], y: &[f64]) -> Result<(), String> {
+    fn fit(
+        &mut self,
+        x: &[Vec<f64>],
+        y: &[f64],
+        _valid: Option<(&[Vec<f64>], &[f64])>,
+    ) -> Result<(), String> {
         self.fit = Some(ridge(x, y, self.alpha).ok_or("too few or degenerate training rows")?);
         Ok(())
     }
@@ -42,9 +117,19 @@ impl Model for Ridge {
                 .map(|(j, v)| (v - f.mu[j]) / f.sd[j] * f.w[j])
                 .sum::<f64>()
     }
+
+    fn format(&self) -> &'static str {
+        "ridge"
+    }
+
+    fn save(&self) -> Result<String, String> {
+        let f = self.fit.as_ref().ok_or("the model is not fitted")?;
+        serde_json::to_string(f).map_err(|e| e.to_string())
+    }
 }
 
 /// A fitted ridge model on standardised columns.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct RidgeFit {
     mu: Vec<f64>,
     sd: Vec<f64>,
@@ -120,18 +205,31 @@ mod tests {
             .map(|i| vec![(i % 20) as f64 / 10.0, (i / 20) as f64 / 5.0])
             .collect();
         let y: Vec<f64> = x.iter().map(|r| 2.0 * r[0] - r[1] + 0.5).collect();
-        let mut m = model_for("ridge", 1e-9).unwrap();
-        m.fit(&x, &y).unwrap();
+        let ridge = |alpha: f64| {
+            model_for(&ModelSettings {
+                name: "ridge".into(),
+                alpha,
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let mut m = ridge(1e-9);
+        m.fit(&x, &y, None).unwrap();
         assert!((m.predict(&[1.0, 1.0]) - 1.5).abs() < 1e-6);
-        let mut strong = model_for("ridge", 1e6).unwrap();
-        strong.fit(&x, &y).unwrap();
+        // Saved and loaded: the same predictions.
+        let back = load_model(m.format(), &m.save().unwrap()).unwrap();
+        assert_eq!(back.predict(&[0.3, 1.7]), m.predict(&[0.3, 1.7]));
+        let mut strong = ridge(1e6);
+        strong.fit(&x, &y, None).unwrap();
         // All but the intercept shrunk away: predictions near the label mean.
         let mean = y.iter().sum::<f64>() / y.len() as f64;
         assert!((strong.predict(&[1.0, 1.0]) - mean).abs() < 0.01);
-        assert!(model_for("ridge", 1.0)
-            .unwrap()
-            .fit(&x[..2], &y[..2])
-            .is_err());
-        assert!(model_for("lstm", 1.0).is_err());
+        assert!(ridge(1.0).fit(&x[..2], &y[..2], None).is_err());
+        assert!(model_for(&ModelSettings {
+            name: "lstm".into(),
+            ..Default::default()
+        })
+        .is_err());
+        assert!(load_model("ridge", "{not json").is_err());
     }
 }

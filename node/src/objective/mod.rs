@@ -3,7 +3,8 @@
 //! ```text
 //! benchmark.rs  analytic test functions with a synthetic learning curve
 //! command.rs    the researcher's program: params on stdin and in MLT_PARAM_*, results on stdout
-//! walk_forward.rs  features → purged walk-forward folds → ridge → positions with costs
+//! walk_forward.rs  features → purged walk-forward or CPCV splits → model (ridge, LightGBM) →
+//!               positions with costs → metrics, returns and the last fold's model
 //! ```
 mod benchmark;
 mod command;
@@ -26,6 +27,10 @@ pub trait TrialContext {
     fn report(&mut self, step: u64, values: Vec<f64>) -> Verdict;
     /// Whether the trial must stop now (pruned, cancelled, stale, node draining).
     fn stopped(&self) -> bool;
+    /// Threads the trial may use (its worker slot's CPUs).
+    fn threads(&self) -> u32 {
+        1
+    }
 }
 
 /// A shared stop flag.

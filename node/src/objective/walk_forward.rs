@@ -9,11 +9,13 @@ use crate::eval::backtest::{
 use crate::eval::data::{read_bars, Bars};
 use crate::eval::features::{lookahead_check, parse};
 use crate::eval::metrics as m;
-use crate::eval::model::model_for;
+use crate::eval::model::{model_for, Model, ModelSettings};
 use crate::eval::splits::{cpcv, walk_forward, Cpcv, Fold};
 use crate::eval::synthetic::{generate, Synthetic};
-use mlt_protocol::messages::{AssignMsg, Outcome, Verdict};
-use mlt_protocol::records::{Metrics, ParamValue, Params, ReturnSeries};
+use mlt_protocol::messages::{AssignMsg, Evaluation, Outcome, Verdict};
+use mlt_protocol::records::{
+    FeatureImportance, Metrics, ModelArtifact, ParamValue, Params, ReturnSeries,
+};
 use mlt_protocol::spec::{DataSource, Splits, WalkForwardSpec};
 use std::path::Path;
 
@@ -266,7 +268,7 @@ pub fn run_walk_forward_timed(
 ) -> (Outcome, Timings) {
     let mut t = Timings::default();
     let start = std::time::Instant::now();
-    let out = match evaluate(spec, assign, ctx, &mut t) {
+    let out = match evaluate(spec, assign, ctx, &mut t, model_for) {
         Ok(o) => o,
         Err(e) => Outcome::Failed(e),
     };
@@ -311,19 +313,49 @@ fn head(b: &Bars, n: usize) -> Bars {
     }
 }
 
+/// The largest model text kept with a trial (it travels in the trial's result frame).
+pub const MAX_ARTIFACT: usize = 8 << 20;
+
+/// Makes a model from its settings (tests swap in an instrumented one).
+type Factory = fn(&ModelSettings) -> Result<Box<dyn Model>, String>;
+
 /// What a trial needs besides the data: sizing and the model's settings.
 struct Trader<'a> {
     spec: &'a WalkForwardSpec,
     insts: Vec<Inst>,
-    alpha: f64,
     sizing: Sizing,
+    model: ModelSettings,
+    factory: Factory,
+    /// Feature names and expressions with the trial's parameters, in column order.
+    features: Vec<(String, String)>,
+    /// Dates of the rows.
+    days: Vec<i64>,
 }
 
 /// A model fitted on one split's training rows, with its label's scale.
 struct Fitted {
-    model: Box<dyn crate::eval::model::Model>,
+    model: Box<dyn Model>,
     b0: f64,
     scale: f64,
+    /// The rows it was fitted on (without the validation tail).
+    rows: Vec<usize>,
+}
+
+/// The training rows of a window split into those the model is fitted on and, when
+/// `validation` > 0, a validation tail cut from the END of the window for early stopping; the
+/// `purge` rows before the tail are dropped (their labels would reach into it). The test window
+/// is never touched: only `train` is split.
+pub fn validation_split(
+    train: &[usize],
+    validation: f64,
+    purge: usize,
+) -> (Vec<usize>, Vec<usize>) {
+    let n_valid = (train.len() as f64 * validation).floor() as usize;
+    if n_valid == 0 || n_valid + purge >= train.len() {
+        return (train.to_vec(), Vec::new());
+    }
+    let cut = train.len() - n_valid;
+    (train[..cut - purge].to_vec(), train[cut..].to_vec())
 }
 
 /// The out-of-sample result of trading some test rows.
@@ -350,21 +382,32 @@ impl Traded {
 }
 
 impl Trader<'_> {
-    /// One model over every instrument's training rows (already purged by the split).
-    fn fit(&self, train: &[usize], what: &str, timings: &mut Timings) -> Result<Fitted, String> {
+    /// Every instrument's usable rows (finite features and label) among `rows`.
+    fn gather(&self, rows: &[usize]) -> (Vec<Vec<f64>>, Vec<f64>) {
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for inst in &self.insts {
-            for &t in train {
+            for &t in rows {
                 if let (Some(r), true) = (inst.row(t), inst.label[t].is_finite()) {
                     x.push(r);
                     y.push(inst.label[t]);
                 }
             }
         }
-        let mut model = model_for(&self.spec.model, self.alpha)?;
+        (x, y)
+    }
+
+    /// One model over every instrument's training rows (already purged by the split), with
+    /// early stopping on the window's validation tail when the model has it.
+    fn fit(&self, train: &[usize], what: &str, timings: &mut Timings) -> Result<Fitted, String> {
+        let (fit_rows, valid_rows) =
+            validation_split(train, self.spec.validation, self.spec.horizon as usize);
+        let (x, y) = self.gather(&fit_rows);
+        let (vx, vy) = self.gather(&valid_rows);
+        let mut model = (self.factory)(&self.model)?;
         let clock = std::time::Instant::now();
+        let valid = (!vx.is_empty()).then_some((&vx[..], &vy[..]));
         model
-            .fit(&x, &y)
+            .fit(&x, &y, valid)
             .map_err(|e| format!("{what}: {e} ({} usable training rows)", x.len()))?;
         timings.fit += clock.elapsed().as_secs_f64();
         timings.folds += 1;
@@ -372,12 +415,68 @@ impl Trader<'_> {
         let scale = (y.iter().map(|v| v * v).sum::<f64>() / y.len().max(1) as f64)
             .sqrt()
             .max(1e-12);
-        Ok(Fitted { model, b0, scale })
+        Ok(Fitted {
+            model,
+            b0,
+            scale,
+            rows: fit_rows,
+        })
+    }
+
+    /// The artifact of a fitted model: its text, features, settings and importance.
+    fn artifact(&self, f: &Fitted) -> Result<ModelArtifact, String> {
+        let (x, _) = self.gather(&f.rows);
+        let imp = f.model.importance(&x)?;
+        let day = |i: Option<&usize>| i.map_or(0, |&t| self.days[t]);
+        Ok(ModelArtifact {
+            format: f.model.format().into(),
+            model: f.model.save()?,
+            features: self.features.clone(),
+            classify: self.spec.classify,
+            horizon: self.spec.horizon,
+            adjusted: match &self.spec.data {
+                DataSource::Files { adjusted, .. } | DataSource::Datasets { adjusted, .. } => {
+                    *adjusted
+                }
+                DataSource::Synthetic { .. } => false,
+            },
+            trained: (day(f.rows.first()), day(f.rows.last())),
+            rounds: f.model.rounds(),
+            importance: imp
+                .into_iter()
+                .zip(&self.features)
+                .map(|((gain, split, shap), (name, _))| FeatureImportance {
+                    feature: name.clone(),
+                    gain,
+                    split,
+                    shap,
+                })
+                .collect(),
+        })
+    }
+
+    /// The artifact, or None with a warning: a model that cannot be saved does not fail the
+    /// trial.
+    fn keep(&self, f: Option<&Fitted>) -> Option<ModelArtifact> {
+        let a = self.artifact(f?).and_then(|a| {
+            if a.model.len() > MAX_ARTIFACT {
+                Err(format!(
+                    "its text is {} bytes, over the {MAX_ARTIFACT}-byte limit",
+                    a.model.len()
+                ))
+            } else {
+                Ok(a)
+            }
+        });
+        if let Err(e) = &a {
+            tracing::warn!("the trial's model is not kept: {e}");
+        }
+        a.ok()
     }
 
     /// Trades the `test` rows (contiguous) of an equal-weight portfolio, each instrument on
     /// its own prediction, starting from the positions in `prev` (left at the last ones).
-    fn trade(&self, f: &Fitted, test: &[usize], prev: &mut [f64]) -> Traded {
+    fn trade(&self, f: &Fitted, test: &[usize], prev: &mut [f64]) -> Result<Traded, String> {
         let spec = self.spec;
         let k_inst = self.insts.len() as f64;
         let mut out = Traded {
@@ -385,9 +484,16 @@ impl Trader<'_> {
             ..Default::default()
         };
         for (i, inst) in self.insts.iter().enumerate() {
-            let pred: Vec<f64> = test
+            // One call for the rows with every feature; NaN (no position) for the others.
+            let rows: Vec<Option<Vec<f64>>> = test.iter().map(|&t| inst.row(t)).collect();
+            let known: Vec<Vec<f64>> = rows.iter().flatten().cloned().collect();
+            let mut got = f.model.predict_many(&known)?.into_iter();
+            let pred: Vec<f64> = rows
                 .iter()
-                .map(|&t| inst.row(t).map_or(f64::NAN, |r| f.model.predict(&r)))
+                .map(|r| match r {
+                    Some(_) => got.next().unwrap_or(f64::NAN),
+                    None => f64::NAN,
+                })
                 .collect();
             // A classifier's prediction is the probability of "up": centre it for sign and
             // threshold sizing. A regression's predicted return goes through a logistic of its
@@ -425,7 +531,7 @@ impl Trader<'_> {
             );
             out.next.extend(nx);
         }
-        out
+        Ok(out)
     }
 }
 
@@ -434,6 +540,7 @@ fn evaluate(
     assign: &AssignMsg,
     ctx: &mut dyn TrialContext,
     timings: &mut Timings,
+    factory: Factory,
 ) -> Result<Outcome, String> {
     let clock = std::time::Instant::now();
     let mut all_bars = load(&spec.data, assign.workdir.as_deref())?;
@@ -484,11 +591,55 @@ fn evaluate(
         "probability" => Sizing::Probability,
         _ => Sizing::Sign,
     };
+    // LightGBM settings: the spec's, then the trial's parameters of those names.
+    let mut model_params = spec.model_params.clone();
+    if spec.model == "lightgbm" {
+        for (name, v) in params {
+            let canonical = mlt_protocol::spec::LIGHTGBM_ALIASES
+                .iter()
+                .find(|(a, _)| a == name)
+                .map_or(name.as_str(), |(_, c)| c);
+            if mlt_protocol::spec::LIGHTGBM_SETTINGS
+                .iter()
+                .any(|(n, ..)| *n == canonical)
+            {
+                let x = match v {
+                    ParamValue::Float(x) => *x,
+                    ParamValue::Int(x) => *x as f64,
+                    ParamValue::Bool(b) => f64::from(u8::from(*b)),
+                    ParamValue::Str(s) => {
+                        return Err(format!("parameter `{name}` must be a number, got `{s}`"))
+                    }
+                };
+                model_params.insert(canonical.to_string(), x);
+            }
+        }
+    }
+    let mut features = Vec::new();
+    for (name, text) in &spec.features {
+        features.push((name.clone(), substitute(text, params)?));
+    }
     let trader = Trader {
         spec,
         insts,
-        alpha: num("alpha", spec.alpha),
         sizing,
+        model: ModelSettings {
+            name: spec.model.clone(),
+            alpha: num("alpha", spec.alpha),
+            classify: spec.classify,
+            params: model_params,
+            early_stopping: spec.early_stopping,
+            categorical: spec
+                .categorical
+                .iter()
+                .filter_map(|c| spec.features.iter().position(|(f, _)| f == c))
+                .collect(),
+            threads: ctx.threads(),
+            seed: assign.key.trial.0,
+        },
+        factory,
+        features,
+        days: days.clone(),
     };
     if spec.holdout_run {
         // One fold: the training window that ends (purged) where the hold-out starts.
@@ -550,6 +701,7 @@ fn walk_forward_folds(
 ) -> Result<Outcome, String> {
     let spec = trader.spec;
     let mut all = Traded::default();
+    let mut last = None;
     let mut prev_pos = vec![0.0; trader.insts.len()];
     // Running sums of the OOS returns: the common objectives need no pass over the history.
     let (mut s1, mut s2, mut wins) = (0.0f64, 0.0f64, 0usize);
@@ -568,8 +720,9 @@ fn walk_forward_folds(
             return Ok(Outcome::Pruned);
         }
         let fitted = trader.fit(&fold.train, &format!("fold {}", k + 1), timings)?;
-        let traded = trader.trade(&fitted, &fold.test, &mut prev_pos);
+        let traded = trader.trade(&fitted, &fold.test, &mut prev_pos)?;
         all.extend(&traded);
+        last = Some(fitted);
         for v in &traded.r {
             s1 += v;
             s2 += v * v;
@@ -607,11 +760,12 @@ fn walk_forward_folds(
             .collect(),
         values: all.r,
     };
-    Ok(Outcome::CompleteWithReturns(
-        values_of(spec, &metrics),
+    Ok(Outcome::Evaluated(Box::new(Evaluation {
+        values: values_of(spec, &metrics),
         metrics,
         returns,
-    ))
+        model: trader.keep(last.as_ref()),
+    })))
 }
 
 /// CPCV: every split is fitted once and trades each of its test groups from a flat position;
@@ -629,6 +783,7 @@ fn cpcv_paths(
     let spec = trader.spec;
     let mut per: std::collections::HashMap<(usize, usize), Traded> = Default::default();
     let mut so_far = Traded::default();
+    let mut last = None;
     for (f, fold) in c.folds.iter().enumerate() {
         if ctx.stopped() {
             return Ok(Outcome::Pruned);
@@ -638,10 +793,11 @@ fn cpcv_paths(
         for &g in &c.test_groups[f] {
             let rows: Vec<usize> = c.groups[g].clone().collect();
             let mut flat = vec![0.0; trader.insts.len()];
-            let t = trader.trade(&fitted, &rows, &mut flat);
+            let t = trader.trade(&fitted, &rows, &mut flat)?;
             split.extend(&t);
             per.insert((f, g), t);
         }
+        last = Some(fitted);
         so_far.extend(&split);
         let reported = if spec.report_per_fold {
             split.metrics()
@@ -687,11 +843,12 @@ fn cpcv_paths(
             .collect(),
         values: mean_r,
     };
-    Ok(Outcome::CompleteWithReturns(
-        values_of(spec, &metrics),
+    Ok(Outcome::Evaluated(Box::new(Evaluation {
+        values: values_of(spec, &metrics),
         metrics,
         returns,
-    ))
+        model: trader.keep(last.as_ref()),
+    })))
 }
 
 #[cfg(test)]
@@ -707,6 +864,14 @@ mod tests {
         }
         fn stopped(&self) -> bool {
             false
+        }
+    }
+
+    /// The evaluation of a trial that must have completed.
+    fn done(out: Outcome) -> Evaluation {
+        match out {
+            Outcome::Evaluated(e) => *e,
+            other => panic!("{other:?}"),
         }
     }
 
@@ -741,6 +906,10 @@ mod tests {
             holdout_top: 5,
             splits: Splits::WalkForward,
             holdout_run: false,
+            model_params: Default::default(),
+            validation: 0.0,
+            early_stopping: 20,
+            categorical: Vec::new(),
         }
     }
 
@@ -822,9 +991,12 @@ mod tests {
             };
             let mut ctx = Ctx(Vec::new());
             let out = run_walk_forward(&s, &assign(params.clone()), &mut ctx);
-            let Outcome::CompleteWithReturns(v, m, r) = out else {
-                panic!("{out:?}")
-            };
+            let Evaluation {
+                values: v,
+                metrics: m,
+                returns: r,
+                ..
+            } = done(out);
             (v, m, r, ctx.0)
         };
         let (v1, m1, r1, steps) = run(&s, &a);
@@ -858,9 +1030,12 @@ mod tests {
         };
         let mut ctx = Ctx(Vec::new());
         let out = run_walk_forward(&s, &assign(params), &mut ctx);
-        let Outcome::CompleteWithReturns(values, metrics, returns) = out else {
-            panic!("{out:?}")
-        };
+        let Evaluation {
+            values,
+            metrics,
+            returns,
+            ..
+        } = done(out);
         // C(6, 2) = 15 splits, each reported; C(5, 1) = 5 paths covering all 3000 days.
         assert_eq!(ctx.0.len(), 15);
         assert_eq!(metrics["paths"], 5.0);
@@ -869,6 +1044,230 @@ mod tests {
         assert!(metrics["sharpe_path_std"] >= 0.0);
         // The planted edge holds on every path on average.
         assert!(metrics["sharpe"] > 0.3, "{metrics:?}");
+    }
+
+    /// Runs a trial with a model factory of the test's choosing.
+    fn run_with(spec: &WalkForwardSpec, params: Params, factory: Factory) -> Evaluation {
+        let mut ctx = Ctx(Vec::new());
+        let mut t = Timings::default();
+        done(evaluate(spec, &assign(params), &mut ctx, &mut t, factory).unwrap())
+    }
+
+    /// A model whose training labels are shuffled: the control that must learn nothing.
+    struct Shuffled(Box<dyn Model>);
+
+    impl Model for Shuffled {
+        fn fit(
+            &mut self,
+            x: &[Vec<f64>],
+            y: &[f64],
+            v: Option<(&[Vec<f64>], &[f64])>,
+        ) -> Result<(), String> {
+            use rand::seq::SliceRandom;
+            use rand::SeedableRng;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(y.len() as u64);
+            let mut y = y.to_vec();
+            y.shuffle(&mut rng);
+            let v = v.map(|(vx, vy)| {
+                let mut vy = vy.to_vec();
+                vy.shuffle(&mut rng);
+                (vx, vy)
+            });
+            self.0.fit(x, &y, v.as_ref().map(|(vx, vy)| (*vx, &vy[..])))
+        }
+        fn predict(&self, row: &[f64]) -> f64 {
+            self.0.predict(row)
+        }
+        fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
+            self.0.predict_many(rows)
+        }
+        fn format(&self) -> &'static str {
+            self.0.format()
+        }
+        fn save(&self) -> Result<String, String> {
+            self.0.save()
+        }
+    }
+
+    fn lgbm_spec() -> WalkForwardSpec {
+        let mut s = spec(
+            &[
+                ("mom", "sum(returns, 5) / (std(returns, 20) * 2.236)"),
+                ("mom20", "sum(returns, 20) / std(returns, 60)"),
+                ("vol", "std(returns, 20)"),
+            ],
+            0.3,
+        );
+        s.model = "lightgbm".into();
+        s.classify = true;
+        s.validation = 0.2;
+        s.objectives = vec!["accuracy".into()];
+        s.model_params = [
+            ("num_iterations".to_string(), 200.0),
+            ("num_leaves".to_string(), 7.0),
+            ("min_data_in_leaf".to_string(), 40.0),
+        ]
+        .into();
+        s
+    }
+
+    #[test]
+    fn lightgbm_finds_the_planted_edge_and_nothing_in_shuffled_labels() {
+        let real = run_with(&lgbm_spec(), Params::new(), model_for);
+        let acc = real.metrics["accuracy"];
+        // 2,250 out-of-sample days: one standard error of an accuracy is about 0.011.
+        assert!(acc > 0.58, "out-of-sample direction accuracy {acc}");
+        assert!(real.metrics["sharpe"] > 0.5, "{:?}", real.metrics);
+        let control = run_with(&lgbm_spec(), Params::new(), |s| {
+            Ok(Box::new(Shuffled(model_for(s)?)))
+        });
+        let c = control.metrics["accuracy"];
+        assert!((0.46..0.54).contains(&c), "shuffled-label accuracy {c}");
+        // The last fold's model comes back as LightGBM text with importance and SHAP, and
+        // reloads to the predictions it made.
+        let a = real.model.expect("artifact");
+        assert_eq!(a.format, "lightgbm");
+        assert_eq!(a.features.len(), 3);
+        assert!(a.rounds.is_some_and(|r| (1..=200).contains(&r)));
+        assert!(a.importance.iter().all(|i| i.shap >= 0.0 && i.gain >= 0.0));
+        assert!(a.importance.iter().any(|i| i.shap > 0.0));
+        let m = crate::eval::model::load_model(&a.format, &a.model).unwrap();
+        let p = m.predict(&[0.5, 0.1, 0.01]);
+        assert!((0.0..=1.0).contains(&p), "{p}");
+    }
+
+    #[test]
+    fn trial_parameters_reach_lightgbm_by_name_or_alias() {
+        let mut s = lgbm_spec();
+        s.validation = 0.0;
+        let params: Params = [
+            ("n_estimators".to_string(), ParamValue::Int(3)),
+            ("learning_rate".to_string(), ParamValue::Float(0.2)),
+        ]
+        .into();
+        let e = run_with(&s, params, model_for);
+        let a = e.model.unwrap();
+        // Three rounds, as the trial asked, and its learning rate in the model text.
+        assert_eq!(a.rounds, Some(3));
+        assert!(
+            a.model.contains("[learning_rate: 0.2]"),
+            "{}",
+            &a.model[..a.model.len().min(2000)]
+        );
+        let bad: Params = [("learning_rate".to_string(), ParamValue::Str("x".into()))].into();
+        let mut ctx = Ctx(Vec::new());
+        let out = run_walk_forward(&s, &assign(bad), &mut ctx);
+        assert!(
+            matches!(&out, Outcome::Failed(e) if e.contains("learning_rate")),
+            "{out:?}"
+        );
+    }
+
+    /// Per model made: (fit rows, validation rows, predicted rows), by row index.
+    type Seen = Vec<(Vec<usize>, Vec<usize>, Vec<usize>)>;
+
+    thread_local! {
+        static SEEN: std::cell::RefCell<Seen> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Records which rows (the first feature is the row index) it is fitted, validated and
+    /// asked to predict on.
+    struct Recorder(usize, Box<dyn Model>);
+
+    impl Model for Recorder {
+        fn fit(
+            &mut self,
+            x: &[Vec<f64>],
+            y: &[f64],
+            v: Option<(&[Vec<f64>], &[f64])>,
+        ) -> Result<(), String> {
+            let idx = |x: &[Vec<f64>]| x.iter().map(|r| r[0] as usize).collect::<Vec<_>>();
+            SEEN.with(|s| {
+                let mut s = s.borrow_mut();
+                self.0 = s.len();
+                s.push((idx(x), v.map_or(Vec::new(), |(vx, _)| idx(vx)), Vec::new()));
+            });
+            self.1.fit(x, y, v)
+        }
+        fn predict(&self, row: &[f64]) -> f64 {
+            self.1.predict(row)
+        }
+        fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
+            SEEN.with(|s| {
+                s.borrow_mut()[self.0]
+                    .2
+                    .extend(rows.iter().map(|r| r[0] as usize))
+            });
+            self.1.predict_many(rows)
+        }
+        fn format(&self) -> &'static str {
+            self.1.format()
+        }
+        fn save(&self) -> Result<String, String> {
+            self.1.save()
+        }
+    }
+
+    #[test]
+    fn early_stopping_never_sees_a_test_row() {
+        // Bars whose volume is the row index: the model's first feature names each row.
+        let mut b = generate(&Synthetic {
+            days: 2000,
+            seed: 5,
+            ..Default::default()
+        })
+        .unwrap();
+        b.volume = Some((0..b.len()).map(|i| i as f64).collect());
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("idx.csv");
+        write_csv(&csv, &b);
+        for (horizon, validation, cpcv_splits) in
+            [(1, 0.2, false), (5, 0.3, false), (3, 0.25, true)]
+        {
+            let mut s = lgbm_spec();
+            s.features = vec![
+                ("row".into(), "volume".into()),
+                ("mom".into(), "sum(returns, 5)".into()),
+            ];
+            s.data = DataSource::Files {
+                paths: vec![csv.display().to_string()],
+                adjusted: false,
+            };
+            s.horizon = horizon;
+            s.validation = validation;
+            if cpcv_splits {
+                s.splits = Splits::Cpcv {
+                    groups: 5,
+                    test_groups: 2,
+                    embargo: 2,
+                };
+            }
+            SEEN.with(|s| s.borrow_mut().clear());
+            run_with(&s, Params::new(), |s| {
+                Ok(Box::new(Recorder(0, model_for(s)?)))
+            });
+            let seen = SEEN.with(|s| s.borrow().clone());
+            assert!(!seen.is_empty());
+            for (fit, valid, test) in &seen {
+                assert!(!valid.is_empty() && !test.is_empty() && !fit.is_empty());
+                let (v0, v1) = (valid[0], *valid.last().unwrap());
+                // The validation tail is the end of the training rows, purged from the rest.
+                let before: Vec<&usize> = fit.iter().filter(|&&t| t < v0).collect();
+                assert!(before.iter().all(|&&t| t + (horizon as usize) < v0));
+                // No test row is ever fitted or validated on, and in walk-forward the tail
+                // ends before the test window starts.
+                assert!(test.iter().all(|t| !fit.contains(t) && !valid.contains(t)));
+                if !cpcv_splits {
+                    assert!(
+                        v1 < test[0],
+                        "validation {v0}..={v1}, test from {}",
+                        test[0]
+                    );
+                    assert!(fit.iter().all(|&t| t < v0));
+                }
+            }
+        }
     }
 
     #[test]
@@ -880,9 +1279,12 @@ mod tests {
             .collect();
         let mut ctx = Ctx(Vec::new());
         let out = run_walk_forward(&spec(&feats, 0.15), &assign(params.clone()), &mut ctx);
-        let Outcome::CompleteWithReturns(values, metrics, returns) = out else {
-            panic!("{out:?}")
-        };
+        let Evaluation {
+            values,
+            metrics,
+            returns,
+            ..
+        } = done(out);
         // 3000 days, 500 train, 250 test: (3000 − 501) / 250 = 9 folds, reported in order.
         assert_eq!(ctx.0.len(), 9);
         assert!(ctx
@@ -904,11 +1306,15 @@ mod tests {
         let mut sharpe_only = spec(&feats, 0.15);
         sharpe_only.objectives = vec!["sharpe".into(), "win_rate".into()];
         let mut c3 = Ctx(Vec::new());
-        let Outcome::CompleteWithReturns(v3, m3, _) =
-            run_walk_forward(&sharpe_only, &assign(params.clone()), &mut c3)
-        else {
-            panic!()
-        };
+        let Evaluation {
+            values: v3,
+            metrics: m3,
+            ..
+        } = done(run_walk_forward(
+            &sharpe_only,
+            &assign(params.clone()),
+            &mut c3,
+        ));
         assert_eq!(v3, vec![m3["sharpe"], m3["win_rate"]]);
         for (a, b) in c3.0[8].1.iter().zip(&v3) {
             assert!((a - b).abs() < 1e-9 * b.abs().max(1.0), "{a} vs {b}");
@@ -932,9 +1338,7 @@ mod tests {
             instruments: 4,
         };
         let out = run_walk_forward(&many, &assign(params.clone()), &mut Ctx(Vec::new()));
-        let Outcome::CompleteWithReturns(_, port, _) = out else {
-            panic!("{out:?}")
-        };
+        let port = done(out).metrics;
         assert!(
             port["sharpe"] > metrics["sharpe"],
             "{} vs {}",
@@ -945,9 +1349,7 @@ mod tests {
         let mut cls = spec(&feats, 0.15);
         cls.classify = true;
         let out = run_walk_forward(&cls, &assign(params.clone()), &mut Ctx(Vec::new()));
-        let Outcome::CompleteWithReturns(_, c, _) = out else {
-            panic!("{out:?}")
-        };
+        let c = done(out).metrics;
         assert!(c["sharpe"] > 0.5 && c["accuracy"] > 0.5, "{c:?}");
         // Without an edge the same pipeline finds none.
         let out = run_walk_forward(
@@ -955,9 +1357,7 @@ mod tests {
             &assign(params.clone()),
             &mut Ctx(Vec::new()),
         );
-        let Outcome::CompleteWithReturns(_, flat, _) = out else {
-            panic!()
-        };
+        let flat = done(out).metrics;
         assert!(flat["sharpe"].abs() < metrics["sharpe"] / 2.0, "{flat:?}");
         // A feature that looks ahead fails the trial, naming it.
         let out = run_walk_forward(

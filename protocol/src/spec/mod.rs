@@ -388,8 +388,19 @@ pub struct WalkForwardSpec {
     pub step: u32,
     /// Grow the training window from the start instead of rolling it.
     pub expanding: bool,
-    /// The model (`ridge`).
+    /// The model (`ridge` or `lightgbm`).
     pub model: String,
+    /// The model's fixed settings (`[objective.lightgbm]`); a trial parameter of the same name
+    /// overrides one.
+    pub model_params: BTreeMap<String, f64>,
+    /// Share of each training window, cut from its end, held back for early stopping (never
+    /// from the test window; purged by the horizon from the rows before it). 0: none.
+    pub validation: f64,
+    /// Boosting rounds without improvement on the validation tail before training stops
+    /// (0: no early stopping).
+    pub early_stopping: u32,
+    /// Features LightGBM treats as categorical (their values are taken as integer codes).
+    pub categorical: Vec<String>,
     /// Ridge penalty.
     pub alpha: f64,
     /// How predictions become positions: `sign`, `threshold` or `probability`.
@@ -435,6 +446,40 @@ pub enum Splits {
         embargo: u32,
     },
 }
+
+/// LightGBM settings accepted in `[objective.lightgbm]` and as trial parameters: name,
+/// lowest, highest, whether integral.
+pub const LIGHTGBM_SETTINGS: [(&str, f64, f64, bool); 15] = [
+    ("num_iterations", 1.0, 100_000.0, true),
+    ("learning_rate", 1e-6, 1.0, false),
+    ("num_leaves", 2.0, 131_072.0, true),
+    ("max_depth", -1.0, 1000.0, true),
+    ("min_data_in_leaf", 1.0, 1e7, true),
+    ("min_sum_hessian_in_leaf", 0.0, 1e6, false),
+    ("feature_fraction", 1e-6, 1.0, false),
+    ("bagging_fraction", 1e-6, 1.0, false),
+    ("bagging_freq", 0.0, 1e6, true),
+    ("lambda_l1", 0.0, 1e9, false),
+    ("lambda_l2", 0.0, 1e9, false),
+    ("min_gain_to_split", 0.0, 1e9, false),
+    ("max_bin", 2.0, 1e6, true),
+    ("extra_trees", 0.0, 1.0, true),
+    ("path_smooth", 0.0, 1e9, false),
+];
+
+/// Common other names of LightGBM settings (scikit-learn's and LightGBM's aliases).
+pub const LIGHTGBM_ALIASES: [(&str, &str); 10] = [
+    ("n_estimators", "num_iterations"),
+    ("num_rounds", "num_iterations"),
+    ("rounds", "num_iterations"),
+    ("reg_alpha", "lambda_l1"),
+    ("reg_lambda", "lambda_l2"),
+    ("colsample_bytree", "feature_fraction"),
+    ("subsample", "bagging_fraction"),
+    ("subsample_freq", "bagging_freq"),
+    ("min_child_samples", "min_data_in_leaf"),
+    ("min_split_gain", "min_gain_to_split"),
+];
 
 /// Metrics a walk-forward trial reports, usable as objectives and in constraints.
 pub const WALK_FORWARD_METRICS: [&str; 18] = [

@@ -739,13 +739,81 @@ pub(super) fn walk_forward(
         .model
         .as_ref()
         .map_or("ridge".to_string(), |m| m.get_ref().clone());
-    if model != "ridge" {
+    if !["ridge", "lightgbm"].contains(&model.as_str()) {
         let sp = o.model.as_ref().map_or(span.clone(), |m| m.span());
         cx.err(
             sp,
             "objective.model",
-            format!("unknown model `{model}` (expected: ridge)"),
+            format!("unknown model `{model}` (expected: ridge, lightgbm)"),
         );
+    }
+    let mut model_params = BTreeMap::new();
+    if let Some(t) = &o.lightgbm {
+        if model != "lightgbm" {
+            cx.err(
+                t.span(),
+                "objective.lightgbm",
+                "only with `model = \"lightgbm\"`",
+            );
+        }
+        let mut k = Keys {
+            section: "objective.lightgbm",
+            kind: "lightgbm".into(),
+            table: t.get_ref(),
+            asked: BTreeSet::new(),
+        };
+        for (name, lo, hi, int) in LIGHTGBM_SETTINGS {
+            let v = if int {
+                k.get(name)
+                    .is_some()
+                    .then(|| k.int(cx, name, 0, lo as i64, hi as i64) as f64)
+            } else {
+                k.opt_float(cx, name, lo, hi)
+            };
+            if let Some(v) = v {
+                model_params.insert(name.to_string(), v);
+            }
+        }
+        k.finish(cx, "model");
+    }
+    let boosted = model == "lightgbm";
+    let validation = num_value(
+        cx,
+        &o.validation,
+        "objective.validation",
+        if boosted { 0.2 } else { 0.0 },
+        0.0,
+        0.5,
+    );
+    let early_stopping = match &o.early_stopping_rounds {
+        Some(e) if *e.get_ref() == 0 => 0,
+        _ => days(
+            cx,
+            &o.early_stopping_rounds,
+            "objective.early_stopping_rounds",
+            20,
+            1,
+        ),
+    };
+    let mut categorical = Vec::new();
+    if let Some(c) = &o.categorical {
+        if !boosted {
+            cx.err(
+                c.span(),
+                "objective.categorical",
+                "only with `model = \"lightgbm\"`",
+            );
+        }
+        for name in c.get_ref() {
+            if !features.iter().any(|(f, _)| f == name.get_ref()) {
+                cx.err(
+                    name.span(),
+                    "objective.categorical",
+                    format!("`{}` is not one of the features", name.get_ref()),
+                );
+            }
+            categorical.push(name.get_ref().clone());
+        }
     }
     let sizing = o
         .sizing
@@ -861,6 +929,10 @@ pub(super) fn walk_forward(
             Some(_) => days(cx, &o.holdout, "objective.holdout", 0, 20),
         },
         holdout_top: days(cx, &o.holdout_top, "objective.holdout_top", 5, 1).min(1000),
+        model_params,
+        validation,
+        early_stopping,
+        categorical,
         splits,
         holdout_run: false,
     })))

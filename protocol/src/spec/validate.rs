@@ -636,6 +636,13 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
         ("groups", o.groups.as_ref().map(|v| v.span())),
         ("test_groups", o.test_groups.as_ref().map(|v| v.span())),
         ("embargo", o.embargo.as_ref().map(|v| v.span())),
+        ("lightgbm", o.lightgbm.as_ref().map(|v| v.span())),
+        ("validation", o.validation.as_ref().map(|v| v.span())),
+        (
+            "early_stopping_rounds",
+            o.early_stopping_rounds.as_ref().map(|v| v.span()),
+        ),
+        ("categorical", o.categorical.as_ref().map(|v| v.span())),
     ];
     let foreign: Vec<(&str, Option<Range<usize>>)> = match kind {
         "benchmark" => command_keys.iter().chain(&wf_keys).cloned().collect(),

@@ -1,7 +1,7 @@
 //! Opening, loading and writing the redb file.
 use super::schema::*;
 use mlt_protocol::ids::{StudyId, TrialId};
-use mlt_protocol::records::{DatasetInfo, ReturnSeries, TrialRecord};
+use mlt_protocol::records::{DatasetInfo, ModelArtifact, ReturnSeries, TrialRecord};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -132,6 +132,7 @@ impl Store {
             txn.open_table(RETURNS)?;
             txn.open_table(DATASETS)?;
             txn.open_table(CHUNKS)?;
+            txn.open_table(ARTIFACTS)?;
         }
         txn.commit()?;
         Ok(())
@@ -147,6 +148,18 @@ impl Store {
             out.push((TrialId(k.value().1), decode("returns", v.value())?));
         }
         Ok(out)
+    }
+
+    /// The model a trial left, if any.
+    pub fn artifact(
+        &self,
+        study: StudyId,
+        trial: TrialId,
+    ) -> Result<Option<ModelArtifact>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ARTIFACTS)?;
+        let v = table.get((study.0, trial.0))?;
+        v.map(|v| decode("artifacts", v.value())).transpose()
     }
 
     /// A complete dataset's description.
@@ -282,6 +295,7 @@ impl Store {
             let mut events = txn.open_table(EVENTS)?;
             let mut meta = txn.open_table(META)?;
             let mut returns = txn.open_table(RETURNS)?;
+            let mut artifacts = txn.open_table(ARTIFACTS)?;
             for op in ops {
                 match op {
                     StoreOp::Study(s) => {
@@ -310,6 +324,9 @@ impl Store {
                     }
                     StoreOp::Returns(study, trial, r) => {
                         returns.insert((study.0, trial.0), encode(r).as_slice())?;
+                    }
+                    StoreOp::Artifact(study, trial, a) => {
+                        artifacts.insert((study.0, trial.0), encode(a).as_slice())?;
                     }
                 }
             }

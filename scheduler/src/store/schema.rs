@@ -10,6 +10,7 @@
 //! returns       (study, trial)        → ReturnSeries   out-of-sample returns (walk-forward)
 //! datasets      sha256 hex            → DatasetInfo    uploaded files, complete and verified
 //! chunks        (sha256 hex, index)   → bytes          their contents, DATASET_CHUNK each
+//! artifacts     (study, trial)        → ModelArtifact  the model a trial fitted on its last fold
 //! ```
 use mlt_protocol::ids::{StudyId, TrialId};
 use mlt_protocol::records::{Params, StudyState, TrialRecord, TrialState};
@@ -41,6 +42,9 @@ pub const RETURNS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("re
 pub const DATASETS: TableDefinition<&str, &[u8]> = TableDefinition::new("datasets");
 /// `chunks` (minor 1).
 pub const CHUNKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("chunks");
+
+/// `artifacts` (minor 1).
+pub const ARTIFACTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("artifacts");
 
 /// A study as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -107,4 +111,6 @@ pub enum StoreOp {
     NextStudy(u64),
     /// A finished trial's out-of-sample returns.
     Returns(StudyId, TrialId, mlt_protocol::records::ReturnSeries),
+    /// A finished trial's model.
+    Artifact(StudyId, TrialId, Box<mlt_protocol::records::ModelArtifact>),
 }

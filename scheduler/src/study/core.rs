@@ -373,13 +373,20 @@ impl StudyCore {
         if !self.current(&key, node) {
             return FinishResult::Ignored;
         }
-        let mut outcome = outcome;
-        let returns = match &mut outcome {
-            Outcome::CompleteWithReturns(_, _, r) => Some(std::mem::take(r)),
-            _ => None,
+        // A walk-forward evaluation: its returns and model are kept beside the trial.
+        let (outcome, returns, model) = match outcome {
+            Outcome::Evaluated(e) => {
+                let e = *e;
+                (
+                    Outcome::Complete(e.values, e.metrics),
+                    Some(e.returns),
+                    e.model,
+                )
+            }
+            o => (o, None, None),
         };
         let (state, values, message) = match outcome {
-            Outcome::Complete(v, metrics) | Outcome::CompleteWithReturns(v, metrics, _) if v.len() == self.spec.study.directions.len() && v.iter().all(|x| !x.is_nan()) => {
+            Outcome::Complete(v, metrics) if v.len() == self.spec.study.directions.len() && v.iter().all(|x| !x.is_nan()) => {
                 match self.constraint_values(&metrics) {
                     Ok(c) => {
                         let t = &mut self.trials[key.trial.0 as usize];
@@ -390,17 +397,22 @@ impl StudyCore {
                     Err(e) => (TrialState::Failed, None, Some(e)),
                 }
             }
-            Outcome::Complete(v, _) | Outcome::CompleteWithReturns(v, _, _) => (
+            Outcome::Complete(v, _) => (
                 TrialState::Failed,
                 None,
                 Some(format!("objective returned {} values {:?}; the study has {} objectives and NaN is not a value", v.len(), v, self.spec.study.directions.len())),
             ),
             Outcome::Failed(e) => (TrialState::Failed, None, Some(e)),
+            // Unpacked into `Complete` above; never seen here.
+            Outcome::Evaluated(_) => (TrialState::Failed, None, Some("evaluation not unpacked".into())),
             Outcome::Pruned => {
                 let last = self.trials[key.trial.0 as usize].intermediate.values().next_back().cloned();
                 (TrialState::Pruned, last, Some("stopped by its objective".into()))
             }
         };
+        if let (TrialState::Complete, Some(m)) = (state, model) {
+            ops.push(StoreOp::Artifact(key.study, key.trial, Box::new(m)));
+        }
         let origin = self.trials[key.trial.0 as usize].origin.clone();
         match (state, origin) {
             // A hold-out evaluation: its metrics go to the trial it evaluated, as holdout_*.

@@ -173,7 +173,12 @@ fn the_best_trials_are_evaluated_on_the_holdout_when_the_search_ends() {
         c.finish(
             N,
             k,
-            Outcome::CompleteWithReturns(vec![*s], m, r),
+            Outcome::Evaluated(Box::new(mlt_protocol::messages::Evaluation {
+                values: vec![*s],
+                metrics: m,
+                returns: r,
+                model: None,
+            })),
             10,
             &mut ops,
         );
@@ -215,7 +220,12 @@ fn the_best_trials_are_evaluated_on_the_holdout_when_the_search_ends() {
         c.finish(
             N,
             k,
-            Outcome::CompleteWithReturns(vec![*hold], m, r),
+            Outcome::Evaluated(Box::new(mlt_protocol::messages::Evaluation {
+                values: vec![*hold],
+                metrics: m,
+                returns: r,
+                model: None,
+            })),
             22,
             &mut ops,
         );

@@ -1,0 +1,275 @@
+//! LightGBM through lightgbm3: a regression of the forward return or a binary classifier of
+//! its direction. Early stopping watches the validation tail the walk-forward cuts from the end
+//! of each training window; threads come from the worker slot; the fitted booster is saved as
+//! LightGBM's own model text, with gain/split importance and mean |SHAP| (pred_contrib).
+use super::model::{Model, ModelSettings};
+use lightgbm3::{Booster, Dataset, ImportanceType};
+use serde_json::{json, Map, Value};
+
+/// A LightGBM model.
+pub struct Lgbm {
+    settings: ModelSettings,
+    booster: Option<Booster>,
+    n_features: usize,
+}
+
+impl Lgbm {
+    /// An unfitted model.
+    pub fn new(settings: ModelSettings) -> Self {
+        Self {
+            settings,
+            booster: None,
+            n_features: 0,
+        }
+    }
+
+    /// A fitted model from its model text.
+    pub fn load(text: &str) -> Result<Self, String> {
+        let b = Booster::from_string(text).map_err(|e| format!("LightGBM model: {e}"))?;
+        Ok(Self {
+            n_features: b.num_features().max(0) as usize,
+            booster: Some(b),
+            settings: ModelSettings::default(),
+        })
+    }
+
+    /// LightGBM's parameters: our defaults, then the spec's and the trial's settings.
+    pub fn params(&self, with_valid: bool) -> Value {
+        let s = &self.settings;
+        let mut p = Map::new();
+        let (objective, metric) = if s.classify {
+            ("binary", "binary_logloss")
+        } else {
+            ("regression", "l2")
+        };
+        p.insert("objective".into(), json!(objective));
+        p.insert("metric".into(), json!(metric));
+        p.insert("num_iterations".into(), json!(200));
+        p.insert("learning_rate".into(), json!(0.05));
+        p.insert("num_threads".into(), json!(s.threads.max(1)));
+        p.insert("seed".into(), json!(s.seed % (i32::MAX as u64)));
+        p.insert("deterministic".into(), json!(true));
+        p.insert("force_row_wise".into(), json!(true));
+        p.insert("verbosity".into(), json!(-1));
+        for (k, v) in &s.params {
+            let integral = mlt_protocol::spec::LIGHTGBM_SETTINGS
+                .iter()
+                .any(|(n, _, _, int)| n == k && *int);
+            let v = if integral {
+                json!(v.round() as i64)
+            } else {
+                json!(v)
+            };
+            p.insert(k.clone(), v);
+        }
+        if with_valid && s.early_stopping > 0 {
+            p.insert("early_stopping_rounds".into(), json!(s.early_stopping));
+        }
+        if !s.categorical.is_empty() {
+            let cols: Vec<String> = s.categorical.iter().map(|c| c.to_string()).collect();
+            p.insert("categorical_feature".into(), json!(cols.join(",")));
+        }
+        Value::Object(p)
+    }
+
+    fn booster(&self) -> Result<&Booster, String> {
+        self.booster
+            .as_ref()
+            .ok_or_else(|| "the model is not fitted".to_string())
+    }
+}
+
+fn flat(x: &[Vec<f64>]) -> Vec<f64> {
+    x.iter().flatten().copied().collect()
+}
+
+fn labels(y: &[f64]) -> Vec<f32> {
+    y.iter().map(|v| *v as f32).collect()
+}
+
+impl Model for Lgbm {
+    fn fit(
+        &mut self,
+        x: &[Vec<f64>],
+        y: &[f64],
+        valid: Option<(&[Vec<f64>], &[f64])>,
+    ) -> Result<(), String> {
+        let d = x.first().map_or(0, Vec::len);
+        if x.len() < 2 || d == 0 {
+            return Err(format!("LightGBM needs training rows, got {}", x.len()));
+        }
+        let lgb = |e: lightgbm3::Error| format!("LightGBM: {e}");
+        let train = Dataset::from_slice(&flat(x), &labels(y), d as i32, true).map_err(lgb)?;
+        let valid = match valid {
+            Some((vx, vy)) if !vx.is_empty() => Some(
+                Dataset::from_slice_with_reference(
+                    &flat(vx),
+                    &labels(vy),
+                    d as i32,
+                    true,
+                    Some(&train),
+                )
+                .map_err(lgb)?,
+            ),
+            _ => None,
+        };
+        let params = self.params(valid.is_some());
+        let b = Booster::train_with_valid(train, valid, &params).map_err(lgb)?;
+        self.booster = Some(b);
+        self.n_features = d;
+        Ok(())
+    }
+
+    fn predict(&self, row: &[f64]) -> f64 {
+        self.predict_many(&[row.to_vec()])
+            .ok()
+            .and_then(|v| v.first().copied())
+            .unwrap_or(f64::NAN)
+    }
+
+    fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let b = self.booster()?;
+        if rows.iter().any(|r| r.len() != self.n_features) {
+            return Err(format!(
+                "the model takes {} features per row",
+                self.n_features
+            ));
+        }
+        let threads = format!("num_threads={}", self.settings.threads.max(1));
+        b.predict_with_params(&flat(rows), self.n_features as i32, true, &threads)
+            .map_err(|e| format!("LightGBM: {e}"))
+    }
+
+    fn format(&self) -> &'static str {
+        "lightgbm"
+    }
+
+    fn save(&self) -> Result<String, String> {
+        self.booster()?
+            .save_string()
+            .map_err(|e| format!("LightGBM: {e}"))
+    }
+
+    fn rounds(&self) -> Option<u32> {
+        self.booster
+            .as_ref()
+            .map(|b| b.num_iterations().max(0) as u32)
+    }
+
+    fn importance(&self, x: &[Vec<f64>]) -> Result<Vec<(f64, f64, f64)>, String> {
+        let b = self.booster()?;
+        let lgb = |e: lightgbm3::Error| format!("LightGBM: {e}");
+        let gain = b.feature_importance(ImportanceType::Gain).map_err(lgb)?;
+        let split = b.feature_importance(ImportanceType::Split).map_err(lgb)?;
+        let d = self.n_features;
+        let mut shap = vec![0.0; d];
+        if !x.is_empty() {
+            let c = b.predict_contrib(&flat(x), d as i32, true).map_err(lgb)?;
+            // Each row: one contribution per feature, then the expected value.
+            for row in c.chunks(d + 1) {
+                for j in 0..d {
+                    shap[j] += row[j].abs() / x.len() as f64;
+                }
+            }
+        }
+        Ok((0..d)
+            .map(|j| {
+                (
+                    gain.get(j).copied().unwrap_or(0.0),
+                    split.get(j).copied().unwrap_or(0.0),
+                    shap[j],
+                )
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn data(n: usize, seed: u64) -> (Vec<Vec<f64>>, Vec<f64>) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let x: Vec<Vec<f64>> = (0..n)
+            .map(|_| (0..3).map(|_| rng.random_range(-1.0..1.0)).collect())
+            .collect();
+        // y depends on x0 (strongly) and x1 (weakly); x2 is noise.
+        let y = x
+            .iter()
+            .map(|r| 2.0 * r[0] + 0.5 * r[1] + rng.random_range(-0.1..0.1))
+            .collect();
+        (x, y)
+    }
+
+    fn settings() -> ModelSettings {
+        ModelSettings {
+            name: "lightgbm".into(),
+            threads: 1,
+            early_stopping: 10,
+            params: [("num_iterations".to_string(), 300.0)].into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn lightgbm_learns_stops_early_saves_and_explains() {
+        let (x, y) = data(600, 1);
+        let (vx, vy) = data(150, 2);
+        let mut m = Lgbm::new(settings());
+        m.fit(&x, &y, Some((&vx, &vy))).unwrap();
+        let (tx, ty) = data(200, 3);
+        let p = m.predict_many(&tx).unwrap();
+        let mse = p.iter().zip(&ty).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / 200.0;
+        assert!(mse < 0.1, "test MSE {mse}");
+        // Early stopping kept fewer rounds than allowed.
+        let rounds = m.rounds().unwrap();
+        assert!(rounds > 10 && rounds < 300, "{rounds} rounds");
+        // The saved text reloads to the same predictions.
+        let back = Lgbm::load(&m.save().unwrap()).unwrap();
+        assert_eq!(back.predict_many(&tx).unwrap(), p);
+        assert_eq!(back.predict(&tx[0]), p[0]);
+        // x0 matters most by gain, split count and SHAP; the noise column least by SHAP.
+        let imp = m.importance(&x).unwrap();
+        assert_eq!(imp.len(), 3);
+        assert!(
+            imp[0].0 > imp[1].0 && imp[0].2 > imp[1].2 && imp[1].2 > imp[2].2,
+            "{imp:?}"
+        );
+        // Bad input is an error, not a crash.
+        assert!(m.predict_many(&[vec![1.0]]).is_err());
+        assert!(Lgbm::load("not a model").is_err());
+        assert!(Lgbm::new(settings()).fit(&[], &[], None).is_err());
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_model_and_settings_reach_lightgbm() {
+        let (x, y) = data(400, 4);
+        let fit = |s: ModelSettings| {
+            let mut m = Lgbm::new(s);
+            m.fit(&x, &y, None).unwrap();
+            m.predict_many(&x[..20]).unwrap()
+        };
+        assert_eq!(fit(settings()), fit(settings()));
+        let mut few = settings();
+        few.params.insert("num_iterations".into(), 3.0);
+        let m = {
+            let mut m = Lgbm::new(few.clone());
+            m.fit(&x, &y, None).unwrap();
+            m
+        };
+        assert_eq!(m.rounds(), Some(3));
+        let p = m.params(false);
+        assert_eq!(p["num_iterations"], 3);
+        assert_eq!(p["objective"], "regression");
+        few.classify = true;
+        few.categorical = vec![0, 2];
+        let p = Lgbm::new(few).params(true);
+        assert_eq!(p["objective"], "binary");
+        assert_eq!(p["categorical_feature"], "0,2");
+        assert_eq!(p["early_stopping_rounds"], 10);
+    }
+}
