@@ -1,7 +1,7 @@
 # The README's two commands: `make run` and `make test`. Both install what a fresh machine
 # lacks first (apt: libclang-dev, clang; pip: cmake >= 3.28 — needed by the model crates).
 CARGO ?= cargo
-SPEC ?= examples/quickstart.toml
+SPEC ?= examples/lgbm-spy.toml
 
 .PHONY: run test setup build lint bench bench-search
 
@@ -12,8 +12,8 @@ build: setup
 	$(CARGO) build --release --bin mlt-cluster
 
 run: build
-	rm -rf ./mlt-data/quickstart-demo
-	./target/release/mlt-cluster run $(SPEC) --data-dir ./mlt-data/quickstart-demo
+	rm -rf ./mlt-data/demo
+	./target/release/mlt-cluster run $(SPEC) --data-dir ./mlt-data/demo
 
 test: setup
 	$(CARGO) fmt --all -- --check

@@ -107,5 +107,24 @@ fn a_csv_is_uploaded_once_and_nodes_fetch_it_into_their_caches() {
     let pbo = &best[0]["selection"]["pbo"];
     assert_eq!(pbo["strategies"], 8, "{best}");
     assert_eq!(pbo["observations"], 5 * 126);
+    // The winner's model over QUIC, and its predictions on the (re-written) file.
+    let n = best[0]["number"].as_u64().unwrap().to_string();
+    let a = c.json(&["artifact", &study, &n]).unwrap();
+    assert_eq!(a["format"], "ridge");
+    let out = c.cli(&[
+        "predict",
+        "--study",
+        &study,
+        "--trial",
+        &n,
+        "--data",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1201);
     c.assert_no_panics();
 }

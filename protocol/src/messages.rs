@@ -1,7 +1,9 @@
 //! Messages, one enum per direction. Variants are append-only: a new message is a new variant
 //! at the end, never a change to an existing one (postcard encodes the variant index).
 use crate::ids::{NodeId, SlotId, StudyId, TrialKey};
-use crate::records::{DatasetInfo, OverfitReport, Params, StatusReport, StudySummary, TrialRecord};
+use crate::records::{
+    DatasetInfo, ModelArtifact, OverfitReport, Params, StatusReport, StudySummary, TrialRecord,
+};
 use crate::spec::ObjectiveSpec;
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +65,8 @@ pub enum FromClient {
     HasDataset(String),
     /// One chunk of a dataset upload (chunks in order, from offset 0).
     PutDataset(PutDatasetMsg),
+    /// The model a trial left.
+    Artifact(TrialRefMsg),
 }
 
 /// Scheduler → client.
@@ -88,6 +92,8 @@ pub enum ToClient {
     Dataset(Option<DatasetInfo>),
     /// A chunk was received; this many bytes are held so far.
     DatasetProgress(u64),
+    /// A trial's model (None: the trial left none).
+    Artifact(Option<Box<ModelArtifact>>),
 }
 
 /// Payload of [`ToNode::Assign`].
@@ -254,6 +260,15 @@ pub struct SubmitMsg {
     pub source: String,
     /// The folder the spec was submitted from.
     pub workdir: Option<String>,
+}
+
+/// A trial of a study.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrialRefMsg {
+    /// Study name or id.
+    pub study: String,
+    /// Trial number.
+    pub trial: u64,
 }
 
 /// A study named by its name (or its id, as digits).

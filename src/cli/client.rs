@@ -69,6 +69,14 @@ impl Offline {
             FromClient::Trials(r) => ToClient::Trials(self.find(&r.study).ok_or_else(|| missing(&r.study))?.trials.clone()),
             FromClient::Best(r) => ToClient::Best(self.find(&r.study).ok_or_else(|| missing(&r.study))?.best()),
             FromClient::Study(r) => ToClient::Study(self.find(&r.study).ok_or_else(|| missing(&r.study))?.summary()),
+            FromClient::Artifact(r) => {
+                let id = self.find(&r.study).ok_or_else(|| missing(&r.study))?.id();
+                ToClient::Artifact(
+                    self.store
+                        .artifact(id, mlt_protocol::ids::TrialId(r.trial))?
+                        .map(Box::new),
+                )
+            }
             FromClient::Overfitting(r) => {
                 let id = self.find(&r.study).ok_or_else(|| missing(&r.study))?.id();
                 ToClient::Overfitting(mlt_scheduler::stats::study_pbo(

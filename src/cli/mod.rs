@@ -5,10 +5,12 @@
 //! datasets.rs  the data files a spec names: hashed, uploaded once, named by hash
 //! client.rs  submit, status, trials, best, cancel, export: talk to a scheduler (or read a
 //!            stopped scheduler's store)
+//! models.rs  artifact, predict: a trial's kept model and its predictions on new data
 //! output.rs  tables, JSON and CSV
 //! ```
 mod client;
 mod datasets;
+mod models;
 mod output;
 mod serve;
 mod stats;
@@ -153,6 +155,43 @@ pub enum Command {
     Stats {
         #[command(subcommand)]
         what: StatsCmd,
+    },
+    /// The model a trial kept (its last fold's): LightGBM model text or ridge JSON to stdout
+    /// (or --out), its features and importance on stderr; --json for everything.
+    Artifact {
+        /// Study name or id.
+        study: String,
+        /// Trial number.
+        trial: u64,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The whole artifact as JSON (model text, features, settings, importance, SHAP).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Predictions of a trial's kept model on a CSV or Parquet file of bars: one row per bar
+    /// (empty while a feature warms up).
+    Predict {
+        /// Study name or id.
+        #[arg(long)]
+        study: String,
+        /// Trial number.
+        #[arg(long)]
+        trial: u64,
+        /// Bars to predict (CSV or Parquet).
+        #[arg(long)]
+        data: PathBuf,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// JSON instead of CSV.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
     },
     /// Export a study's trials.
     Export {
@@ -356,6 +395,21 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             out,
             conn,
         } => client::export(&study, format, out, &conn).await,
+        Command::Artifact {
+            study,
+            trial,
+            out,
+            json,
+            conn,
+        } => models::artifact(&study, trial, out, json, &conn).await,
+        Command::Predict {
+            study,
+            trial,
+            data,
+            out,
+            json,
+            conn,
+        } => models::predict(&study, trial, &data, out, json, &conn).await,
         Command::Stats { what } => match what {
             StatsCmd::Returns {
                 file,

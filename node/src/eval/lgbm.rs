@@ -99,7 +99,27 @@ impl Model for Lgbm {
             return Err(format!("LightGBM needs training rows, got {}", x.len()));
         }
         let lgb = |e: lightgbm3::Error| format!("LightGBM: {e}");
-        let train = Dataset::from_slice(&flat(x), &labels(y), d as i32, true).map_err(lgb)?;
+        let mut train = Dataset::from_slice(&flat(x), &labels(y), d as i32, true).map_err(lgb)?;
+        if self.settings.features.len() == d {
+            // LightGBM's names allow no spaces or JSON punctuation.
+            let names: Vec<String> = self
+                .settings
+                .features
+                .iter()
+                .map(|n| {
+                    n.chars()
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() || c == '_' {
+                                c
+                            } else {
+                                '_'
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            train.set_feature_names(&names).map_err(lgb)?;
+        }
         let valid = match valid {
             Some((vx, vy)) if !vx.is_empty() => Some(
                 Dataset::from_slice_with_reference(

@@ -6,6 +6,7 @@
 //! features.rs  the feature expression language and the look-ahead guard
 //! backtest.rs  labels, positions from predictions, costs, turnover, direction scores
 //! model.rs     the Model trait, the ridge baseline, models from settings and artifacts
+//! predict.rs   predictions from a kept model on new bars
 //! lgbm.rs      LightGBM (lightgbm3): early stopping on the training tail, importance, SHAP
 //! metrics.rs   performance metrics with empyrical's conventions
 //! synthetic.rs seeded synthetic market (regimes, GARCH, fat tails, a weak known edge)
@@ -17,5 +18,6 @@ pub mod features;
 pub mod lgbm;
 pub mod metrics;
 pub mod model;
+pub mod predict;
 pub mod splits;
 pub mod synthetic;

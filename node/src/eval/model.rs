@@ -51,6 +51,8 @@ pub struct ModelSettings {
     pub early_stopping: u32,
     /// Columns LightGBM treats as categorical.
     pub categorical: Vec<usize>,
+    /// Feature names, in column order (kept in LightGBM's model text).
+    pub features: Vec<String>,
     /// Threads the model may use (the worker slot's CPUs).
     pub threads: u32,
     /// Seed.

@@ -636,6 +636,7 @@ fn evaluate(
                 .collect(),
             threads: ctx.threads(),
             seed: assign.key.trial.0,
+            features: spec.features.iter().map(|(n, _)| n.clone()).collect(),
         },
         factory,
         features,
@@ -1131,9 +1132,68 @@ mod tests {
         assert!(a.rounds.is_some_and(|r| (1..=200).contains(&r)));
         assert!(a.importance.iter().all(|i| i.shap >= 0.0 && i.gain >= 0.0));
         assert!(a.importance.iter().any(|i| i.shap > 0.0));
+        assert!(
+            a.model.contains("feature_names=mom mom20 vol"),
+            "names kept in the model text"
+        );
         let m = crate::eval::model::load_model(&a.format, &a.model).unwrap();
         let p = m.predict(&[0.5, 0.1, 0.01]);
         assert!((0.0..=1.0).contains(&p), "{p}");
+        // The kept model, reloaded, predicts exactly what it predicted while trading its fold.
+        LAST.with(|l| l.borrow_mut().clear());
+        let again = run_with(&lgbm_spec(), Params::new(), |s| {
+            Ok(Box::new(Remember(model_for(s)?)))
+        });
+        let a = again.model.unwrap();
+        let (rows, preds) = LAST.with(|l| l.borrow().last().cloned().unwrap());
+        assert!(rows.len() > 200);
+        let reloaded = crate::eval::model::load_model(&a.format, &a.model).unwrap();
+        assert_eq!(reloaded.predict_many(&rows).unwrap(), preds);
+    }
+
+    /// Per model made: the rows it was asked to predict and its predictions.
+    type Predicted = Vec<(Vec<Vec<f64>>, Vec<f64>)>;
+
+    thread_local! {
+        static LAST: std::cell::RefCell<Predicted> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Keeps what the model predicted while trading.
+    struct Remember(Box<dyn Model>);
+
+    impl Model for Remember {
+        fn fit(
+            &mut self,
+            x: &[Vec<f64>],
+            y: &[f64],
+            v: Option<(&[Vec<f64>], &[f64])>,
+        ) -> Result<(), String> {
+            LAST.with(|l| l.borrow_mut().push((Vec::new(), Vec::new())));
+            self.0.fit(x, y, v)
+        }
+        fn predict(&self, row: &[f64]) -> f64 {
+            self.0.predict(row)
+        }
+        fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
+            let p = self.0.predict_many(rows)?;
+            LAST.with(|l| {
+                let mut l = l.borrow_mut();
+                let last = l.last_mut().expect("fitted first");
+                last.0.extend(rows.iter().cloned());
+                last.1.extend(&p);
+            });
+            Ok(p)
+        }
+        fn format(&self) -> &'static str {
+            self.0.format()
+        }
+        fn save(&self) -> Result<String, String> {
+            self.0.save()
+        }
+        fn rounds(&self) -> Option<u32> {
+            self.0.rounds()
+        }
     }
 
     #[test]

@@ -438,6 +438,20 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
                 Err(e) => internal(e),
             }
         }
+        FromClient::Artifact(r) if lookup(&r.study).is_none() => not_found(&r.study),
+        FromClient::Artifact(r) => {
+            let actor = lookup(&r.study).expect("found");
+            match ractor::call_t!(actor, StudyMsg::Summary, CALL_MS) {
+                Ok(summary) => match shared
+                    .store
+                    .artifact(summary.id, mlt_protocol::ids::TrialId(r.trial))
+                {
+                    Ok(a) => ToClient::Artifact(a.map(Box::new)),
+                    Err(e) => internal(e),
+                },
+                Err(e) => internal(e),
+            }
+        }
         FromClient::Overfitting(r) => {
             let actor = lookup(&r.study).expect("found");
             match ractor::call_t!(actor, StudyMsg::Summary, CALL_MS) {

@@ -1,0 +1,40 @@
+//! Predictions from a trial's kept model on new bars: the same features (with the trial's
+//! parameters), the same model, one prediction per row.
+use super::data::{read_bars, Bars};
+use super::features::{eval, parse};
+use super::model::load_model;
+use mlt_protocol::records::ModelArtifact;
+use std::path::Path;
+
+/// One prediction per bar: the forward return over the model's horizon, or the probability
+/// of "up" for a classifier; NaN where a feature is not defined yet (warm-up) or not finite.
+pub fn predict_bars(a: &ModelArtifact, bars: &Bars, name: &str) -> Result<Vec<f64>, String> {
+    let model = load_model(&a.format, &a.model)?;
+    let mut cols = Vec::new();
+    for (f, text) in &a.features {
+        let e = parse(text).map_err(|e| format!("{name}: feature `{f}` = `{text}`: {e}"))?;
+        cols.push(eval(&e, bars).map_err(|e| format!("{name}: feature `{f}`: {e}"))?);
+    }
+    let rows: Vec<Option<Vec<f64>>> = (0..bars.len())
+        .map(|t| {
+            let r: Vec<f64> = cols.iter().map(|c| c[t]).collect();
+            r.iter().all(|v| v.is_finite()).then_some(r)
+        })
+        .collect();
+    let known: Vec<Vec<f64>> = rows.iter().flatten().cloned().collect();
+    let mut got = model.predict_many(&known)?.into_iter();
+    Ok(rows
+        .iter()
+        .map(|r| match r {
+            Some(_) => got.next().unwrap_or(f64::NAN),
+            None => f64::NAN,
+        })
+        .collect())
+}
+
+/// [`predict_bars`] on a CSV or Parquet file, with its dates.
+pub fn predict_file(a: &ModelArtifact, path: &Path) -> Result<(Vec<i64>, Vec<f64>), String> {
+    let (bars, _) = read_bars(path, a.adjusted)?;
+    let p = predict_bars(a, &bars, &path.display().to_string())?;
+    Ok((bars.days, p))
+}

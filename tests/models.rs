@@ -1,0 +1,137 @@
+//! Models end to end: a LightGBM study through `mlt-cluster run`, the model each trial keeps
+//! (`artifact`), and its predictions on new bars (`predict`), online and from a stopped store.
+mod util;
+
+use std::path::Path;
+
+#[test]
+fn a_lightgbm_study_keeps_its_models_and_they_predict_new_data() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lgbm-spy.toml");
+    let (data, trials) = util::run_offline(&example, "lgbm-spy");
+    // 24 search trials and the 3 best evaluated on the hold-out.
+    assert_eq!(trials.len(), 27);
+    let complete: Vec<&serde_json::Value> = trials
+        .iter()
+        .filter(|t| t["state"] == "complete" && t["origin"] == "sampler")
+        .collect();
+    assert!(!complete.is_empty());
+    let best = util::offline(&["best", "lgbm-spy", "--json"], data.path());
+    let best: serde_json::Value = serde_json::from_slice(&best.stdout).unwrap();
+    let n = best[0]["number"].as_u64().unwrap().to_string();
+    assert!(best[0]["metrics"]["holdout_sharpe"].is_f64(), "{best}");
+
+    // The artifact: LightGBM's model text, its features with the trial's parameters, SHAP.
+    let out = util::offline(&["artifact", "lgbm-spy", &n, "--json"], data.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(a["format"], "lightgbm");
+    assert!(a["classify"].as_bool().unwrap());
+    let feats = a["features"].as_array().unwrap();
+    assert_eq!(feats.len(), 6);
+    // `$w` was replaced by the trial's value.
+    let w = best[0]["params"]["w"].as_i64().unwrap();
+    assert!(feats
+        .iter()
+        .any(|f| f[1] == format!("sum(returns, 5) / std(returns, {w})")));
+    let imp = a["importance"].as_array().unwrap();
+    assert_eq!(imp.len(), 6);
+    assert!(imp.iter().any(|i| i["shap"].as_f64().unwrap() > 0.0));
+    let text = util::offline(&["artifact", "lgbm-spy", &n], data.path());
+    assert!(String::from_utf8_lossy(&text.stdout).starts_with("tree\nversion="));
+    assert!(String::from_utf8_lossy(&text.stderr).contains("mean |SHAP|"));
+
+    // Predictions on bars the study never saw, one per row, probabilities once warmed up.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("new.csv");
+    util::write_synthetic_csv(&csv, 99, 400);
+    let out = util::offline(
+        &[
+            "predict",
+            "--study",
+            "lgbm-spy",
+            "--trial",
+            &n,
+            "--data",
+            csv.to_str().unwrap(),
+        ],
+        data.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "date,probability_up");
+    assert_eq!(lines.len(), 401);
+    let probs: Vec<f64> = lines[1..]
+        .iter()
+        .filter_map(|l| l.split(',').nth(1).filter(|s| !s.is_empty()))
+        .map(|s| s.parse().unwrap())
+        .collect();
+    // 60-day windows warm up first; every later row has a probability.
+    assert!(probs.len() >= 300 && probs.len() < 400, "{}", probs.len());
+    assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)));
+    // The same again as JSON, to a file.
+    let json_out = dir.path().join("p.json");
+    let out = util::offline(
+        &[
+            "predict",
+            "--study",
+            "lgbm-spy",
+            "--trial",
+            &n,
+            "--data",
+            csv.to_str().unwrap(),
+            "--json",
+            "--out",
+            json_out.to_str().unwrap(),
+        ],
+        data.path(),
+    );
+    assert!(out.status.success());
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_out).unwrap()).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 400);
+    let last = &rows[399];
+    assert_eq!(
+        last["probability_up"].as_f64().unwrap(),
+        probs[probs.len() - 1]
+    );
+
+    // Data without the volume a feature needs: refused, naming the feature and the column.
+    let novol = dir.path().join("novol.csv");
+    let stripped: String = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
+        .collect();
+    std::fs::write(&novol, stripped).unwrap();
+    let out = util::offline(
+        &[
+            "predict",
+            "--study",
+            "lgbm-spy",
+            "--trial",
+            &n,
+            "--data",
+            novol.to_str().unwrap(),
+        ],
+        data.path(),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("novol.csv: feature `vr`") && err.contains("volume"),
+        "{err}"
+    );
+    // A pruned trial kept no model: a clear error.
+    let pruned = trials.iter().find(|t| t["state"] == "pruned").unwrap()["number"].to_string();
+    let out = util::offline(&["artifact", "lgbm-spy", &pruned], data.path());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kept no model"));
+}
