@@ -8,6 +8,7 @@
 //! * `search`: our samplers and pruners next to a pinned Optuna (search quality, cost of a
 //!   suggestion, pruning); see search.rs.
 mod eval;
+mod models;
 mod search;
 
 use anyhow::{bail, Context};
@@ -87,6 +88,8 @@ enum Cmd {
     },
     /// The evaluation engine: feature rows/s and walk-forward overhead per fold.
     Eval,
+    /// The models: our LightGBM walk-forward per fold against bare lightgbm3 calls.
+    Models,
     /// Idle node connections with heartbeats.
     Idle {
         /// Connections.
@@ -373,6 +376,7 @@ async fn main() -> anyhow::Result<()> {
             seconds,
         } => idle(connections, seconds).await?,
         Cmd::Eval => eval::run()?,
+        Cmd::Models => models::run()?,
         Cmd::Search {
             python,
             tables,

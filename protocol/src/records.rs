@@ -133,8 +133,8 @@ pub struct ModelArtifact {
     pub trained: (i64, i64),
     /// Boosting rounds kept (after early stopping), for boosted models.
     pub rounds: Option<u32>,
-    /// Per feature: total gain, split count and mean |SHAP contribution| on the training rows
-    /// (empty for models without them).
+    /// Per feature: total gain, split count and mean |SHAP contribution| on the rows the fold
+    /// tested (empty for models without them).
     pub importance: Vec<FeatureImportance>,
 }
 

@@ -2,6 +2,7 @@
 //! metrics. Built up part by part.
 //!
 //! ```text
+//! cache.rs     feature columns computed and guarded once per node, reused by later trials
 //! data.rs      daily OHLCV bars from CSV, validated
 //! features.rs  the feature expression language and the look-ahead guard
 //! backtest.rs  labels, positions from predictions, costs, turnover, direction scores
@@ -13,6 +14,7 @@
 //! splits.rs    time-series, walk-forward (purged) and combinatorial purged CV splits
 //! ```
 pub mod backtest;
+pub mod cache;
 pub mod data;
 pub mod features;
 pub mod lgbm;

@@ -6,6 +6,7 @@ use super::TrialContext;
 use crate::eval::backtest::{
     direction, direction_scores, forward_return, positions, strategy_returns, turnover, Sizing,
 };
+use crate::eval::cache;
 use crate::eval::data::{read_bars, Bars};
 use crate::eval::features::{lookahead_check, parse};
 use crate::eval::metrics as m;
@@ -85,6 +86,45 @@ pub fn load(data: &DataSource, workdir: Option<&str>) -> Result<Vec<Bars>, Strin
             }
         })
         .collect())
+}
+
+/// What identifies the bars of a data source for the feature cache: the synthetic market's
+/// settings, or each file's path, size and modification time (uploaded files are named by
+/// their hash).
+fn data_key(data: &DataSource, workdir: Option<&str>) -> String {
+    match data {
+        DataSource::Synthetic {
+            days,
+            seed,
+            strength,
+            instruments,
+        } => format!("synthetic:{days}:{seed}:{strength}:{instruments}"),
+        DataSource::Files { paths, adjusted } => {
+            let files: Vec<String> = paths
+                .iter()
+                .map(|p| {
+                    let full = match workdir {
+                        Some(w) if Path::new(p).is_relative() => Path::new(w).join(p),
+                        _ => Path::new(p).to_path_buf(),
+                    };
+                    let stamp = std::fs::metadata(&full).ok().map(|m| {
+                        let t = m
+                            .modified()
+                            .ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map_or(0, |d| d.as_nanos());
+                        (m.len(), t)
+                    });
+                    format!("{}:{stamp:?}", full.display())
+                })
+                .collect();
+            format!("files:{adjusted}:{}", files.join("|"))
+        }
+        DataSource::Datasets { files, adjusted } => {
+            let shas: Vec<&str> = files.iter().map(|f| f.sha256.as_str()).collect();
+            format!("datasets:{adjusted}:{}", shas.join("|"))
+        }
+    }
 }
 
 /// `$name` in an expression replaced by the trial's parameter of that name.
@@ -287,7 +327,7 @@ pub fn run_walk_forward(
 
 /// One instrument's features, labels and next-day returns.
 struct Inst {
-    cols: Vec<Vec<f64>>,
+    cols: Vec<std::sync::Arc<Vec<f64>>>,
     label: Vec<f64>,
     next: Vec<f64>,
 }
@@ -423,9 +463,14 @@ impl Trader<'_> {
         })
     }
 
-    /// The artifact of a fitted model: its text, features, settings and importance.
-    fn artifact(&self, f: &Fitted) -> Result<ModelArtifact, String> {
-        let (x, _) = self.gather(&f.rows);
+    /// The artifact of a fitted model: its text, features, settings, and importance with
+    /// SHAP on the rows it was tested on.
+    fn artifact(&self, f: &Fitted, tested: &[usize]) -> Result<ModelArtifact, String> {
+        let x: Vec<Vec<f64>> = self
+            .insts
+            .iter()
+            .flat_map(|inst| tested.iter().filter_map(|&t| inst.row(t)))
+            .collect();
         let imp = f.model.importance(&x)?;
         let day = |i: Option<&usize>| i.map_or(0, |&t| self.days[t]);
         Ok(ModelArtifact {
@@ -457,8 +502,9 @@ impl Trader<'_> {
 
     /// The artifact, or None with a warning: a model that cannot be saved does not fail the
     /// trial.
-    fn keep(&self, f: Option<&Fitted>) -> Option<ModelArtifact> {
-        let a = self.artifact(f?).and_then(|a| {
+    fn keep(&self, f: Option<&(Fitted, Vec<usize>)>) -> Option<ModelArtifact> {
+        let (f, tested) = f?;
+        let a = self.artifact(f, tested).and_then(|a| {
             if a.model.len() > MAX_ARTIFACT {
                 Err(format!(
                     "its text is {} bytes, over the {MAX_ARTIFACT}-byte limit",
@@ -560,13 +606,18 @@ fn evaluate(
     let params = &assign.params;
     let h = spec.horizon as usize;
     let mut insts = Vec::new();
-    for bars in &all_bars {
+    let source = data_key(&spec.data, assign.workdir.as_deref());
+    for (i, bars) in all_bars.iter().enumerate() {
         let mut cols = Vec::new();
         for (name, text) in &spec.features {
             let text = substitute(text, params).map_err(|e| format!("feature `{name}`: {e}"))?;
             let e = parse(&text).map_err(|e| format!("feature `{name}` = `{text}`: {e}"))?;
-            // The guard computes the feature on all the data: that is the column.
-            cols.push(lookahead_check(name, &e, bars, 25)?);
+            // The guard computes the feature on all the data: that is the column. Kept on the
+            // node for later trials with the same data and expression.
+            let key = (format!("{source}#{i}#{}", bars.len()), text.clone());
+            cols.push(cache::get_or_compute(key, || {
+                lookahead_check(name, &e, bars, 25)
+            })?);
         }
         insts.push(Inst {
             cols,
@@ -723,7 +774,7 @@ fn walk_forward_folds(
         let fitted = trader.fit(&fold.train, &format!("fold {}", k + 1), timings)?;
         let traded = trader.trade(&fitted, &fold.test, &mut prev_pos)?;
         all.extend(&traded);
-        last = Some(fitted);
+        last = Some((fitted, fold.test.clone()));
         for v in &traded.r {
             s1 += v;
             s2 += v * v;
@@ -798,7 +849,7 @@ fn cpcv_paths(
             split.extend(&t);
             per.insert((f, g), t);
         }
-        last = Some(fitted);
+        last = Some((fitted, fold.test.clone()));
         so_far.extend(&split);
         let reported = if spec.report_per_fold {
             split.metrics()
