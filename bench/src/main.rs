@@ -88,8 +88,13 @@ enum Cmd {
     },
     /// The evaluation engine: feature rows/s and walk-forward overhead per fold.
     Eval,
-    /// The models: our LightGBM walk-forward per fold against bare lightgbm3 calls.
-    Models,
+    /// The models: our LightGBM walk-forward per fold against bare lightgbm3 calls, and a
+    /// LightGBM sweep with Hyperband against the same sweep without pruning.
+    Models {
+        /// Trials of each sweep.
+        #[arg(long, default_value_t = 50)]
+        trials: u32,
+    },
     /// Idle node connections with heartbeats.
     Idle {
         /// Connections.
@@ -109,7 +114,7 @@ impl Drop for Kill {
     }
 }
 
-fn mlt_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn mlt_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let p = exe.parent().context("exe dir")?.join("mlt-cluster");
     if !p.exists() {
@@ -376,7 +381,7 @@ async fn main() -> anyhow::Result<()> {
             seconds,
         } => idle(connections, seconds).await?,
         Cmd::Eval => eval::run()?,
-        Cmd::Models => models::run()?,
+        Cmd::Models { trials } => models::run(trials)?,
         Cmd::Search {
             python,
             tables,

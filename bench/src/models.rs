@@ -3,7 +3,7 @@
 //! LightGBM: one walk-forward trial (Alpha158-like features on SPY, 504/126-day folds, a
 //! direction classifier with early stopping on the last 20% of each training window) timed
 //! whole, against bare lightgbm3 calls — Dataset, train with the same validation tail and
-//! parameters, predict — on exactly the same arrays. The difference is our overhead: features
+//! parameters, predict — on exactly the same arrays, best of five runs each. The difference is our overhead: features
 //! and the look-ahead guard, splits, positions, costs, metrics, reports, the kept model.
 use crate::eval::alpha_like;
 use lightgbm3::{Booster, Dataset};
@@ -140,13 +140,13 @@ fn one(
             objective: ObjectiveSpec::WalkForward(Box::new(s.clone())),
             workdir: None,
         };
-        // Each side timed three times, best of. Cold: the node's feature cache emptied first
+        // Each side timed five times, best of. Cold: the node's feature cache emptied first
         // (the first trial on a node); warm: its columns kept from an earlier trial (every
         // later trial of a study that shares these features).
         let time_ours = |cold: bool| -> anyhow::Result<(f64, usize, f64, f64)> {
             let mut best = (f64::INFINITY, 0, 0.0, 0.0);
             let _ = run_walk_forward_timed(&s, &assign, &mut Quiet);
-            for _ in 0..3 {
+            for _ in 0..5 {
                 if cold {
                     cache::reset(cache::DEFAULT_BUDGET);
                 }
@@ -165,7 +165,7 @@ fn one(
         let folds = cold.1;
         let mut theirs = f64::INFINITY;
         let mut bare_folds = 0;
-        for _ in 0..3 {
+        for _ in 0..5 {
             let (b, n) = bare(&s, bars).map_err(anyhow::Error::msg)?;
             theirs = theirs.min(b);
             bare_folds = n;
@@ -189,8 +189,71 @@ fn one(
     Ok(())
 }
 
-/// Runs the LightGBM comparison.
-pub fn run() -> anyhow::Result<()> {
+/// `mlt-cluster run` of examples/lgbm-spy.toml with `trials` trials and the given pruner
+/// (`none` or its own Hyperband) on `data`: wall time, and the best trial's OOS Sharpe and
+/// hold-out Sharpe.
+fn sweep(trials: u32, prune: bool, data: Option<&Path>) -> anyhow::Result<(f64, f64, f64, u64)> {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/lgbm-spy.toml");
+    let mut text = std::fs::read_to_string(&example)?
+        .replace("n_trials = 24", &format!("n_trials = {trials}"));
+    if !prune {
+        let start = text.find("[pruner]").expect("the example has a pruner");
+        let end = text[start..].find("[space]").expect("then a space") + start;
+        text.replace_range(start..end, "[pruner]\nkind = \"none\"\n\n");
+    }
+    let dir = tempfile::tempdir()?;
+    let spec = dir.path().join("sweep.toml");
+    std::fs::write(&spec, text)?;
+    let store = dir.path().join("data");
+    let mut cmd = std::process::Command::new(crate::mlt_binary()?);
+    cmd.arg("run")
+        .arg(&spec)
+        .arg("--data-dir")
+        .arg(&store)
+        .arg("--slots")
+        .arg("2");
+    if let Some(d) = data {
+        cmd.arg("--data").arg(d);
+    }
+    let t0 = Instant::now();
+    let out = cmd.output()?;
+    let wall = t0.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let best = std::process::Command::new(crate::mlt_binary()?)
+        .args(["best", "lgbm-spy", "--json", "--data-dir"])
+        .arg(&store)
+        .output()?;
+    let b: serde_json::Value = serde_json::from_slice(&best.stdout)?;
+    let trials_out = std::process::Command::new(crate::mlt_binary()?)
+        .args(["trials", "lgbm-spy", "--json", "--data-dir"])
+        .arg(&store)
+        .output()?;
+    let ts: serde_json::Value = serde_json::from_slice(&trials_out.stdout)?;
+    let steps: u64 = ts
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|t| t["origin"] == "sampler")
+                .map(|t| t["intermediate"].as_object().map_or(0, |m| m.len() as u64))
+                .sum()
+        })
+        .unwrap_or(0);
+    Ok((
+        wall,
+        b[0]["values"][0].as_f64().unwrap_or(f64::NAN),
+        b[0]["metrics"]["holdout_sharpe"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        steps,
+    ))
+}
+
+/// Runs the LightGBM comparisons.
+pub fn run(trials: u32) -> anyhow::Result<()> {
     println!(
         "### LightGBM: our walk-forward per fold vs bare lightgbm3 on the same arrays (1 thread)\n"
     );
@@ -230,5 +293,18 @@ pub fn run() -> anyhow::Result<()> {
         &bars,
         &set,
     )?;
+    println!("\n### A {trials}-trial LightGBM sweep (examples/lgbm-spy.toml, TPE, 2 slots): Hyperband vs no pruning\n");
+    println!("| data | pruner | wall time | folds run | best OOS Sharpe | its hold-out Sharpe |");
+    println!("|---|---|---|---|---|---|");
+    let data = spy.exists().then_some(spy.as_path());
+    let label = if data.is_some() {
+        "SPY.csv"
+    } else {
+        "synthetic"
+    };
+    for (prune, name) in [(false, "none"), (true, "hyperband")] {
+        let (wall, best, hold, steps) = sweep(trials, prune, data)?;
+        println!("| {label} | {name} | {wall:.1} s | {steps} | {best:.3} | {hold:.3} |");
+    }
     Ok(())
 }
