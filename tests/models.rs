@@ -135,3 +135,45 @@ fn a_lightgbm_study_keeps_its_models_and_they_predict_new_data() {
     let out = util::offline(&["artifact", "lgbm-spy", &pruned], data.path());
     assert!(String::from_utf8_lossy(&out.stderr).contains("kept no model"));
 }
+
+#[test]
+fn an_lstm_study_keeps_its_networks_and_they_predict_new_data() {
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lstm-synthetic.toml"),
+    )
+    .unwrap()
+    .replace("n_trials = 8", "n_trials = 3");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("lstm.toml");
+    std::fs::write(&spec, example).unwrap();
+    let (data, trials) = util::run_offline(&spec, "lstm-synthetic");
+    assert_eq!(trials.len(), 3);
+    let done: Vec<&serde_json::Value> =
+        trials.iter().filter(|t| t["state"] == "complete").collect();
+    assert!(!done.is_empty(), "{trials:?}");
+    let n = done[0]["number"].to_string();
+    let seq = done[0]["params"]["sequence"].as_u64().unwrap();
+    let out = util::offline(&["artifact", "lstm-synthetic", &n, "--json"], data.path());
+    let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(a["format"], "lstm");
+    assert_eq!(a["lookback"], seq);
+    // Epochs kept (early stopping) are at most the 12 allowed.
+    assert!((1..=12).contains(&a["rounds"].as_u64().unwrap()));
+    let csv = dir.path().join("new.csv");
+    util::write_synthetic_csv(&csv, 5, 300);
+    let out = util::offline(
+        &["predict", "--study", "lstm-synthetic", "--trial", &n, "--data", csv.to_str().unwrap()],
+        data.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let probs: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1).filter(|s| !s.is_empty()))
+        .map(|s| s.parse().unwrap())
+        .collect();
+    // Rows start once 20-day windows and a full sequence exist: 300 − 20 − seq + 1 of them.
+    assert_eq!(probs.len() as u64, 300 - 20 - seq + 1, "{text}");
+    assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)));
+}

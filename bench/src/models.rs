@@ -293,7 +293,7 @@ pub fn run(trials: u32) -> anyhow::Result<()> {
         &bars,
         &set,
     )?;
-    println!("\n### A {trials}-trial LightGBM sweep (examples/lgbm-spy.toml, TPE, 2 slots): Hyperband vs no pruning\n");
+    println!("\n### A {trials}-trial LightGBM sweep (examples/lgbm-spy.toml, TPE, 1 slot: the same trials in the same order): Hyperband vs no pruning\n");
     println!("| data | pruner | wall time | folds run | best OOS Sharpe | its hold-out Sharpe |");
     println!("|---|---|---|---|---|---|");
     let data = spy.exists().then_some(spy.as_path());
@@ -306,5 +306,116 @@ pub fn run(trials: u32) -> anyhow::Result<()> {
         let (wall, best, hold, steps) = sweep(trials, prune, data)?;
         println!("| {label} | {name} | {wall:.1} s | {steps} | {best:.3} | {hold:.3} |");
     }
+    println!("\n### LSTM training throughput on CPU (flex backend): ours vs burn's nn::Lstm\n");
+    println!(
+        "| layers × units | steps | features | batch | samples | ours | burn nn::Lstm | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    lstm_throughput(2048, 2)?;
     Ok(())
+}
+
+/// Random sequences: `n` rows of `steps` × `features` values and binary labels.
+fn sequences(n: usize, steps: usize, features: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let x: Vec<Vec<f64>> = (0..n)
+        .map(|_| {
+            (0..steps * features)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect()
+        })
+        .collect();
+    let y = x.iter().map(|r| f64::from(u8::from(r[0] > 0.0))).collect();
+    (x, y)
+}
+
+/// Training samples per second of our LSTM (fused gates) and of a model built on burn's
+/// `nn::Lstm`, same sizes, same batches, same optimiser.
+fn lstm_throughput(n: usize, epochs: usize) -> anyhow::Result<()> {
+    use mlt_node::eval::lstm::Lstm;
+    use mlt_node::eval::model::Model;
+    let (steps, features, hidden, batch) = (50, 16, 64, 256);
+    let (x, y) = sequences(n, steps, features);
+    let settings = ModelSettings {
+        name: "lstm".into(),
+        classify: true,
+        lookback: steps as u32,
+        seed: 1,
+        params: [
+            ("sequence", steps as f64),
+            ("hidden", hidden as f64),
+            ("layers", 2.0),
+            ("epochs", epochs as f64),
+            ("batch", batch as f64),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect(),
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let mut m = Lstm::new(settings);
+    m.fit(&x, &y, None).map_err(anyhow::Error::msg)?;
+    let ours = (n * epochs) as f64 / t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    burn_nn_lstm(&x, &y, steps, features, hidden, batch, epochs);
+    let theirs = (n * epochs) as f64 / t0.elapsed().as_secs_f64();
+    println!(
+        "| 2 × {hidden} | {steps} | {features} | {batch} | {n} × {epochs} epochs | {ours:.0} samples/s | {theirs:.0} samples/s | {:.2}× |",
+        ours / theirs
+    );
+    Ok(())
+}
+
+/// The same training with burn's own `nn::Lstm` (two stacked layers, last hidden state, a
+/// linear head, BCE on logits, Adam).
+fn burn_nn_lstm(
+    x: &[Vec<f64>],
+    y: &[f64],
+    steps: usize,
+    features: usize,
+    hidden: usize,
+    batch: usize,
+    epochs: usize,
+) {
+    use burn::module::Module;
+    use burn::nn::{Linear, LinearConfig, LstmConfig};
+    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::tensor::{Device, Tensor, TensorData};
+
+    #[derive(Module, Debug)]
+    struct Net {
+        l1: burn::nn::Lstm,
+        l2: burn::nn::Lstm,
+        head: Linear,
+    }
+    let device = Device::flex().autodiff();
+    device.seed(1);
+    let mut net = Net {
+        l1: LstmConfig::new(features, hidden, true).init(&device),
+        l2: LstmConfig::new(hidden, hidden, true).init(&device),
+        head: LinearConfig::new(hidden, 1).init(&device),
+    };
+    let mut optim = AdamConfig::new().init();
+    for _ in 0..epochs {
+        for (xb, yb) in x.chunks(batch).zip(y.chunks(batch)) {
+            let b = xb.len();
+            let flat: Vec<f32> = xb.iter().flatten().map(|v| *v as f32).collect();
+            let input =
+                Tensor::<3>::from_data(TensorData::new(flat, [b, steps, features]), &device);
+            let target = Tensor::<2>::from_data(
+                TensorData::new(yb.iter().map(|v| *v as f32).collect::<Vec<_>>(), [b, 1]),
+                &device,
+            );
+            let (h1, _) = net.l1.forward(input, None);
+            let (_, s2) = net.l2.forward(h1, None);
+            let z = net.head.forward(s2.hidden);
+            let relu = z.clone().clamp_min(0.0);
+            let soft = z.clone().abs().neg().exp().add_scalar(1.0).log();
+            let loss = (relu - z * target + soft).mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(1e-3, net, grads);
+        }
+    }
 }

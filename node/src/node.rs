@@ -292,9 +292,13 @@ pub async fn run_node(
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let mut workers = Vec::new();
     for s in &cfg.slots {
-        let (w, _) = Actor::spawn(None, Worker, (s.slot, s.cpus, events_tx.clone()))
-            .await
-            .map_err(|e| anyhow::anyhow!("starting a worker: {e}"))?;
+        let (w, _) = Actor::spawn(
+            None,
+            Worker,
+            (s.slot, s.cpus, s.gpus.first().copied(), events_tx.clone()),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("starting a worker: {e}"))?;
         workers.push(w);
     }
     let free = cfg.slots.iter().map(|s| s.slot).collect();

@@ -24,12 +24,14 @@ pub struct Worker;
 pub struct WorkerState {
     slot: SlotId,
     cpus: u32,
+    gpu: Option<u32>,
     events: UnboundedSender<NodeEvent>,
 }
 
 struct Ctx {
     key: TrialKey,
     cpus: u32,
+    gpu: Option<u32>,
     events: UnboundedSender<NodeEvent>,
     stop: StopFlag,
 }
@@ -59,19 +61,28 @@ impl TrialContext for Ctx {
     fn threads(&self) -> u32 {
         self.cpus.max(1)
     }
+
+    fn gpu(&self) -> Option<u32> {
+        self.gpu
+    }
 }
 
 impl Actor for Worker {
     type Msg = WorkerMsg;
     type State = WorkerState;
-    type Arguments = (SlotId, u32, UnboundedSender<NodeEvent>);
+    type Arguments = (SlotId, u32, Option<u32>, UnboundedSender<NodeEvent>);
 
     async fn pre_start(
         &self,
         _me: ActorRef<WorkerMsg>,
-        (slot, cpus, events): Self::Arguments,
+        (slot, cpus, gpu, events): Self::Arguments,
     ) -> Result<WorkerState, ActorProcessingErr> {
-        Ok(WorkerState { slot, cpus, events })
+        Ok(WorkerState {
+            slot,
+            cpus,
+            gpu,
+            events,
+        })
     }
 
     async fn handle(
@@ -84,7 +95,7 @@ impl Actor for Worker {
             WorkerMsg::Run(assign, stop) => {
                 let events = st.events.clone();
                 let slot = st.slot;
-                let cpus = st.cpus;
+                let (cpus, gpu) = (st.cpus, st.gpu);
                 tokio::task::spawn_blocking(move || {
                     let key = assign.key;
                     let span = tracing::info_span!("trial", study = %assign.study_name, trial = %key.trial, attempt = key.attempt);
@@ -92,6 +103,7 @@ impl Actor for Worker {
                     let mut ctx = Ctx {
                         key,
                         cpus,
+                        gpu,
                         events: events.clone(),
                         stop,
                     };

@@ -116,7 +116,7 @@ pub struct ReturnSeries {
 /// A model fitted by a trial (on its last fold), with what is needed to use it again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelArtifact {
-    /// `lightgbm` (the bytes are LightGBM's model text) or `ridge` (JSON).
+    /// `lightgbm` (LightGBM's model text), `lstm` (JSON with burn's record) or `ridge` (JSON).
     pub format: String,
     /// The model itself (text for both formats).
     pub model: String,
@@ -131,8 +131,10 @@ pub struct ModelArtifact {
     pub adjusted: bool,
     /// First and last training day (days since 1970-01-01).
     pub trained: (i64, i64),
-    /// Boosting rounds kept (after early stopping), for boosted models.
+    /// Boosting rounds (LightGBM) or epochs (LSTM) kept after early stopping.
     pub rounds: Option<u32>,
+    /// Days per input sequence (the LSTM); 1 for models of one day's features.
+    pub lookback: u32,
     /// Per feature: total gain, split count and mean |SHAP contribution| on the rows the fold
     /// tested (empty for models without them).
     pub importance: Vec<FeatureImportance>,

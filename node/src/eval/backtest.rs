@@ -114,9 +114,41 @@ pub fn direction_scores(pred: &[f64], actual: &[f64]) -> (f64, f64, f64, f64) {
     (accuracy, precision, recall, f1)
 }
 
+/// Balanced accuracy of predicted direction: the mean of the up and down hit rates, so a
+/// constant guess scores 0.5 however many days went up. NaN pairs are skipped.
+pub fn balanced_accuracy(pred: &[f64], actual: &[f64]) -> f64 {
+    let (mut tp, mut fp, mut tn, mut fn_) = (0.0, 0.0, 0.0, 0.0);
+    for (p, a) in pred.iter().zip(actual) {
+        if p.is_nan() || a.is_nan() {
+            continue;
+        }
+        match (*p > 0.0, *a > 0.0) {
+            (true, true) => tp += 1.0,
+            (true, false) => fp += 1.0,
+            (false, false) => tn += 1.0,
+            (false, true) => fn_ += 1.0,
+        }
+    }
+    let up = if tp + fn_ > 0.0 { tp / (tp + fn_) } else { 0.5 };
+    let down = if tn + fp > 0.0 { tn / (tn + fp) } else { 0.5 };
+    (up + down) / 2.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn balanced_accuracy_ignores_the_share_of_up_days() {
+        let actual = [0.01, 0.02, 0.03, -0.01];
+        // Always up: 3 of 4 right, but no skill.
+        assert_eq!(balanced_accuracy(&[1.0; 4], &actual), 0.5);
+        assert_eq!(balanced_accuracy(&[1.0, 1.0, 1.0, -1.0], &actual), 1.0);
+        assert_eq!(
+            balanced_accuracy(&[1.0, -1.0, 1.0, -1.0], &actual),
+            (2.0 / 3.0 + 1.0) / 2.0
+        );
+    }
 
     #[test]
     fn labels_positions_costs_by_hand() {

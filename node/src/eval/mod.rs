@@ -8,6 +8,7 @@
 //! backtest.rs  labels, positions from predictions, costs, turnover, direction scores
 //! model.rs     the Model trait, the ridge baseline, models from settings and artifacts
 //! predict.rs   predictions from a kept model on new bars
+//! lstm.rs      an LSTM of feature sequences (burn; flex CPU, or CUDA with the `cuda` feature)
 //! lgbm.rs      LightGBM (lightgbm3): early stopping on the training tail, importance, SHAP
 //! metrics.rs   performance metrics with empyrical's conventions
 //! synthetic.rs seeded synthetic market (regimes, GARCH, fat tails, a weak known edge)
@@ -18,6 +19,7 @@ pub mod cache;
 pub mod data;
 pub mod features;
 pub mod lgbm;
+pub mod lstm;
 pub mod metrics;
 pub mod model;
 pub mod predict;

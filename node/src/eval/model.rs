@@ -20,7 +20,7 @@ pub trait Model {
     fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
         Ok(rows.iter().map(|r| self.predict(r)).collect())
     }
-    /// The artifact format (`ridge`, `lightgbm`).
+    /// The artifact format (`ridge`, `lightgbm`, `lstm`).
     fn format(&self) -> &'static str;
     /// The fitted model as text, for its artifact.
     fn save(&self) -> Result<String, String>;
@@ -39,7 +39,7 @@ pub trait Model {
 /// slot's threads.
 #[derive(Clone, Debug, Default)]
 pub struct ModelSettings {
-    /// `ridge` or `lightgbm`.
+    /// `ridge`, `lightgbm` or `lstm`.
     pub name: String,
     /// Ridge penalty.
     pub alpha: f64,
@@ -53,6 +53,10 @@ pub struct ModelSettings {
     pub categorical: Vec<usize>,
     /// Feature names, in column order (kept in LightGBM's model text).
     pub features: Vec<String>,
+    /// Steps per input sequence (the LSTM); 1 for models of single rows.
+    pub lookback: u32,
+    /// The GPU of the worker slot, for models that use one (the LSTM with `cuda`).
+    pub gpu: Option<u32>,
     /// Threads the model may use (the worker slot's CPUs).
     pub threads: u32,
     /// Seed.
@@ -67,8 +71,9 @@ pub fn model_for(s: &ModelSettings) -> Result<Box<dyn Model>, String> {
             fit: None,
         })),
         "lightgbm" => Ok(Box::new(super::lgbm::Lgbm::new(s.clone()))),
+        "lstm" => Ok(Box::new(super::lstm::Lstm::new(s.clone()))),
         other => Err(format!(
-            "unknown model `{other}` (available: ridge, lightgbm)"
+            "unknown model `{other}` (available: ridge, lightgbm, lstm)"
         )),
     }
 }
@@ -85,8 +90,9 @@ pub fn load_model(format: &str, text: &str) -> Result<Box<dyn Model>, String> {
             }))
         }
         "lightgbm" => Ok(Box::new(super::lgbm::Lgbm::load(text)?)),
+        "lstm" => Ok(Box::new(super::lstm::Lstm::load(text)?)),
         other => Err(format!(
-            "unknown model format `{other}` (known: ridge, lightgbm)"
+            "unknown model format `{other}` (known: ridge, lightgbm, lstm)"
         )),
     }
 }
@@ -228,7 +234,7 @@ mod tests {
         assert!((strong.predict(&[1.0, 1.0]) - mean).abs() < 0.01);
         assert!(ridge(1.0).fit(&x[..2], &y[..2], None).is_err());
         assert!(model_for(&ModelSettings {
-            name: "lstm".into(),
+            name: "transformer".into(),
             ..Default::default()
         })
         .is_err());

@@ -15,10 +15,22 @@ pub fn predict_bars(a: &ModelArtifact, bars: &Bars, name: &str) -> Result<Vec<f6
         let e = parse(text).map_err(|e| format!("{name}: feature `{f}` = `{text}`: {e}"))?;
         cols.push(eval(&e, bars).map_err(|e| format!("{name}: feature `{f}`: {e}"))?);
     }
+    let row = |t: usize| -> Option<Vec<f64>> {
+        let r: Vec<f64> = cols.iter().map(|c| c[t]).collect();
+        r.iter().all(|v| v.is_finite()).then_some(r)
+    };
+    // A sequence model reads the last `lookback` days' rows, oldest first.
+    let lb = a.lookback.max(1) as usize;
     let rows: Vec<Option<Vec<f64>>> = (0..bars.len())
         .map(|t| {
-            let r: Vec<f64> = cols.iter().map(|c| c[t]).collect();
-            r.iter().all(|v| v.is_finite()).then_some(r)
+            if t + 1 < lb {
+                return None;
+            }
+            let mut out = Vec::new();
+            for s in t + 1 - lb..=t {
+                out.extend(row(s)?);
+            }
+            Some(out)
         })
         .collect();
     let known: Vec<Vec<f64>> = rows.iter().flatten().cloned().collect();

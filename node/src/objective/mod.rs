@@ -32,6 +32,10 @@ pub trait TrialContext {
     fn threads(&self) -> u32 {
         1
     }
+    /// The worker slot's GPU, if it has one.
+    fn gpu(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// A shared stop flag.

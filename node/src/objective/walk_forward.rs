@@ -4,7 +4,8 @@
 //! fold (a prune verdict stops before the next) → final metrics.
 use super::TrialContext;
 use crate::eval::backtest::{
-    direction, direction_scores, forward_return, positions, strategy_returns, turnover, Sizing,
+    balanced_accuracy, direction, direction_scores, forward_return, positions, strategy_returns,
+    turnover, Sizing,
 };
 use crate::eval::cache;
 use crate::eval::data::{read_bars, Bars};
@@ -268,6 +269,7 @@ fn metrics_of(r: &[f64], pos: &[f64], pred: &[f64], next: &[f64]) -> Metrics {
         ("precision", prec),
         ("recall", rec),
         ("f1", f1),
+        ("balanced_accuracy", balanced_accuracy(pred, next)),
         ("sharpe_per_period", sr),
         ("skew", skew),
         ("kurtosis", kurt),
@@ -337,6 +339,21 @@ impl Inst {
         let r: Vec<f64> = self.cols.iter().map(|c| c[t]).collect();
         r.iter().all(|v| v.is_finite()).then_some(r)
     }
+
+    /// The rows of days t − lookback + 1 ..= t, step-major (one row when lookback is 1).
+    fn seq(&self, t: usize, lookback: usize) -> Option<Vec<f64>> {
+        if lookback <= 1 {
+            return self.row(t);
+        }
+        if t + 1 < lookback {
+            return None;
+        }
+        let mut out = Vec::with_capacity(lookback * self.cols.len());
+        for s in t + 1 - lookback..=t {
+            out.extend(self.row(s)?);
+        }
+        Some(out)
+    }
 }
 
 /// Bars cut to their first `n` days.
@@ -352,6 +369,9 @@ fn head(b: &Bars, n: usize) -> Bars {
         volume: b.volume.as_ref().map(|v| v[..n].to_vec()),
     }
 }
+
+/// A model setting: name, lowest, highest, whether integral.
+type Setting = (&'static str, f64, f64, bool);
 
 /// The largest model text kept with a trial (it travels in the trial's result frame).
 pub const MAX_ARTIFACT: usize = 8 << 20;
@@ -424,10 +444,11 @@ impl Traded {
 impl Trader<'_> {
     /// Every instrument's usable rows (finite features and label) among `rows`.
     fn gather(&self, rows: &[usize]) -> (Vec<Vec<f64>>, Vec<f64>) {
+        let lb = self.model.lookback as usize;
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for inst in &self.insts {
             for &t in rows {
-                if let (Some(r), true) = (inst.row(t), inst.label[t].is_finite()) {
+                if let (Some(r), true) = (inst.seq(t, lb), inst.label[t].is_finite()) {
                     x.push(r);
                     y.push(inst.label[t]);
                 }
@@ -469,7 +490,11 @@ impl Trader<'_> {
         let x: Vec<Vec<f64>> = self
             .insts
             .iter()
-            .flat_map(|inst| tested.iter().filter_map(|&t| inst.row(t)))
+            .flat_map(|inst| {
+                tested
+                    .iter()
+                    .filter_map(|&t| inst.seq(t, self.model.lookback as usize))
+            })
             .collect();
         let imp = f.model.importance(&x)?;
         let day = |i: Option<&usize>| i.map_or(0, |&t| self.days[t]);
@@ -487,6 +512,7 @@ impl Trader<'_> {
             },
             trained: (day(f.rows.first()), day(f.rows.last())),
             rounds: f.model.rounds(),
+            lookback: self.model.lookback,
             importance: imp
                 .into_iter()
                 .zip(&self.features)
@@ -531,7 +557,8 @@ impl Trader<'_> {
         };
         for (i, inst) in self.insts.iter().enumerate() {
             // One call for the rows with every feature; NaN (no position) for the others.
-            let rows: Vec<Option<Vec<f64>>> = test.iter().map(|&t| inst.row(t)).collect();
+            let lb = self.model.lookback as usize;
+            let rows: Vec<Option<Vec<f64>>> = test.iter().map(|&t| inst.seq(t, lb)).collect();
             let known: Vec<Vec<f64>> = rows.iter().flatten().cloned().collect();
             let mut got = f.model.predict_many(&known)?.into_iter();
             let pred: Vec<f64> = rows
@@ -642,18 +669,23 @@ fn evaluate(
         "probability" => Sizing::Probability,
         _ => Sizing::Sign,
     };
-    // LightGBM settings: the spec's, then the trial's parameters of those names.
+    // Model settings: the spec's, then the trial's parameters of those names.
     let mut model_params = spec.model_params.clone();
-    if spec.model == "lightgbm" {
+    let (known, aliases): (&[Setting], &[(&str, &str)]) = match spec.model.as_str() {
+        "lightgbm" => (
+            &mlt_protocol::spec::LIGHTGBM_SETTINGS,
+            &mlt_protocol::spec::LIGHTGBM_ALIASES,
+        ),
+        "lstm" => (&mlt_protocol::spec::LSTM_SETTINGS, &[]),
+        _ => (&[], &[]),
+    };
+    {
         for (name, v) in params {
-            let canonical = mlt_protocol::spec::LIGHTGBM_ALIASES
+            let canonical = aliases
                 .iter()
                 .find(|(a, _)| a == name)
                 .map_or(name.as_str(), |(_, c)| c);
-            if mlt_protocol::spec::LIGHTGBM_SETTINGS
-                .iter()
-                .any(|(n, ..)| *n == canonical)
-            {
+            if known.iter().any(|(n, ..)| *n == canonical) {
                 let x = match v {
                     ParamValue::Float(x) => *x,
                     ParamValue::Int(x) => *x as f64,
@@ -670,6 +702,17 @@ fn evaluate(
     for (name, text) in &spec.features {
         features.push((name.clone(), substitute(text, params)?));
     }
+    // The LSTM reads sequences of this many days; other models one day's row.
+    let lookback = if spec.model == "lstm" {
+        model_params
+            .get("sequence")
+            .copied()
+            .unwrap_or(30.0)
+            .round()
+            .max(1.0) as u32
+    } else {
+        1
+    };
     let trader = Trader {
         spec,
         insts,
@@ -688,6 +731,8 @@ fn evaluate(
             threads: ctx.threads(),
             seed: assign.key.trial.0,
             features: spec.features.iter().map(|(n, _)| n.clone()).collect(),
+            lookback,
+            gpu: ctx.gpu(),
         },
         factory,
         features,
@@ -1245,6 +1290,63 @@ mod tests {
         fn rounds(&self) -> Option<u32> {
             self.0.rounds()
         }
+    }
+
+    #[test]
+    fn the_lstm_finds_the_planted_edge_and_nothing_in_shuffled_labels() {
+        let mut s = lgbm_spec();
+        s.model = "lstm".into();
+        s.model_params = [
+            ("sequence".to_string(), 10.0),
+            ("hidden".to_string(), 16.0),
+            ("epochs".to_string(), 15.0),
+            ("batch".to_string(), 64.0),
+            ("learning_rate".to_string(), 0.005),
+        ]
+        .into();
+        // Balanced accuracy: a model that learned nothing and mostly says "up" in a rising
+        // market gets the share of up days as its accuracy, but 0.5 here.
+        let real = run_with(&s, Params::new(), model_for);
+        let acc = real.metrics["balanced_accuracy"];
+        assert!(
+            acc > 0.58,
+            "out-of-sample balanced direction accuracy {acc}"
+        );
+        // Trained on shuffled labels the network is a random function of its inputs, and
+        // with a strongly predictive input that function is right or wrong by chance, with
+        // either sign: over seeds (trials 1–4) it averages to no skill, and never reaches
+        // the real model.
+        let controls: Vec<f64> = (1..=4u64)
+            .map(|trial| {
+                let mut a = assign(Params::new());
+                a.key.trial = TrialId(trial);
+                let mut ctx = Ctx(Vec::new());
+                let mut t = Timings::default();
+                let shuffled: Factory = |s| Ok(Box::new(Shuffled(model_for(s)?)));
+                done(evaluate(&s, &a, &mut ctx, &mut t, shuffled).unwrap()).metrics
+                    ["balanced_accuracy"]
+            })
+            .collect();
+        let mean = controls.iter().sum::<f64>() / 4.0;
+        eprintln!("LSTM balanced accuracy {acc:.3}; shuffled-label controls {controls:.3?}");
+        assert!(
+            (0.47..0.53).contains(&mean),
+            "shuffled-label balanced accuracy {controls:?}"
+        );
+        assert!(
+            controls.iter().all(|c| *c < acc - 0.02),
+            "{controls:?} vs {acc}"
+        );
+        // Its kept model reads 10-day sequences and reloads to a working model; a trial
+        // parameter overrides the spec's sequence length.
+        let a = real.model.unwrap();
+        assert_eq!((a.format.as_str(), a.lookback), ("lstm", 10));
+        let m = crate::eval::model::load_model(&a.format, &a.model).unwrap();
+        let p = m.predict(&[0.1; 30]);
+        assert!((0.0..=1.0).contains(&p), "{p}");
+        let short: Params = [("sequence".to_string(), ParamValue::Int(5))].into();
+        let e = run_with(&s, short, model_for);
+        assert_eq!(e.model.unwrap().lookback, 5);
     }
 
     #[test]

@@ -388,10 +388,10 @@ pub struct WalkForwardSpec {
     pub step: u32,
     /// Grow the training window from the start instead of rolling it.
     pub expanding: bool,
-    /// The model (`ridge` or `lightgbm`).
+    /// The model (`ridge`, `lightgbm` or `lstm`).
     pub model: String,
-    /// The model's fixed settings (`[objective.lightgbm]`); a trial parameter of the same name
-    /// overrides one.
+    /// The model's fixed settings (`[objective.lightgbm]` or `[objective.lstm]`); a trial
+    /// parameter of the same name overrides one.
     pub model_params: BTreeMap<String, f64>,
     /// Share of each training window, cut from its end, held back for early stopping (never
     /// from the test window; purged by the horizon from the rows before it). 0: none.
@@ -467,6 +467,20 @@ pub const LIGHTGBM_SETTINGS: [(&str, f64, f64, bool); 15] = [
     ("path_smooth", 0.0, 1e9, false),
 ];
 
+/// LSTM settings accepted in `[objective.lstm]` and as trial parameters: name, lowest,
+/// highest, whether integral (`attention` is 0 or 1).
+pub const LSTM_SETTINGS: [(&str, f64, f64, bool); 9] = [
+    ("sequence", 1.0, 1000.0, true),
+    ("layers", 1.0, 3.0, true),
+    ("hidden", 1.0, 4096.0, true),
+    ("dropout", 0.0, 0.9, false),
+    ("attention", 0.0, 1.0, true),
+    ("epochs", 1.0, 10_000.0, true),
+    ("batch", 1.0, 65_536.0, true),
+    ("learning_rate", 1e-7, 1.0, false),
+    ("weight_decay", 0.0, 1.0, false),
+];
+
 /// Common other names of LightGBM settings (scikit-learn's and LightGBM's aliases).
 pub const LIGHTGBM_ALIASES: [(&str, &str); 10] = [
     ("n_estimators", "num_iterations"),
@@ -482,7 +496,7 @@ pub const LIGHTGBM_ALIASES: [(&str, &str); 10] = [
 ];
 
 /// Metrics a walk-forward trial reports, usable as objectives and in constraints.
-pub const WALK_FORWARD_METRICS: [&str; 18] = [
+pub const WALK_FORWARD_METRICS: [&str; 19] = [
     "sharpe",
     "sortino",
     "annual_return",
@@ -497,6 +511,7 @@ pub const WALK_FORWARD_METRICS: [&str; 18] = [
     "precision",
     "recall",
     "f1",
+    "balanced_accuracy",
     "sharpe_per_period",
     "skew",
     "kurtosis",

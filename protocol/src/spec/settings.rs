@@ -739,44 +739,53 @@ pub(super) fn walk_forward(
         .model
         .as_ref()
         .map_or("ridge".to_string(), |m| m.get_ref().clone());
-    if !["ridge", "lightgbm"].contains(&model.as_str()) {
+    if !["ridge", "lightgbm", "lstm"].contains(&model.as_str()) {
         let sp = o.model.as_ref().map_or(span.clone(), |m| m.span());
         cx.err(
             sp,
             "objective.model",
-            format!("unknown model `{model}` (expected: ridge, lightgbm)"),
+            format!("unknown model `{model}` (expected: ridge, lightgbm, lstm)"),
         );
     }
     let mut model_params = BTreeMap::new();
-    if let Some(t) = &o.lightgbm {
-        if model != "lightgbm" {
-            cx.err(
-                t.span(),
-                "objective.lightgbm",
-                "only with `model = \"lightgbm\"`",
-            );
+    for (table, section, name, settings) in [
+        (
+            &o.lightgbm,
+            "objective.lightgbm",
+            "lightgbm",
+            &LIGHTGBM_SETTINGS[..],
+        ),
+        (&o.lstm, "objective.lstm", "lstm", &LSTM_SETTINGS[..]),
+    ] {
+        let Some(t) = table else { continue };
+        if model != name {
+            cx.err(t.span(), section, format!("only with `model = \"{name}\"`"));
         }
         let mut k = Keys {
-            section: "objective.lightgbm",
-            kind: "lightgbm".into(),
+            section,
+            kind: name.into(),
             table: t.get_ref(),
             asked: BTreeSet::new(),
         };
-        for (name, lo, hi, int) in LIGHTGBM_SETTINGS {
-            let v = if int {
-                k.get(name)
+        for &(key, lo, hi, int) in settings {
+            let v = if key == "attention" {
+                k.get(key)
                     .is_some()
-                    .then(|| k.int(cx, name, 0, lo as i64, hi as i64) as f64)
+                    .then(|| f64::from(u8::from(k.bool(cx, key, false))))
+            } else if int {
+                k.get(key)
+                    .is_some()
+                    .then(|| k.int(cx, key, 0, lo as i64, hi as i64) as f64)
             } else {
-                k.opt_float(cx, name, lo, hi)
+                k.opt_float(cx, key, lo, hi)
             };
             if let Some(v) = v {
-                model_params.insert(name.to_string(), v);
+                model_params.insert(key.to_string(), v);
             }
         }
         k.finish(cx, "model");
     }
-    let boosted = model == "lightgbm";
+    let boosted = model == "lightgbm" || model == "lstm";
     let validation = num_value(
         cx,
         &o.validation,
@@ -797,7 +806,7 @@ pub(super) fn walk_forward(
     };
     let mut categorical = Vec::new();
     if let Some(c) = &o.categorical {
-        if !boosted {
+        if model != "lightgbm" {
             cx.err(
                 c.span(),
                 "objective.categorical",

@@ -637,6 +637,7 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
         ("test_groups", o.test_groups.as_ref().map(|v| v.span())),
         ("embargo", o.embargo.as_ref().map(|v| v.span())),
         ("lightgbm", o.lightgbm.as_ref().map(|v| v.span())),
+        ("lstm", o.lstm.as_ref().map(|v| v.span())),
         ("validation", o.validation.as_ref().map(|v| v.span())),
         (
             "early_stopping_rounds",

@@ -1,0 +1,539 @@
+//! An LSTM of feature sequences (burn 0.22; the flex CPU backend by default, CUDA with the
+//! `cuda` feature), for the walk-forward objective.
+//!
+//! The cell is written here rather than taken from `burn::nn::Lstm`: one input and one
+//! recurrent matmul per step produce all four gates at once (`nn::Lstm` does eight), the
+//! sigmoid runs once over the three sigmoid gates, and hidden states stay a `Vec` of per-step
+//! tensors (no whole-sequence `slice_assign` per step, whose backward grows with the square of
+//! the sequence length). Layers 1–3 with dropout between them, optional attention over the
+//! time steps, a linear head; Adam with weight decay, shuffled mini-batches, early stopping on
+//! the walk-forward's validation tail with the best epoch kept, seeded.
+use super::model::{Model, ModelSettings};
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::{sigmoid, softmax, tanh};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+/// One LSTM layer: the input and recurrent projections of all four gates (i, f, o, g).
+#[derive(Module, Debug)]
+pub struct Layer {
+    wx: Linear,
+    wh: Linear,
+}
+
+/// The network.
+#[derive(Module, Debug)]
+pub struct Net {
+    layers: Vec<Layer>,
+    attention: Option<Linear>,
+    head: Linear,
+    dropout: Dropout,
+}
+
+/// The architecture and training settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LstmConfig {
+    /// Features per step.
+    pub features: usize,
+    /// Steps per sequence.
+    pub sequence: usize,
+    /// Hidden units per layer.
+    pub hidden: usize,
+    /// LSTM layers (1–3).
+    pub layers: usize,
+    /// Dropout between layers and before the head.
+    pub dropout: f64,
+    /// Attention over the time steps instead of the last hidden state.
+    pub attention: bool,
+    /// Epochs at most.
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+    /// Binary classification (else regression).
+    pub classify: bool,
+}
+
+impl LstmConfig {
+    /// From the model settings (spec `[objective.lstm]` and trial parameters), for rows of
+    /// `row_len` = sequence × features values.
+    pub fn from_settings(s: &ModelSettings, row_len: usize) -> Result<Self, String> {
+        let get = |k: &str, d: f64| s.params.get(k).copied().unwrap_or(d);
+        let sequence = s.lookback.max(1) as usize;
+        if row_len == 0 || !row_len.is_multiple_of(sequence) {
+            return Err(format!(
+                "rows of {row_len} values are not sequences of {sequence} steps"
+            ));
+        }
+        Ok(Self {
+            features: row_len / sequence,
+            sequence,
+            hidden: get("hidden", 32.0).round().clamp(1.0, 4096.0) as usize,
+            layers: get("layers", 1.0).round().clamp(1.0, 3.0) as usize,
+            dropout: get("dropout", 0.0).clamp(0.0, 0.9),
+            attention: get("attention", 0.0) > 0.5,
+            epochs: get("epochs", 30.0).round().clamp(1.0, 10_000.0) as usize,
+            batch: get("batch", 256.0).round().clamp(1.0, 65_536.0) as usize,
+            learning_rate: get("learning_rate", 1e-3),
+            weight_decay: get("weight_decay", 0.0),
+            classify: s.classify,
+        })
+    }
+
+    fn init(&self, device: &Device) -> Net {
+        let h = self.hidden;
+        let layers = (0..self.layers)
+            .map(|l| Layer {
+                wx: LinearConfig::new(if l == 0 { self.features } else { h }, 4 * h).init(device),
+                wh: LinearConfig::new(h, 4 * h).with_bias(false).init(device),
+            })
+            .collect();
+        Net {
+            layers,
+            attention: self.attention.then(|| LinearConfig::new(h, 1).init(device)),
+            head: LinearConfig::new(h, 1).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+impl Net {
+    /// One output (logit or scaled return) per sequence; `steps[t]` is [batch, features].
+    fn forward(&self, steps: Vec<Tensor<2>>, hidden: usize) -> Tensor<2> {
+        let device = steps[0].device();
+        let b = steps[0].dims()[0];
+        let mut inputs = steps;
+        let n_layers = self.layers.len();
+        for (li, layer) in self.layers.iter().enumerate() {
+            let mut h = Tensor::<2>::zeros([b, hidden], &device);
+            let mut c = Tensor::<2>::zeros([b, hidden], &device);
+            let mut outs = Vec::with_capacity(inputs.len());
+            for x in inputs {
+                let g = layer.wx.forward(x) + layer.wh.forward(h);
+                let ifo = sigmoid(g.clone().narrow(1, 0, 3 * hidden));
+                let cand = tanh(g.narrow(1, 3 * hidden, hidden));
+                let i = ifo.clone().narrow(1, 0, hidden);
+                let f = ifo.clone().narrow(1, hidden, hidden);
+                let o = ifo.narrow(1, 2 * hidden, hidden);
+                c = f * c + i * cand;
+                h = o * tanh(c.clone());
+                outs.push(h.clone());
+            }
+            inputs = if li + 1 < n_layers {
+                outs.into_iter().map(|o| self.dropout.forward(o)).collect()
+            } else {
+                outs
+            };
+        }
+        let last = match &self.attention {
+            Some(att) => {
+                // Softmax weights over the steps from each step's hidden state.
+                let scores: Vec<Tensor<2>> =
+                    inputs.iter().map(|h| att.forward(h.clone())).collect();
+                let w = softmax(Tensor::cat(scores, 1), 1);
+                inputs
+                    .into_iter()
+                    .enumerate()
+                    .map(|(t, h)| w.clone().narrow(1, t, 1) * h)
+                    .reduce(|a, b| a + b)
+                    .expect("at least one step")
+            }
+            None => inputs.pop().expect("at least one step"),
+        };
+        self.head.forward(self.dropout.forward(last))
+    }
+}
+
+/// Everything the kept model needs besides its weights.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    config: LstmConfig,
+    x_mean: Vec<f64>,
+    x_sd: Vec<f64>,
+    y_mean: f64,
+    y_sd: f64,
+    /// burn's record of the weights (burnpack), hex.
+    record: String,
+    epochs_run: usize,
+}
+
+/// The LSTM model.
+pub struct Lstm {
+    settings: ModelSettings,
+    fitted: Option<Fitted>,
+}
+
+struct Fitted {
+    config: LstmConfig,
+    net: Net,
+    device: Device,
+    x_mean: Vec<f64>,
+    x_sd: Vec<f64>,
+    y_mean: f64,
+    y_sd: f64,
+    epochs_run: usize,
+}
+
+/// The compute device: CUDA (the slot's first GPU) with the `cuda` feature, else flex (CPU).
+fn device(gpu: Option<u32>) -> Device {
+    #[cfg(feature = "cuda")]
+    if let Some(g) = gpu {
+        return Device::cuda(g as usize);
+    }
+    let _ = gpu;
+    Device::flex()
+}
+
+impl Lstm {
+    /// An unfitted model.
+    pub fn new(settings: ModelSettings) -> Self {
+        Self {
+            settings,
+            fitted: None,
+        }
+    }
+
+    /// A fitted model from its saved text.
+    pub fn load(text: &str) -> Result<Self, String> {
+        let s: Saved = serde_json::from_str(text).map_err(|e| format!("LSTM model: {e}"))?;
+        let bytes = hex::decode(&s.record).map_err(|e| format!("LSTM model weights: {e}"))?;
+        let record =
+            burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+                .map_err(|e| format!("LSTM model weights: {e}"))?;
+        let device = device(None);
+        let net = s
+            .config
+            .init(&device)
+            .try_load_record(record)
+            .map_err(|e| format!("LSTM model weights: {e}"))?;
+        Ok(Self {
+            settings: ModelSettings::default(),
+            fitted: Some(Fitted {
+                config: s.config,
+                net,
+                device,
+                x_mean: s.x_mean,
+                x_sd: s.x_sd,
+                y_mean: s.y_mean,
+                y_sd: s.y_sd,
+                epochs_run: s.epochs_run,
+            }),
+        })
+    }
+}
+
+/// Rows (each sequence × features, step-major) as per-step [rows, features] tensors, scaled.
+fn steps(
+    rows: &[&Vec<f64>],
+    c: &LstmConfig,
+    mean: &[f64],
+    sd: &[f64],
+    device: &Device,
+) -> Vec<Tensor<2>> {
+    let (n, f) = (rows.len(), c.features);
+    (0..c.sequence)
+        .map(|t| {
+            let mut v = Vec::with_capacity(n * f);
+            for r in rows {
+                for j in 0..f {
+                    v.push(((r[t * f + j] - mean[j]) / sd[j]) as f32);
+                }
+            }
+            Tensor::<2>::from_data(TensorData::new(v, [n, f]), device)
+        })
+        .collect()
+}
+
+fn column(v: Vec<f32>, device: &Device) -> Tensor<2> {
+    let n = v.len();
+    Tensor::<2>::from_data(TensorData::new(v, [n, 1]), device)
+}
+
+/// Mean loss of outputs `z` against targets `y`: binary cross-entropy on logits, or MSE.
+fn loss(z: Tensor<2>, y: Tensor<2>, classify: bool) -> Tensor<1> {
+    if classify {
+        // max(z, 0) − z·y + log(1 + e^(−|z|)), stable for any z.
+        let relu = z.clone().clamp_min(0.0);
+        let soft = z.clone().abs().neg().exp().add_scalar(1.0).log();
+        (relu - z * y + soft).mean()
+    } else {
+        (z - y).powf_scalar(2.0).mean()
+    }
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .map_or(f64::NAN, |v| v[0] as f64)
+}
+
+impl Model for Lstm {
+    fn fit(
+        &mut self,
+        x: &[Vec<f64>],
+        y: &[f64],
+        valid: Option<(&[Vec<f64>], &[f64])>,
+    ) -> Result<(), String> {
+        let row_len = x.first().map_or(0, Vec::len);
+        let c = LstmConfig::from_settings(&self.settings, row_len)?;
+        if x.len() < 2 {
+            return Err(format!(
+                "the LSTM needs training sequences, got {}",
+                x.len()
+            ));
+        }
+        // Scaling from the training rows only: per feature over all steps; the target's too.
+        let f = c.features;
+        let mut mean = vec![0.0; f];
+        let mut sq = vec![0.0; f];
+        for r in x {
+            for (k, v) in r.iter().enumerate() {
+                mean[k % f] += v;
+                sq[k % f] += v * v;
+            }
+        }
+        let count = (x.len() * c.sequence) as f64;
+        let x_sd: Vec<f64> = (0..f)
+            .map(|j| {
+                let m = mean[j] / count;
+                ((sq[j] / count - m * m).max(0.0).sqrt()).max(1e-12)
+            })
+            .collect();
+        let x_mean: Vec<f64> = mean.iter().map(|m| m / count).collect();
+        let (y_mean, y_sd) = if c.classify {
+            (0.0, 1.0)
+        } else {
+            let m = y.iter().sum::<f64>() / y.len() as f64;
+            let v = y.iter().map(|t| (t - m).powi(2)).sum::<f64>() / y.len() as f64;
+            (m, v.sqrt().max(1e-12))
+        };
+        let target = |t: f64| ((t - y_mean) / y_sd) as f32;
+
+        let plain = device(self.settings.gpu);
+        plain.seed(self.settings.seed);
+        let train_dev = plain.clone().autodiff();
+        let mut net = c.init(&train_dev);
+        let mut adam = AdamConfig::new();
+        if c.weight_decay > 0.0 {
+            adam = adam.with_weight_decay(Some(WeightDecayConfig::new(c.weight_decay as f32)));
+        }
+        let mut optim = adam.init();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.settings.seed);
+        let mut order: Vec<usize> = (0..x.len()).collect();
+        let patience = self.settings.early_stopping as usize;
+        let mut best: Option<(f64, Net, usize)> = None;
+        let mut epochs_run = 0;
+        for epoch in 0..c.epochs {
+            order.shuffle(&mut rng);
+            for chunk in order.chunks(c.batch) {
+                let rows: Vec<&Vec<f64>> = chunk.iter().map(|&i| &x[i]).collect();
+                let xs = steps(&rows, &c, &x_mean, &x_sd, &train_dev);
+                let ys = column(chunk.iter().map(|&i| target(y[i])).collect(), &train_dev);
+                let l = loss(net.forward(xs, c.hidden), ys, c.classify);
+                let grads = GradientsParams::from_grads(l.backward(), &net);
+                net = optim.step(c.learning_rate, net, grads);
+            }
+            epochs_run = epoch + 1;
+            // Early stopping on the validation tail; the best epoch's weights are kept.
+            if let Some((vx, vy)) = valid.filter(|(vx, _)| !vx.is_empty()) {
+                let eval_net = net.valid();
+                let rows: Vec<&Vec<f64>> = vx.iter().collect();
+                let xs = steps(&rows, &c, &x_mean, &x_sd, &plain);
+                let ys = column(vy.iter().map(|t| target(*t)).collect(), &plain);
+                let v = scalar(loss(eval_net.forward(xs, c.hidden), ys, c.classify));
+                let improved = best.as_ref().is_none_or(|(b, _, _)| v < *b);
+                if improved {
+                    best = Some((v, net.clone(), epoch));
+                } else if patience > 0 && epoch - best.as_ref().map_or(0, |b| b.2) >= patience {
+                    break;
+                }
+            }
+        }
+        let (net, epochs_run) = match best {
+            Some((_, n, e)) => (n, e + 1),
+            None => (net, epochs_run),
+        };
+        self.fitted = Some(Fitted {
+            config: c,
+            net: net.valid(),
+            device: plain,
+            x_mean,
+            x_sd,
+            y_mean,
+            y_sd,
+            epochs_run,
+        });
+        Ok(())
+    }
+
+    fn predict(&self, row: &[f64]) -> f64 {
+        self.predict_many(&[row.to_vec()])
+            .ok()
+            .and_then(|v| v.first().copied())
+            .unwrap_or(f64::NAN)
+    }
+
+    fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
+        let f = self.fitted.as_ref().ok_or("the model is not fitted")?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let want = f.config.sequence * f.config.features;
+        if rows.iter().any(|r| r.len() != want) {
+            return Err(format!(
+                "the model takes sequences of {} steps × {} features",
+                f.config.sequence, f.config.features
+            ));
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(4096) {
+            let refs: Vec<&Vec<f64>> = chunk.iter().collect();
+            let xs = steps(&refs, &f.config, &f.x_mean, &f.x_sd, &f.device);
+            let z = f.net.forward(xs, f.config.hidden);
+            let z: Tensor<2> = if f.config.classify { sigmoid(z) } else { z };
+            let v = z
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| format!("LSTM output: {e:?}"))?;
+            out.extend(v.into_iter().map(|p| {
+                if f.config.classify {
+                    p as f64
+                } else {
+                    p as f64 * f.y_sd + f.y_mean
+                }
+            }));
+        }
+        Ok(out)
+    }
+
+    fn format(&self) -> &'static str {
+        "lstm"
+    }
+
+    fn save(&self) -> Result<String, String> {
+        let f = self.fitted.as_ref().ok_or("the model is not fitted")?;
+        let bytes = f
+            .net
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| format!("LSTM weights: {e}"))?;
+        serde_json::to_string(&Saved {
+            config: f.config.clone(),
+            x_mean: f.x_mean.clone(),
+            x_sd: f.x_sd.clone(),
+            y_mean: f.y_mean,
+            y_sd: f.y_sd,
+            record: hex::encode(&bytes[..]),
+            epochs_run: f.epochs_run,
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    fn rounds(&self) -> Option<u32> {
+        self.fitted.as_ref().map(|f| f.epochs_run as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    /// Sequences of 2 features over 8 steps; the label is the sign of feature 0 three steps
+    /// back plus noise (a pattern only a sequence model sees).
+    fn data(n: usize, seed: u64) -> (Vec<Vec<f64>>, Vec<f64>) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..n {
+            let r: Vec<f64> = (0..16).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let signal = r[(8 - 3) * 2];
+            y.push(if signal + rng.random_range(-0.3..0.3) > 0.0 {
+                1.0
+            } else {
+                0.0
+            });
+            x.push(r);
+        }
+        (x, y)
+    }
+
+    fn settings(extra: &[(&str, f64)]) -> ModelSettings {
+        let mut params: std::collections::BTreeMap<String, f64> = [
+            ("sequence", 8.0),
+            ("hidden", 16.0),
+            ("epochs", 40.0),
+            ("batch", 64.0),
+            ("learning_rate", 0.01),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+        for (k, v) in extra {
+            params.insert(k.to_string(), *v);
+        }
+        ModelSettings {
+            name: "lstm".into(),
+            classify: true,
+            lookback: 8,
+            early_stopping: 5,
+            seed: 3,
+            params,
+            ..Default::default()
+        }
+    }
+
+    fn accuracy(m: &dyn Model, x: &[Vec<f64>], y: &[f64]) -> f64 {
+        let p = m.predict_many(x).unwrap();
+        p.iter()
+            .zip(y)
+            .filter(|(p, y)| (**p > 0.5) == (**y > 0.5))
+            .count() as f64
+            / y.len() as f64
+    }
+
+    #[test]
+    fn the_lstm_learns_a_lagged_pattern_saves_and_reloads() {
+        let (x, y) = data(800, 1);
+        let (vx, vy) = data(200, 2);
+        let (tx, ty) = data(400, 3);
+        for extra in [
+            &[][..],
+            &[("layers", 2.0), ("attention", 1.0), ("dropout", 0.1)][..],
+        ] {
+            let mut m = Lstm::new(settings(extra));
+            m.fit(&x, &y, Some((&vx, &vy))).unwrap();
+            let acc = accuracy(&m, &tx, &ty);
+            assert!(acc > 0.75, "{extra:?}: test accuracy {acc}");
+            // The kept weights reload to the same predictions.
+            let back = Lstm::load(&m.save().unwrap()).unwrap();
+            assert_eq!(
+                back.predict_many(&tx).unwrap(),
+                m.predict_many(&tx).unwrap()
+            );
+            assert!(m.rounds().is_some_and(|e| (1..=40).contains(&e)));
+        }
+        // Same seed, same model.
+        let fit = || {
+            let mut m = Lstm::new(settings(&[("epochs", 3.0)]));
+            m.fit(&x[..200], &y[..200], None).unwrap();
+            m.predict_many(&tx[..10]).unwrap()
+        };
+        assert_eq!(fit(), fit());
+        // Bad input is an error.
+        let m = Lstm::new(settings(&[]));
+        assert!(m.predict_many(&tx).is_err());
+        let mut m = Lstm::new(settings(&[]));
+        assert!(m.fit(&[vec![1.0; 5]], &[1.0], None).is_err());
+        assert!(Lstm::load("{}").is_err());
+    }
+}
