@@ -162,10 +162,22 @@ fn an_lstm_study_keeps_its_networks_and_they_predict_new_data() {
     let csv = dir.path().join("new.csv");
     util::write_synthetic_csv(&csv, 5, 300);
     let out = util::offline(
-        &["predict", "--study", "lstm-synthetic", "--trial", &n, "--data", csv.to_str().unwrap()],
+        &[
+            "predict",
+            "--study",
+            "lstm-synthetic",
+            "--trial",
+            &n,
+            "--data",
+            csv.to_str().unwrap(),
+        ],
         data.path(),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let probs: Vec<f64> = text
         .lines()

@@ -94,6 +94,9 @@ enum Cmd {
         /// Trials of each sweep.
         #[arg(long, default_value_t = 50)]
         trials: u32,
+        /// Only the LSTM throughput table.
+        #[arg(long)]
+        lstm_only: bool,
     },
     /// Idle node connections with heartbeats.
     Idle {
@@ -381,7 +384,7 @@ async fn main() -> anyhow::Result<()> {
             seconds,
         } => idle(connections, seconds).await?,
         Cmd::Eval => eval::run()?,
-        Cmd::Models { trials } => models::run(trials)?,
+        Cmd::Models { trials, lstm_only } => models::run(trials, lstm_only)?,
         Cmd::Search {
             python,
             tables,

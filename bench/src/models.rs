@@ -253,7 +253,10 @@ fn sweep(trials: u32, prune: bool, data: Option<&Path>) -> anyhow::Result<(f64, 
 }
 
 /// Runs the LightGBM comparisons.
-pub fn run(trials: u32) -> anyhow::Result<()> {
+pub fn run(trials: u32, lstm_only: bool) -> anyhow::Result<()> {
+    if lstm_only {
+        return lstm_table();
+    }
     println!(
         "### LightGBM: our walk-forward per fold vs bare lightgbm3 on the same arrays (1 thread)\n"
     );
@@ -306,13 +309,16 @@ pub fn run(trials: u32) -> anyhow::Result<()> {
         let (wall, best, hold, steps) = sweep(trials, prune, data)?;
         println!("| {label} | {name} | {wall:.1} s | {steps} | {best:.3} | {hold:.3} |");
     }
+    lstm_table()
+}
+
+fn lstm_table() -> anyhow::Result<()> {
     println!("\n### LSTM training throughput on CPU (flex backend): ours vs burn's nn::Lstm\n");
     println!(
         "| layers × units | steps | features | batch | samples | ours | burn nn::Lstm | ratio |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    lstm_throughput(2048, 2)?;
-    Ok(())
+    lstm_throughput(2048, 2)
 }
 
 /// Random sequences: `n` rows of `steps` × `features` values and binary labels.
