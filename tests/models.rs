@@ -189,3 +189,35 @@ fn an_lstm_study_keeps_its_networks_and_they_predict_new_data() {
     assert_eq!(probs.len() as u64, 300 - 20 - seq + 1, "{text}");
     assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)));
 }
+
+#[test]
+fn a_gpu_trial_never_runs_on_a_cpu_only_node() {
+    use util::{count_state, wait_until, Cluster};
+    let mut c = Cluster::start("heartbeat_ms = 200\nlease_ms = 3000");
+    // This machine has no GPU: one node is told it has one (`--gpus 0`), the other that it has
+    // none (`--gpus ""`). A benchmark objective needs no real device.
+    c.add_node_with("cpu", 2, &["--gpus", ""]);
+    let spec = c.write(
+        "gpu.toml",
+        "[study]\nname = \"gpu\"\nn_trials = 6\nseed = 1\n[resources]\ngpus = 1\n[space]\nx0 = { type = \"float\", low = -5.0, high = 10.0 }\nx1 = { type = \"float\", low = 0.0, high = 15.0 }\n[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\nsteps = 3\n",
+    );
+    let study = c.submit(&spec);
+    // With only the CPU node, nothing of the GPU study runs.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let trials = c.trials(&study);
+    assert!(trials.iter().all(|t| t["state"] == "waiting"), "{trials:?}");
+    c.add_node_with("gpu", 1, &["--gpus", "0"]);
+    wait_until(60, "the GPU study", || c.study_state(&study) == "complete");
+    let status = c.json(&["status"]).unwrap();
+    let gpu_node = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "gpu")
+        .unwrap()["id"]
+        .clone();
+    let trials = c.trials(&study);
+    assert_eq!(count_state(&trials, "complete"), 6);
+    assert!(trials.iter().all(|t| t["node"] == gpu_node), "{trials:?}");
+    c.assert_no_panics();
+}

@@ -162,6 +162,11 @@ impl Cluster {
     }
 
     pub fn add_node(&mut self, name: &str, slots: u32) {
+        self.add_node_with(name, slots, &[]);
+    }
+
+    /// A node with extra `join` arguments (e.g. `--gpus 0`).
+    pub fn add_node_with(&mut self, name: &str, slots: u32, extra: &[&str]) {
         let (addr, token, cfg, cache) = (
             self.addr(),
             self.join_token(),
@@ -184,7 +189,11 @@ impl Cluster {
                 &cfg,
                 "--cache-dir",
                 &cache,
-            ],
+            ]
+            .iter()
+            .copied()
+            .chain(extra.iter().copied())
+            .collect::<Vec<&str>>(),
         );
         self.nodes.push(p);
     }
