@@ -221,3 +221,61 @@ fn a_gpu_trial_never_runs_on_a_cpu_only_node() {
     assert!(trials.iter().all(|t| t["node"] == gpu_node), "{trials:?}");
     c.assert_no_panics();
 }
+
+#[test]
+fn an_ensemble_study_keeps_its_members_and_predicts() {
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ensemble.toml"),
+    )
+    .unwrap()
+    .replace("n_trials = 12", "n_trials = 4");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("ens.toml");
+    std::fs::write(&spec, example).unwrap();
+    let (data, trials) = util::run_offline(&spec, "ensemble");
+    // 4 search trials and the 2 best on the hold-out.
+    assert_eq!(trials.len(), 6);
+    let best = util::offline(&["best", "ensemble", "--json"], data.path());
+    let best: serde_json::Value = serde_json::from_slice(&best.stdout).unwrap();
+    let n = best[0]["number"].to_string();
+    // The trial's member settings came from its parameters (`lightgbm.num_leaves`).
+    let leaves = best[0]["params"]["lightgbm.num_leaves"].as_i64().unwrap();
+    let out = util::offline(&["artifact", "ensemble", &n, "--json"], data.path());
+    let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(a["format"], "ensemble");
+    let inner: serde_json::Value = serde_json::from_str(a["model"].as_str().unwrap()).unwrap();
+    assert_eq!(inner["method"], "dynamic");
+    let members = inner["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2);
+    assert!(members[1][2]
+        .as_str()
+        .unwrap()
+        .contains(&format!("[num_leaves: {leaves}]")));
+    let w: f64 = inner["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .sum();
+    assert!((w - 1.0).abs() < 1e-9);
+    let csv = dir.path().join("new.csv");
+    util::write_synthetic_csv(&csv, 8, 200);
+    let out = util::offline(
+        &[
+            "predict",
+            "--study",
+            "ensemble",
+            "--trial",
+            &n,
+            "--data",
+            csv.to_str().unwrap(),
+        ],
+        data.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 201);
+}

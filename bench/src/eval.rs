@@ -109,6 +109,7 @@ fn fold_overhead(
         validation: 0.0,
         early_stopping: 20,
         categorical: Vec::new(),
+        ensemble: None,
     };
     let assign = AssignMsg {
         key: TrialKey {

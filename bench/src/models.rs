@@ -60,6 +60,7 @@ fn spec(data: DataSource, features: &[(String, String)], rounds: f64) -> WalkFor
         validation: 0.2,
         early_stopping: 20,
         categorical: Vec::new(),
+        ensemble: None,
     }
 }
 

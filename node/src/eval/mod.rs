@@ -4,6 +4,7 @@
 //! ```text
 //! cache.rs     feature columns computed and guarded once per node, reused by later trials
 //! data.rs      daily OHLCV bars from CSV, validated
+//! ensemble.rs  several models on the same rows: voting, blending, dynamic weights
 //! features.rs  the feature expression language and the look-ahead guard
 //! backtest.rs  labels, positions from predictions, costs, turnover, direction scores
 //! model.rs     the Model trait, the ridge baseline, models from settings and artifacts
@@ -17,6 +18,7 @@
 pub mod backtest;
 pub mod cache;
 pub mod data;
+pub mod ensemble;
 pub mod features;
 pub mod lgbm;
 pub mod lstm;

@@ -57,6 +57,9 @@ pub struct ModelSettings {
     pub lookback: u32,
     /// The GPU of the worker slot, for models that use one (the LSTM with `cuda`).
     pub gpu: Option<u32>,
+    /// With `name = "ensemble"`: its members and how they are combined (member settings are
+    /// in `params` as `member.key`).
+    pub ensemble: Option<mlt_protocol::spec::EnsembleSpec>,
     /// Threads the model may use (the worker slot's CPUs).
     pub threads: u32,
     /// Seed.
@@ -72,8 +75,9 @@ pub fn model_for(s: &ModelSettings) -> Result<Box<dyn Model>, String> {
         })),
         "lightgbm" => Ok(Box::new(super::lgbm::Lgbm::new(s.clone()))),
         "lstm" => Ok(Box::new(super::lstm::Lstm::new(s.clone()))),
+        "ensemble" => Ok(Box::new(super::ensemble::Ensemble::new(s.clone())?)),
         other => Err(format!(
-            "unknown model `{other}` (available: ridge, lightgbm, lstm)"
+            "unknown model `{other}` (available: ridge, lightgbm, lstm, ensemble)"
         )),
     }
 }
@@ -91,8 +95,9 @@ pub fn load_model(format: &str, text: &str) -> Result<Box<dyn Model>, String> {
         }
         "lightgbm" => Ok(Box::new(super::lgbm::Lgbm::load(text)?)),
         "lstm" => Ok(Box::new(super::lstm::Lstm::load(text)?)),
+        "ensemble" => Ok(Box::new(super::ensemble::Ensemble::load(text)?)),
         other => Err(format!(
-            "unknown model format `{other}` (known: ridge, lightgbm, lstm)"
+            "unknown model format `{other}` (known: ridge, lightgbm, lstm, ensemble)"
         )),
     }
 }
@@ -116,14 +121,7 @@ impl Model for Ridge {
     }
 
     fn predict(&self, r: &[f64]) -> f64 {
-        let Some(f) = &self.fit else {
-            return f64::NAN;
-        };
-        f.intercept
-            + r.iter()
-                .enumerate()
-                .map(|(j, v)| (v - f.mu[j]) / f.sd[j] * f.w[j])
-                .sum::<f64>()
+        self.fit.as_ref().map_or(f64::NAN, |f| f.predict(r))
     }
 
     fn format(&self) -> &'static str {
@@ -137,17 +135,28 @@ impl Model for Ridge {
 }
 
 /// A fitted ridge model on standardised columns.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct RidgeFit {
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RidgeFit {
     mu: Vec<f64>,
     sd: Vec<f64>,
     w: Vec<f64>,
     intercept: f64,
 }
 
+impl RidgeFit {
+    /// The fitted value of one row.
+    pub(crate) fn predict(&self, r: &[f64]) -> f64 {
+        self.intercept
+            + r.iter()
+                .enumerate()
+                .map(|(j, v)| (v - self.mu[j]) / self.sd[j] * self.w[j])
+                .sum::<f64>()
+    }
+}
+
 /// Ridge regression on standardised columns with an unpenalised intercept.
 #[allow(clippy::needless_range_loop)] // the elimination reads best with indices
-fn ridge(x: &[Vec<f64>], y: &[f64], alpha: f64) -> Option<RidgeFit> {
+pub(crate) fn ridge(x: &[Vec<f64>], y: &[f64], alpha: f64) -> Option<RidgeFit> {
     let (n, d) = (x.len(), x.first()?.len());
     if n < d + 2 {
         return None;

@@ -669,33 +669,53 @@ fn evaluate(
         "probability" => Sizing::Probability,
         _ => Sizing::Sign,
     };
-    // Model settings: the spec's, then the trial's parameters of those names.
+    // Model settings: the spec's, then the trial's parameters of those names. An ensemble's
+    // settings are per member (`lightgbm.learning_rate`); an unprefixed name reaches every
+    // member that has the setting.
     let mut model_params = spec.model_params.clone();
-    let (known, aliases): (&[Setting], &[(&str, &str)]) = match spec.model.as_str() {
-        "lightgbm" => (
-            &mlt_protocol::spec::LIGHTGBM_SETTINGS,
-            &mlt_protocol::spec::LIGHTGBM_ALIASES,
-        ),
-        "lstm" => (&mlt_protocol::spec::LSTM_SETTINGS, &[]),
-        _ => (&[], &[]),
+    let settings_of = |model: &str| -> (&[Setting], &[(&str, &str)]) {
+        match model {
+            "lightgbm" => (
+                &mlt_protocol::spec::LIGHTGBM_SETTINGS,
+                &mlt_protocol::spec::LIGHTGBM_ALIASES,
+            ),
+            "lstm" => (&mlt_protocol::spec::LSTM_SETTINGS, &[]),
+            _ => (&[], &[]),
+        }
     };
-    {
-        for (name, v) in params {
+    let members: Vec<String> = match &spec.ensemble {
+        Some(e) => e.members.clone(),
+        None => vec![spec.model.clone()],
+    };
+    for (name, v) in params {
+        for member in &members {
+            let (known, aliases) = settings_of(member);
+            let bare = match name.split_once('.') {
+                Some((m, k)) if m == member => k,
+                Some(_) => continue,
+                None => name.as_str(),
+            };
             let canonical = aliases
                 .iter()
-                .find(|(a, _)| a == name)
-                .map_or(name.as_str(), |(_, c)| c);
-            if known.iter().any(|(n, ..)| *n == canonical) {
-                let x = match v {
-                    ParamValue::Float(x) => *x,
-                    ParamValue::Int(x) => *x as f64,
-                    ParamValue::Bool(b) => f64::from(u8::from(*b)),
-                    ParamValue::Str(s) => {
-                        return Err(format!("parameter `{name}` must be a number, got `{s}`"))
-                    }
-                };
-                model_params.insert(canonical.to_string(), x);
+                .find(|(a, _)| *a == bare)
+                .map_or(bare, |(_, c)| c);
+            if !known.iter().any(|(n, ..)| *n == canonical) {
+                continue;
             }
+            let x = match v {
+                ParamValue::Float(x) => *x,
+                ParamValue::Int(x) => *x as f64,
+                ParamValue::Bool(b) => f64::from(u8::from(*b)),
+                ParamValue::Str(s) => {
+                    return Err(format!("parameter `{name}` must be a number, got `{s}`"))
+                }
+            };
+            let key = if spec.ensemble.is_some() {
+                format!("{member}.{canonical}")
+            } else {
+                canonical.to_string()
+            };
+            model_params.insert(key, x);
         }
     }
     let mut features = Vec::new();
@@ -733,6 +753,7 @@ fn evaluate(
             features: spec.features.iter().map(|(n, _)| n.clone()).collect(),
             lookback,
             gpu: ctx.gpu(),
+            ensemble: spec.ensemble.clone(),
         },
         factory,
         features,
@@ -1007,6 +1028,7 @@ mod tests {
             validation: 0.0,
             early_stopping: 20,
             categorical: Vec::new(),
+            ensemble: None,
         }
     }
 
@@ -1347,6 +1369,52 @@ mod tests {
         let short: Params = [("sequence".to_string(), ParamValue::Int(5))].into();
         let e = run_with(&s, short, model_for);
         assert_eq!(e.model.unwrap().lookback, 5);
+    }
+
+    #[test]
+    fn ensembles_vote_blend_and_weigh_by_recent_skill() {
+        use mlt_protocol::spec::EnsembleSpec;
+        let mut s = lgbm_spec();
+        s.model = "ensemble".into();
+        s.model_params = [
+            ("lightgbm.num_iterations".to_string(), 100.0),
+            ("lightgbm.num_leaves".to_string(), 7.0),
+        ]
+        .into();
+        let ens = |method: &str, weights: Vec<f64>| EnsembleSpec {
+            method: method.into(),
+            members: vec!["ridge".into(), "lightgbm".into()],
+            weights,
+        };
+        for method in ["voting", "blending", "dynamic"] {
+            s.ensemble = Some(ens(method, Vec::new()));
+            let e = run_with(&s, Params::new(), model_for);
+            let acc = e.metrics["balanced_accuracy"];
+            assert!(acc > 0.58, "{method}: balanced accuracy {acc}");
+            // The kept ensemble reloads, members and weights included.
+            let a = e.model.unwrap();
+            assert_eq!(a.format, "ensemble");
+            let m = crate::eval::model::load_model(&a.format, &a.model).unwrap();
+            let p = m.predict(&[0.5, 0.1, 0.01]);
+            assert!(p.is_finite(), "{method}: {p}");
+        }
+        // Voting with all the weight on ridge is the ridge model, trade for trade.
+        s.ensemble = Some(ens("voting", vec![1.0, 0.0]));
+        let only_ridge = run_with(&s, Params::new(), model_for);
+        let mut r = s.clone();
+        r.model = "ridge".into();
+        r.ensemble = None;
+        let ridge = run_with(&r, Params::new(), model_for);
+        assert_eq!(only_ridge.returns, ridge.returns);
+        // Blending and dynamic weights need the validation tail.
+        s.validation = 0.0;
+        s.ensemble = Some(ens("blending", Vec::new()));
+        let mut ctx = Ctx(Vec::new());
+        let out = run_walk_forward(&s, &assign(Params::new()), &mut ctx);
+        assert!(
+            matches!(&out, Outcome::Failed(e) if e.contains("validation")),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -401,6 +401,8 @@ pub struct WalkForwardSpec {
     pub early_stopping: u32,
     /// Features LightGBM treats as categorical (their values are taken as integer codes).
     pub categorical: Vec<String>,
+    /// With `model = "ensemble"`: how its members are combined.
+    pub ensemble: Option<EnsembleSpec>,
     /// Ridge penalty.
     pub alpha: f64,
     /// How predictions become positions: `sign`, `threshold` or `probability`.
@@ -428,6 +430,18 @@ pub struct WalkForwardSpec {
     /// Set by the scheduler on a hold-out evaluation's assignment (not a spec key): train on
     /// the window before the hold-out, test on the hold-out.
     pub holdout_run: bool,
+}
+
+/// `[objective.ensemble]`: several models fitted on the same rows, their predictions combined.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnsembleSpec {
+    /// `voting` (fixed weights), `blending` (least-squares weights on the validation tail) or
+    /// `dynamic` (weights from each member's skill on the validation tail).
+    pub method: String,
+    /// Member models: `ridge`, `lightgbm`, `lstm` (each at most once).
+    pub members: Vec<String>,
+    /// Voting weights, one per member (equal when empty).
+    pub weights: Vec<f64>,
 }
 
 /// How a walk-forward study splits its search period.

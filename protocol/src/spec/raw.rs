@@ -95,6 +95,7 @@ pub struct RawObjective {
     pub embargo: Option<S<i64>>,
     pub lightgbm: Option<S<RawTable>>,
     pub lstm: Option<S<RawTable>>,
+    pub ensemble: Option<S<RawTable>>,
     pub validation: Option<S<toml::Value>>,
     pub early_stopping_rounds: Option<S<i64>>,
     pub categorical: Option<S<Vec<S<String>>>>,

@@ -739,14 +739,21 @@ pub(super) fn walk_forward(
         .model
         .as_ref()
         .map_or("ridge".to_string(), |m| m.get_ref().clone());
-    if !["ridge", "lightgbm", "lstm"].contains(&model.as_str()) {
+    if !["ridge", "lightgbm", "lstm", "ensemble"].contains(&model.as_str()) {
         let sp = o.model.as_ref().map_or(span.clone(), |m| m.span());
         cx.err(
             sp,
             "objective.model",
-            format!("unknown model `{model}` (expected: ridge, lightgbm, lstm)"),
+            format!("unknown model `{model}` (expected: ridge, lightgbm, lstm, ensemble)"),
         );
     }
+    let ensemble = ensemble_spec(cx, o, &model, span.clone());
+    let uses = |name: &str| {
+        model == name
+            || ensemble
+                .as_ref()
+                .is_some_and(|e| e.members.iter().any(|m| m == name))
+    };
     let mut model_params = BTreeMap::new();
     for (table, section, name, settings) in [
         (
@@ -758,8 +765,12 @@ pub(super) fn walk_forward(
         (&o.lstm, "objective.lstm", "lstm", &LSTM_SETTINGS[..]),
     ] {
         let Some(t) = table else { continue };
-        if model != name {
-            cx.err(t.span(), section, format!("only with `model = \"{name}\"`"));
+        if !uses(name) {
+            cx.err(
+                t.span(),
+                section,
+                format!("only with `model = \"{name}\"` or an ensemble with it"),
+            );
         }
         let mut k = Keys {
             section,
@@ -780,12 +791,18 @@ pub(super) fn walk_forward(
                 k.opt_float(cx, key, lo, hi)
             };
             if let Some(v) = v {
-                model_params.insert(key.to_string(), v);
+                // An ensemble keeps each member's settings apart: `lightgbm.learning_rate`.
+                let key = if model == "ensemble" {
+                    format!("{name}.{key}")
+                } else {
+                    key.to_string()
+                };
+                model_params.insert(key, v);
             }
         }
         k.finish(cx, "model");
     }
-    let boosted = model == "lightgbm" || model == "lstm";
+    let boosted = model != "ridge";
     let validation = num_value(
         cx,
         &o.validation,
@@ -806,11 +823,11 @@ pub(super) fn walk_forward(
     };
     let mut categorical = Vec::new();
     if let Some(c) = &o.categorical {
-        if model != "lightgbm" {
+        if !uses("lightgbm") {
             cx.err(
                 c.span(),
                 "objective.categorical",
-                "only with `model = \"lightgbm\"`",
+                "only with `model = \"lightgbm\"` or an ensemble with it",
             );
         }
         for name in c.get_ref() {
@@ -942,9 +959,106 @@ pub(super) fn walk_forward(
         validation,
         early_stopping,
         categorical,
+        ensemble,
         splits,
         holdout_run: false,
     })))
+}
+
+/// `[objective.ensemble]`: required with `model = "ensemble"`, refused otherwise.
+fn ensemble_spec(
+    cx: &mut Ctx,
+    o: &super::raw::RawObjective,
+    model: &str,
+    span: Range<usize>,
+) -> Option<EnsembleSpec> {
+    let Some(t) = &o.ensemble else {
+        if model == "ensemble" {
+            cx.err(
+                span,
+                "objective.ensemble",
+                "`model = \"ensemble\"` needs `[objective.ensemble]` with `members`",
+            );
+        }
+        return None;
+    };
+    if model != "ensemble" {
+        cx.err(
+            t.span(),
+            "objective.ensemble",
+            "only with `model = \"ensemble\"`",
+        );
+        return None;
+    }
+    let mut k = Keys {
+        section: "objective.ensemble",
+        kind: "ensemble".into(),
+        table: t.get_ref(),
+        asked: BTreeSet::new(),
+    };
+    let method = k.choice(cx, "method", "voting", &["voting", "blending", "dynamic"]);
+    let mut members = Vec::new();
+    match k.get("members") {
+        Some(v) => {
+            let names: Vec<String> = v
+                .get_ref()
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| m.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let ok = names.len() >= 2
+                && names
+                    .iter()
+                    .all(|m| ["ridge", "lightgbm", "lstm"].contains(&m.as_str()))
+                && names.iter().collect::<BTreeSet<_>>().len() == names.len();
+            if !ok {
+                cx.err(
+                    v.span(),
+                    "objective.ensemble.members",
+                    "must list two or more different models of ridge, lightgbm, lstm",
+                );
+            }
+            members = names;
+        }
+        None => cx.err(
+            t.span(),
+            "objective.ensemble.members",
+            "an ensemble needs `members = [\"ridge\", \"lightgbm\"]` (two or more)",
+        ),
+    }
+    let mut weights = Vec::new();
+    if let Some(v) = k.get("weights") {
+        let w: Vec<f64> = v
+            .get_ref()
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_float().or(x.as_integer().map(|i| i as f64)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if method != "voting"
+            || w.len() != members.len()
+            || w.iter().any(|x| x.is_nan() || *x < 0.0)
+            || w.iter().sum::<f64>() <= 0.0
+        {
+            cx.err(
+                v.span(),
+                "objective.ensemble.weights",
+                "voting weights: one non-negative number per member, not all zero",
+            );
+        }
+        weights = w;
+    }
+    k.finish(cx, "ensemble");
+    Some(EnsembleSpec {
+        method: method.to_string(),
+        members,
+        weights,
+    })
 }
 
 static EMPTY: RawTable = RawTable::new();

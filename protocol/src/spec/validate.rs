@@ -638,6 +638,7 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
         ("embargo", o.embargo.as_ref().map(|v| v.span())),
         ("lightgbm", o.lightgbm.as_ref().map(|v| v.span())),
         ("lstm", o.lstm.as_ref().map(|v| v.span())),
+        ("ensemble", o.ensemble.as_ref().map(|v| v.span())),
         ("validation", o.validation.as_ref().map(|v| v.span())),
         (
             "early_stopping_rounds",
