@@ -6,7 +6,12 @@
 //!   the test window;
 //! * dynamic: weights from each member's recent skill on that same tail (rank correlation with
 //!   the label for a regression, balanced accuracy above one half for a classifier), so a
-//!   member that has stopped working loses its say.
+//!   member that has stopped working loses its say;
+//! * stacking: a ridge meta-model on the members' out-of-fold predictions. The training rows
+//!   (in time order) are cut into four blocks; for each of the last three, the members are
+//!   fitted on the blocks before it (purged by the label's reach) and predict it; the meta-model
+//!   learns from those predictions, then the members are refitted on all the rows. Nothing of
+//!   the test window is ever seen.
 //!
 //! A member that reads sequences (the LSTM) gets the whole row; the others get its last step.
 use super::model::{load_model, model_for, ridge, Model, ModelSettings, RidgeFit};
@@ -132,6 +137,58 @@ impl Ensemble {
     }
 }
 
+impl Ensemble {
+    /// Stacking's meta-model from out-of-fold predictions within the training rows.
+    fn stack(&mut self, x: &[Vec<f64>], y: &[f64]) -> Result<RidgeFit, String> {
+        const BLOCKS: usize = 4;
+        let n = x.len();
+        let purge = self.settings.purge_rows;
+        let (mut meta_x, mut meta_y) = (Vec::new(), Vec::new());
+        for k in 1..BLOCKS {
+            let (start, end) = (n * k / BLOCKS, n * (k + 1) / BLOCKS);
+            let fit_end = start.saturating_sub(purge);
+            if fit_end < 2 || end <= start {
+                continue;
+            }
+            let mut preds = Vec::new();
+            for Member {
+                name,
+                lookback,
+                mut model,
+            } in self.member_specs()?
+            {
+                let view = |rows: &[Vec<f64>]| -> Vec<Vec<f64>> {
+                    let take = lookback * self.features;
+                    rows.iter()
+                        .map(|r| r[r.len().saturating_sub(take)..].to_vec())
+                        .collect()
+                };
+                model
+                    .fit(&view(&x[..fit_end]), &y[..fit_end], None)
+                    .map_err(|e| format!("stacking, member {name}: {e}"))?;
+                preds.push(model.predict_many(&view(&x[start..end]))?);
+            }
+            for (i, t) in (start..end).enumerate() {
+                meta_x.push(preds.iter().map(|p| p[i]).collect::<Vec<f64>>());
+                meta_y.push(y[t]);
+            }
+            #[cfg(test)]
+            tests::META_ROWS.with(|m| m.borrow_mut().extend(x[start..end].iter().map(|r| r[0])));
+        }
+        ridge(&meta_x, &meta_y, 1e-3).ok_or_else(|| {
+            format!(
+                "stacking: {} out-of-fold rows are too few for the meta-model",
+                meta_x.len()
+            )
+        })
+    }
+
+    /// Fresh, unfitted members for out-of-fold fits.
+    fn member_specs(&self) -> Result<Vec<Member>, String> {
+        Ok(Ensemble::new(self.settings.clone())?.members)
+    }
+}
+
 /// Spearman rank correlation (ties get their mean rank).
 fn rank_corr(a: &[f64], b: &[f64]) -> f64 {
     let ranks = |v: &[f64]| {
@@ -179,11 +236,14 @@ impl Model for Ensemble {
         }
         self.features = row_len / lookback;
         let valid = valid.filter(|(vx, _)| !vx.is_empty());
-        if self.method != "voting" && valid.is_none() {
+        if ["blending", "dynamic"].contains(&self.method.as_str()) && valid.is_none() {
             return Err(format!(
                 "{} ensembles weigh their members on the validation tail: set `validation` above 0",
                 self.method
             ));
+        }
+        if self.method == "stacking" {
+            self.blend = Some(self.stack(x, y)?);
         }
         for i in 0..self.members.len() {
             let xm = self.view(&self.members[i], x);
@@ -277,5 +337,14 @@ impl Model for Ensemble {
             members,
         })
         .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    thread_local! {
+        /// The first feature of every row stacking's meta-model learned from.
+        pub(crate) static META_ROWS: std::cell::RefCell<Vec<f64>> =
+            const { std::cell::RefCell::new(Vec::new()) };
     }
 }

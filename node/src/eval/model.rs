@@ -60,6 +60,9 @@ pub struct ModelSettings {
     /// With `name = "ensemble"`: its members and how they are combined (member settings are
     /// in `params` as `member.key`).
     pub ensemble: Option<mlt_protocol::spec::EnsembleSpec>,
+    /// Training rows (in time order) whose labels reach the next `purge_rows` rows: the
+    /// horizon times the instruments. Models that cut their training rows purge this many.
+    pub purge_rows: usize,
     /// Threads the model may use (the worker slot's CPUs).
     pub threads: u32,
     /// Seed.

@@ -443,11 +443,13 @@ impl Traded {
 
 impl Trader<'_> {
     /// Every instrument's usable rows (finite features and label) among `rows`.
+    /// Rows in time order (day by day, instruments within a day), so that a model may cut
+    /// them chronologically (stacking's out-of-fold predictions do).
     fn gather(&self, rows: &[usize]) -> (Vec<Vec<f64>>, Vec<f64>) {
         let lb = self.model.lookback as usize;
         let (mut x, mut y) = (Vec::new(), Vec::new());
-        for inst in &self.insts {
-            for &t in rows {
+        for &t in rows {
+            for inst in &self.insts {
                 if let (Some(r), true) = (inst.seq(t, lb), inst.label[t].is_finite()) {
                     x.push(r);
                     y.push(inst.label[t]);
@@ -754,6 +756,8 @@ fn evaluate(
             lookback,
             gpu: ctx.gpu(),
             ensemble: spec.ensemble.clone(),
+            // Rows per day and the label's reach, for purging inside the training rows.
+            purge_rows: (spec.horizon as usize) * all_bars.len(),
         },
         factory,
         features,
@@ -1386,7 +1390,7 @@ mod tests {
             members: vec!["ridge".into(), "lightgbm".into()],
             weights,
         };
-        for method in ["voting", "blending", "dynamic"] {
+        for method in ["voting", "blending", "dynamic", "stacking"] {
             s.ensemble = Some(ens(method, Vec::new()));
             let e = run_with(&s, Params::new(), model_for);
             let acc = e.metrics["balanced_accuracy"];
@@ -1415,6 +1419,100 @@ mod tests {
             matches!(&out, Outcome::Failed(e) if e.contains("validation")),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn stacking_learns_only_from_out_of_fold_training_rows() {
+        use mlt_protocol::spec::EnsembleSpec;
+        // Bars whose volume is the row index: the first feature names each row.
+        let mut b = generate(&Synthetic {
+            days: 2000,
+            seed: 5,
+            strength: 0.3,
+            ..Default::default()
+        })
+        .unwrap();
+        b.volume = Some((0..b.len()).map(|i| i as f64).collect());
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("idx.csv");
+        write_csv(&csv, &b);
+        let mut s = lgbm_spec();
+        s.model = "ensemble".into();
+        s.horizon = 3;
+        s.features = vec![
+            ("row".into(), "volume".into()),
+            ("mom".into(), "sum(returns, 5) / std(returns, 20)".into()),
+        ];
+        s.data = DataSource::Files {
+            paths: vec![csv.display().to_string()],
+            adjusted: false,
+        };
+        s.model_params = [("lightgbm.num_iterations".to_string(), 30.0)].into();
+        s.ensemble = Some(EnsembleSpec {
+            method: "stacking".into(),
+            members: vec!["ridge".into(), "lightgbm".into()],
+            weights: Vec::new(),
+        });
+        SEEN.with(|s| s.borrow_mut().clear());
+        STACKED.with(|s| s.borrow_mut().clear());
+        let e = run_with(&s, Params::new(), |s| {
+            Ok(Box::new(StackRecorder(Recorder(0, model_for(s)?))))
+        });
+        assert!(e.model.is_some());
+        let seen = SEEN.with(|s| s.borrow().clone());
+        let stacked = STACKED.with(|s| s.borrow().clone());
+        assert_eq!(seen.len(), stacked.len());
+        for ((fit, _, test), meta) in seen.iter().zip(&stacked) {
+            assert!(!meta.is_empty());
+            // The meta-model's rows are training rows, never a test row, and (walk-forward)
+            // all of them before the test window.
+            assert!(meta.iter().all(|r| fit.contains(r)));
+            assert!(
+                meta.iter().all(|r| r < &test[0]),
+                "{:?} vs {}",
+                meta.last(),
+                test[0]
+            );
+            // Out of fold: the first quarter of the rows is only ever fitted on.
+            let first_meta = meta.iter().min().unwrap();
+            assert!(*first_meta >= fit[fit.len() / 4], "{first_meta}");
+        }
+    }
+
+    thread_local! {
+        /// Per model made: the rows stacking's meta-model learned from.
+        static STACKED: std::cell::RefCell<Vec<Vec<usize>>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    struct StackRecorder(Recorder);
+
+    impl Model for StackRecorder {
+        fn fit(
+            &mut self,
+            x: &[Vec<f64>],
+            y: &[f64],
+            v: Option<(&[Vec<f64>], &[f64])>,
+        ) -> Result<(), String> {
+            crate::eval::ensemble::tests::META_ROWS.with(|m| m.borrow_mut().clear());
+            let r = self.0.fit(x, y, v);
+            let meta = crate::eval::ensemble::tests::META_ROWS
+                .with(|m| m.borrow().iter().map(|v| *v as usize).collect());
+            STACKED.with(|s| s.borrow_mut().push(meta));
+            r
+        }
+        fn predict(&self, row: &[f64]) -> f64 {
+            self.0.predict(row)
+        }
+        fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
+            self.0.predict_many(rows)
+        }
+        fn format(&self) -> &'static str {
+            self.0.format()
+        }
+        fn save(&self) -> Result<String, String> {
+            self.0.save()
+        }
     }
 
     #[test]

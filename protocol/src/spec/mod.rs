@@ -435,8 +435,9 @@ pub struct WalkForwardSpec {
 /// `[objective.ensemble]`: several models fitted on the same rows, their predictions combined.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnsembleSpec {
-    /// `voting` (fixed weights), `blending` (least-squares weights on the validation tail) or
-    /// `dynamic` (weights from each member's skill on the validation tail).
+    /// `voting` (fixed weights), `blending` (least-squares weights on the validation tail),
+    /// `dynamic` (weights from each member's skill on the validation tail) or `stacking` (a
+    /// ridge meta-model on the members' out-of-fold predictions within the training rows).
     pub method: String,
     /// Member models: `ridge`, `lightgbm`, `lstm` (each at most once).
     pub members: Vec<String>,

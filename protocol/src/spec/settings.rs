@@ -996,7 +996,12 @@ fn ensemble_spec(
         table: t.get_ref(),
         asked: BTreeSet::new(),
     };
-    let method = k.choice(cx, "method", "voting", &["voting", "blending", "dynamic"]);
+    let method = k.choice(
+        cx,
+        "method",
+        "voting",
+        &["voting", "blending", "dynamic", "stacking"],
+    );
     let mut members = Vec::new();
     match k.get("members") {
         Some(v) => {
