@@ -130,6 +130,58 @@ fn a_lightgbm_study_keeps_its_models_and_they_predict_new_data() {
         err.contains("novol.csv: feature `vr`") && err.contains("volume"),
         "{err}"
     );
+    // An ensemble of the 3 best trials, on the study's folds and hold-out: each member alone
+    // reproduces its stored out-of-sample Sharpe, and its hold-out Sharpe where the study
+    // evaluated it there (the same seed, the same model).
+    for method in ["voting", "dynamic"] {
+        let out = util::offline(
+            &[
+                "ensemble", "lgbm-spy", "--top", "3", "--method", method, "--json",
+            ],
+            data.path(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let members = e["trials"].as_array().unwrap();
+        assert_eq!(members.len(), 3);
+        for (i, n) in members.iter().enumerate() {
+            let t = &trials[n.as_u64().unwrap() as usize];
+            let stored = t["values"][0].as_f64().unwrap();
+            let again = e["members"][i]["sharpe"].as_f64().unwrap();
+            assert!(
+                (stored - again).abs() < 1e-9,
+                "trial {n}: {stored} vs {again}"
+            );
+            if let Some(h) = t["metrics"]["holdout_sharpe"].as_f64() {
+                let again = e["holdout_members"][i]["sharpe"].as_f64().unwrap();
+                assert!(
+                    (h - again).abs() < 1e-9,
+                    "trial {n} hold-out: {h} vs {again}"
+                );
+            }
+        }
+        assert!(e["metrics"]["sharpe"].is_f64() && e["holdout"]["sharpe"].is_f64());
+        let w = e["weights"].as_array().unwrap();
+        assert!(w.iter().all(|f| {
+            let s: f64 = f
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .sum();
+            (s - 1.0).abs() < 1e-9
+        }));
+        if method == "voting" {
+            assert!(w
+                .iter()
+                .flat_map(|f| f.as_array().unwrap())
+                .all(|x| (x.as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-12));
+        }
+    }
     // A pruned trial kept no model: a clear error.
     let pruned = trials.iter().find(|t| t["state"] == "pruned").unwrap()["number"].to_string();
     let out = util::offline(&["artifact", "lgbm-spy", &pruned], data.path());

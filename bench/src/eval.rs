@@ -105,6 +105,7 @@ fn fold_overhead(
         holdout_top: 5,
         splits: mlt_protocol::spec::Splits::WalkForward,
         holdout_run: false,
+        model_seed: None,
         model_params: Default::default(),
         validation: 0.0,
         early_stopping: 20,

@@ -56,6 +56,7 @@ fn spec(data: DataSource, features: &[(String, String)], rounds: f64) -> WalkFor
         holdout_top: 5,
         splits: Splits::WalkForward,
         holdout_run: false,
+        model_seed: None,
         model_params: [("num_iterations".to_string(), rounds)].into(),
         validation: 0.2,
         early_stopping: 20,

@@ -67,6 +67,8 @@ pub enum FromClient {
     PutDataset(PutDatasetMsg),
     /// The model a trial left.
     Artifact(TrialRefMsg),
+    /// A study's spec as it was submitted.
+    StudySpec(StudyRefMsg),
 }
 
 /// Scheduler → client.
@@ -94,6 +96,8 @@ pub enum ToClient {
     DatasetProgress(u64),
     /// A trial's model (None: the trial left none).
     Artifact(Option<Box<ModelArtifact>>),
+    /// A study's spec text, its file name and the folder it was submitted from.
+    StudySpec(SubmitMsg),
 }
 
 /// Payload of [`ToNode::Assign`].

@@ -30,7 +30,8 @@ impl Online {
 /// A stopped scheduler's store, read directly.
 pub struct Offline {
     studies: Vec<StudyCore>,
-    store: Store,
+    /// The store (for returns, artifacts and datasets).
+    pub store: Store,
 }
 
 impl Offline {
@@ -69,6 +70,14 @@ impl Offline {
             FromClient::Trials(r) => ToClient::Trials(self.find(&r.study).ok_or_else(|| missing(&r.study))?.trials.clone()),
             FromClient::Best(r) => ToClient::Best(self.find(&r.study).ok_or_else(|| missing(&r.study))?.best()),
             FromClient::Study(r) => ToClient::Study(self.find(&r.study).ok_or_else(|| missing(&r.study))?.summary()),
+            FromClient::StudySpec(r) => {
+                let row = &self.find(&r.study).ok_or_else(|| missing(&r.study))?.row;
+                ToClient::StudySpec(mlt_protocol::messages::SubmitMsg {
+                    spec_toml: row.spec_toml.clone(),
+                    source: row.source.clone(),
+                    workdir: row.workdir.clone(),
+                })
+            }
             FromClient::Artifact(r) => {
                 let id = self.find(&r.study).ok_or_else(|| missing(&r.study))?.id();
                 ToClient::Artifact(

@@ -193,6 +193,27 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// An ensemble of a walk-forward study's best trials, evaluated on the study's folds and
+    /// hold-out beside each member alone.
+    Ensemble {
+        /// Study name or id.
+        study: String,
+        /// How many of the best trials.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// voting (equal weights) or dynamic (weights from each member's out-of-sample Sharpe
+        /// on the folds before).
+        #[arg(long, default_value = "voting", value_parser = ["voting", "dynamic"])]
+        method: String,
+        /// The study's data files, when it ran on uploaded files and the scheduler is running.
+        #[arg(long = "data")]
+        data: Vec<PathBuf>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Export a study's trials.
     Export {
         /// Study name or id.
@@ -410,6 +431,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             json,
             conn,
         } => models::predict(&study, trial, &data, out, json, &conn).await,
+        Command::Ensemble {
+            study,
+            top,
+            method,
+            data,
+            json,
+            conn,
+        } => models::ensemble(&study, top, &method, &data, json, &conn).await,
         Command::Stats { what } => match what {
             StatsCmd::Returns {
                 file,

@@ -110,3 +110,187 @@ pub async fn predict(
     };
     write_out(out.as_deref(), &text)
 }
+
+/// The files of uploaded datasets, written from a stopped scheduler's store into `dir`.
+fn extract_datasets(
+    store: &mlt_scheduler::store::Store,
+    files: &[mlt_protocol::spec::DatasetRef],
+    dir: &Path,
+) -> anyhow::Result<Vec<String>> {
+    use mlt_protocol::messages::DATASET_CHUNK;
+    let mut paths = Vec::new();
+    for f in files {
+        let info = store
+            .dataset(&f.sha256)?
+            .with_context(|| format!("dataset {} is not in this store", f.to_spec()))?;
+        let mut bytes = Vec::with_capacity(info.bytes as usize);
+        let chunks = info.bytes.div_ceil(DATASET_CHUNK as u64);
+        for i in 0..chunks {
+            bytes.extend(
+                store
+                    .dataset_chunk(&f.sha256, i)?
+                    .with_context(|| format!("dataset {}: chunk {i} is missing", f.to_spec()))?,
+            );
+        }
+        let p = dir.join(&f.sha256);
+        std::fs::write(&p, bytes)?;
+        paths.push(p.display().to_string());
+    }
+    Ok(paths)
+}
+
+/// `mlt-cluster ensemble STUDY --top K --method M`.
+pub async fn ensemble(
+    study: &str,
+    top: usize,
+    method: &str,
+    data: &[PathBuf],
+    json: bool,
+    conn: &Conn,
+) -> anyhow::Result<()> {
+    use mlt_protocol::records::{TrialOrigin, TrialState};
+    use mlt_protocol::spec::{DataSource, ObjectiveSpec, Spec};
+    let mut t = target(conn, true).await?;
+    let r = t
+        .request(FromClient::StudySpec(mlt_protocol::messages::StudyRefMsg {
+            study: study.to_string(),
+        }))
+        .await?;
+    let ToClient::StudySpec(sub) = r else {
+        bail!("unexpected answer: {r:?}")
+    };
+    let spec = Spec::parse(&sub.spec_toml, &sub.source)
+        .map_err(|e| anyhow::anyhow!("the stored spec of `{study}` does not validate: {e}"))?;
+    let ObjectiveSpec::WalkForward(mut wf) = spec.objective.clone() else {
+        bail!("`{study}` is not a walk-forward study: there is nothing to ensemble")
+    };
+    if spec.study.directions.len() != 1 {
+        bail!("`{study}` has several objectives: an ensemble of its best trials needs one");
+    }
+    let r = t
+        .request(FromClient::Trials(mlt_protocol::messages::StudyRefMsg {
+            study: study.to_string(),
+        }))
+        .await?;
+    let ToClient::Trials(trials) = r else {
+        bail!("unexpected answer: {r:?}")
+    };
+    let dir = spec.study.directions[0];
+    let mut done: Vec<_> = trials
+        .into_iter()
+        .filter(|t| t.state == TrialState::Complete && !matches!(t.origin, TrialOrigin::Holdout(_)))
+        .filter(|t| {
+            t.constraints
+                .as_ref()
+                .is_none_or(|c| c.iter().all(|v| *v <= 0.0))
+        })
+        .filter(|t| t.values.as_ref().is_some_and(|v| v[0].is_finite()))
+        .collect();
+    let v = |t: &mlt_protocol::records::TrialRecord| t.values.as_ref().map_or(f64::NAN, |v| v[0]);
+    done.sort_by(|a, b| {
+        if dir.better(v(a), v(b)) {
+            std::cmp::Ordering::Less
+        } else if dir.better(v(b), v(a)) {
+            std::cmp::Ordering::Greater
+        } else {
+            a.number.cmp(&b.number)
+        }
+    });
+    done.truncate(top);
+    if done.len() < 2 {
+        bail!(
+            "`{study}` has {} complete trials: an ensemble needs two or more",
+            done.len()
+        );
+    }
+    // The bars: given files, the study's own (from a stopped store when uploaded), or the
+    // synthetic market.
+    let tmp = tempfile::tempdir()?;
+    if !data.is_empty() {
+        let adjusted = match &wf.data {
+            DataSource::Files { adjusted, .. } | DataSource::Datasets { adjusted, .. } => *adjusted,
+            DataSource::Synthetic { .. } => true,
+        };
+        let paths = data
+            .iter()
+            .map(|p| p.canonicalize().map(|p| p.display().to_string()))
+            .collect::<Result<_, _>>()
+            .context("--data")?;
+        wf.data = DataSource::Files { paths, adjusted };
+    } else if let DataSource::Datasets { files, adjusted } = &wf.data {
+        let paths = match &t {
+            Target::Offline(o) => extract_datasets(&o.store, files, tmp.path())?,
+            Target::Online(_) => bail!(
+                "`{study}` was run on uploaded files: give them with --data FILE, or read a stopped scheduler's store with --data-dir"
+            ),
+        };
+        wf.data = DataSource::Files {
+            paths,
+            adjusted: *adjusted,
+        };
+    }
+    let members: Vec<(u64, mlt_protocol::records::Params)> = done
+        .iter()
+        .map(|t| (t.number.0, t.params.clone()))
+        .collect();
+    let values: Vec<f64> = done.iter().map(v).collect();
+    let method_s = method.to_string();
+    let workdir = sub.workdir.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        mlt_node::objective::ensemble_of_trials(&wf, &members, &method_s, workdir.as_deref())
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("{study}: {e}"))?;
+    let objective = spec
+        .study
+        .objectives
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "sharpe".into());
+    if json {
+        let mut v = serde_json::to_value(&report)?;
+        v["trials"] = serde_json::json!(done.iter().map(|t| t.number.0).collect::<Vec<_>>());
+        v["objective"] = serde_json::json!(objective);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let get = |m: &mlt_protocol::records::Metrics, k: &str| m.get(k).copied().unwrap_or(f64::NAN);
+    println!(
+        "{method} ensemble of the {} best trials of {study} ({objective}), on the study's folds:",
+        done.len()
+    );
+    println!(
+        "{:>8} {:>10} {:>10} {:>12} {:>12}",
+        "TRIAL", "STORED", "SHARPE", "MAX DD", "HOLD-OUT"
+    );
+    for (i, t) in done.iter().enumerate() {
+        let h = report
+            .holdout_members
+            .get(i)
+            .map_or(f64::NAN, |m| get(m, "sharpe"));
+        println!(
+            "{:>8} {:>10.4} {:>10.4} {:>12.4} {:>12.4}",
+            t.number.0,
+            values[i],
+            get(&report.members[i], "sharpe"),
+            get(&report.members[i], "max_drawdown"),
+            h
+        );
+    }
+    println!(
+        "{:>8} {:>10} {:>10.4} {:>12.4} {:>12.4}",
+        "ensemble",
+        "",
+        get(&report.metrics, "sharpe"),
+        get(&report.metrics, "max_drawdown"),
+        report
+            .holdout
+            .as_ref()
+            .map_or(f64::NAN, |m| get(m, "sharpe"))
+    );
+    if let Some(w) = report.weights.last() {
+        let w: Vec<String> = w.iter().map(|x| format!("{x:.3}")).collect();
+        println!("weights in the last fold: {}", w.join(" "));
+    }
+    Ok(())
+}

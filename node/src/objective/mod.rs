@@ -13,8 +13,8 @@ mod walk_forward;
 pub use benchmark::{evaluate, run_benchmark};
 pub use command::run_command;
 pub use walk_forward::{
-    check as check_walk_forward, load, run_walk_forward, run_walk_forward_timed, validation_split,
-    Timings,
+    check as check_walk_forward, ensemble_of_trials, load, run_walk_forward,
+    run_walk_forward_timed, validation_split, Timings, TrialEnsemble,
 };
 
 use mlt_protocol::messages::{AssignMsg, Outcome, Verdict};

@@ -551,25 +551,49 @@ impl Trader<'_> {
     /// Trades the `test` rows (contiguous) of an equal-weight portfolio, each instrument on
     /// its own prediction, starting from the positions in `prev` (left at the last ones).
     fn trade(&self, f: &Fitted, test: &[usize], prev: &mut [f64]) -> Result<Traded, String> {
+        let preds = self.predict(f, test)?;
+        Ok(self.trade_predictions(&preds, (f.b0, f.scale), test, prev))
+    }
+
+    /// The fitted model's predictions of the `test` rows, per instrument (NaN where a feature
+    /// is missing).
+    fn predict(&self, f: &Fitted, test: &[usize]) -> Result<Vec<Vec<f64>>, String> {
+        let lb = self.model.lookback as usize;
+        let mut out = Vec::with_capacity(self.insts.len());
+        for inst in &self.insts {
+            // One call for the rows with every feature; NaN (no position) for the others.
+            let rows: Vec<Option<Vec<f64>>> = test.iter().map(|&t| inst.seq(t, lb)).collect();
+            let known: Vec<Vec<f64>> = rows.iter().flatten().cloned().collect();
+            let mut got = f.model.predict_many(&known)?.into_iter();
+            out.push(
+                rows.iter()
+                    .map(|r| match r {
+                        Some(_) => got.next().unwrap_or(f64::NAN),
+                        None => f64::NAN,
+                    })
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Trades predictions of the `test` rows (contiguous), one series per instrument, as an
+    /// equal-weight portfolio from the positions in `prev` (left at the last ones); `(b0,
+    /// scale)` are the training label's mean and scale (for probability sizing of returns).
+    fn trade_predictions(
+        &self,
+        preds: &[Vec<f64>],
+        (b0, scale): (f64, f64),
+        test: &[usize],
+        prev: &mut [f64],
+    ) -> Traded {
         let spec = self.spec;
         let k_inst = self.insts.len() as f64;
         let mut out = Traded {
             r: vec![0.0; test.len()],
             ..Default::default()
         };
-        for (i, inst) in self.insts.iter().enumerate() {
-            // One call for the rows with every feature; NaN (no position) for the others.
-            let lb = self.model.lookback as usize;
-            let rows: Vec<Option<Vec<f64>>> = test.iter().map(|&t| inst.seq(t, lb)).collect();
-            let known: Vec<Vec<f64>> = rows.iter().flatten().cloned().collect();
-            let mut got = f.model.predict_many(&known)?.into_iter();
-            let pred: Vec<f64> = rows
-                .iter()
-                .map(|r| match r {
-                    Some(_) => got.next().unwrap_or(f64::NAN),
-                    None => f64::NAN,
-                })
-                .collect();
+        for (i, (inst, pred)) in self.insts.iter().zip(preds).enumerate() {
             // A classifier's prediction is the probability of "up": centre it for sign and
             // threshold sizing. A regression's predicted return goes through a logistic of its
             // scale for probability sizing.
@@ -581,7 +605,7 @@ impl Trader<'_> {
                 }
             } else if self.sizing == Sizing::Probability {
                 pred.iter()
-                    .map(|p| 1.0 / (1.0 + (-(p - f.b0) / f.scale).exp()))
+                    .map(|p| 1.0 / (1.0 + (-(p - b0) / scale).exp()))
                     .collect()
             } else {
                 pred.clone()
@@ -606,19 +630,31 @@ impl Trader<'_> {
             );
             out.next.extend(nx);
         }
-        Ok(out)
+        out
     }
 }
 
-fn evaluate(
-    spec: &WalkForwardSpec,
-    assign: &AssignMsg,
-    ctx: &mut dyn TrialContext,
+/// Everything a trial's folds need: the bars (cut before the hold-out for search trials),
+/// features with the trial's parameters, labels, and the model's settings.
+struct Prepared<'a> {
+    trader: Trader<'a>,
+    days: Vec<i64>,
+    n: usize,
+}
+
+#[allow(clippy::too_many_arguments)] // the trial's whole context, once
+fn prepare<'a>(
+    spec: &'a WalkForwardSpec,
+    params: &Params,
+    workdir: Option<&str>,
+    threads: u32,
+    gpu: Option<u32>,
+    seed: u64,
     timings: &mut Timings,
     factory: Factory,
-) -> Result<Outcome, String> {
+) -> Result<Prepared<'a>, String> {
     let clock = std::time::Instant::now();
-    let mut all_bars = load(&spec.data, assign.workdir.as_deref())?;
+    let mut all_bars = load(&spec.data, workdir)?;
     let n_all = all_bars.first().map_or(0, |b| b.len());
     let holdout = spec.holdout as usize;
     if holdout > 0 && !spec.holdout_run {
@@ -632,10 +668,9 @@ fn evaluate(
     }
     timings.load = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
-    let params = &assign.params;
     let h = spec.horizon as usize;
     let mut insts = Vec::new();
-    let source = data_key(&spec.data, assign.workdir.as_deref());
+    let source = data_key(&spec.data, workdir);
     for (i, bars) in all_bars.iter().enumerate() {
         let mut cols = Vec::new();
         for (name, text) in &spec.features {
@@ -750,11 +785,11 @@ fn evaluate(
                 .iter()
                 .filter_map(|c| spec.features.iter().position(|(f, _)| f == c))
                 .collect(),
-            threads: ctx.threads(),
-            seed: assign.key.trial.0,
+            threads,
+            seed,
             features: spec.features.iter().map(|(n, _)| n.clone()).collect(),
             lookback,
-            gpu: ctx.gpu(),
+            gpu,
             ensemble: spec.ensemble.clone(),
             // Rows per day and the label's reach, for purging inside the training rows.
             purge_rows: (spec.horizon as usize) * all_bars.len(),
@@ -763,6 +798,28 @@ fn evaluate(
         features,
         days: days.clone(),
     };
+    Ok(Prepared { trader, days, n })
+}
+
+fn evaluate(
+    spec: &WalkForwardSpec,
+    assign: &AssignMsg,
+    ctx: &mut dyn TrialContext,
+    timings: &mut Timings,
+    factory: Factory,
+) -> Result<Outcome, String> {
+    let Prepared { trader, days, n } = prepare(
+        spec,
+        &assign.params,
+        assign.workdir.as_deref(),
+        ctx.threads(),
+        ctx.gpu(),
+        spec.model_seed.unwrap_or(assign.key.trial.0),
+        timings,
+        factory,
+    )?;
+    let h = spec.horizon as usize;
+    let holdout = spec.holdout as usize;
     if spec.holdout_run {
         // One fold: the training window that ends (purged) where the hold-out starts.
         let start = n.saturating_sub(holdout);
@@ -810,6 +867,201 @@ fn evaluate(
             cpcv_paths(&trader, &c, &days, ctx, timings)
         }
     }
+}
+
+/// A study-level ensemble of trials, evaluated on the study's walk-forward folds and on its
+/// hold-out.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrialEnsemble {
+    /// `voting` or `dynamic`.
+    pub method: String,
+    /// The ensemble's metrics over every fold of the search period.
+    pub metrics: Metrics,
+    /// Each member alone on the same folds (recomputed), in the order given.
+    pub members: Vec<Metrics>,
+    /// The members' weights in each fold.
+    pub weights: Vec<Vec<f64>>,
+    /// The ensemble on the hold-out (None without one).
+    pub holdout: Option<Metrics>,
+    /// Each member alone on the hold-out.
+    pub holdout_members: Vec<Metrics>,
+}
+
+/// The combination's trading, each member's alone, and the weights per fold.
+type Combined = (Traded, Vec<Traded>, Vec<Vec<f64>>);
+
+/// Weights of members from their returns so far: equal for `voting` (or with no history),
+/// else each member's Sharpe so far, floored at zero, normalised (equal when none is positive).
+fn member_weights(method: &str, history: &[Vec<f64>]) -> Vec<f64> {
+    let n = history.len();
+    let equal = vec![1.0 / n as f64; n];
+    if method != "dynamic" || history.iter().any(|h| h.len() < 2) {
+        return equal;
+    }
+    let skill: Vec<f64> = history
+        .iter()
+        .map(|h| {
+            let s = m::sharpe(h);
+            if s.is_finite() {
+                s.max(0.0)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let total: f64 = skill.iter().sum();
+    if total > 0.0 {
+        skill.iter().map(|s| s / total).collect()
+    } else {
+        equal
+    }
+}
+
+/// The weighted mean of the members' predictions, per instrument and row (members without a
+/// prediction for a row are left out of its mean).
+fn combine(preds: &[Vec<Vec<f64>>], w: &[f64]) -> Vec<Vec<f64>> {
+    let insts = preds[0].len();
+    (0..insts)
+        .map(|i| {
+            (0..preds[0][i].len())
+                .map(|t| {
+                    let (mut num, mut den) = (0.0, 0.0);
+                    for (m, p) in preds.iter().enumerate() {
+                        let v = p[i][t];
+                        if v.is_finite() {
+                            num += w[m] * v;
+                            den += w[m];
+                        }
+                    }
+                    if den > 0.0 {
+                        num / den
+                    } else {
+                        f64::NAN
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Members (trial number, parameters) fitted fold by fold, their predictions combined by
+/// `method` (`voting`: equal weights; `dynamic`: weights from each member's out-of-sample
+/// Sharpe on the folds before) and traded as one strategy; then the same on the hold-out,
+/// with dynamic weights from the whole search period.
+pub fn ensemble_of_trials(
+    spec: &WalkForwardSpec,
+    members: &[(u64, Params)],
+    method: &str,
+    workdir: Option<&str>,
+) -> Result<TrialEnsemble, String> {
+    if members.len() < 2 {
+        return Err("an ensemble needs at least two trials".into());
+    }
+    if !matches!(spec.splits, Splits::WalkForward) {
+        return Err("ensembles of trials are evaluated on walk-forward splits".into());
+    }
+    let mut t = Timings::default();
+    let run = |spec: &WalkForwardSpec,
+               folds_of: &dyn Fn(usize) -> Result<Vec<Fold>, String>,
+               weights_from: Option<&[Vec<f64>]>,
+               t: &mut Timings|
+     -> Result<Combined, String> {
+        let mut preps = Vec::new();
+        for (trial, params) in members {
+            preps.push(prepare(
+                spec, params, workdir, 1, None, *trial, t, model_for,
+            )?);
+        }
+        let folds = folds_of(preps[0].n)?;
+        let mut all = Traded::default();
+        let mut alone: Vec<Traded> = members.iter().map(|_| Traded::default()).collect();
+        let mut prev_all = vec![0.0; preps[0].trader.insts.len()];
+        let mut prev_alone = vec![prev_all.clone(); members.len()];
+        let mut weights = Vec::new();
+        for (k, fold) in folds.iter().enumerate() {
+            let mut preds = Vec::new();
+            let mut scales = Vec::new();
+            for (j, p) in preps.iter().enumerate() {
+                let f = p.trader.fit(&fold.train, &format!("fold {}", k + 1), t)?;
+                let pr = p.trader.predict(&f, &fold.test)?;
+                let traded = p.trader.trade_predictions(
+                    &pr,
+                    (f.b0, f.scale),
+                    &fold.test,
+                    &mut prev_alone[j],
+                );
+                alone[j].extend(&traded);
+                preds.push(pr);
+                scales.push((f.b0, f.scale));
+            }
+            let history: Vec<Vec<f64>> = match weights_from {
+                Some(h) => h.to_vec(),
+                None => alone
+                    .iter()
+                    .map(|a| a.r[..a.r.len() - fold.test.len()].to_vec())
+                    .collect(),
+            };
+            let w = member_weights(method, &history);
+            let b0 = scales.iter().zip(&w).map(|((b, _), w)| b * w).sum();
+            let sc = scales.iter().zip(&w).map(|((_, s), w)| s * w).sum();
+            let traded = preps[0].trader.trade_predictions(
+                &combine(&preds, &w),
+                (b0, sc),
+                &fold.test,
+                &mut prev_all,
+            );
+            all.extend(&traded);
+            weights.push(w);
+        }
+        Ok((all, alone, weights))
+    };
+    let search_folds = |n: usize| {
+        walk_forward(
+            n,
+            spec.train as usize,
+            spec.test as usize,
+            spec.step as usize,
+            spec.expanding,
+            spec.horizon as usize,
+        )
+    };
+    let (all, alone, weights) = run(spec, &search_folds, None, &mut t)?;
+    let members_metrics: Vec<Metrics> = alone.iter().map(Traded::metrics).collect();
+    let (mut holdout, mut holdout_members) = (None, Vec::new());
+    if spec.holdout > 0 {
+        let mut hs = spec.clone();
+        hs.holdout_run = true;
+        let h = spec.horizon as usize;
+        let hold = spec.holdout as usize;
+        let fold = |n: usize| -> Result<Vec<Fold>, String> {
+            let start = n.saturating_sub(hold);
+            let end = start.saturating_sub(h);
+            let from = if spec.expanding {
+                0
+            } else {
+                end.saturating_sub(spec.train as usize)
+            };
+            if end <= from {
+                return Err("no training window before the hold-out".into());
+            }
+            Ok(vec![Fold {
+                train: (from..end).collect(),
+                test: (start..n).collect(),
+            }])
+        };
+        let history: Vec<Vec<f64>> = alone.iter().map(|a| a.r.clone()).collect();
+        let (h_all, h_alone, _) = run(&hs, &fold, Some(&history), &mut t)?;
+        holdout = Some(h_all.metrics());
+        holdout_members = h_alone.iter().map(Traded::metrics).collect();
+    }
+    Ok(TrialEnsemble {
+        method: method.to_string(),
+        metrics: all.metrics(),
+        members: members_metrics,
+        weights,
+        holdout,
+        holdout_members,
+    })
 }
 
 /// Walk-forward folds in order, positions carried from one to the next; after each fold the
@@ -1028,6 +1280,7 @@ mod tests {
             holdout_top: 5,
             splits: Splits::WalkForward,
             holdout_run: false,
+            model_seed: None,
             model_params: Default::default(),
             validation: 0.0,
             early_stopping: 20,

@@ -430,6 +430,9 @@ pub struct WalkForwardSpec {
     /// Set by the scheduler on a hold-out evaluation's assignment (not a spec key): train on
     /// the window before the hold-out, test on the hold-out.
     pub holdout_run: bool,
+    /// Set by the scheduler on a hold-out evaluation (not a spec key): the seed of the trial it
+    /// evaluates, so the model is the one that trial trained. Otherwise the trial's number.
+    pub model_seed: Option<u64>,
 }
 
 /// `[objective.ensemble]`: several models fitted on the same rows, their predictions combined.

@@ -962,6 +962,7 @@ pub(super) fn walk_forward(
         ensemble,
         splits,
         holdout_run: false,
+        model_seed: None,
     })))
 }
 

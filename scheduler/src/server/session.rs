@@ -438,6 +438,22 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
                 Err(e) => internal(e),
             }
         }
+        FromClient::StudySpec(r) if lookup(&r.study).is_none() => not_found(&r.study),
+        FromClient::StudySpec(r) => {
+            let actor = lookup(&r.study).expect("found");
+            match ractor::call_t!(actor, StudyMsg::Summary, CALL_MS) {
+                Ok(summary) => match shared.store.study(summary.id) {
+                    Ok(Some(row)) => ToClient::StudySpec(SubmitMsg {
+                        spec_toml: row.spec_toml,
+                        source: row.source,
+                        workdir: row.workdir,
+                    }),
+                    Ok(None) => not_found(&r.study),
+                    Err(e) => internal(e),
+                },
+                Err(e) => internal(e),
+            }
+        }
         FromClient::Artifact(r) if lookup(&r.study).is_none() => not_found(&r.study),
         FromClient::Artifact(r) => {
             let actor = lookup(&r.study).expect("found");

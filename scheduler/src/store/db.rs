@@ -150,6 +150,14 @@ impl Store {
         Ok(out)
     }
 
+    /// One study's row.
+    pub fn study(&self, study: StudyId) -> Result<Option<StudyRow>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(STUDIES)?;
+        let v = table.get(study.0)?;
+        v.map(|v| decode("studies", v.value())).transpose()
+    }
+
     /// The model a trial left, if any.
     pub fn artifact(
         &self,

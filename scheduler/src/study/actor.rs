@@ -138,11 +138,12 @@ impl Actor for StudyActor {
                         let t = &st.a.core.trials[key.trial.0 as usize];
                         let mut objective = st.a.core.spec.objective.clone();
                         if let (
-                            mlt_protocol::records::TrialOrigin::Holdout(_),
+                            mlt_protocol::records::TrialOrigin::Holdout(src),
                             mlt_protocol::spec::ObjectiveSpec::WalkForward(wf),
                         ) = (&t.origin, &mut objective)
                         {
                             wf.holdout_run = true;
+                            wf.model_seed = Some(*src);
                         }
                         let assign = ToNode::Assign(AssignMsg {
                             key,
