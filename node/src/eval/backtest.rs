@@ -92,9 +92,9 @@ pub fn turnover(pos: &[f64]) -> f64 {
         / pos.len() as f64
 }
 
-/// Accuracy, precision, recall and F1 of predicted direction (`pred` > 0 means up) against
-/// realised returns (> 0 is up); NaN pairs are skipped.
-pub fn direction_scores(pred: &[f64], actual: &[f64]) -> (f64, f64, f64, f64) {
+/// Counts of (true up, false up, true down, false down) of predicted direction (`pred` > 0
+/// means up) against realised returns (> 0 is up); NaN pairs are skipped.
+fn confusion(pred: &[f64], actual: &[f64]) -> (f64, f64, f64, f64) {
     let (mut tp, mut fp, mut tn, mut fn_) = (0.0, 0.0, 0.0, 0.0);
     for (p, a) in pred.iter().zip(actual) {
         if p.is_nan() || a.is_nan() {
@@ -107,6 +107,13 @@ pub fn direction_scores(pred: &[f64], actual: &[f64]) -> (f64, f64, f64, f64) {
             (false, true) => fn_ += 1.0,
         }
     }
+    (tp, fp, tn, fn_)
+}
+
+/// Accuracy, precision, recall and F1 of predicted direction (`pred` > 0 means up) against
+/// realised returns (> 0 is up); NaN pairs are skipped.
+pub fn direction_scores(pred: &[f64], actual: &[f64]) -> (f64, f64, f64, f64) {
+    let (tp, fp, tn, fn_) = confusion(pred, actual);
     let accuracy = (tp + tn) / (tp + tn + fp + fn_);
     let precision = tp / (tp + fp);
     let recall = tp / (tp + fn_);
@@ -117,18 +124,7 @@ pub fn direction_scores(pred: &[f64], actual: &[f64]) -> (f64, f64, f64, f64) {
 /// Balanced accuracy of predicted direction: the mean of the up and down hit rates, so a
 /// constant guess scores 0.5 however many days went up. NaN pairs are skipped.
 pub fn balanced_accuracy(pred: &[f64], actual: &[f64]) -> f64 {
-    let (mut tp, mut fp, mut tn, mut fn_) = (0.0, 0.0, 0.0, 0.0);
-    for (p, a) in pred.iter().zip(actual) {
-        if p.is_nan() || a.is_nan() {
-            continue;
-        }
-        match (*p > 0.0, *a > 0.0) {
-            (true, true) => tp += 1.0,
-            (true, false) => fp += 1.0,
-            (false, false) => tn += 1.0,
-            (false, true) => fn_ += 1.0,
-        }
-    }
+    let (tp, fp, tn, fn_) = confusion(pred, actual);
     let up = if tp + fn_ > 0.0 { tp / (tp + fn_) } else { 0.5 };
     let down = if tn + fp > 0.0 { tn / (tn + fp) } else { 0.5 };
     (up + down) / 2.0

@@ -97,6 +97,71 @@ pub fn read_csv(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), Strin
     parse_csv(&text, &name, adjusted)
 }
 
+/// Where a file's columns are, found by name case-insensitively: a date (`date`, `datetime`,
+/// `timestamp`, `time`), `open`, `high`, `low`, `close`, with `adjusted` an adjusted close,
+/// and `volume` when there is one.
+struct Layout {
+    date: usize,
+    open: usize,
+    high: usize,
+    low: usize,
+    close: usize,
+    adj: Option<usize>,
+    volume: Option<usize>,
+}
+
+fn layout(cols: &[String], name: &str, adjusted: bool) -> Result<Layout, String> {
+    let find = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
+    let need = |names: &[&str], what: &str| {
+        find(names).ok_or(format!(
+            "{name}: no `{what}` column (columns: {})",
+            cols.join(", ")
+        ))
+    };
+    Ok(Layout {
+        date: need(&["date", "datetime", "timestamp", "time"], "date")?,
+        open: need(&["open"], "open")?,
+        high: need(&["high"], "high")?,
+        low: need(&["low"], "low")?,
+        close: need(&["close"], "close")?,
+        adj: if adjusted {
+            find(&["adj close", "adj_close", "adjclose"])
+        } else {
+            None
+        },
+        volume: find(&["volume"]),
+    })
+}
+
+/// One bar `[open, high, low, close, volume]` from a row's numbers, every price scaled by
+/// adj close / close when there is an adjusted close (so the bar stays consistent).
+#[allow(clippy::too_many_arguments)] // the row's reader and its column positions
+fn bar(
+    num: &mut impl FnMut(usize) -> Result<f64, String>,
+    open: usize,
+    high: usize,
+    low: usize,
+    close: usize,
+    adj: Option<usize>,
+    volume: Option<usize>,
+) -> Result<[f64; 5], String> {
+    let c = num(close)?;
+    let factor = match adj {
+        Some(a) => num(a)? / c,
+        None => 1.0,
+    };
+    Ok([
+        num(open)? * factor,
+        num(high)? * factor,
+        num(low)? * factor,
+        c * factor,
+        match volume {
+            Some(v) => num(v)?,
+            None => f64::NAN,
+        },
+    ])
+}
+
 /// Reads bars from a CSV or a Parquet file (Parquet files start with `PAR1`).
 pub fn read_bars(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), String> {
     use std::io::Read;
@@ -132,24 +197,15 @@ pub fn read_parquet(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), S
         .iter()
         .map(|f| f.name().to_ascii_lowercase())
         .collect();
-    let find = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
-    let need = |names: &[&str], what: &str| {
-        find(names).ok_or(format!(
-            "{name}: no `{what}` column (columns: {})",
-            cols.join(", ")
-        ))
-    };
-    let c_date = need(&["date", "datetime", "timestamp", "time"], "date")?;
-    let c_open = need(&["open"], "open")?;
-    let c_high = need(&["high"], "high")?;
-    let c_low = need(&["low"], "low")?;
-    let c_close = need(&["close"], "close")?;
-    let c_adj = if adjusted {
-        find(&["adj close", "adj_close", "adjclose"])
-    } else {
-        None
-    };
-    let c_vol = find(&["volume"]);
+    let Layout {
+        date: c_date,
+        open: c_open,
+        high: c_high,
+        low: c_low,
+        close: c_close,
+        adj: c_adj,
+        volume: c_vol,
+    } = layout(&cols, name.as_ref(), adjusted)?;
     if schema.num_columns() != cols.len() {
         return Err(format!(
             "{name}: nested columns are not bars (flat columns expected: date, open, high, low, close[, volume])"
@@ -210,22 +266,10 @@ pub fn read_parquet(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), S
                 }
             })
         };
-        let close = num(c_close)?;
-        let factor = match c_adj {
-            Some(c) => num(c)? / close,
-            None => 1.0,
-        };
-        let v = [
-            num(c_open)? * factor,
-            num(c_high)? * factor,
-            num(c_low)? * factor,
-            close * factor,
-            match c_vol {
-                Some(c) => num(c)?,
-                None => f64::NAN,
-            },
-        ];
-        rows.push((day, v));
+        rows.push((
+            day,
+            bar(&mut num, c_open, c_high, c_low, c_close, c_adj, c_vol)?,
+        ));
     }
     assemble(&name, rows, c_vol.is_some(), rep)
 }
@@ -241,25 +285,16 @@ pub fn parse_csv(text: &str, name: &str, adjusted: bool) -> Result<(Bars, DataRe
         .split(',')
         .map(|c| c.trim().to_ascii_lowercase())
         .collect();
-    let find = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
-    let need = |names: &[&str], what: &str| {
-        find(names).ok_or(format!(
-            "{name}: no `{what}` column (columns: {})",
-            cols.join(", ")
-        ))
-    };
-    let c_date = need(&["date", "datetime", "timestamp", "time"], "date")?;
-    let c_open = need(&["open"], "open")?;
-    let c_high = need(&["high"], "high")?;
-    let c_low = need(&["low"], "low")?;
-    let c_close = need(&["close"], "close")?;
     // With `adjusted`, every price is scaled by adj close / close so the bar stays consistent.
-    let c_adj = if adjusted {
-        find(&["adj close", "adj_close", "adjclose"])
-    } else {
-        None
-    };
-    let c_vol = find(&["volume"]);
+    let Layout {
+        date: c_date,
+        open: c_open,
+        high: c_high,
+        low: c_low,
+        close: c_close,
+        adj: c_adj,
+        volume: c_vol,
+    } = layout(&cols, name, adjusted)?;
     let mut rep = DataReport::default();
     let mut rows: Vec<(i64, [f64; 5])> = Vec::new();
     for (i, line) in lines {
@@ -284,22 +319,10 @@ pub fn parse_csv(text: &str, name: &str, adjusted: bool) -> Result<(Bars, DataRe
                 )
             })
         };
-        let close = num(c_close)?;
-        let factor = match c_adj {
-            Some(c) => num(c)? / close,
-            None => 1.0,
-        };
-        let v = [
-            num(c_open)? * factor,
-            num(c_high)? * factor,
-            num(c_low)? * factor,
-            close * factor,
-            match c_vol {
-                Some(c) => num(c)?,
-                None => f64::NAN,
-            },
-        ];
-        rows.push((day, v));
+        rows.push((
+            day,
+            bar(&mut num, c_open, c_high, c_low, c_close, c_adj, c_vol)?,
+        ));
     }
     assemble(name, rows, c_vol.is_some(), rep)
 }

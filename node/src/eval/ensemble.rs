@@ -292,13 +292,6 @@ impl Model for Ensemble {
         Ok(())
     }
 
-    fn predict(&self, row: &[f64]) -> f64 {
-        self.predict_many(&[row.to_vec()])
-            .ok()
-            .and_then(|v| v.first().copied())
-            .unwrap_or(f64::NAN)
-    }
-
     fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
         if self.features == 0 {
             return Err("the ensemble is not fitted".into());

@@ -140,13 +140,6 @@ impl Model for Lgbm {
         Ok(())
     }
 
-    fn predict(&self, row: &[f64]) -> f64 {
-        self.predict_many(&[row.to_vec()])
-            .ok()
-            .and_then(|v| v.first().copied())
-            .unwrap_or(f64::NAN)
-    }
-
     fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
         if rows.is_empty() {
             return Ok(Vec::new());

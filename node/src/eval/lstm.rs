@@ -381,13 +381,6 @@ impl Model for Lstm {
         Ok(())
     }
 
-    fn predict(&self, row: &[f64]) -> f64 {
-        self.predict_many(&[row.to_vec()])
-            .ok()
-            .and_then(|v| v.first().copied())
-            .unwrap_or(f64::NAN)
-    }
-
     fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
         let f = self.fitted.as_ref().ok_or("the model is not fitted")?;
         if rows.is_empty() {

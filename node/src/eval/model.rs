@@ -14,8 +14,13 @@ pub trait Model {
         y: &[f64],
         valid: Option<(&[Vec<f64>], &[f64])>,
     ) -> Result<(), String>;
-    /// Predicts one row.
-    fn predict(&self, row: &[f64]) -> f64;
+    /// Predicts one row (NaN when it cannot). Every model overrides this or `predict_many`.
+    fn predict(&self, row: &[f64]) -> f64 {
+        self.predict_many(&[row.to_vec()])
+            .ok()
+            .and_then(|v| v.first().copied())
+            .unwrap_or(f64::NAN)
+    }
     /// Predicts many rows (models with a per-call cost override this).
     fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
         Ok(rows.iter().map(|r| self.predict(r)).collect())
