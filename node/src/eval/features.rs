@@ -404,12 +404,89 @@ fn cut(b: &Bars, end: usize) -> Bars {
     }
 }
 
+/// How many earlier bars the value of `e` at t reads at most (None: all of them, as an
+/// exponential average does). Reads of later bars are not counted: the guard catches those.
+pub fn lookback(e: &Expr) -> Option<usize> {
+    let n = |a: &Expr| match a {
+        Expr::Num(x) if *x >= 0.0 => Some(*x as usize),
+        Expr::Neg(_) | Expr::Num(_) => Some(0),
+        _ => None,
+    };
+    match e {
+        Expr::Num(_) => Some(0),
+        Expr::Col(c) => Some(usize::from(c == "returns")),
+        Expr::Neg(x) => lookback(x),
+        Expr::Bin(_, a, b) => Some(lookback(a)?.max(lookback(b)?)),
+        Expr::Call(f, args) => {
+            let arg = |i: usize| args.get(i).and_then(lookback);
+            let k = |i: usize| args.get(i).and_then(n);
+            match f.as_str() {
+                "log" | "abs" | "sign" => arg(0),
+                "ref" | "delta" | "ret" => Some(arg(0)? + k(1)?),
+                "mean" | "std" | "min" | "max" | "sum" | "rank" | "zscore" => {
+                    Some(arg(0)? + k(1)?.saturating_sub(1))
+                }
+                "corr" => Some(arg(0)?.max(arg(1)?) + k(2)?.saturating_sub(1)),
+                "rsi" | "atr" => k(0),
+                "bbpos" | "vratio" => Some(k(0)?.saturating_sub(1)),
+                _ => None,
+            }
+        }
+    }
+}
+
 /// The look-ahead guard: the value of `e` at each of `checks` times t (spread over the data)
 /// computed on the data up to t must equal the value computed on all the data. Returns the
-/// feature on all the data.
+/// feature on all the data. When the expression reads a bounded number L of earlier bars, the
+/// data up to t is also cut in front (to the 2L + 10 bars before t): the same value, and the
+/// guard costs O(checks · L) instead of O(checks · n). Cutting the front never hides a read
+/// of later bars; a lookback counted too short can only refuse a clean feature, never pass a
+/// leaking one.
 pub fn lookahead_check(name: &str, e: &Expr, b: &Bars, checks: usize) -> Result<Vec<f64>, String> {
     let f = |bars: &Bars| eval(e, bars).map_err(|err| format!("feature `{name}`: {err}"));
-    guard(name, &f, b, checks, 0)
+    match lookback(e) {
+        Some(l) => guard_window(name, &f, b, checks, 2 * l + 10),
+        None => guard(name, &f, b, checks, 0),
+    }
+}
+
+/// [`guard`] for features with a bounded lookback: each check evaluates only the `keep` bars
+/// up to t.
+fn guard_window(
+    name: &str,
+    f: &dyn Fn(&Bars) -> Result<Vec<f64>, String>,
+    b: &Bars,
+    checks: usize,
+    keep: usize,
+) -> Result<Vec<f64>, String> {
+    let full = f(b)?;
+    let n = b.len();
+    for k in 1..=checks {
+        let t = (n - 1) * k / (checks + 1);
+        let from = t.saturating_sub(keep);
+        let part = f(&slice(b, from, t + 1))?;
+        let (a, c) = (part[t - from], full[t]);
+        let same = (a.is_nan() && c.is_nan()) || (a - c).abs() <= 1e-9 * c.abs().max(1.0);
+        if !same {
+            return Err(format!(
+                "feature `{name}` looks ahead: at {} its value on the data up to that day is {a}, on all the data {c}",
+                super::data::format_day(b.days[t]),
+            ));
+        }
+    }
+    Ok(full)
+}
+
+fn slice(b: &Bars, start: usize, end: usize) -> Bars {
+    Bars {
+        instrument: b.instrument.clone(),
+        days: b.days[start..end].to_vec(),
+        open: b.open[start..end].to_vec(),
+        high: b.high[start..end].to_vec(),
+        low: b.low[start..end].to_vec(),
+        close: b.close[start..end].to_vec(),
+        volume: b.volume.as_ref().map(|v| v[start..end].to_vec()),
+    }
 }
 
 /// The guard for any series built from the bars: its value at t computed on the data up to
@@ -482,6 +559,39 @@ mod tests {
         assert!(eval(&parse("vratio(20)").unwrap(), &nov)
             .unwrap_err()
             .contains("volume"));
+    }
+
+    #[test]
+    fn lookbacks_bound_what_a_feature_reads_and_the_windowed_guard_agrees() {
+        let l = |s: &str| lookback(&parse(s).unwrap());
+        assert_eq!(l("close"), Some(0));
+        assert_eq!(l("returns"), Some(1));
+        assert_eq!(l("mean(returns, 20)"), Some(20));
+        assert_eq!(l("ref(close, 5) / close"), Some(5));
+        assert_eq!(l("corr(close, ref(volume, 2), 10)"), Some(11));
+        assert_eq!(l("std(ret(close, 5), 20)"), Some(24));
+        assert_eq!(l("ema(close, 10)"), None);
+        assert_eq!(l("macd(12, 26)"), None);
+        // For a bounded lookback the value at t on the last 2L + 10 bars equals the value on
+        // all the data: the windowed guard passes exactly the features the full one passes.
+        let b = bars();
+        for f in [
+            "mean(returns, 20)",
+            "zscore(close, 30) * rsi(14)",
+            "corr(close, volume, 10)",
+        ] {
+            let e = parse(f).unwrap();
+            let full = eval(&e, &b).unwrap();
+            let lb = lookback(&e).unwrap();
+            for t in [100, 200, 299] {
+                let from = t - (2 * lb + 10).min(t);
+                let part = eval(&e, &slice(&b, from, t + 1)).unwrap();
+                assert!(
+                    (part[t - from] - full[t]).abs() <= 1e-9 * full[t].abs().max(1.0),
+                    "{f} at {t}"
+                );
+            }
+        }
     }
 
     #[test]
