@@ -133,7 +133,7 @@ fn a_lightgbm_study_keeps_its_models_and_they_predict_new_data() {
     // An ensemble of the 3 best trials, on the study's folds and hold-out: each member alone
     // reproduces its stored out-of-sample Sharpe, and its hold-out Sharpe where the study
     // evaluated it there (the same seed, the same model).
-    for method in ["voting", "dynamic"] {
+    for method in ["voting", "dynamic", "blending"] {
         let out = util::offline(
             &[
                 "ensemble", "lgbm-spy", "--top", "3", "--method", method, "--json",
@@ -166,15 +166,24 @@ fn a_lightgbm_study_keeps_its_models_and_they_predict_new_data() {
         }
         assert!(e["metrics"]["sharpe"].is_f64() && e["holdout"]["sharpe"].is_f64());
         let w = e["weights"].as_array().unwrap();
-        assert!(w.iter().all(|f| {
-            let s: f64 = f
-                .as_array()
+        let ws = |f: &serde_json::Value| -> Vec<f64> {
+            f.as_array()
                 .unwrap()
                 .iter()
                 .map(|x| x.as_f64().unwrap())
-                .sum();
-            (s - 1.0).abs() < 1e-9
-        }));
+                .collect()
+        };
+        if method == "blending" {
+            // No history in the first fold: equal weights; then the blend's own slopes.
+            assert!(ws(&w[0]).iter().all(|x| (x - 1.0 / 3.0).abs() < 1e-12));
+            assert!(w[1..]
+                .iter()
+                .any(|f| ws(f).iter().any(|x| (x - 1.0 / 3.0).abs() > 1e-6)));
+        } else {
+            assert!(w
+                .iter()
+                .all(|f| (ws(f).iter().sum::<f64>() - 1.0).abs() < 1e-9));
+        }
         if method == "voting" {
             assert!(w
                 .iter()

@@ -201,9 +201,10 @@ pub enum Command {
         /// How many of the best trials.
         #[arg(long, default_value_t = 5)]
         top: usize,
-        /// voting (equal weights) or dynamic (weights from each member's out-of-sample Sharpe
-        /// on the folds before).
-        #[arg(long, default_value = "voting", value_parser = ["voting", "dynamic"])]
+        /// voting (equal weights), dynamic (weights from each member's out-of-sample Sharpe on
+        /// the folds before) or blending (least-squares weights on the members' out-of-sample
+        /// predictions of the folds before).
+        #[arg(long, default_value = "voting", value_parser = ["voting", "dynamic", "blending"])]
         method: String,
         /// The study's data files, when it ran on uploaded files and the scheduler is running.
         #[arg(long = "data")]

@@ -152,6 +152,11 @@ pub(crate) struct RidgeFit {
 }
 
 impl RidgeFit {
+    /// The slopes on the raw (unstandardised) inputs.
+    pub(crate) fn slopes(&self) -> Vec<f64> {
+        self.w.iter().zip(&self.sd).map(|(w, sd)| w / sd).collect()
+    }
+
     /// The fitted value of one row.
     pub(crate) fn predict(&self, r: &[f64]) -> f64 {
         self.intercept

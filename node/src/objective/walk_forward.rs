@@ -873,13 +873,13 @@ fn evaluate(
 /// hold-out.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TrialEnsemble {
-    /// `voting` or `dynamic`.
+    /// `voting`, `dynamic` or `blending`.
     pub method: String,
     /// The ensemble's metrics over every fold of the search period.
     pub metrics: Metrics,
     /// Each member alone on the same folds (recomputed), in the order given.
     pub members: Vec<Metrics>,
-    /// The members' weights in each fold.
+    /// The members' weights in each fold (blending: the blend's slopes on the predictions).
     pub weights: Vec<Vec<f64>>,
     /// The ensemble on the hold-out (None without one).
     pub holdout: Option<Metrics>,
@@ -887,8 +887,18 @@ pub struct TrialEnsemble {
     pub holdout_members: Vec<Metrics>,
 }
 
-/// The combination's trading, each member's alone, and the weights per fold.
-type Combined = (Traded, Vec<Traded>, Vec<Vec<f64>>);
+/// The combination's trading, each member's alone, the weights per fold, and what later
+/// periods may learn from (its `Prior`).
+type Combined = (Traded, Vec<Traded>, Vec<Vec<f64>>, Prior);
+
+/// What an ensemble of trials has seen out of sample: each member's returns, and rows of the
+/// members' predictions with the label they predicted (for blending).
+#[derive(Clone, Default)]
+struct Prior {
+    returns: Vec<Vec<f64>>,
+    blend_x: Vec<Vec<f64>>,
+    blend_y: Vec<f64>,
+}
 
 /// Weights of members from their returns so far: equal for `voting` (or with no history),
 /// else each member's Sharpe so far, floored at zero, normalised (equal when none is positive).
@@ -946,8 +956,9 @@ fn combine(preds: &[Vec<Vec<f64>>], w: &[f64]) -> Vec<Vec<f64>> {
 
 /// Members (trial number, parameters) fitted fold by fold, their predictions combined by
 /// `method` (`voting`: equal weights; `dynamic`: weights from each member's out-of-sample
-/// Sharpe on the folds before) and traded as one strategy; then the same on the hold-out,
-/// with dynamic weights from the whole search period.
+/// Sharpe on the folds before; `blending`: least-squares weights of the label on the members'
+/// out-of-sample predictions of the folds before, purged by the horizon) and traded as one
+/// strategy; then the same on the hold-out, with weights from the whole search period.
 pub fn ensemble_of_trials(
     spec: &WalkForwardSpec,
     members: &[(u64, Params)],
@@ -963,7 +974,7 @@ pub fn ensemble_of_trials(
     let mut t = Timings::default();
     let run = |spec: &WalkForwardSpec,
                folds_of: &dyn Fn(usize) -> Result<Vec<Fold>, String>,
-               weights_from: Option<&[Vec<f64>]>,
+               prior: Option<&Prior>,
                t: &mut Timings|
      -> Result<Combined, String> {
         let mut preps = Vec::new();
@@ -978,6 +989,7 @@ pub fn ensemble_of_trials(
         let mut prev_all = vec![0.0; preps[0].trader.insts.len()];
         let mut prev_alone = vec![prev_all.clone(); members.len()];
         let mut weights = Vec::new();
+        let mut seen = Prior::default();
         for (k, fold) in folds.iter().enumerate() {
             let mut preds = Vec::new();
             let mut scales = Vec::new();
@@ -994,8 +1006,8 @@ pub fn ensemble_of_trials(
                 preds.push(pr);
                 scales.push((f.b0, f.scale));
             }
-            let history: Vec<Vec<f64>> = match weights_from {
-                Some(h) => h.to_vec(),
+            let history: Vec<Vec<f64>> = match prior {
+                Some(p) => p.returns.clone(),
                 None => alone
                     .iter()
                     .map(|a| a.r[..a.r.len() - fold.test.len()].to_vec())
@@ -1004,16 +1016,61 @@ pub fn ensemble_of_trials(
             let w = member_weights(method, &history);
             let b0 = scales.iter().zip(&w).map(|((b, _), w)| b * w).sum();
             let sc = scales.iter().zip(&w).map(|((_, s), w)| s * w).sum();
-            let traded = preps[0].trader.trade_predictions(
-                &combine(&preds, &w),
-                (b0, sc),
-                &fold.test,
-                &mut prev_all,
-            );
+            // Blending: least squares of the label on the members' out-of-sample predictions
+            // of the earlier folds (equal weights until 30 such rows exist).
+            let (bx, by) = match prior {
+                Some(p) => (&p.blend_x, &p.blend_y),
+                None => (&seen.blend_x, &seen.blend_y),
+            };
+            let blend = (method == "blending" && bx.len() >= 30)
+                .then(|| crate::eval::model::ridge(bx, by, 1e-3))
+                .flatten();
+            let combined = match &blend {
+                Some(b) => (0..preds[0].len())
+                    .map(|i| {
+                        (0..fold.test.len())
+                            .map(|r| {
+                                let v: Vec<f64> = preds.iter().map(|p| p[i][r]).collect();
+                                if v.iter().all(|x| x.is_finite()) {
+                                    b.predict(&v)
+                                } else {
+                                    f64::NAN
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect(),
+                None => combine(&preds, &w),
+            };
+            let traded =
+                preps[0]
+                    .trader
+                    .trade_predictions(&combined, (b0, sc), &fold.test, &mut prev_all);
             all.extend(&traded);
-            weights.push(w);
+            weights.push(match &blend {
+                Some(b) => b.slopes(),
+                None => w,
+            });
+            // This fold's rows become history, but not those whose label reaches into the
+            // next test window.
+            let next = folds.get(k + 1).map_or(usize::MAX, |f| f.test[0]);
+            for (i, inst) in preps[0].trader.insts.iter().enumerate() {
+                for (r, &day) in fold.test.iter().enumerate() {
+                    let v: Vec<f64> = preds.iter().map(|p| p[i][r]).collect();
+                    let y = inst.label[day];
+                    if day + spec.horizon as usize >= next
+                        || !y.is_finite()
+                        || !v.iter().all(|x| x.is_finite())
+                    {
+                        continue;
+                    }
+                    seen.blend_x.push(v);
+                    seen.blend_y.push(y);
+                }
+            }
         }
-        Ok((all, alone, weights))
+        seen.returns = alone.iter().map(|a| a.r.clone()).collect();
+        Ok((all, alone, weights, seen))
     };
     let search_folds = |n: usize| {
         walk_forward(
@@ -1025,7 +1082,7 @@ pub fn ensemble_of_trials(
             spec.horizon as usize,
         )
     };
-    let (all, alone, weights) = run(spec, &search_folds, None, &mut t)?;
+    let (all, alone, weights, prior) = run(spec, &search_folds, None, &mut t)?;
     let members_metrics: Vec<Metrics> = alone.iter().map(Traded::metrics).collect();
     let (mut holdout, mut holdout_members) = (None, Vec::new());
     if spec.holdout > 0 {
@@ -1049,8 +1106,7 @@ pub fn ensemble_of_trials(
                 test: (start..n).collect(),
             }])
         };
-        let history: Vec<Vec<f64>> = alone.iter().map(|a| a.r.clone()).collect();
-        let (h_all, h_alone, _) = run(&hs, &fold, Some(&history), &mut t)?;
+        let (h_all, h_alone, _, _) = run(&hs, &fold, Some(&prior), &mut t)?;
         holdout = Some(h_all.metrics());
         holdout_members = h_alone.iter().map(Traded::metrics).collect();
     }
