@@ -424,4 +424,58 @@ fn walk_forward_objectives_are_checked() {
     }
     let e = wf("", "").unwrap_err().to_string();
     assert!(e.contains("needs `data`"), "{e}");
+    // Models, their settings tables, ensembles, hold-out and CPCV: typed and placed.
+    let base = "data = \"synthetic\"\nfeatures = { m = \"mean(returns, $w)\" }\n";
+    let ok = wf(
+        "",
+        &format!("{base}model = \"ensemble\"\nholdout = 250\nsplits = \"cpcv\"\ngroups = 5\n[objective.ensemble]\nmethod = \"stacking\"\nmembers = [\"ridge\", \"lightgbm\"]\n[objective.lightgbm]\nnum_leaves = 15\n"),
+    )
+    .unwrap();
+    let ObjectiveSpec::WalkForward(w) = &ok.objective else {
+        panic!()
+    };
+    assert_eq!(w.model_params.get("lightgbm.num_leaves"), Some(&15.0));
+    assert_eq!(w.ensemble.as_ref().unwrap().method, "stacking");
+    assert_eq!((w.holdout, w.validation), (250, 0.2));
+    assert!(matches!(
+        w.splits,
+        Splits::Cpcv {
+            groups: 5,
+            test_groups: 2,
+            embargo: 0
+        }
+    ));
+    let e = wf(
+        "",
+        &format!("{base}model = \"lightgbm\"\nholdout = 5\ngroups = 3\ncategorical = [\"nope\"]\n[objective.lightgbm]\nnum_leaves = 1\nleaves = 3\n[objective.lstm]\nhidden = 8\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "`objective.holdout`: must be between 20",
+        "`objective.groups`: only with `splits = \"cpcv\"`",
+        "`objective.categorical`: `nope` is not one of the features",
+        "`objective.lightgbm.num_leaves`: must be between 2",
+        "`objective.lightgbm.leaves`: is not a setting of the lightgbm model",
+        "`objective.lstm`: only with `model = \"lstm\"`",
+    ] {
+        assert!(e.contains(want), "{want}\n{e}");
+    }
+    let e = wf(
+        "",
+        &format!("{base}model = \"ensemble\"\n[objective.ensemble]\nmethod = \"bagging\"\nmembers = [\"ridge\", \"ridge\"]\nweights = [1]\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "`objective.ensemble.method`: must be one of voting, blending, dynamic, stacking",
+        "`objective.ensemble.members`: must list two or more different models",
+        "`objective.ensemble.weights`: voting weights",
+    ] {
+        assert!(e.contains(want), "{want}\n{e}");
+    }
+    let e = wf("", &format!("{base}model = \"ensemble\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("needs `[objective.ensemble]`"), "{e}");
 }
