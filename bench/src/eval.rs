@@ -111,6 +111,7 @@ fn fold_overhead(
         early_stopping: 20,
         categorical: Vec::new(),
         ensemble: None,
+        budget_epochs: false,
     };
     let assign = AssignMsg {
         key: TrialKey {

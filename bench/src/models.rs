@@ -62,6 +62,7 @@ fn spec(data: DataSource, features: &[(String, String)], rounds: f64) -> WalkFor
         early_stopping: 20,
         categorical: Vec::new(),
         ensemble: None,
+        budget_epochs: false,
     }
 }
 

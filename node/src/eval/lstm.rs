@@ -176,6 +176,24 @@ struct Saved {
 pub struct Lstm {
     settings: ModelSettings,
     fitted: Option<Fitted>,
+    trainer: Option<Trainer>,
+}
+
+/// Training in progress: what the next epoch needs.
+struct Trainer {
+    x: Vec<Vec<f64>>,
+    /// Scaled targets.
+    y: Vec<f32>,
+    valid: Option<(Vec<Vec<f64>>, Vec<f32>)>,
+    net: Net,
+    optim: burn::optim::ModuleOptimizer,
+    rng: rand_chacha::ChaCha8Rng,
+    order: Vec<usize>,
+    train_dev: Device,
+    /// Best validation loss and its epoch.
+    best: Option<(f64, usize)>,
+    epoch: usize,
+    patience: usize,
 }
 
 struct Fitted {
@@ -205,6 +223,7 @@ impl Lstm {
         Self {
             settings,
             fitted: None,
+            trainer: None,
         }
     }
 
@@ -223,6 +242,7 @@ impl Lstm {
             .map_err(|e| format!("LSTM model weights: {e}"))?;
         Ok(Self {
             settings: ModelSettings::default(),
+            trainer: None,
             fitted: Some(Fitted {
                 config: s.config,
                 net,
@@ -289,6 +309,18 @@ impl Model for Lstm {
         y: &[f64],
         valid: Option<(&[Vec<f64>], &[f64])>,
     ) -> Result<(), String> {
+        self.begin(x, y, valid)?;
+        while self.advance()? {}
+        self.trainer = None;
+        Ok(())
+    }
+
+    fn begin(
+        &mut self,
+        x: &[Vec<f64>],
+        y: &[f64],
+        valid: Option<(&[Vec<f64>], &[f64])>,
+    ) -> Result<(), String> {
         let row_len = x.first().map_or(0, Vec::len);
         let c = LstmConfig::from_settings(&self.settings, row_len)?;
         if x.len() < 2 {
@@ -327,58 +359,84 @@ impl Model for Lstm {
         let plain = device(self.settings.gpu);
         plain.seed(self.settings.seed);
         let train_dev = plain.clone().autodiff();
-        let mut net = c.init(&train_dev);
+        let net = c.init(&train_dev);
         let mut adam = AdamConfig::new();
         if c.weight_decay > 0.0 {
             adam = adam.with_weight_decay(Some(WeightDecayConfig::new(c.weight_decay as f32)));
         }
-        let mut optim = adam.init();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.settings.seed);
-        let mut order: Vec<usize> = (0..x.len()).collect();
-        let patience = self.settings.early_stopping as usize;
-        let mut best: Option<(f64, Net, usize)> = None;
-        let mut epochs_run = 0;
-        for epoch in 0..c.epochs {
-            order.shuffle(&mut rng);
-            for chunk in order.chunks(c.batch) {
-                let rows: Vec<&Vec<f64>> = chunk.iter().map(|&i| &x[i]).collect();
-                let xs = steps(&rows, &c, &x_mean, &x_sd, &train_dev);
-                let ys = column(chunk.iter().map(|&i| target(y[i])).collect(), &train_dev);
-                let l = loss(net.forward(xs, c.hidden), ys, c.classify);
-                let grads = GradientsParams::from_grads(l.backward(), &net);
-                net = optim.step(c.learning_rate, net, grads);
-            }
-            epochs_run = epoch + 1;
-            // Early stopping on the validation tail; the best epoch's weights are kept.
-            if let Some((vx, vy)) = valid.filter(|(vx, _)| !vx.is_empty()) {
-                let eval_net = net.valid();
-                let rows: Vec<&Vec<f64>> = vx.iter().collect();
-                let xs = steps(&rows, &c, &x_mean, &x_sd, &plain);
-                let ys = column(vy.iter().map(|t| target(*t)).collect(), &plain);
-                let v = scalar(loss(eval_net.forward(xs, c.hidden), ys, c.classify));
-                let improved = best.as_ref().is_none_or(|(b, _, _)| v < *b);
-                if improved {
-                    best = Some((v, net.clone(), epoch));
-                } else if patience > 0 && epoch - best.as_ref().map_or(0, |b| b.2) >= patience {
-                    break;
-                }
-            }
-        }
-        let (net, epochs_run) = match best {
-            Some((_, n, e)) => (n, e + 1),
-            None => (net, epochs_run),
-        };
+        let targets: Vec<f32> = y.iter().map(|t| target(*t)).collect();
+        let valid = valid.filter(|(vx, _)| !vx.is_empty()).map(|(vx, vy)| {
+            (
+                vx.to_vec(),
+                vy.iter().map(|t| target(*t)).collect::<Vec<f32>>(),
+            )
+        });
+        self.trainer = Some(Trainer {
+            order: (0..x.len()).collect(),
+            x: x.to_vec(),
+            y: targets,
+            valid,
+            net,
+            optim: adam.init(),
+            rng: rand_chacha::ChaCha8Rng::seed_from_u64(self.settings.seed),
+            train_dev,
+            best: None,
+            epoch: 0,
+            patience: self.settings.early_stopping as usize,
+        });
         self.fitted = Some(Fitted {
             config: c,
-            net: net.valid(),
+            net: self.trainer.as_ref().expect("just set").net.valid(),
             device: plain,
             x_mean,
             x_sd,
             y_mean,
             y_sd,
-            epochs_run,
+            epochs_run: 0,
         });
         Ok(())
+    }
+
+    fn advance(&mut self) -> Result<bool, String> {
+        let (Some(tr), Some(f)) = (self.trainer.as_mut(), self.fitted.as_mut()) else {
+            return Err("the LSTM's training has not begun".into());
+        };
+        let c = &f.config;
+        if tr.epoch >= c.epochs {
+            return Ok(false);
+        }
+        tr.order.shuffle(&mut tr.rng);
+        let mut net = tr.net.clone();
+        for chunk in tr.order.chunks(c.batch) {
+            let rows: Vec<&Vec<f64>> = chunk.iter().map(|&i| &tr.x[i]).collect();
+            let xs = steps(&rows, c, &f.x_mean, &f.x_sd, &tr.train_dev);
+            let ys = column(chunk.iter().map(|&i| tr.y[i]).collect(), &tr.train_dev);
+            let l = loss(net.forward(xs, c.hidden), ys, c.classify);
+            let grads = GradientsParams::from_grads(l.backward(), &net);
+            net = tr.optim.step(c.learning_rate, net, grads);
+        }
+        tr.net = net;
+        let epoch = tr.epoch;
+        tr.epoch += 1;
+        // Early stopping on the validation tail; the best epoch's weights are what predicts.
+        let Some((vx, vy)) = &tr.valid else {
+            f.net = tr.net.valid();
+            f.epochs_run = tr.epoch;
+            return Ok(tr.epoch < c.epochs);
+        };
+        let eval_net = tr.net.valid();
+        let rows: Vec<&Vec<f64>> = vx.iter().collect();
+        let xs = steps(&rows, c, &f.x_mean, &f.x_sd, &f.device);
+        let ys = column(vy.clone(), &f.device);
+        let v = scalar(loss(eval_net.forward(xs, c.hidden), ys, c.classify));
+        if tr.best.is_none_or(|(b, _)| v < b) {
+            tr.best = Some((v, epoch));
+            f.net = eval_net;
+            f.epochs_run = epoch + 1;
+        } else if tr.patience > 0 && epoch - tr.best.map_or(0, |b| b.1) >= tr.patience {
+            return Ok(false);
+        }
+        Ok(tr.epoch < c.epochs)
     }
 
     fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {

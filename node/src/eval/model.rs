@@ -33,6 +33,26 @@ pub trait Model {
     fn rounds(&self) -> Option<u32> {
         None
     }
+    /// Starts training without finishing it, for models trained a stage (an epoch) at a
+    /// time; `advance` then runs one stage, and the model predicts with its best stage so far.
+    fn begin(
+        &mut self,
+        _x: &[Vec<f64>],
+        _y: &[f64],
+        _valid: Option<(&[Vec<f64>], &[f64])>,
+    ) -> Result<(), String> {
+        Err(format!(
+            "the {} model is not trained in stages",
+            self.format()
+        ))
+    }
+    /// Runs one stage; false when training is over (all stages run, or stopped early).
+    fn advance(&mut self) -> Result<bool, String> {
+        Err(format!(
+            "the {} model is not trained in stages",
+            self.format()
+        ))
+    }
     /// Per feature (in column order): total gain, split count, mean |SHAP| on `x`. Empty when
     /// the model has no such notion.
     fn importance(&self, _x: &[Vec<f64>]) -> Result<Vec<(f64, f64, f64)>, String> {

@@ -849,6 +849,9 @@ fn evaluate(
                 h,
             )
             .map_err(|e| format!("splits: {e}"))?;
+            if spec.budget_epochs {
+                return epoch_folds(&trader, &folds, &days, ctx, timings);
+            }
             walk_forward_folds(&trader, &folds, &days, ctx, timings)
         }
         Splits::Cpcv {
@@ -1198,6 +1201,89 @@ fn walk_forward_folds(
     })))
 }
 
+/// Walk-forward with epochs as the pruning budget: every fold's model trains an epoch at a
+/// time, side by side; after each epoch all folds are traded with their best epoch so far and
+/// the objectives on all their out-of-sample returns are reported (step = epoch), so a prune
+/// verdict stops every fold's training at once.
+fn epoch_folds(
+    trader: &Trader,
+    folds: &[Fold],
+    days: &[i64],
+    ctx: &mut dyn TrialContext,
+    timings: &mut Timings,
+) -> Result<Outcome, String> {
+    let spec = trader.spec;
+    let mut fitted = Vec::new();
+    for (k, fold) in folds.iter().enumerate() {
+        let (fit_rows, valid_rows) =
+            validation_split(&fold.train, spec.validation, spec.horizon as usize);
+        let (x, y) = trader.gather(&fit_rows);
+        let (vx, vy) = trader.gather(&valid_rows);
+        let mut model = (trader.factory)(&trader.model)?;
+        let valid = (!vx.is_empty()).then_some((&vx[..], &vy[..]));
+        model
+            .begin(&x, &y, valid)
+            .map_err(|e| format!("fold {}: {e} ({} usable training rows)", k + 1, x.len()))?;
+        let b0 = y.iter().sum::<f64>() / y.len().max(1) as f64;
+        let scale = (y.iter().map(|v| v * v).sum::<f64>() / y.len().max(1) as f64)
+            .sqrt()
+            .max(1e-12);
+        fitted.push(Fitted {
+            model,
+            b0,
+            scale,
+            rows: fit_rows,
+        });
+    }
+    let mut active = vec![true; fitted.len()];
+    let mut step = 0u64;
+    loop {
+        if ctx.stopped() {
+            return Ok(Outcome::Pruned);
+        }
+        let clock = std::time::Instant::now();
+        for (f, on) in fitted.iter_mut().zip(active.iter_mut()) {
+            if *on {
+                *on = f.model.advance()?;
+            }
+        }
+        timings.fit += clock.elapsed().as_secs_f64();
+        step += 1;
+        let mut all = Traded::default();
+        let mut prev = vec![0.0; trader.insts.len()];
+        for (f, fold) in fitted.iter().zip(folds) {
+            all.extend(&trader.trade(f, &fold.test, &mut prev)?);
+        }
+        let done = !active.iter().any(|a| *a);
+        let metrics = all.metrics();
+        if !done {
+            match ctx.report(step, values_of(spec, &metrics)) {
+                Verdict::Continue => continue,
+                Verdict::Prune | Verdict::Stale => return Ok(Outcome::Pruned),
+            }
+        }
+        // The last epoch's report is the result itself.
+        let _ = ctx.report(step, values_of(spec, &metrics));
+        timings.folds = folds.len();
+        let returns = ReturnSeries {
+            days: folds
+                .iter()
+                .flat_map(|f| f.test.iter().map(|&t| days[t]))
+                .collect(),
+            values: all.r,
+        };
+        let last = fitted
+            .pop()
+            .map(|f| (f, folds[folds.len() - 1].test.clone()));
+        return Ok(Outcome::Evaluated(Box::new(Evaluation {
+            values: values_of(spec, &metrics),
+            metrics,
+            returns,
+            model: trader.keep(last.as_ref()),
+        })));
+    }
+}
+
 /// CPCV: every split is fitted once and trades each of its test groups from a flat position;
 /// after each split the objectives on all split returns so far (or the split's own) are
 /// reported. The result is the mean of every metric over the backtest paths (each path covers
@@ -1342,6 +1428,7 @@ mod tests {
             early_stopping: 20,
             categorical: Vec::new(),
             ensemble: None,
+            budget_epochs: false,
         }
     }
 
@@ -1822,6 +1909,55 @@ mod tests {
         fn save(&self) -> Result<String, String> {
             self.0.save()
         }
+    }
+
+    /// Prunes at a given step.
+    struct PruneAt(u64, Vec<u64>);
+
+    impl TrialContext for PruneAt {
+        fn report(&mut self, step: u64, _: Vec<f64>) -> Verdict {
+            self.1.push(step);
+            if step >= self.0 {
+                Verdict::Prune
+            } else {
+                Verdict::Continue
+            }
+        }
+        fn stopped(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn epochs_can_be_the_pruning_budget() {
+        let mut s = lgbm_spec();
+        s.model = "lstm".into();
+        s.budget_epochs = true;
+        s.early_stopping = 0;
+        s.model_params = [
+            ("sequence".to_string(), 5.0),
+            ("hidden".to_string(), 8.0),
+            ("epochs".to_string(), 4.0),
+            ("batch".to_string(), 128.0),
+        ]
+        .into();
+        // One report per epoch over all 9 folds; the last is the result.
+        let mut ctx = Ctx(Vec::new());
+        let e = done(run_walk_forward(&s, &assign(Params::new()), &mut ctx));
+        let steps: Vec<u64> = ctx.0.iter().map(|(k, _)| *k).collect();
+        assert_eq!(steps, vec![1, 2, 3, 4]);
+        assert_eq!(ctx.0[3].1, e.values);
+        assert_eq!(e.returns.values.len(), 9 * 250);
+        assert!(e
+            .model
+            .unwrap()
+            .rounds
+            .is_some_and(|r| (1..=4).contains(&r)));
+        // A prune verdict after epoch 2 stops every fold's training there.
+        let mut p = PruneAt(2, Vec::new());
+        let out = run_walk_forward(&s, &assign(Params::new()), &mut p);
+        assert!(matches!(out, Outcome::Pruned), "{out:?}");
+        assert_eq!(p.1, vec![1, 2]);
     }
 
     #[test]

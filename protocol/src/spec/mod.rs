@@ -403,6 +403,9 @@ pub struct WalkForwardSpec {
     pub categorical: Vec<String>,
     /// With `model = "ensemble"`: how its members are combined.
     pub ensemble: Option<EnsembleSpec>,
+    /// The pruning budget: after each epoch of every fold's LSTM (`budget = "epochs"`)
+    /// instead of after each fold.
+    pub budget_epochs: bool,
     /// Ridge penalty.
     pub alpha: f64,
     /// How predictions become positions: `sign`, `threshold` or `probability`.

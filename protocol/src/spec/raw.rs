@@ -96,6 +96,7 @@ pub struct RawObjective {
     pub lightgbm: Option<S<RawTable>>,
     pub lstm: Option<S<RawTable>>,
     pub ensemble: Option<S<RawTable>>,
+    pub budget: Option<S<String>>,
     pub validation: Option<S<toml::Value>>,
     pub early_stopping_rounds: Option<S<i64>>,
     pub categorical: Option<S<Vec<S<String>>>>,

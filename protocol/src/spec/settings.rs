@@ -924,6 +924,27 @@ pub(super) fn walk_forward(
             Splits::WalkForward
         }
     };
+    let budget_epochs = match o.budget.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
+        None | Some(("folds", _)) => false,
+        Some(("epochs", sp)) => {
+            if model != "lstm" || !matches!(splits, Splits::WalkForward) {
+                cx.err(
+                    sp,
+                    "objective.budget",
+                    "`epochs` needs `model = \"lstm\"` and walk-forward splits",
+                );
+            }
+            true
+        }
+        Some((other, sp)) => {
+            cx.err(
+                sp,
+                "objective.budget",
+                format!("must be \"folds\" or \"epochs\", got `{other}`"),
+            );
+            false
+        }
+    };
     Some(ObjectiveSpec::WalkForward(Box::new(WalkForwardSpec {
         data,
         features,
@@ -960,6 +981,7 @@ pub(super) fn walk_forward(
         early_stopping,
         categorical,
         ensemble,
+        budget_epochs,
         splits,
         holdout_run: false,
         model_seed: None,

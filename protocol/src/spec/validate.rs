@@ -639,6 +639,7 @@ fn objective(cx: &mut Ctx, o: S<RawObjective>, space: &SearchSpace) -> Option<Ob
         ("lightgbm", o.lightgbm.as_ref().map(|v| v.span())),
         ("lstm", o.lstm.as_ref().map(|v| v.span())),
         ("ensemble", o.ensemble.as_ref().map(|v| v.span())),
+        ("budget", o.budget.as_ref().map(|v| v.span())),
         ("validation", o.validation.as_ref().map(|v| v.span())),
         (
             "early_stopping_rounds",
