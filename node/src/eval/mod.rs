@@ -10,6 +10,7 @@
 //! model.rs     the Model trait, the ridge baseline, models from settings and artifacts
 //! predict.rs   predictions from a kept model on new bars
 //! lstm.rs      an LSTM of feature sequences (burn; flex CPU, or CUDA with the `cuda` feature)
+//! lgbm_staged.rs LightGBM boosted in stages (rounds as the pruning budget)
 //! lgbm.rs      LightGBM (lightgbm3): early stopping on the training tail, importance, SHAP
 //! metrics.rs   performance metrics with empyrical's conventions
 //! synthetic.rs seeded synthetic market (regimes, GARCH, fat tails, a weak known edge)
@@ -21,6 +22,7 @@ pub mod data;
 pub mod ensemble;
 pub mod features;
 pub mod lgbm;
+pub mod lgbm_staged;
 pub mod lstm;
 pub mod metrics;
 pub mod model;

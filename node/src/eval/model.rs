@@ -88,6 +88,8 @@ pub struct ModelSettings {
     /// Training rows (in time order) whose labels reach the next `purge_rows` rows: the
     /// horizon times the instruments. Models that cut their training rows purge this many.
     pub purge_rows: usize,
+    /// Train boosted models in stages (rounds as the pruning budget).
+    pub staged: bool,
     /// Threads the model may use (the worker slot's CPUs).
     pub threads: u32,
     /// Seed.
@@ -101,6 +103,7 @@ pub fn model_for(s: &ModelSettings) -> Result<Box<dyn Model>, String> {
             alpha: s.alpha,
             fit: None,
         })),
+        "lightgbm" if s.staged => Ok(Box::new(super::lgbm_staged::LgbmStaged::new(s.clone()))),
         "lightgbm" => Ok(Box::new(super::lgbm::Lgbm::new(s.clone()))),
         "lstm" => Ok(Box::new(super::lstm::Lstm::new(s.clone()))),
         "ensemble" => Ok(Box::new(super::ensemble::Ensemble::new(s.clone())?)),
@@ -122,6 +125,7 @@ pub fn load_model(format: &str, text: &str) -> Result<Box<dyn Model>, String> {
             }))
         }
         "lightgbm" => Ok(Box::new(super::lgbm::Lgbm::load(text)?)),
+        "lightgbm-staged" => Ok(Box::new(super::lgbm_staged::LgbmStaged::load(text)?)),
         "lstm" => Ok(Box::new(super::lstm::Lstm::load(text)?)),
         "ensemble" => Ok(Box::new(super::ensemble::Ensemble::load(text)?)),
         other => Err(format!(

@@ -793,6 +793,7 @@ fn prepare<'a>(
             ensemble: spec.ensemble.clone(),
             // Rows per day and the label's reach, for purging inside the training rows.
             purge_rows: (spec.horizon as usize) * all_bars.len(),
+            staged: spec.budget_epochs,
         },
         factory,
         features,
@@ -1958,6 +1959,28 @@ mod tests {
         let out = run_walk_forward(&s, &assign(Params::new()), &mut p);
         assert!(matches!(out, Outcome::Pruned), "{out:?}");
         assert_eq!(p.1, vec![1, 2]);
+    }
+
+    #[test]
+    fn boosting_rounds_can_be_the_pruning_budget() {
+        let mut s = lgbm_spec();
+        s.budget_epochs = true;
+        // 200 rounds in stages of 20: at most 10 reports, one per stage, over all 9 folds.
+        let mut ctx = Ctx(Vec::new());
+        let e = done(run_walk_forward(&s, &assign(Params::new()), &mut ctx));
+        let steps: Vec<u64> = ctx.0.iter().map(|(k, _)| *k).collect();
+        assert!(!steps.is_empty() && steps.len() <= 10, "{steps:?}");
+        assert!(steps.windows(2).all(|w| w[1] == w[0] + 1));
+        assert_eq!(ctx.0.last().unwrap().1, e.values);
+        assert!(e.metrics["balanced_accuracy"] > 0.58, "{:?}", e.metrics);
+        let a = e.model.unwrap();
+        assert_eq!(a.format, "lightgbm-staged");
+        assert!(a.rounds.is_some_and(|r| r % 20 == 0 && r <= 200));
+        // A prune verdict after the first stage stops every fold there.
+        let mut p = PruneAt(1, Vec::new());
+        let out = run_walk_forward(&s, &assign(Params::new()), &mut p);
+        assert!(matches!(out, Outcome::Pruned), "{out:?}");
+        assert_eq!(p.1, vec![1]);
     }
 
     #[test]

@@ -403,8 +403,9 @@ pub struct WalkForwardSpec {
     pub categorical: Vec<String>,
     /// With `model = "ensemble"`: how its members are combined.
     pub ensemble: Option<EnsembleSpec>,
-    /// The pruning budget: after each epoch of every fold's LSTM (`budget = "epochs"`)
-    /// instead of after each fold.
+    /// The pruning budget: after each epoch of every fold's LSTM (`budget = "epochs"`) or each
+    /// stage of boosting rounds of every fold's LightGBM (`budget = "rounds"`) instead of after
+    /// each fold.
     pub budget_epochs: bool,
     /// Ridge penalty.
     pub alpha: f64,

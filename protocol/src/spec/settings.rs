@@ -926,12 +926,13 @@ pub(super) fn walk_forward(
     };
     let budget_epochs = match o.budget.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
         None | Some(("folds", _)) => false,
-        Some(("epochs", sp)) => {
-            if model != "lstm" || !matches!(splits, Splits::WalkForward) {
+        Some((kind @ ("epochs" | "rounds"), sp)) => {
+            let model_for = if kind == "epochs" { "lstm" } else { "lightgbm" };
+            if model != model_for || !matches!(splits, Splits::WalkForward) {
                 cx.err(
                     sp,
                     "objective.budget",
-                    "`epochs` needs `model = \"lstm\"` and walk-forward splits",
+                    format!("`{kind}` needs `model = \"{model_for}\"` and walk-forward splits"),
                 );
             }
             true
@@ -940,7 +941,9 @@ pub(super) fn walk_forward(
             cx.err(
                 sp,
                 "objective.budget",
-                format!("must be \"folds\" or \"epochs\", got `{other}`"),
+                format!(
+                    "must be \"folds\", \"epochs\" (LSTM) or \"rounds\" (LightGBM), got `{other}`"
+                ),
             );
             false
         }
