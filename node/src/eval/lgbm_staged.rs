@@ -122,8 +122,8 @@ impl Model for LgbmStaged {
         y: &[f64],
         valid: Option<(&[Vec<f64>], &[f64])>,
     ) -> Result<(), String> {
-        self.begin(x, y, valid)?;
-        while self.advance()? {}
+        super::model::fit_in_stages(self, x, y, valid)?;
+        // Training state is not needed to predict.
         self.train = None;
         Ok(())
     }

@@ -60,6 +60,18 @@ pub trait Model {
     }
 }
 
+/// Fits a model trained in stages: `begin`, then `advance` until it is done.
+pub(crate) fn fit_in_stages(
+    m: &mut dyn Model,
+    x: &[Vec<f64>],
+    y: &[f64],
+    valid: Option<(&[Vec<f64>], &[f64])>,
+) -> Result<(), String> {
+    m.begin(x, y, valid)?;
+    while m.advance()? {}
+    Ok(())
+}
+
 /// What a model is built from: the spec's choice and settings, the trial's parameters, the
 /// slot's threads.
 #[derive(Clone, Debug, Default)]

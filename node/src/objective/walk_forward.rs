@@ -401,6 +401,14 @@ struct Fitted {
     rows: Vec<usize>,
 }
 
+/// The training labels' mean and root mean square (for probability sizing of returns).
+fn label_scale(y: &[f64]) -> (f64, f64) {
+    let n = y.len().max(1) as f64;
+    let b0 = y.iter().sum::<f64>() / n;
+    let scale = (y.iter().map(|v| v * v).sum::<f64>() / n).sqrt().max(1e-12);
+    (b0, scale)
+}
+
 /// The training rows of a window split into those the model is fitted on and, when
 /// `validation` > 0, a validation tail cut from the END of the window for early stopping; the
 /// `purge` rows before the tail are dropped (their labels would reach into it). The test window
@@ -474,10 +482,7 @@ impl Trader<'_> {
             .map_err(|e| format!("{what}: {e} ({} usable training rows)", x.len()))?;
         timings.fit += clock.elapsed().as_secs_f64();
         timings.folds += 1;
-        let b0 = y.iter().sum::<f64>() / y.len().max(1) as f64;
-        let scale = (y.iter().map(|v| v * v).sum::<f64>() / y.len().max(1) as f64)
-            .sqrt()
-            .max(1e-12);
+        let (b0, scale) = label_scale(&y);
         Ok(Fitted {
             model,
             b0,
@@ -1225,10 +1230,7 @@ fn epoch_folds(
         model
             .begin(&x, &y, valid)
             .map_err(|e| format!("fold {}: {e} ({} usable training rows)", k + 1, x.len()))?;
-        let b0 = y.iter().sum::<f64>() / y.len().max(1) as f64;
-        let scale = (y.iter().map(|v| v * v).sum::<f64>() / y.len().max(1) as f64)
-            .sqrt()
-            .max(1e-12);
+        let (b0, scale) = label_scale(&y);
         fitted.push(Fitted {
             model,
             b0,
