@@ -1219,6 +1219,9 @@ fn epoch_folds(
     timings: &mut Timings,
 ) -> Result<Outcome, String> {
     let spec = trader.spec;
+    let Some(last_fold) = folds.last() else {
+        return Err("no walk-forward fold fits the data".into());
+    };
     let mut fitted = Vec::new();
     for (k, fold) in folds.iter().enumerate() {
         let (fit_rows, valid_rows) =
@@ -1275,9 +1278,7 @@ fn epoch_folds(
                 .collect(),
             values: all.r,
         };
-        let last = fitted
-            .pop()
-            .map(|f| (f, folds[folds.len() - 1].test.clone()));
+        let last = fitted.pop().map(|f| (f, last_fold.test.clone()));
         return Ok(Outcome::Evaluated(Box::new(Evaluation {
             values: values_of(spec, &metrics),
             metrics,
