@@ -374,6 +374,8 @@ pub struct StudySummary {
     pub directions: Vec<String>,
     /// Milliseconds since the Unix epoch.
     pub created_ms: u64,
+    /// Of the trials counted, the hold-out evaluations queued after the search (not budget).
+    pub holdout_runs: u64,
 }
 
 /// A node in a listing.

@@ -26,8 +26,13 @@ pub fn summary_line(s: &StudySummary) -> String {
         (Some(t), Some(v)) => format!("; best trial {t}: {v:.6}"),
         _ => String::new(),
     };
+    let holdout = if s.holdout_runs > 0 {
+        format!(" (+{} hold-out evaluations)", s.holdout_runs)
+    } else {
+        String::new()
+    };
     format!(
-        "study {} {}: {} complete, {} pruned, {} failed, {} lost of {}{best}",
+        "study {} {}: {} complete, {} pruned, {} failed, {} lost of {}{holdout}{best}",
         s.name,
         s.state,
         s.counts.complete,

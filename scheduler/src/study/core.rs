@@ -599,6 +599,7 @@ impl StudyCore {
                 .map(|d| d.as_str().to_string())
                 .collect(),
             created_ms: self.row.created_ms,
+            holdout_runs: self.n_holdout,
         }
     }
 }
