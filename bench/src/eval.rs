@@ -84,34 +84,9 @@ fn fold_overhead(
     features: &[(String, String)],
 ) -> Result<(), String> {
     let spec = WalkForwardSpec {
-        data,
-        features: features.to_vec(),
-        horizon: 1,
-        classify: false,
-        train: 504,
         test: 126,
         step: 126,
-        expanding: false,
-        model: "ridge".into(),
-        alpha: 1.0,
-        sizing: "sign".into(),
-        threshold: 0.0,
-        long_only: false,
-        cost_bps: 1.0,
-        slippage_bps: 1.0,
-        report_per_fold: false,
-        objectives: vec!["sharpe".into()],
-        holdout: 0,
-        holdout_top: 5,
-        splits: mlt_protocol::spec::Splits::WalkForward,
-        holdout_run: false,
-        model_seed: None,
-        model_params: Default::default(),
-        validation: 0.0,
-        early_stopping: 20,
-        categorical: Vec::new(),
-        ensemble: None,
-        budget_epochs: false,
+        ..WalkForwardSpec::new(data, features.to_vec())
     };
     let assign = AssignMsg {
         key: TrialKey {

@@ -18,7 +18,7 @@ use mlt_node::eval::synthetic::{generate, Synthetic};
 use mlt_node::objective::{run_walk_forward_timed, validation_split, TrialContext};
 use mlt_protocol::ids::{SlotId, StudyId, TrialId, TrialKey};
 use mlt_protocol::messages::{AssignMsg, Outcome, Verdict};
-use mlt_protocol::spec::{DataSource, ObjectiveSpec, Splits, WalkForwardSpec};
+use mlt_protocol::spec::{DataSource, ObjectiveSpec, WalkForwardSpec};
 use std::path::Path;
 use std::time::Instant;
 
@@ -35,34 +35,13 @@ impl TrialContext for Quiet {
 
 fn spec(data: DataSource, features: &[(String, String)], rounds: f64) -> WalkForwardSpec {
     WalkForwardSpec {
-        data,
-        features: features.to_vec(),
-        horizon: 1,
         classify: true,
-        train: 504,
         test: 126,
         step: 126,
-        expanding: false,
         model: "lightgbm".into(),
-        alpha: 1.0,
-        sizing: "sign".into(),
-        threshold: 0.0,
-        long_only: false,
-        cost_bps: 1.0,
-        slippage_bps: 1.0,
-        report_per_fold: false,
-        objectives: vec!["sharpe".into()],
-        holdout: 0,
-        holdout_top: 5,
-        splits: Splits::WalkForward,
-        holdout_run: false,
-        model_seed: None,
         model_params: [("num_iterations".to_string(), rounds)].into(),
         validation: 0.2,
-        early_stopping: 20,
-        categorical: Vec::new(),
-        ensemble: None,
-        budget_epochs: false,
+        ..WalkForwardSpec::new(data, features.to_vec())
     }
 }
 

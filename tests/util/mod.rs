@@ -332,17 +332,5 @@ pub fn write_synthetic_csv(path: &Path, seed: u64, days: usize) {
         ..Default::default()
     })
     .unwrap();
-    let mut text = String::from("Date,Open,High,Low,Close,Volume\n");
-    for i in 0..b.len() {
-        text += &format!(
-            "{},{},{},{},{},{}\n",
-            mlt_node::eval::data::format_day(b.days[i]),
-            b.open[i],
-            b.high[i],
-            b.low[i],
-            b.close[i],
-            b.volume.as_ref().unwrap()[i]
-        );
-    }
-    std::fs::write(path, text).unwrap();
+    std::fs::write(path, b.to_csv()).unwrap();
 }

@@ -32,6 +32,32 @@ impl Bars {
     pub fn is_empty(&self) -> bool {
         self.days.is_empty()
     }
+
+    /// The bars as CSV text that [`read_csv`] reads back (a `Volume` column when they have
+    /// volume).
+    pub fn to_csv(&self) -> String {
+        let mut text = String::from("Date,Open,High,Low,Close");
+        text += if self.volume.is_some() {
+            ",Volume\n"
+        } else {
+            "\n"
+        };
+        for i in 0..self.len() {
+            text += &format!(
+                "{},{},{},{},{}",
+                format_day(self.days[i]),
+                self.open[i],
+                self.high[i],
+                self.low[i],
+                self.close[i]
+            );
+            match &self.volume {
+                Some(v) => text += &format!(",{}\n", v[i]),
+                None => text.push('\n'),
+            }
+        }
+        text
+    }
 }
 
 /// What the loader found and fixed or left as is.
@@ -135,27 +161,18 @@ fn layout(cols: &[String], name: &str, adjusted: bool) -> Result<Layout, String>
 
 /// One bar `[open, high, low, close, volume]` from a row's numbers, every price scaled by
 /// adj close / close when there is an adjusted close (so the bar stays consistent).
-#[allow(clippy::too_many_arguments)] // the row's reader and its column positions
-fn bar(
-    num: &mut impl FnMut(usize) -> Result<f64, String>,
-    open: usize,
-    high: usize,
-    low: usize,
-    close: usize,
-    adj: Option<usize>,
-    volume: Option<usize>,
-) -> Result<[f64; 5], String> {
-    let c = num(close)?;
-    let factor = match adj {
+fn bar(num: &mut impl FnMut(usize) -> Result<f64, String>, l: &Layout) -> Result<[f64; 5], String> {
+    let c = num(l.close)?;
+    let factor = match l.adj {
         Some(a) => num(a)? / c,
         None => 1.0,
     };
     Ok([
-        num(open)? * factor,
-        num(high)? * factor,
-        num(low)? * factor,
+        num(l.open)? * factor,
+        num(l.high)? * factor,
+        num(l.low)? * factor,
         c * factor,
-        match volume {
+        match l.volume {
             Some(v) => num(v)?,
             None => f64::NAN,
         },
@@ -197,22 +214,14 @@ pub fn read_parquet(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), S
         .iter()
         .map(|f| f.name().to_ascii_lowercase())
         .collect();
-    let Layout {
-        date: c_date,
-        open: c_open,
-        high: c_high,
-        low: c_low,
-        close: c_close,
-        adj: c_adj,
-        volume: c_vol,
-    } = layout(&cols, name.as_ref(), adjusted)?;
+    let l = layout(&cols, &name, adjusted)?;
     if schema.num_columns() != cols.len() {
         return Err(format!(
             "{name}: nested columns are not bars (flat columns expected: date, open, high, low, close[, volume])"
         ));
     }
     // A plain INT64 date needs its unit from the logical type.
-    let per_day: Option<i64> = match schema.column(c_date).logical_type_ref() {
+    let per_day: Option<i64> = match schema.column(l.date).logical_type_ref() {
         Some(LogicalType::Timestamp(t)) => Some(match t.unit {
             TimeUnit::MILLIS => 86_400_000,
             TimeUnit::MICROS => 86_400_000_000,
@@ -228,7 +237,7 @@ pub fn read_parquet(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), S
     for (i, row) in iter.enumerate() {
         let row = row.map_err(|e| format!("{name}: row {}: {e}", i + 1))?;
         let fields: Vec<&Field> = row.get_column_iter().map(|(_, f)| f).collect();
-        let day = match fields.get(c_date) {
+        let day = match fields.get(l.date) {
             Some(Field::Date(d)) => Some(i64::from(*d)),
             Some(Field::TimestampMillis(ms)) => Some(ms.div_euclid(86_400_000)),
             Some(Field::TimestampMicros(us)) => Some(us.div_euclid(86_400_000_000)),
@@ -240,7 +249,7 @@ pub fn read_parquet(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), S
             "{name}: row {}: `{}` is not a date (DATE, TIMESTAMP or YYYY-MM-DD text)",
             i + 1,
             fields
-                .get(c_date)
+                .get(l.date)
                 .map_or("nothing".to_string(), |f| f.to_string())
         ))?;
         let mut num = |c: usize| -> Result<f64, String> {
@@ -266,12 +275,9 @@ pub fn read_parquet(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), S
                 }
             })
         };
-        rows.push((
-            day,
-            bar(&mut num, c_open, c_high, c_low, c_close, c_adj, c_vol)?,
-        ));
+        rows.push((day, bar(&mut num, &l)?));
     }
-    assemble(&name, rows, c_vol.is_some(), rep)
+    assemble(&name, rows, l.volume.is_some(), rep)
 }
 
 /// [`read_csv`] on text; `name` labels errors.
@@ -286,24 +292,16 @@ pub fn parse_csv(text: &str, name: &str, adjusted: bool) -> Result<(Bars, DataRe
         .map(|c| c.trim().to_ascii_lowercase())
         .collect();
     // With `adjusted`, every price is scaled by adj close / close so the bar stays consistent.
-    let Layout {
-        date: c_date,
-        open: c_open,
-        high: c_high,
-        low: c_low,
-        close: c_close,
-        adj: c_adj,
-        volume: c_vol,
-    } = layout(&cols, name, adjusted)?;
+    let l = layout(&cols, name, adjusted)?;
     let mut rep = DataReport::default();
     let mut rows: Vec<(i64, [f64; 5])> = Vec::new();
     for (i, line) in lines {
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
         let cell = |c: usize| cells.get(c).copied().unwrap_or("");
-        let day = parse_day(cell(c_date)).ok_or(format!(
+        let day = parse_day(cell(l.date)).ok_or(format!(
             "{name}:{}: `{}` is not a date (YYYY-MM-DD)",
             i + 1,
-            cell(c_date)
+            cell(l.date)
         ))?;
         let mut num = |c: usize| -> Result<f64, String> {
             let s = cell(c);
@@ -319,12 +317,9 @@ pub fn parse_csv(text: &str, name: &str, adjusted: bool) -> Result<(Bars, DataRe
                 )
             })
         };
-        rows.push((
-            day,
-            bar(&mut num, c_open, c_high, c_low, c_close, c_adj, c_vol)?,
-        ));
+        rows.push((day, bar(&mut num, &l)?));
     }
-    assemble(name, rows, c_vol.is_some(), rep)
+    assemble(name, rows, l.volume.is_some(), rep)
 }
 
 /// Sorted, de-duplicated and checked bars from parsed rows `(day, [open, high, low, close,
@@ -402,6 +397,24 @@ fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bars_written_as_csv_read_back_the_same() {
+        let b = crate::eval::synthetic::generate(&crate::eval::synthetic::Synthetic {
+            days: 50,
+            ..Default::default()
+        })
+        .unwrap();
+        let (back, rep) = parse_csv(&b.to_csv(), "b.csv", false).unwrap();
+        assert_eq!(
+            (back.days, back.close, back.volume),
+            (b.days.clone(), b.close.clone(), b.volume.clone())
+        );
+        assert_eq!(rep.rows, 50);
+        let mut no_volume = b.clone();
+        no_volume.volume = None;
+        assert!(no_volume.to_csv().starts_with("Date,Open,High,Low,Close\n"));
+    }
 
     #[test]
     fn dates_round_trip() {

@@ -151,22 +151,11 @@ impl Ensemble {
                 continue;
             }
             let mut preds = Vec::new();
-            for Member {
-                name,
-                lookback,
-                mut model,
-            } in self.member_specs()?
-            {
-                let view = |rows: &[Vec<f64>]| -> Vec<Vec<f64>> {
-                    let take = lookback * self.features;
-                    rows.iter()
-                        .map(|r| r[r.len().saturating_sub(take)..].to_vec())
-                        .collect()
-                };
-                model
-                    .fit(&view(&x[..fit_end]), &y[..fit_end], None)
-                    .map_err(|e| format!("stacking, member {name}: {e}"))?;
-                preds.push(model.predict_many(&view(&x[start..end]))?);
+            for mut m in self.member_specs()? {
+                m.model
+                    .fit(&self.view(&m, &x[..fit_end]), &y[..fit_end], None)
+                    .map_err(|e| format!("stacking, member {}: {e}", m.name))?;
+                preds.push(m.model.predict_many(&self.view(&m, &x[start..end]))?);
             }
             for (i, t) in (start..end).enumerate() {
                 meta_x.push(preds.iter().map(|p| p[i]).collect::<Vec<f64>>());

@@ -35,41 +35,7 @@ impl Lgbm {
 
     /// LightGBM's parameters: our defaults, then the spec's and the trial's settings.
     pub fn params(&self, with_valid: bool) -> Value {
-        let s = &self.settings;
-        let mut p = Map::new();
-        let (objective, metric) = if s.classify {
-            ("binary", "binary_logloss")
-        } else {
-            ("regression", "l2")
-        };
-        p.insert("objective".into(), json!(objective));
-        p.insert("metric".into(), json!(metric));
-        p.insert("num_iterations".into(), json!(200));
-        p.insert("learning_rate".into(), json!(0.05));
-        p.insert("num_threads".into(), json!(s.threads.max(1)));
-        p.insert("seed".into(), json!(s.seed % (i32::MAX as u64)));
-        p.insert("deterministic".into(), json!(true));
-        p.insert("force_row_wise".into(), json!(true));
-        p.insert("verbosity".into(), json!(-1));
-        for (k, v) in &s.params {
-            let integral = mlt_protocol::spec::LIGHTGBM_SETTINGS
-                .iter()
-                .any(|(n, _, _, int)| n == k && *int);
-            let v = if integral {
-                json!(v.round() as i64)
-            } else {
-                json!(v)
-            };
-            p.insert(k.clone(), v);
-        }
-        if with_valid && s.early_stopping > 0 {
-            p.insert("early_stopping_rounds".into(), json!(s.early_stopping));
-        }
-        if !s.categorical.is_empty() {
-            let cols: Vec<String> = s.categorical.iter().map(|c| c.to_string()).collect();
-            p.insert("categorical_feature".into(), json!(cols.join(",")));
-        }
-        Value::Object(p)
+        params(&self.settings, with_valid)
     }
 
     fn booster(&self) -> Result<&Booster, String> {
@@ -77,6 +43,54 @@ impl Lgbm {
             .as_ref()
             .ok_or_else(|| "the model is not fitted".to_string())
     }
+}
+
+/// LightGBM's parameters for `s`: our defaults, then the spec's and the trial's settings;
+/// early stopping only `with_valid`.
+pub fn params(s: &ModelSettings, with_valid: bool) -> Value {
+    let mut p = Map::new();
+    let (objective, metric) = if s.classify {
+        ("binary", "binary_logloss")
+    } else {
+        ("regression", "l2")
+    };
+    p.insert("objective".into(), json!(objective));
+    p.insert("metric".into(), json!(metric));
+    p.insert("num_iterations".into(), json!(200));
+    p.insert("learning_rate".into(), json!(0.05));
+    p.insert("num_threads".into(), json!(s.threads.max(1)));
+    p.insert("seed".into(), json!(s.seed % (i32::MAX as u64)));
+    p.insert("deterministic".into(), json!(true));
+    p.insert("force_row_wise".into(), json!(true));
+    p.insert("verbosity".into(), json!(-1));
+    for (k, v) in &s.params {
+        let integral = mlt_protocol::spec::LIGHTGBM_SETTINGS
+            .iter()
+            .any(|(n, _, _, int)| n == k && *int);
+        let v = if integral {
+            json!(v.round() as i64)
+        } else {
+            json!(v)
+        };
+        p.insert(k.clone(), v);
+    }
+    if with_valid && s.early_stopping > 0 {
+        p.insert("early_stopping_rounds".into(), json!(s.early_stopping));
+    }
+    if !s.categorical.is_empty() {
+        let cols: Vec<String> = s.categorical.iter().map(|c| c.to_string()).collect();
+        p.insert("categorical_feature".into(), json!(cols.join(",")));
+    }
+    Value::Object(p)
+}
+
+/// The number of features of training rows, or why they cannot be trained on.
+pub(crate) fn row_width(x: &[Vec<f64>]) -> Result<usize, String> {
+    let d = x.first().map_or(0, Vec::len);
+    if x.len() < 2 || d == 0 {
+        return Err(format!("LightGBM needs training rows, got {}", x.len()));
+    }
+    Ok(d)
 }
 
 fn flat(x: &[Vec<f64>]) -> Vec<f64> {
@@ -94,10 +108,7 @@ impl Model for Lgbm {
         y: &[f64],
         valid: Option<(&[Vec<f64>], &[f64])>,
     ) -> Result<(), String> {
-        let d = x.first().map_or(0, Vec::len);
-        if x.len() < 2 || d == 0 {
-            return Err(format!("LightGBM needs training rows, got {}", x.len()));
-        }
+        let d = row_width(x)?;
         let lgb = |e: lightgbm3::Error| format!("LightGBM: {e}");
         let mut train = Dataset::from_slice(&flat(x), &labels(y), d as i32, true).map_err(lgb)?;
         if self.settings.features.len() == d {

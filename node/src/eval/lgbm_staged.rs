@@ -3,7 +3,6 @@
 //! gradients are taken at those scores plus the new trees'), and the model's prediction is the
 //! sum of the stages' raw scores — the same function as one booster trained that many rounds
 //! with LightGBM's own L2 or log loss. Early stopping counts stages on the validation tail.
-use super::lgbm::Lgbm;
 use super::model::{Model, ModelSettings};
 use lightgbm3::{Booster, Dataset, ImportanceType};
 use serde::{Deserialize, Serialize};
@@ -134,10 +133,7 @@ impl Model for LgbmStaged {
         y: &[f64],
         valid: Option<(&[Vec<f64>], &[f64])>,
     ) -> Result<(), String> {
-        let d = x.first().map_or(0, Vec::len);
-        if x.len() < 2 || d == 0 {
-            return Err(format!("LightGBM needs training rows, got {}", x.len()));
-        }
+        let d = super::lgbm::row_width(x)?;
         let total = self
             .settings
             .params
@@ -181,7 +177,7 @@ impl Model for LgbmStaged {
         }
         let d = self.n_features as i32;
         let lgb = |e: lightgbm3::Error| format!("LightGBM: {e}");
-        let mut params = Lgbm::new(self.settings.clone()).params(false);
+        let mut params = super::lgbm::params(&self.settings, false);
         params["num_iterations"] = serde_json::json!(self.stage_rounds);
         let ds = Dataset::from_slice(&t.x, &t.y, d, true).map_err(lgb)?;
         let classify = self.classify;

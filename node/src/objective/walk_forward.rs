@@ -470,6 +470,18 @@ impl Trader<'_> {
     /// One model over every instrument's training rows (already purged by the split), with
     /// early stopping on the window's validation tail when the model has it.
     fn fit(&self, train: &[usize], what: &str, timings: &mut Timings) -> Result<Fitted, String> {
+        self.train(train, what, false, timings)
+    }
+
+    /// [`Trader::fit`], or with `staged` only the start of training (the model then advances
+    /// a stage at a time: epochs or boosting rounds as the pruning budget).
+    fn train(
+        &self,
+        train: &[usize],
+        what: &str,
+        staged: bool,
+        timings: &mut Timings,
+    ) -> Result<Fitted, String> {
         let (fit_rows, valid_rows) =
             validation_split(train, self.spec.validation, self.spec.horizon as usize);
         let (x, y) = self.gather(&fit_rows);
@@ -477,9 +489,12 @@ impl Trader<'_> {
         let mut model = (self.factory)(&self.model)?;
         let clock = std::time::Instant::now();
         let valid = (!vx.is_empty()).then_some((&vx[..], &vy[..]));
-        model
-            .fit(&x, &y, valid)
-            .map_err(|e| format!("{what}: {e} ({} usable training rows)", x.len()))?;
+        let started = if staged {
+            model.begin(&x, &y, valid)
+        } else {
+            model.fit(&x, &y, valid)
+        };
+        started.map_err(|e| format!("{what}: {e} ({} usable training rows)", x.len()))?;
         timings.fit += clock.elapsed().as_secs_f64();
         timings.folds += 1;
         let (b0, scale) = label_scale(&y);
@@ -489,6 +504,31 @@ impl Trader<'_> {
             scale,
             rows: fit_rows,
         })
+    }
+
+    /// The result of walk-forward folds traded into `all`: metrics, dated returns and the
+    /// model of the last fold.
+    fn evaluation(
+        &self,
+        folds: &[Fold],
+        days: &[i64],
+        all: Traded,
+        last: Option<(Fitted, Vec<usize>)>,
+    ) -> Outcome {
+        let metrics = all.metrics();
+        let returns = ReturnSeries {
+            days: folds
+                .iter()
+                .flat_map(|f| f.test.iter().map(|&t| days[t]))
+                .collect(),
+            values: all.r,
+        };
+        Outcome::Evaluated(Box::new(Evaluation {
+            values: values_of(self.spec, &metrics),
+            metrics,
+            returns,
+            model: self.keep(last.as_ref()),
+        }))
     }
 
     /// The artifact of a fitted model: its text, features, settings, and importance with
@@ -1191,20 +1231,7 @@ fn walk_forward_folds(
             Verdict::Prune | Verdict::Stale => return Ok(Outcome::Pruned),
         }
     }
-    let metrics = all.metrics();
-    let returns = ReturnSeries {
-        days: folds
-            .iter()
-            .flat_map(|f| f.test.iter().map(|&t| days[t]))
-            .collect(),
-        values: all.r,
-    };
-    Ok(Outcome::Evaluated(Box::new(Evaluation {
-        values: values_of(spec, &metrics),
-        metrics,
-        returns,
-        model: trader.keep(last.as_ref()),
-    })))
+    Ok(trader.evaluation(folds, days, all, last))
 }
 
 /// Walk-forward with epochs as the pruning budget: every fold's model trains an epoch at a
@@ -1224,26 +1251,12 @@ fn epoch_folds(
     };
     let mut fitted = Vec::new();
     for (k, fold) in folds.iter().enumerate() {
-        let (fit_rows, valid_rows) =
-            validation_split(&fold.train, spec.validation, spec.horizon as usize);
-        let (x, y) = trader.gather(&fit_rows);
-        let (vx, vy) = trader.gather(&valid_rows);
-        let mut model = (trader.factory)(&trader.model)?;
-        let valid = (!vx.is_empty()).then_some((&vx[..], &vy[..]));
-        model
-            .begin(&x, &y, valid)
-            .map_err(|e| format!("fold {}: {e} ({} usable training rows)", k + 1, x.len()))?;
-        let (b0, scale) = label_scale(&y);
-        fitted.push(Fitted {
-            model,
-            b0,
-            scale,
-            rows: fit_rows,
-        });
+        fitted.push(trader.train(&fold.train, &format!("fold {}", k + 1), true, timings)?);
     }
     let mut active = vec![true; fitted.len()];
     let mut step = 0u64;
     loop {
+        step += 1;
         if ctx.stopped() {
             return Ok(Outcome::Pruned);
         }
@@ -1254,37 +1267,21 @@ fn epoch_folds(
             }
         }
         timings.fit += clock.elapsed().as_secs_f64();
-        step += 1;
         let mut all = Traded::default();
         let mut prev = vec![0.0; trader.insts.len()];
         for (f, fold) in fitted.iter().zip(folds) {
             all.extend(&trader.trade(f, &fold.test, &mut prev)?);
         }
-        let done = !active.iter().any(|a| *a);
-        let metrics = all.metrics();
-        if !done {
-            match ctx.report(step, values_of(spec, &metrics)) {
-                Verdict::Continue => continue,
-                Verdict::Prune | Verdict::Stale => return Ok(Outcome::Pruned),
+        let verdict = ctx.report(step, values_of(spec, &all.metrics()));
+        if active.iter().any(|a| *a) {
+            if verdict != Verdict::Continue {
+                return Ok(Outcome::Pruned);
             }
+            continue;
         }
-        // The last epoch's report is the result itself.
-        let _ = ctx.report(step, values_of(spec, &metrics));
-        timings.folds = folds.len();
-        let returns = ReturnSeries {
-            days: folds
-                .iter()
-                .flat_map(|f| f.test.iter().map(|&t| days[t]))
-                .collect(),
-            values: all.r,
-        };
+        // Every fold has finished: the last report is the result itself.
         let last = fitted.pop().map(|f| (f, last_fold.test.clone()));
-        return Ok(Outcome::Evaluated(Box::new(Evaluation {
-            values: values_of(spec, &metrics),
-            metrics,
-            returns,
-            model: trader.keep(last.as_ref()),
-        })));
+        return Ok(trader.evaluation(folds, days, all, last));
     }
 }
 
@@ -1396,43 +1393,24 @@ mod tests {
     }
 
     fn spec(features: &[(&str, &str)], strength: f64) -> WalkForwardSpec {
+        let data = DataSource::Synthetic {
+            days: 3000,
+            seed: 3,
+            strength,
+            instruments: 1,
+        };
+        let features = features
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         WalkForwardSpec {
-            data: DataSource::Synthetic {
-                days: 3000,
-                seed: 3,
-                strength,
-                instruments: 1,
-            },
-            features: features
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect(),
-            horizon: 1,
-            classify: false,
             train: 500,
             test: 250,
             step: 250,
-            expanding: false,
-            model: "ridge".into(),
-            alpha: 1.0,
-            sizing: "sign".into(),
-            threshold: 0.0,
-            long_only: false,
             cost_bps: 0.0,
             slippage_bps: 0.0,
-            report_per_fold: false,
             objectives: vec!["sharpe".into(), "max_drawdown".into()],
-            holdout: 0,
-            holdout_top: 5,
-            splits: Splits::WalkForward,
-            holdout_run: false,
-            model_seed: None,
-            model_params: Default::default(),
-            validation: 0.0,
-            early_stopping: 20,
-            categorical: Vec::new(),
-            ensemble: None,
-            budget_epochs: false,
+            ..WalkForwardSpec::new(data, features)
         }
     }
 
@@ -1458,19 +1436,7 @@ mod tests {
     }
 
     fn write_csv(path: &std::path::Path, b: &Bars) {
-        let mut text = String::from("Date,Open,High,Low,Close,Volume\n");
-        for i in 0..b.len() {
-            text += &format!(
-                "{},{},{},{},{},{}\n",
-                crate::eval::data::format_day(b.days[i]),
-                b.open[i],
-                b.high[i],
-                b.low[i],
-                b.close[i],
-                b.volume.as_ref().unwrap()[i]
-            );
-        }
-        std::fs::write(path, text).unwrap();
+        std::fs::write(path, b.to_csv()).unwrap();
     }
 
     #[test]

@@ -439,6 +439,44 @@ pub struct WalkForwardSpec {
     pub model_seed: Option<u64>,
 }
 
+impl WalkForwardSpec {
+    /// A spec with the defaults a `[objective]` table gets for every key it leaves out
+    /// (ridge, 504-day training and 63-day test windows, 1-day horizon, sign sizing, 1 bp of
+    /// cost and of slippage, Sharpe as the objective).
+    pub fn new(data: DataSource, features: Vec<(String, String)>) -> Self {
+        Self {
+            data,
+            features,
+            horizon: 1,
+            classify: false,
+            train: 504,
+            test: 63,
+            step: 63,
+            expanding: false,
+            model: "ridge".into(),
+            alpha: 1.0,
+            sizing: "sign".into(),
+            threshold: 0.0,
+            long_only: false,
+            cost_bps: 1.0,
+            slippage_bps: 1.0,
+            report_per_fold: false,
+            objectives: vec!["sharpe".into()],
+            holdout: 0,
+            holdout_top: 5,
+            splits: Splits::WalkForward,
+            holdout_run: false,
+            model_seed: None,
+            model_params: BTreeMap::new(),
+            validation: 0.0,
+            early_stopping: 20,
+            categorical: Vec::new(),
+            ensemble: None,
+            budget_epochs: false,
+        }
+    }
+}
+
 /// `[objective.ensemble]`: several models fitted on the same rows, their predictions combined.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnsembleSpec {
