@@ -46,13 +46,31 @@ pub fn alpha_like() -> Vec<(String, String)> {
     f
 }
 
-struct Quiet;
+/// A trial context that lets every trial run to its end.
+pub(crate) struct Quiet;
+
 impl TrialContext for Quiet {
     fn report(&mut self, _: u64, _: Vec<f64>) -> Verdict {
         Verdict::Continue
     }
     fn stopped(&self) -> bool {
         false
+    }
+}
+
+/// Trial 0 of a benchmark study, running `spec` with no parameters.
+pub(crate) fn assign(spec: &WalkForwardSpec) -> AssignMsg {
+    AssignMsg {
+        key: TrialKey {
+            study: StudyId(1),
+            trial: TrialId(0),
+            attempt: 1,
+        },
+        slot: SlotId(0),
+        study_name: "bench".into(),
+        params: Default::default(),
+        objective: ObjectiveSpec::WalkForward(Box::new(spec.clone())),
+        workdir: None,
     }
 }
 
@@ -88,19 +106,7 @@ fn fold_overhead(
         step: 126,
         ..WalkForwardSpec::new(data, features.to_vec())
     };
-    let assign = AssignMsg {
-        key: TrialKey {
-            study: StudyId(1),
-            trial: TrialId(0),
-            attempt: 1,
-        },
-        slot: SlotId(0),
-        study_name: "bench".into(),
-        params: Default::default(),
-        objective: ObjectiveSpec::WalkForward(Box::new(spec.clone())),
-        workdir: None,
-    };
-    let (out, t) = run_walk_forward_timed(&spec, &assign, &mut Quiet);
+    let (out, t) = run_walk_forward_timed(&spec, &assign(&spec), &mut Quiet);
     if let Outcome::Failed(e) = out {
         return Err(e);
     }

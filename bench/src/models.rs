@@ -5,7 +5,7 @@
 //! whole, against bare lightgbm3 calls — Dataset, train with the same validation tail and
 //! parameters, predict — on exactly the same arrays, best of five runs each. The difference is our overhead: features
 //! and the look-ahead guard, splits, positions, costs, metrics, reports, the kept model.
-use crate::eval::alpha_like;
+use crate::eval::{alpha_like, Quiet};
 use lightgbm3::{Booster, Dataset};
 use mlt_node::eval::backtest::direction;
 use mlt_node::eval::cache;
@@ -15,23 +15,11 @@ use mlt_node::eval::lgbm::Lgbm;
 use mlt_node::eval::model::ModelSettings;
 use mlt_node::eval::splits::walk_forward;
 use mlt_node::eval::synthetic::{generate, Synthetic};
-use mlt_node::objective::{run_walk_forward_timed, validation_split, TrialContext};
-use mlt_protocol::ids::{SlotId, StudyId, TrialId, TrialKey};
-use mlt_protocol::messages::{AssignMsg, Outcome, Verdict};
-use mlt_protocol::spec::{DataSource, ObjectiveSpec, WalkForwardSpec};
+use mlt_node::objective::{run_walk_forward_timed, validation_split};
+use mlt_protocol::messages::Outcome;
+use mlt_protocol::spec::{DataSource, WalkForwardSpec};
 use std::path::Path;
 use std::time::Instant;
-
-struct Quiet;
-
-impl TrialContext for Quiet {
-    fn report(&mut self, _: u64, _: Vec<f64>) -> Verdict {
-        Verdict::Continue
-    }
-    fn stopped(&self) -> bool {
-        false
-    }
-}
 
 fn spec(data: DataSource, features: &[(String, String)], rounds: f64) -> WalkForwardSpec {
     WalkForwardSpec {
@@ -110,18 +98,7 @@ fn one(
 ) -> anyhow::Result<()> {
     for rounds in [100.0, 300.0] {
         let s = spec(data.clone(), features, rounds);
-        let assign = AssignMsg {
-            key: TrialKey {
-                study: StudyId(1),
-                trial: TrialId(0),
-                attempt: 1,
-            },
-            slot: SlotId(0),
-            study_name: "bench".into(),
-            params: Default::default(),
-            objective: ObjectiveSpec::WalkForward(Box::new(s.clone())),
-            workdir: None,
-        };
+        let assign = crate::eval::assign(&s);
         // Each side timed five times, best of. Cold: the node's feature cache emptied first
         // (the first trial on a node); warm: its columns kept from an earlier trial (every
         // later trial of a study that shares these features).

@@ -149,25 +149,8 @@ impl StudyCore {
                         params: params.clone(),
                     },
                 ));
-                self.trials.push(TrialRecord {
-                    study: self.id(),
-                    number,
-                    state: TrialState::Waiting,
-                    attempt: 0,
-                    values: None,
-                    params,
-                    intermediate: BTreeMap::new(),
-                    node: None,
-                    slot: None,
-                    message: None,
-                    created_ms: now,
-                    started_ms: None,
-                    finished_ms: None,
-                    origin,
-                    generation: suggestion.generation,
-                    constraints: None,
-                    metrics: Metrics::new(),
-                });
+                let t = self.new_trial(number, params, origin, suggestion.generation, now);
+                self.trials.push(t);
                 self.counts.add(TrialState::Waiting);
                 number
             }
@@ -185,6 +168,36 @@ impl StudyCore {
             trial: number,
             attempt,
         })
+    }
+
+    /// A new trial, waiting.
+    fn new_trial(
+        &self,
+        number: TrialId,
+        params: mlt_protocol::records::Params,
+        origin: TrialOrigin,
+        generation: Option<u32>,
+        now: u64,
+    ) -> TrialRecord {
+        TrialRecord {
+            study: self.id(),
+            number,
+            state: TrialState::Waiting,
+            attempt: 0,
+            values: None,
+            params,
+            intermediate: BTreeMap::new(),
+            node: None,
+            slot: None,
+            message: None,
+            created_ms: now,
+            started_ms: None,
+            finished_ms: None,
+            origin,
+            generation,
+            constraints: None,
+            metrics: Metrics::new(),
+        }
     }
 
     fn current(&self, key: &TrialKey, node: NodeId) -> bool {
@@ -311,25 +324,9 @@ impl StudyCore {
         let now = best.iter().filter_map(|t| t.finished_ms).max().unwrap_or(0);
         for src in best {
             let number = TrialId(self.trials.len() as u64);
-            self.trials.push(TrialRecord {
-                study: self.id(),
-                number,
-                state: TrialState::Waiting,
-                attempt: 0,
-                values: None,
-                params: src.params.clone(),
-                intermediate: BTreeMap::new(),
-                node: None,
-                slot: None,
-                message: None,
-                created_ms: now,
-                started_ms: None,
-                finished_ms: None,
-                origin: TrialOrigin::Holdout(src.number.0),
-                generation: None,
-                constraints: None,
-                metrics: Metrics::new(),
-            });
+            let origin = TrialOrigin::Holdout(src.number.0);
+            let t = self.new_trial(number, src.params, origin, None, now);
+            self.trials.push(t);
             self.counts.add(TrialState::Waiting);
             self.requeued.push_back(number);
             self.n_holdout += 1;
