@@ -203,7 +203,10 @@ fn an_lstm_study_keeps_its_networks_and_they_predict_new_data() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lstm-synthetic.toml"),
     )
     .unwrap()
-    .replace("n_trials = 8", "n_trials = 3");
+    .replace("n_trials = 8", "n_trials = 3")
+    // A multi-step head: the direction over 1, 2 and 3 days, the 3-day one traded.
+    .replace("horizon = 1", "horizon = 3")
+    .replace("[objective.lstm]", "[objective.lstm]\noutputs = 3");
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("lstm.toml");
     std::fs::write(&spec, example).unwrap();
@@ -240,15 +243,24 @@ fn an_lstm_study_keeps_its_networks_and_they_predict_new_data() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    let probs: Vec<f64> = text
+    // The traded 3-day prediction first, then the head's shorter horizons.
+    assert_eq!(
+        text.lines().next(),
+        Some("date,probability_up,probability_up_1d,probability_up_2d")
+    );
+    let rows: Vec<Vec<f64>> = text
         .lines()
         .skip(1)
-        .filter_map(|l| l.split(',').nth(1).filter(|s| !s.is_empty()))
-        .map(|s| s.parse().unwrap())
+        .filter(|l| !l.ends_with(','))
+        .map(|l| l.split(',').skip(1).map(|v| v.parse().unwrap()).collect())
         .collect();
     // Rows start once 20-day windows and a full sequence exist: 300 − 20 − seq + 1 of them.
-    assert_eq!(probs.len() as u64, 300 - 20 - seq + 1, "{text}");
-    assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)));
+    assert_eq!(rows.len() as u64, 300 - 20 - seq + 1, "{text}");
+    assert!(rows
+        .iter()
+        .all(|r| r.len() == 3 && r.iter().all(|p| (0.0..=1.0).contains(p))));
+    // Three different outputs, not one copied.
+    assert!(rows.iter().any(|r| r[0] != r[1] && r[1] != r[2]));
 }
 
 #[test]

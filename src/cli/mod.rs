@@ -173,7 +173,8 @@ pub enum Command {
         conn: Conn,
     },
     /// Predictions of a trial's kept model on a CSV or Parquet file of bars: one row per bar
-    /// (empty while a feature warms up).
+    /// (empty while a feature warms up) with the forward return (or probability of up) over
+    /// the study's horizon, then one column per shorter horizon of a multi-step LSTM head.
     Predict {
         /// Study name or id.
         #[arg(long)]

@@ -85,26 +85,48 @@ pub async fn predict(
     } else {
         "forward_return"
     };
+    // The label's prediction (what the trial traded) first, then a multi-step head's shorter
+    // horizons: `forward_return_1d`, `forward_return_2d`, …
+    let mut columns = vec![what.to_string()];
+    let k = preds.horizons.len().max(1);
+    for d in preds.horizons.iter().take(k - 1) {
+        columns.push(format!("{what}_{d}d"));
+    }
+    let ordered = |p: &[f64]| -> Vec<f64> {
+        let mut v = vec![p[k - 1]];
+        v.extend(&p[..k - 1]);
+        v
+    };
     let text = if json {
         let rows: Vec<serde_json::Value> = days
             .iter()
-            .zip(&preds)
+            .zip(&preds.rows)
             .map(|(d, p)| {
-                serde_json::json!({
-                    "date": day(*d),
-                    what: if p.is_finite() { serde_json::json!(p) } else { serde_json::Value::Null },
-                })
+                let mut row = serde_json::Map::new();
+                row.insert("date".into(), serde_json::json!(day(*d)));
+                for (c, v) in columns.iter().zip(ordered(p)) {
+                    let v = if v.is_finite() {
+                        serde_json::json!(v)
+                    } else {
+                        serde_json::Value::Null
+                    };
+                    row.insert(c.clone(), v);
+                }
+                serde_json::Value::Object(row)
             })
             .collect();
         serde_json::to_string_pretty(&rows)? + "\n"
     } else {
-        let mut s = format!("date,{what}\n");
-        for (d, p) in days.iter().zip(&preds) {
-            if p.is_finite() {
-                s += &format!("{},{p}\n", day(*d));
-            } else {
-                s += &format!("{},\n", day(*d));
+        let mut s = format!("date,{}\n", columns.join(","));
+        for (d, p) in days.iter().zip(&preds.rows) {
+            s += &day(*d);
+            for v in ordered(p) {
+                s.push(',');
+                if v.is_finite() {
+                    s += &v.to_string();
+                }
             }
+            s.push('\n');
         }
         s
     };

@@ -60,6 +60,10 @@ pub struct LstmConfig {
     pub weight_decay: f64,
     /// Binary classification (else regression).
     pub classify: bool,
+    /// Days ahead of each output of a multi-step head, the label's last; empty: one output,
+    /// the label.
+    #[serde(default)]
+    pub horizons: Vec<u32>,
 }
 
 impl LstmConfig {
@@ -85,7 +89,17 @@ impl LstmConfig {
             learning_rate: get("learning_rate", 1e-3),
             weight_decay: get("weight_decay", 0.0),
             classify: s.classify,
+            horizons: if s.horizons.len() > 1 {
+                s.horizons.clone()
+            } else {
+                Vec::new()
+            },
         })
+    }
+
+    /// Outputs of the head: one per horizon, at least one.
+    pub fn outputs(&self) -> usize {
+        self.horizons.len().max(1)
     }
 
     fn init(&self, device: &Device) -> Net {
@@ -99,7 +113,7 @@ impl LstmConfig {
         Net {
             layers,
             attention: self.attention.then(|| LinearConfig::new(h, 1).init(device)),
-            head: LinearConfig::new(h, 1).init(device),
+            head: LinearConfig::new(h, self.outputs()).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
         }
     }
@@ -113,7 +127,8 @@ fn tanh_fast<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 }
 
 impl Net {
-    /// One output (logit or scaled return) per sequence; `steps[t]` is [batch, features].
+    /// The outputs (logits or scaled returns, one per horizon) of each sequence, [batch,
+    /// outputs]; `steps[t]` is [batch, features].
     fn forward(&self, steps: Vec<Tensor<2>>, hidden: usize) -> Tensor<2> {
         let device = steps[0].device();
         let b = steps[0].dims()[0];
@@ -167,6 +182,9 @@ struct Saved {
     x_sd: Vec<f64>,
     y_mean: f64,
     y_sd: f64,
+    /// Every output's target mean and scale (a multi-step head), the label's last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    path_scale: Vec<(f64, f64)>,
     /// burn's record of the weights (burnpack), hex.
     record: String,
     epochs_run: usize,
@@ -182,7 +200,7 @@ pub struct Lstm {
 /// Training in progress: what the next epoch needs.
 struct Trainer {
     x: Vec<Vec<f64>>,
-    /// Scaled targets.
+    /// Scaled targets, `outputs` per row.
     y: Vec<f32>,
     valid: Option<(Vec<Vec<f64>>, Vec<f32>)>,
     net: Net,
@@ -202,8 +220,8 @@ struct Fitted {
     device: Device,
     x_mean: Vec<f64>,
     x_sd: Vec<f64>,
-    y_mean: f64,
-    y_sd: f64,
+    /// Each output's target mean and scale (the label's last).
+    y_scale: Vec<(f64, f64)>,
     epochs_run: usize,
 }
 
@@ -249,8 +267,11 @@ impl Lstm {
                 device,
                 x_mean: s.x_mean,
                 x_sd: s.x_sd,
-                y_mean: s.y_mean,
-                y_sd: s.y_sd,
+                y_scale: if s.path_scale.is_empty() {
+                    vec![(s.y_mean, s.y_sd)]
+                } else {
+                    s.path_scale
+                },
                 epochs_run: s.epochs_run,
             }),
         })
@@ -279,9 +300,10 @@ fn steps(
         .collect()
 }
 
-fn column(v: Vec<f32>, device: &Device) -> Tensor<2> {
-    let n = v.len();
-    Tensor::<2>::from_data(TensorData::new(v, [n, 1]), device)
+/// Targets, `k` per row, as a [rows, k] tensor.
+fn targets(v: Vec<f32>, k: usize, device: &Device) -> Tensor<2> {
+    let n = v.len() / k;
+    Tensor::<2>::from_data(TensorData::new(v, [n, k]), device)
 }
 
 /// Mean loss of outputs `z` against targets `y`: binary cross-entropy on logits, or MSE.
@@ -329,6 +351,13 @@ impl Model for Lstm {
                 x.len()
             ));
         }
+        let k = c.outputs();
+        let counts_ok = |x: &[Vec<f64>], y: &[f64]| y.len() == x.len() * k;
+        if !counts_ok(x, y) || valid.is_some_and(|(vx, vy)| !counts_ok(vx, vy)) {
+            return Err(format!(
+                "the LSTM's head has {k} outputs: it needs {k} targets per training row"
+            ));
+        }
         // Scaling from the training rows only: per feature over all steps; the target's too.
         let f = c.features;
         let mut mean = vec![0.0; f];
@@ -347,14 +376,28 @@ impl Model for Lstm {
             })
             .collect();
         let x_mean: Vec<f64> = mean.iter().map(|m| m / count).collect();
-        let (y_mean, y_sd) = if c.classify {
-            (0.0, 1.0)
-        } else {
-            let m = y.iter().sum::<f64>() / y.len() as f64;
-            let v = y.iter().map(|t| (t - m).powi(2)).sum::<f64>() / y.len() as f64;
-            (m, v.sqrt().max(1e-12))
+        // Each output's targets scaled on their own (returns over longer horizons are wider).
+        let y_scale: Vec<(f64, f64)> = (0..k)
+            .map(|j| {
+                if c.classify {
+                    return (0.0, 1.0);
+                }
+                let col = || y.iter().skip(j).step_by(k);
+                let n = x.len() as f64;
+                let m = col().sum::<f64>() / n;
+                let v = col().map(|t| (t - m).powi(2)).sum::<f64>() / n;
+                (m, v.sqrt().max(1e-12))
+            })
+            .collect();
+        let scaled = |y: &[f64]| -> Vec<f32> {
+            y.iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let (m, sd) = y_scale[i % k];
+                    ((t - m) / sd) as f32
+                })
+                .collect()
         };
-        let target = |t: f64| ((t - y_mean) / y_sd) as f32;
 
         let plain = device(self.settings.gpu);
         plain.seed(self.settings.seed);
@@ -364,13 +407,10 @@ impl Model for Lstm {
         if c.weight_decay > 0.0 {
             adam = adam.with_weight_decay(Some(WeightDecayConfig::new(c.weight_decay as f32)));
         }
-        let targets: Vec<f32> = y.iter().map(|t| target(*t)).collect();
-        let valid = valid.filter(|(vx, _)| !vx.is_empty()).map(|(vx, vy)| {
-            (
-                vx.to_vec(),
-                vy.iter().map(|t| target(*t)).collect::<Vec<f32>>(),
-            )
-        });
+        let targets = scaled(y);
+        let valid = valid
+            .filter(|(vx, _)| !vx.is_empty())
+            .map(|(vx, vy)| (vx.to_vec(), scaled(vy)));
         self.trainer = Some(Trainer {
             order: (0..x.len()).collect(),
             x: x.to_vec(),
@@ -390,8 +430,7 @@ impl Model for Lstm {
             device: plain,
             x_mean,
             x_sd,
-            y_mean,
-            y_sd,
+            y_scale,
             epochs_run: 0,
         });
         Ok(())
@@ -410,7 +449,15 @@ impl Model for Lstm {
         for chunk in tr.order.chunks(c.batch) {
             let rows: Vec<&Vec<f64>> = chunk.iter().map(|&i| &tr.x[i]).collect();
             let xs = steps(&rows, c, &f.x_mean, &f.x_sd, &tr.train_dev);
-            let ys = column(chunk.iter().map(|&i| tr.y[i]).collect(), &tr.train_dev);
+            let k = c.outputs();
+            let ys = targets(
+                chunk
+                    .iter()
+                    .flat_map(|&i| tr.y[i * k..(i + 1) * k].iter().copied())
+                    .collect(),
+                k,
+                &tr.train_dev,
+            );
             let l = loss(net.forward(xs, c.hidden), ys, c.classify);
             let grads = GradientsParams::from_grads(l.backward(), &net);
             net = tr.optim.step(c.learning_rate, net, grads);
@@ -427,7 +474,7 @@ impl Model for Lstm {
         let eval_net = tr.net.valid();
         let rows: Vec<&Vec<f64>> = vx.iter().collect();
         let xs = steps(&rows, c, &f.x_mean, &f.x_sd, &f.device);
-        let ys = column(vy.clone(), &f.device);
+        let ys = targets(vy.clone(), c.outputs(), &f.device);
         let v = scalar(loss(eval_net.forward(xs, c.hidden), ys, c.classify));
         if tr.best.is_none_or(|(b, _)| v < b) {
             tr.best = Some((v, epoch));
@@ -440,6 +487,15 @@ impl Model for Lstm {
     }
 
     fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
+        // The label's output is the last.
+        Ok(self
+            .predict_paths(rows)?
+            .into_iter()
+            .map(|p| p.last().copied().unwrap_or(f64::NAN))
+            .collect())
+    }
+
+    fn predict_paths(&self, rows: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, String> {
         let f = self.fitted.as_ref().ok_or("the model is not fitted")?;
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -461,15 +517,27 @@ impl Model for Lstm {
                 .into_data()
                 .try_to_vec::<f32>()
                 .map_err(|e| format!("LSTM output: {e:?}"))?;
-            out.extend(v.into_iter().map(|p| {
-                if f.config.classify {
-                    p as f64
-                } else {
-                    p as f64 * f.y_sd + f.y_mean
-                }
+            let k = f.config.outputs();
+            out.extend(v.chunks(k).map(|row| {
+                row.iter()
+                    .zip(&f.y_scale)
+                    .map(|(&p, &(m, sd))| {
+                        if f.config.classify {
+                            p as f64
+                        } else {
+                            p as f64 * sd + m
+                        }
+                    })
+                    .collect::<Vec<f64>>()
             }));
         }
         Ok(out)
+    }
+
+    fn horizons(&self) -> Vec<u32> {
+        self.fitted
+            .as_ref()
+            .map_or_else(Vec::new, |f| f.config.horizons.clone())
     }
 
     fn format(&self) -> &'static str {
@@ -484,12 +552,18 @@ impl Model for Lstm {
             .into_record()
             .into_bytes()
             .map_err(|e| format!("LSTM weights: {e}"))?;
+        let (y_mean, y_sd) = *f.y_scale.last().ok_or("the model has no outputs")?;
         serde_json::to_string(&Saved {
             config: f.config.clone(),
             x_mean: f.x_mean.clone(),
             x_sd: f.x_sd.clone(),
-            y_mean: f.y_mean,
-            y_sd: f.y_sd,
+            y_mean,
+            y_sd,
+            path_scale: if f.y_scale.len() > 1 {
+                f.y_scale.clone()
+            } else {
+                Vec::new()
+            },
             record: hex::encode(&bytes[..]),
             epochs_run: f.epochs_run,
         })
@@ -593,5 +667,66 @@ mod tests {
         let mut m = Lstm::new(settings(&[]));
         assert!(m.fit(&[vec![1.0; 5]], &[1.0], None).is_err());
         assert!(Lstm::load("{}").is_err());
+    }
+
+    #[test]
+    fn a_multi_step_head_learns_each_horizon_on_its_own_scale() {
+        // Two outputs: the first is feature 0 three steps back, the second ten times feature
+        // 1 at the last step (another pattern, another scale).
+        let data = |n: usize, seed: u64| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            for _ in 0..n {
+                let r: Vec<f64> = (0..16).map(|_| rng.random_range(-1.0..1.0)).collect();
+                y.push(r[(8 - 3) * 2] + rng.random_range(-0.1..0.1));
+                y.push(10.0 * r[7 * 2 + 1] + rng.random_range(-1.0..1.0));
+                x.push(r);
+            }
+            (x, y)
+        };
+        let (x, y) = data(1500, 1);
+        let (vx, vy) = data(300, 2);
+        let (tx, ty) = data(400, 3);
+        let mut s = settings(&[("hidden", 24.0), ("epochs", 60.0)]);
+        s.classify = false;
+        s.horizons = vec![1, 2];
+        let mut m = Lstm::new(s.clone());
+        // One target per row is not enough for two outputs.
+        assert!(Lstm::new(s).fit(&x, &y[..x.len()], None).is_err());
+        m.fit(&x, &y, Some((&vx, &vy))).unwrap();
+        assert_eq!(m.horizons(), vec![1, 2]);
+        let p = m.predict_paths(&tx).unwrap();
+        assert!(p.iter().all(|r| r.len() == 2));
+        let corr = |a: &[f64], b: &[f64]| {
+            let n = a.len() as f64;
+            let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+            let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+            let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+            let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+            cov / (va * vb).sqrt()
+        };
+        let sd = |a: &[f64]| {
+            let n = a.len() as f64;
+            let m = a.iter().sum::<f64>() / n;
+            (a.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n).sqrt()
+        };
+        for j in 0..2 {
+            let pred: Vec<f64> = p.iter().map(|r| r[j]).collect();
+            let truth: Vec<f64> = ty.iter().skip(j).step_by(2).copied().collect();
+            let c = corr(&pred, &truth);
+            assert!(c > 0.8, "output {j}: correlation {c}");
+            // On the target's own scale: the fitted values spread like the targets do.
+            let ratio = sd(&pred) / sd(&truth);
+            assert!(
+                (0.6..1.2).contains(&ratio),
+                "output {j}: spread ratio {ratio}"
+            );
+        }
+        // The label (traded) is the last output; the artifact keeps every output's scale.
+        let last: Vec<f64> = p.iter().map(|r| r[1]).collect();
+        assert_eq!(m.predict_many(&tx).unwrap(), last);
+        let back = Lstm::load(&m.save().unwrap()).unwrap();
+        assert_eq!(back.predict_paths(&tx).unwrap(), p);
+        assert_eq!(back.horizons(), vec![1, 2]);
     }
 }

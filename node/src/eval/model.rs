@@ -7,7 +7,9 @@
 /// A model of the label from the features.
 pub trait Model {
     /// Fits on training rows `x` (one `Vec` per row) and labels `y`; `valid`, when given, is a
-    /// held-back tail of the training window for early stopping (never test rows).
+    /// held-back tail of the training window for early stopping (never test rows). A model with
+    /// a multi-step head (`outputs` > 1, see [`ModelSettings::horizons`]) gets that many targets
+    /// per row in `y`, row after row, the label (the longest horizon) last.
     fn fit(
         &mut self,
         x: &[Vec<f64>],
@@ -24,6 +26,19 @@ pub trait Model {
     /// Predicts many rows (models with a per-call cost override this).
     fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
         Ok(rows.iter().map(|r| self.predict(r)).collect())
+    }
+    /// Predicts every output of many rows: one value per horizon of a multi-step head (the
+    /// label's last), or just the label's.
+    fn predict_paths(&self, rows: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, String> {
+        Ok(self
+            .predict_many(rows)?
+            .into_iter()
+            .map(|p| vec![p])
+            .collect())
+    }
+    /// The days ahead of each output (a multi-step head); empty for one output, the label.
+    fn horizons(&self) -> Vec<u32> {
+        Vec::new()
     }
     /// The artifact format (`ridge`, `lightgbm`, `lstm`).
     fn format(&self) -> &'static str;
@@ -92,6 +107,9 @@ pub struct ModelSettings {
     pub features: Vec<String>,
     /// Steps per input sequence (the LSTM); 1 for models of single rows.
     pub lookback: u32,
+    /// Days ahead of each target a multi-step head is fitted on, shortest first, the label's
+    /// horizon last ([`output_horizons`]); empty (or one) for models of the label alone.
+    pub horizons: Vec<u32>,
     /// The GPU of the worker slot, for models that use one (the LSTM with `cuda`).
     pub gpu: Option<u32>,
     /// With `name = "ensemble"`: its members and how they are combined (member settings are
@@ -106,6 +124,24 @@ pub struct ModelSettings {
     pub threads: u32,
     /// Seed.
     pub seed: u64,
+}
+
+/// The days ahead of each of `outputs` targets for a label `horizon` days ahead: evenly
+/// spaced, the last one the label's (`outputs` = 5, horizon 5: 1, 2, 3, 4, 5; `outputs` = 2,
+/// horizon 10: 5, 10). Empty for one output. `outputs` may not exceed the horizon.
+pub fn output_horizons(outputs: u32, horizon: u32) -> Result<Vec<u32>, String> {
+    if outputs <= 1 {
+        return Ok(Vec::new());
+    }
+    if outputs > horizon {
+        return Err(format!(
+            "`outputs` = {outputs} needs a horizon of at least {outputs} days (the horizon is {horizon})"
+        ));
+    }
+    let (k, h) = (outputs as u64, horizon as u64);
+    Ok((1..=k)
+        .map(|i| ((i * h * 2 + k) / (2 * k)) as u32)
+        .collect())
 }
 
 /// The model the settings name.
@@ -297,5 +333,30 @@ mod tests {
         })
         .is_err());
         assert!(load_model("ridge", "{not json").is_err());
+    }
+
+    #[test]
+    fn output_horizons_are_evenly_spaced_and_end_at_the_label() {
+        assert_eq!(output_horizons(1, 5).unwrap(), Vec::<u32>::new());
+        assert_eq!(output_horizons(5, 5).unwrap(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(output_horizons(2, 10).unwrap(), vec![5, 10]);
+        assert_eq!(output_horizons(3, 10).unwrap(), vec![3, 7, 10]);
+        assert_eq!(output_horizons(4, 7).unwrap(), vec![2, 4, 5, 7]);
+        for h in 1..40 {
+            for k in 2..=h {
+                let v = output_horizons(k, h).unwrap();
+                assert_eq!(v.len(), k as usize);
+                assert_eq!(*v.last().unwrap(), h);
+                assert!(
+                    v[0] >= 1 && v.windows(2).all(|w| w[0] < w[1]),
+                    "{k} of {h}: {v:?}"
+                );
+            }
+        }
+        let e = output_horizons(6, 5).unwrap_err();
+        assert!(
+            e.contains("`outputs` = 6") && e.contains("horizon is 5"),
+            "{e}"
+        );
     }
 }

@@ -6,9 +6,20 @@ use super::model::load_model;
 use mlt_protocol::records::ModelArtifact;
 use std::path::Path;
 
-/// One prediction per bar: the forward return over the model's horizon, or the probability
-/// of "up" for a classifier; NaN where a feature is not defined yet (warm-up) or not finite.
-pub fn predict_bars(a: &ModelArtifact, bars: &Bars, name: &str) -> Result<Vec<f64>, String> {
+/// A model's predictions of some bars.
+pub struct Predictions {
+    /// Days ahead of each output of a multi-step head (the label's last); empty for a model
+    /// of the label alone.
+    pub horizons: Vec<u32>,
+    /// Per bar, every output (one per horizon, the label's last; NaN where a feature is not
+    /// defined yet or not finite).
+    pub rows: Vec<Vec<f64>>,
+}
+
+/// Per bar the forward return over the model's horizon, or the probability of "up" for a
+/// classifier, and a multi-step head's other horizons before it; NaN where a feature is not
+/// defined yet (warm-up) or not finite.
+pub fn predict_bars(a: &ModelArtifact, bars: &Bars, name: &str) -> Result<Predictions, String> {
     let model = load_model(&a.format, &a.model)?;
     let mut cols = Vec::new();
     for (f, text) in &a.features {
@@ -34,18 +45,25 @@ pub fn predict_bars(a: &ModelArtifact, bars: &Bars, name: &str) -> Result<Vec<f6
         })
         .collect();
     let known: Vec<Vec<f64>> = rows.iter().flatten().cloned().collect();
-    let mut got = model.predict_many(&known)?.into_iter();
-    Ok(rows
-        .iter()
-        .map(|r| match r {
-            Some(_) => got.next().unwrap_or(f64::NAN),
-            None => f64::NAN,
-        })
-        .collect())
+    let horizons = model.horizons();
+    let k = horizons.len().max(1);
+    let mut got = model.predict_paths(&known)?.into_iter();
+    Ok(Predictions {
+        horizons,
+        rows: rows
+            .iter()
+            .map(|r| {
+                r.as_ref()
+                    .and_then(|_| got.next())
+                    .filter(|p| p.len() == k)
+                    .unwrap_or_else(|| vec![f64::NAN; k])
+            })
+            .collect(),
+    })
 }
 
 /// [`predict_bars`] on a CSV or Parquet file, with its dates.
-pub fn predict_file(a: &ModelArtifact, path: &Path) -> Result<(Vec<i64>, Vec<f64>), String> {
+pub fn predict_file(a: &ModelArtifact, path: &Path) -> Result<(Vec<i64>, Predictions), String> {
     let (bars, _) = read_bars(path, a.adjusted)?;
     let p = predict_bars(a, &bars, &path.display().to_string())?;
     Ok((bars.days, p))

@@ -11,7 +11,7 @@ use crate::eval::cache;
 use crate::eval::data::{read_bars, Bars};
 use crate::eval::features::{lookahead_check, parse};
 use crate::eval::metrics as m;
-use crate::eval::model::{model_for, Model, ModelSettings};
+use crate::eval::model::{model_for, output_horizons, Model, ModelSettings};
 use crate::eval::splits::{cpcv, walk_forward, Cpcv, Fold};
 use crate::eval::synthetic::{generate, Synthetic};
 use mlt_protocol::messages::{AssignMsg, Evaluation, Outcome, Verdict};
@@ -331,6 +331,9 @@ pub fn run_walk_forward(
 struct Inst {
     cols: Vec<std::sync::Arc<Vec<f64>>>,
     label: Vec<f64>,
+    /// A multi-step head's targets: the label's kind over each of the model's horizons (the
+    /// label's last); empty for models of the label alone.
+    paths: Vec<Vec<f64>>,
     next: Vec<f64>,
 }
 
@@ -450,7 +453,8 @@ impl Traded {
 }
 
 impl Trader<'_> {
-    /// Every instrument's usable rows (finite features and label) among `rows`.
+    /// Every instrument's usable rows (finite features and label) among `rows`, with their
+    /// labels (a multi-step head's targets: one per horizon, row after row).
     /// Rows in time order (day by day, instruments within a day), so that a model may cut
     /// them chronologically (stacking's out-of-fold predictions do).
     fn gather(&self, rows: &[usize]) -> (Vec<Vec<f64>>, Vec<f64>) {
@@ -458,9 +462,14 @@ impl Trader<'_> {
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for &t in rows {
             for inst in &self.insts {
+                // Shorter horizons are known whenever the label is.
                 if let (Some(r), true) = (inst.seq(t, lb), inst.label[t].is_finite()) {
                     x.push(r);
-                    y.push(inst.label[t]);
+                    if inst.paths.is_empty() {
+                        y.push(inst.label[t]);
+                    } else {
+                        y.extend(inst.paths.iter().map(|p| p[t]));
+                    }
                 }
             }
         }
@@ -497,7 +506,10 @@ impl Trader<'_> {
         started.map_err(|e| format!("{what}: {e} ({} usable training rows)", x.len()))?;
         timings.fit += clock.elapsed().as_secs_f64();
         timings.folds += 1;
-        let (b0, scale) = label_scale(&y);
+        // The label is every row's last target.
+        let k = self.model.horizons.len().max(1);
+        let labels: Vec<f64> = y.iter().skip(k - 1).step_by(k).copied().collect();
+        let (b0, scale) = label_scale(&labels);
         Ok(Fitted {
             model,
             b0,
@@ -714,6 +726,13 @@ fn prepare<'a>(
     timings.load = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
     let h = spec.horizon as usize;
+    let label_of = |close: &[f64], days: usize| {
+        if spec.classify {
+            direction(close, days)
+        } else {
+            forward_return(close, days)
+        }
+    };
     let mut insts = Vec::new();
     let source = data_key(&spec.data, workdir);
     for (i, bars) in all_bars.iter().enumerate() {
@@ -730,11 +749,8 @@ fn prepare<'a>(
         }
         insts.push(Inst {
             cols,
-            label: if spec.classify {
-                direction(&bars.close, h)
-            } else {
-                forward_return(&bars.close, h)
-            },
+            label: label_of(&bars.close, h),
+            paths: Vec::new(),
             next: forward_return(&bars.close, 1),
         });
     }
@@ -815,6 +831,21 @@ fn prepare<'a>(
     } else {
         1
     };
+    // A multi-step head (the LSTM's `outputs`) is fitted on the label over each of its
+    // horizons; all of them reach no further than the label, so the purging is the label's.
+    let horizons = if spec.model == "lstm" {
+        let outputs = model_params.get("outputs").copied().unwrap_or(1.0);
+        output_horizons(outputs.round().clamp(1.0, 1e6) as u32, spec.horizon)
+            .map_err(|e| format!("the LSTM's head: {e}"))?
+    } else {
+        Vec::new()
+    };
+    for (inst, bars) in insts.iter_mut().zip(&all_bars) {
+        inst.paths = horizons
+            .iter()
+            .map(|&d| label_of(&bars.close, d as usize))
+            .collect();
+    }
     let trader = Trader {
         spec,
         insts,
@@ -834,6 +865,7 @@ fn prepare<'a>(
             seed,
             features: spec.features.iter().map(|(n, _)| n.clone()).collect(),
             lookback,
+            horizons,
             gpu,
             ensemble: spec.ensemble.clone(),
             // Rows per day and the label's reach, for purging inside the training rows.
@@ -2023,6 +2055,116 @@ mod tests {
         fn save(&self) -> Result<String, String> {
             self.1.save()
         }
+    }
+
+    /// Per fit: each training row's day and targets.
+    type Fits = Vec<Vec<(usize, Vec<f64>)>>;
+
+    thread_local! {
+        static TARGETS: std::cell::RefCell<Fits> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Records the targets each training row is fitted on.
+    struct Targets(Box<dyn Model>);
+
+    impl Model for Targets {
+        fn fit(
+            &mut self,
+            x: &[Vec<f64>],
+            y: &[f64],
+            v: Option<(&[Vec<f64>], &[f64])>,
+        ) -> Result<(), String> {
+            let k = y.len() / x.len().max(1);
+            TARGETS.with(|t| {
+                t.borrow_mut().push(
+                    x.iter()
+                        .zip(y.chunks(k))
+                        // The last step's first feature (of two) names the row's day.
+                        .map(|(r, y)| (r[r.len() - 2] as usize, y.to_vec()))
+                        .collect(),
+                )
+            });
+            self.0.fit(x, y, v)
+        }
+        fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
+            self.0.predict_many(rows)
+        }
+        fn format(&self) -> &'static str {
+            self.0.format()
+        }
+        fn save(&self) -> Result<String, String> {
+            self.0.save()
+        }
+    }
+
+    #[test]
+    fn a_multi_step_head_is_fitted_on_every_horizon_up_to_the_label() {
+        // Volume is the row index, the first feature: each training row names its day.
+        let mut b = generate(&Synthetic {
+            days: 1200,
+            seed: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        b.volume = Some((0..b.len()).map(|i| i as f64).collect());
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("idx.csv");
+        write_csv(&csv, &b);
+        let mut s = lgbm_spec();
+        s.model = "lstm".into();
+        s.features = vec![
+            ("row".into(), "volume".into()),
+            ("mom".into(), "sum(returns, 5)".into()),
+        ];
+        s.data = DataSource::Files {
+            paths: vec![csv.display().to_string()],
+            adjusted: false,
+        };
+        s.train = 400;
+        s.test = 200;
+        s.step = 200;
+        s.horizon = 4;
+        s.classify = false;
+        s.model_params = [
+            ("sequence".to_string(), 3.0),
+            ("hidden".to_string(), 4.0),
+            ("epochs".to_string(), 2.0),
+            ("outputs".to_string(), 2.0),
+        ]
+        .into();
+        TARGETS.with(|t| t.borrow_mut().clear());
+        let e = run_with(&s, Params::new(), |s| Ok(Box::new(Targets(model_for(s)?))));
+        let fits = TARGETS.with(|t| t.borrow().clone());
+        assert!(fits.len() >= 3, "one fit per fold: {}", fits.len());
+        // Two outputs over a 4-day label: the 2-day and the 4-day forward return.
+        let (r2, r4) = (forward_return(&b.close, 2), forward_return(&b.close, 4));
+        for rows in &fits {
+            assert!(rows.len() > 200);
+            for (t, y) in rows {
+                assert_eq!(y, &vec![r2[*t], r4[*t]], "row {t}");
+            }
+        }
+        // The kept model predicts both horizons, the label's last and traded.
+        let a = e.model.expect("the last fold's model is kept");
+        let m = crate::eval::model::load_model(&a.format, &a.model).unwrap();
+        assert_eq!(m.horizons(), vec![2, 4]);
+        let p = crate::eval::predict::predict_bars(&a, &b, "idx.csv").unwrap();
+        assert_eq!(p.horizons, vec![2, 4]);
+        let last = p.rows.iter().rposition(|r| r[1].is_finite()).unwrap();
+        assert!(p.rows[last][0].is_finite());
+        // More outputs than the label has days is an error naming the setting.
+        s.model_params.insert("outputs".into(), 5.0);
+        let mut ctx = Ctx(Vec::new());
+        let err = evaluate(
+            &s,
+            &assign(Params::new()),
+            &mut ctx,
+            &mut Timings::default(),
+            model_for,
+        )
+        .expect_err("5 outputs over a 4-day horizon");
+        assert!(err.contains("`outputs` = 5"), "{err}");
     }
 
     #[test]

@@ -529,7 +529,7 @@ pub const LIGHTGBM_SETTINGS: [(&str, f64, f64, bool); 15] = [
 
 /// LSTM settings accepted in `[objective.lstm]` and as trial parameters: name, lowest,
 /// highest, whether integral (`attention` is 0 or 1).
-pub const LSTM_SETTINGS: [(&str, f64, f64, bool); 9] = [
+pub const LSTM_SETTINGS: [(&str, f64, f64, bool); 10] = [
     ("sequence", 1.0, 1000.0, true),
     ("layers", 1.0, 3.0, true),
     ("hidden", 1.0, 4096.0, true),
@@ -539,6 +539,8 @@ pub const LSTM_SETTINGS: [(&str, f64, f64, bool); 9] = [
     ("batch", 1.0, 65_536.0, true),
     ("learning_rate", 1e-7, 1.0, false),
     ("weight_decay", 0.0, 1.0, false),
+    // A multi-step head: outputs over horizons evenly spaced up to the label's.
+    ("outputs", 1.0, 1000.0, true),
 ];
 
 /// Common other names of LightGBM settings (scikit-learn's and LightGBM's aliases).

@@ -802,6 +802,30 @@ pub(super) fn walk_forward(
         }
         k.finish(cx, "model");
     }
+    let horizon = days(cx, &o.horizon, "objective.horizon", 1, 1);
+    // A multi-step head: LSTM outputs over horizons up to the label's (a lone LSTM only).
+    if let (Some(t), Some(&k)) = (
+        &o.lstm,
+        model_params
+            .get("outputs")
+            .or(model_params.get("lstm.outputs")),
+    ) {
+        if k > 1.0 && model != "lstm" {
+            cx.err(
+                t.span(),
+                "objective.lstm.outputs",
+                "a multi-step head needs `model = \"lstm\"` (an ensemble's members predict the label alone)",
+            );
+        } else if k > horizon as f64 {
+            cx.err(
+                t.span(),
+                "objective.lstm.outputs",
+                format!(
+                    "{k} outputs need a horizon of at least {k} days (`objective.horizon` is {horizon})"
+                ),
+            );
+        }
+    }
     let boosted = model != "ridge";
     let validation = num_value(
         cx,
@@ -951,7 +975,7 @@ pub(super) fn walk_forward(
     Some(ObjectiveSpec::WalkForward(Box::new(WalkForwardSpec {
         data,
         features,
-        horizon: days(cx, &o.horizon, "objective.horizon", 1, 1),
+        horizon,
         classify,
         train: days(cx, &o.train, "objective.train", 504, 20),
         test,

@@ -478,4 +478,34 @@ fn walk_forward_objectives_are_checked() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("needs `[objective.ensemble]`"), "{e}");
+    // A multi-step head: a lone LSTM, no more outputs than the label has days.
+    let ok = wf(
+        "",
+        &format!("{base}model = \"lstm\"\nhorizon = 5\n[objective.lstm]\noutputs = 5\n"),
+    )
+    .unwrap();
+    let ObjectiveSpec::WalkForward(w) = &ok.objective else {
+        panic!()
+    };
+    assert_eq!(w.model_params.get("outputs"), Some(&5.0));
+    let e = wf(
+        "",
+        &format!("{base}model = \"lstm\"\nhorizon = 2\n[objective.lstm]\noutputs = 3\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`objective.lstm.outputs`: 3 outputs need a horizon of at least 3 days"),
+        "{e}"
+    );
+    let e = wf(
+        "",
+        &format!("{base}model = \"ensemble\"\nhorizon = 2\n[objective.ensemble]\nmembers = [\"ridge\", \"lstm\"]\n[objective.lstm]\noutputs = 2\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("a multi-step head needs `model = \"lstm\"`"),
+        "{e}"
+    );
 }
