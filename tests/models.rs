@@ -133,7 +133,7 @@ fn a_lightgbm_study_keeps_its_models_and_they_predict_new_data() {
     // An ensemble of the 3 best trials, on the study's folds and hold-out: each member alone
     // reproduces its stored out-of-sample Sharpe, and its hold-out Sharpe where the study
     // evaluated it there (the same seed, the same model).
-    for method in ["voting", "dynamic", "blending"] {
+    for method in ["voting", "dynamic", "blending", "stacking"] {
         let out = util::offline(
             &[
                 "ensemble", "lgbm-spy", "--top", "3", "--method", method, "--json",
@@ -179,6 +179,10 @@ fn a_lightgbm_study_keeps_its_models_and_they_predict_new_data() {
             assert!(w[1..]
                 .iter()
                 .any(|f| ws(f).iter().any(|x| (x - 1.0 / 3.0).abs() > 1e-6)));
+        } else if method == "stacking" {
+            // A meta-model in every fold, from that fold's training window alone.
+            assert!(w.iter().all(|f| ws(f).len() == 3));
+            assert!(w.windows(2).any(|f| ws(&f[0]) != ws(&f[1])));
         } else {
             assert!(w
                 .iter()

@@ -203,9 +203,10 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         top: usize,
         /// voting (equal weights), dynamic (weights from each member's out-of-sample Sharpe on
-        /// the folds before) or blending (least-squares weights on the members' out-of-sample
-        /// predictions of the folds before).
-        #[arg(long, default_value = "voting", value_parser = ["voting", "dynamic", "blending"])]
+        /// the folds before), blending (least-squares weights on the members' out-of-sample
+        /// predictions of the folds before) or stacking (a ridge meta-model on the members'
+        /// out-of-fold predictions inside each fold's training window).
+        #[arg(long, default_value = "voting", value_parser = ["voting", "dynamic", "blending", "stacking"])]
         method: String,
         /// The study's data files, when it ran on uploaded files and the scheduler is running.
         #[arg(long = "data")]

@@ -1035,11 +1035,71 @@ fn combine(preds: &[Vec<Vec<f64>>], w: &[f64]) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// Blocks of a training window for stacking's out-of-fold predictions.
+const STACK_BLOCKS: usize = 4;
+
+/// Stacking's meta-model for one fold of an ensemble of trials: the training window's days
+/// are cut into [`STACK_BLOCKS`] chronological blocks; for each block after the first, every
+/// member is fitted on the days before it whose label ends before it, and predicts it; a
+/// ridge meta-model learns the label from those out-of-fold predictions. Nothing outside
+/// `train` is read.
+fn stack_within(
+    preps: &[Prepared],
+    train: &[usize],
+    horizon: u32,
+    fold: usize,
+    t: &mut Timings,
+) -> Result<crate::eval::model::RidgeFit, String> {
+    let n = train.len();
+    let (mut meta_x, mut meta_y) = (Vec::new(), Vec::new());
+    for b in 1..STACK_BLOCKS {
+        let block = &train[n * b / STACK_BLOCKS..n * (b + 1) / STACK_BLOCKS];
+        let Some(&first) = block.first() else {
+            continue;
+        };
+        let before: Vec<usize> = train
+            .iter()
+            .copied()
+            .take_while(|&d| d + (horizon as usize) < first)
+            .collect();
+        if before.len() < 20 {
+            continue;
+        }
+        let mut preds = Vec::new();
+        for p in preps {
+            let what = format!("fold {}, stacking block {b}", fold + 1);
+            let f = p.trader.fit(&before, &what, t)?;
+            preds.push(p.trader.predict(&f, block)?);
+        }
+        for (i, inst) in preps[0].trader.insts.iter().enumerate() {
+            for (r, &day) in block.iter().enumerate() {
+                let v: Vec<f64> = preds.iter().map(|p| p[i][r]).collect();
+                let y = inst.label[day];
+                if y.is_finite() && v.iter().all(|x| x.is_finite()) {
+                    meta_x.push(v);
+                    meta_y.push(y);
+                }
+            }
+        }
+        #[cfg(test)]
+        tests::TRIAL_STACKS.with(|s| s.borrow_mut().push((before.clone(), block.to_vec())));
+    }
+    crate::eval::model::ridge(&meta_x, &meta_y, 1e-3).ok_or_else(|| {
+        format!(
+            "fold {}: stacking: {} out-of-fold rows are too few for the meta-model",
+            fold + 1,
+            meta_x.len()
+        )
+    })
+}
+
 /// Members (trial number, parameters) fitted fold by fold, their predictions combined by
 /// `method` (`voting`: equal weights; `dynamic`: weights from each member's out-of-sample
 /// Sharpe on the folds before; `blending`: least-squares weights of the label on the members'
-/// out-of-sample predictions of the folds before, purged by the horizon) and traded as one
-/// strategy; then the same on the hold-out, with weights from the whole search period.
+/// out-of-sample predictions of the folds before, purged by the horizon; `stacking`: the same
+/// on the members' out-of-fold predictions inside each fold's training window,
+/// [`stack_within`]) and traded as one strategy; then the same on the hold-out, with weights
+/// from the whole search period.
 pub fn ensemble_of_trials(
     spec: &WalkForwardSpec,
     members: &[(u64, Params)],
@@ -1098,14 +1158,17 @@ pub fn ensemble_of_trials(
             let b0 = scales.iter().zip(&w).map(|((b, _), w)| b * w).sum();
             let sc = scales.iter().zip(&w).map(|((_, s), w)| s * w).sum();
             // Blending: least squares of the label on the members' out-of-sample predictions
-            // of the earlier folds (equal weights until 30 such rows exist).
+            // of the earlier folds (equal weights until 30 such rows exist). Stacking: the same
+            // on out-of-fold predictions inside this fold's training window.
             let (bx, by) = match prior {
                 Some(p) => (&p.blend_x, &p.blend_y),
                 None => (&seen.blend_x, &seen.blend_y),
             };
-            let blend = (method == "blending" && bx.len() >= 30)
-                .then(|| crate::eval::model::ridge(bx, by, 1e-3))
-                .flatten();
+            let blend = match method {
+                "blending" if bx.len() >= 30 => crate::eval::model::ridge(bx, by, 1e-3),
+                "stacking" => Some(stack_within(&preps, &fold.train, spec.horizon, k, t)?),
+                _ => None,
+            };
             let combined = match &blend {
                 Some(b) => (0..preds[0].len())
                     .map(|i| {
@@ -1875,6 +1938,62 @@ mod tests {
             let first_meta = meta.iter().min().unwrap();
             assert!(*first_meta >= fit[fit.len() / 4], "{first_meta}");
         }
+    }
+
+    thread_local! {
+        /// Per block of a trial ensemble's stacking: the days fitted on, the days predicted.
+        pub(super) static TRIAL_STACKS: std::cell::RefCell<Vec<(Vec<usize>, Vec<usize>)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    #[test]
+    fn a_stacked_ensemble_of_trials_learns_only_inside_each_training_window() {
+        // Volume is the row index: nothing reads it but the check below.
+        let mut s = spec(&[("mom", "sum(returns, 5) / std(returns, 20)")], 0.3);
+        s.horizon = 3;
+        s.holdout = 250;
+        let members = [
+            (
+                0,
+                Params::from([("alpha".to_string(), ParamValue::Float(0.1))]),
+            ),
+            (
+                1,
+                Params::from([("alpha".to_string(), ParamValue::Float(1e4))]),
+            ),
+        ];
+        TRIAL_STACKS.with(|t| t.borrow_mut().clear());
+        let e = ensemble_of_trials(&s, &members, "stacking", None).unwrap();
+        let n = 3000 - 250;
+        let folds = walk_forward(n, 500, 250, 250, false, 3).unwrap();
+        let stacks = TRIAL_STACKS.with(|t| t.borrow().clone());
+        // Three blocks per fold of the search, then three in the hold-out's window.
+        assert_eq!(stacks.len(), 3 * (folds.len() + 1));
+        for (k, fold) in folds.iter().enumerate() {
+            for (before, block) in &stacks[3 * k..3 * k + 3] {
+                assert!(!before.is_empty() && !block.is_empty());
+                // Fitted and predicted rows are the fold's training rows; the rows fitted on
+                // end (label included) before the block they predict.
+                assert!(before.iter().chain(block).all(|d| fold.train.contains(d)));
+                assert!(before.iter().all(|d| d + 3 < block[0]));
+                assert!(block.iter().all(|d| d + 3 < fold.test[0]));
+            }
+        }
+        // The hold-out's window: everything before the hold-out's first day, purged.
+        for (before, block) in &stacks[3 * folds.len()..] {
+            assert!(before.iter().chain(block).all(|d| d + 3 < n));
+        }
+        // The meta-model's slopes are the weights: one per member, learned per fold.
+        assert_eq!(e.weights.len(), folds.len());
+        assert!(e.weights.iter().all(|w| w.len() == 2));
+        assert!(e.weights.windows(2).any(|w| w[0] != w[1]));
+        assert!(e.metrics["sharpe"].is_finite() && e.holdout.is_some());
+        // Each member alone is the plain walk-forward trial.
+        let mut ctx = Ctx(Vec::new());
+        let mut a = assign(members[0].1.clone());
+        a.key.trial = TrialId(0);
+        let alone = done(evaluate(&s, &a, &mut ctx, &mut Timings::default(), model_for).unwrap());
+        assert_eq!(alone.metrics["sharpe"], e.members[0]["sharpe"]);
     }
 
     thread_local! {
