@@ -97,6 +97,9 @@ enum Cmd {
         /// Only the LSTM throughput table.
         #[arg(long)]
         lstm_only: bool,
+        /// Only the LightGBM overhead table.
+        #[arg(long, conflicts_with = "lstm_only")]
+        lightgbm_only: bool,
     },
     /// Idle node connections with heartbeats.
     Idle {
@@ -384,7 +387,11 @@ async fn main() -> anyhow::Result<()> {
             seconds,
         } => idle(connections, seconds).await?,
         Cmd::Eval => eval::run()?,
-        Cmd::Models { trials, lstm_only } => models::run(trials, lstm_only)?,
+        Cmd::Models {
+            trials,
+            lstm_only,
+            lightgbm_only,
+        } => models::run(trials, lstm_only, lightgbm_only)?,
         Cmd::Search {
             python,
             tables,

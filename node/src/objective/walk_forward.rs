@@ -296,6 +296,10 @@ pub struct Timings {
     pub features: f64,
     /// Model fits.
     pub fit: f64,
+    /// Predicting and trading the test windows (walk-forward folds).
+    pub trade: f64,
+    /// The kept model: its text, importance and SHAP values (walk-forward folds).
+    pub keep: f64,
     /// The whole trial.
     pub total: f64,
     /// Folds evaluated.
@@ -1294,7 +1298,9 @@ fn walk_forward_folds(
             return Ok(Outcome::Pruned);
         }
         let fitted = trader.fit(&fold.train, &format!("fold {}", k + 1), timings)?;
+        let clock = std::time::Instant::now();
         let traded = trader.trade(&fitted, &fold.test, &mut prev_pos)?;
+        timings.trade += clock.elapsed().as_secs_f64();
         all.extend(&traded);
         last = Some((fitted, fold.test.clone()));
         for v in &traded.r {
@@ -1326,7 +1332,10 @@ fn walk_forward_folds(
             Verdict::Prune | Verdict::Stale => return Ok(Outcome::Pruned),
         }
     }
-    Ok(trader.evaluation(folds, days, all, last))
+    let clock = std::time::Instant::now();
+    let out = trader.evaluation(folds, days, all, last);
+    timings.keep = clock.elapsed().as_secs_f64();
+    Ok(out)
 }
 
 /// Walk-forward with epochs as the pruning budget: every fold's model trains an epoch at a
