@@ -301,6 +301,9 @@ impl RampWeights {
     }
 }
 
+/// Kernels per block of the running bandwidth maxima.
+const BLOCK: usize = 16;
+
 /// A one-dimensional truncated-Gaussian mixture with a prior component, its kernels sorted
 /// by centre. Densities are summed in linear space (the prior component keeps the sum far
 /// from underflow) and the log taken once.
@@ -314,14 +317,17 @@ struct Kde1 {
     coef: Vec<f64>,
     coef_total: f64,
     cum: Vec<f64>,
+    /// Per block of [`BLOCK`] kernels: the widest bandwidth in it or any block before it
+    /// (`pre`), in it or any block after it (`suf`); bounds for the evaluation window.
     pre: Vec<f64>,
     suf: Vec<f64>,
     prior: Option<(f64, f64, f64)>,
 }
 
 impl Kde1 {
-    /// From observations sorted by value, with their weights.
-    fn new(sorted: &[(f64, f64)], lo: f64, hi: f64, cfg: &TpeSpec) -> Self {
+    /// From observations sorted by value, with their weights; `draws`: whether candidates
+    /// are drawn from it (the good trials' estimator), else it is only evaluated.
+    fn new(sorted: &[(f64, f64)], lo: f64, hi: f64, cfg: &TpeSpec, draws: bool) -> Self {
         let range = (hi - lo).max(EPS);
         let n = sorted.len();
         let prior_w = if n == 0 { 1.0 } else { cfg.prior_weight };
@@ -359,8 +365,10 @@ impl Kde1 {
             }
         };
         let mut sigmas = vec![0.0; n];
-        for k in 1..n.saturating_sub(1) {
-            sigmas[k] = (mus[k] - mus[k - 1]).max(mus[k + 1] - mus[k]);
+        if n >= 3 {
+            for (sg, w) in sigmas[1..n - 1].iter_mut().zip(mus.windows(3)) {
+                *sg = (w[1] - w[0]).max(w[2] - w[1]);
+            }
         }
         // The few kernels next to the prior's centre or the bounds.
         let mut fix = |k: usize| {
@@ -395,47 +403,70 @@ impl Kde1 {
                 (true, true) => (norm_cdf((hi - mu) / s) - norm_cdf((lo - mu) / s)).max(1e-300),
             }
         };
-        let mut inv = Vec::with_capacity(n);
-        let mut coef = Vec::with_capacity(n);
-        let mut cum = Vec::with_capacity(n + 1);
-        let mut pre = Vec::with_capacity(n);
-        let (mut acc, mut mx) = (0.0, 0.0f64);
         let scale = inv_sqrt_2pi / total;
-        // Most bandwidths are clipped to the same minimum: divide only when one changes, and
-        // only kernels near a bound have a truncation mass to divide by.
-        let (mut last_sg, mut last_iv) = (f64::NAN, f64::NAN);
-        for i in 0..n {
-            let sg = sigmas[i].clamp(minsigma, range);
-            sigmas[i] = sg;
-            let w = sorted[i].1;
-            if sg != last_sg {
-                last_sg = sg;
-                last_iv = 1.0 / sg;
+        // Branch-free passes that vectorise (the bad trials' estimator has ~n kernels at every
+        // suggestion), then the few kernels near a bound get their truncation mass.
+        for sg in &mut sigmas {
+            *sg = sg.clamp(minsigma, range);
+        }
+        let inv: Vec<f64> = sigmas.iter().map(|sg| 1.0 / sg).collect();
+        let mut coef: Vec<f64> = sorted
+            .iter()
+            .zip(&inv)
+            .map(|(o, iv)| o.1 * scale * iv)
+            .collect();
+        // Beyond 6 bandwidths from both bounds the lost mass is below 1e-9; the kernels within
+        // 6 of the widest bandwidth of a bound are the only ones to check (mus are sorted).
+        let widest = sigmas.iter().copied().fold(0.0, f64::max);
+        let near_lo = mus.partition_point(|m| m - lo <= 6.0 * widest);
+        let near_hi = mus.partition_point(|m| hi - m > 6.0 * widest).max(near_lo);
+        for i in (0..near_lo).chain(near_hi..n) {
+            let (mu, sg) = (mus[i], sigmas[i]);
+            if mu - lo <= 6.0 * sg || hi - mu <= 6.0 * sg {
+                coef[i] /= z(mu, sg);
             }
-            let iv = last_iv;
-            inv.push(iv);
-            let mu = mus[i];
-            let c = w * scale * iv;
-            // Beyond 6 bandwidths from both bounds the lost mass is below 1e-9.
-            coef.push(if mu - lo <= 6.0 * sg || hi - mu <= 6.0 * sg {
-                c / z(mu, sg)
-            } else {
-                c
-            });
-            acc += w / total;
-            cum.push(acc);
-            mx = mx.max(sg);
-            pre.push(mx);
         }
-        if has_prior {
-            cum.push(1.0);
-        }
-        let mut suf = vec![0.0; n];
+        let cum = if draws {
+            let inv_total = 1.0 / total;
+            let mut acc = 0.0;
+            let mut cum: Vec<f64> = sorted
+                .iter()
+                .map(|o| {
+                    acc += o.1 * inv_total;
+                    acc
+                })
+                .collect();
+            if has_prior {
+                cum.push(1.0);
+            }
+            cum
+        } else {
+            Vec::new()
+        };
+        // Running maxima of the bandwidths by blocks: each block's maximum (independent, so
+        // they vectorise), then the running maximum over the blocks from either end.
+        let block_max: Vec<f64> = sigmas
+            .chunks(BLOCK)
+            .map(|b| b.iter().copied().fold(0.0, f64::max))
+            .collect();
+        let mut mx = 0.0f64;
+        let pre: Vec<f64> = block_max
+            .iter()
+            .map(|&b| {
+                mx = mx.max(b);
+                mx
+            })
+            .collect();
         mx = 0.0;
-        for k in (0..n).rev() {
-            mx = mx.max(sigmas[k]);
-            suf[k] = mx;
-        }
+        let mut suf: Vec<f64> = block_max
+            .iter()
+            .rev()
+            .map(|&b| {
+                mx = mx.max(b);
+                mx
+            })
+            .collect();
+        suf.reverse();
         let prior = has_prior.then(|| (mid, range, prior_w * scale / (range * z(mid, range))));
         Self {
             lo,
@@ -454,6 +485,16 @@ impl Kde1 {
 
     /// A draw: a kernel by weight, then its truncated normal.
     fn draw(&self, rng: &mut impl Rng) -> f64 {
+        debug_assert!(!self.cum.is_empty(), "built with `draws`");
+        if self.cum.is_empty() {
+            return trunc_normal(
+                0.5 * (self.lo + self.hi),
+                self.hi - self.lo,
+                self.lo,
+                self.hi,
+                rng,
+            );
+        }
         let u: f64 = rng.random();
         let i = self.cum.partition_point(|c| *c < u).min(self.cum.len() - 1);
         let (mu, s) = match (i < self.mus.len(), self.prior) {
@@ -513,8 +554,8 @@ impl Kde1 {
         let p = self.mus.partition_point(|m| *m < x);
         let window = |w: f64| {
             (
-                first_true(0, p, |j| x - self.mus[j] <= w * self.pre[j]),
-                first_true(p, n, |j| self.mus[j] - x > w * self.suf[j]),
+                first_true(0, p, |j| x - self.mus[j] <= w * self.pre[j / BLOCK]),
+                first_true(p, n, |j| self.mus[j] - x > w * self.suf[j / BLOCK]),
             )
         };
         let (from, to) = window(WINDOW_NARROW);
@@ -756,8 +797,8 @@ impl TpeSampler {
                     .filter(|(_, i)| split.mask.get(*i as usize) == Some(&2))
                     .map(|(x, i)| (*x, ramp.at(rank[*i as usize] as usize)))
                     .collect();
-                let l = Kde1::new(&below, lo, hi, &self.cfg);
-                let gk = Kde1::new(&above, lo, hi, &self.cfg);
+                let l = Kde1::new(&below, lo, hi, &self.cfg, true);
+                let gk = Kde1::new(&above, lo, hi, &self.cfg, false);
                 let mut best = (f64::NEG_INFINITY, 0.5 * (lo + hi));
                 for _ in 0..n_cand {
                     let x = l.draw(rng);
@@ -1106,7 +1147,7 @@ mod kde_tests {
                         group: false,
                         constant_liar: false,
                     };
-                    let k = Kde1::new(&pairs, 0.0, 10.0, &cfg);
+                    let k = Kde1::new(&pairs, 0.0, 10.0, &cfg, true);
                     let want = reference(&obs, 0.0, 10.0, endpoints);
                     for (a, b) in k.sigmas.iter().zip(&want) {
                         assert!(
