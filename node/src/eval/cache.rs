@@ -95,9 +95,50 @@ pub fn get_or_compute(
     Ok(col)
 }
 
-/// Drops every column of the node's cache and sets its budget (values): for benchmarks.
+/// Data sources' bars kept on this node, most recently used last.
+type BarsCache = Vec<(String, Arc<Vec<crate::eval::data::Bars>>)>;
+
+/// Data sources whose bars are kept (each trial otherwise reads and checks its files again).
+const BARS_KEPT: usize = 4;
+
+fn bars_cache() -> &'static Mutex<BarsCache> {
+    static BARS: OnceLock<Mutex<BarsCache>> = OnceLock::new();
+    BARS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// The bars of the data source `key` names (its files' paths, sizes and modification times,
+/// or the synthetic market's settings), loading (and keeping) them with `load` when absent.
+pub fn bars(
+    key: &str,
+    load: impl FnOnce() -> Result<Vec<crate::eval::data::Bars>, String>,
+) -> Result<Arc<Vec<crate::eval::data::Bars>>, String> {
+    {
+        let mut kept = bars_cache().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = kept.iter().position(|(k, _)| k == key) {
+            let hit = kept.remove(i);
+            let bars = hit.1.clone();
+            kept.push(hit);
+            return Ok(bars);
+        }
+    }
+    let bars = Arc::new(load()?);
+    let mut kept = bars_cache().lock().unwrap_or_else(|p| p.into_inner());
+    kept.retain(|(k, _)| k != key);
+    kept.push((key.to_string(), bars.clone()));
+    if kept.len() > BARS_KEPT {
+        kept.remove(0);
+    }
+    Ok(bars)
+}
+
+/// Drops every column and every source's bars kept on this node and sets the columns' budget
+/// (values): for benchmarks.
 pub fn reset(budget: usize) {
     *cache().lock().unwrap_or_else(|p| p.into_inner()) = Lru::new(budget);
+    bars_cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
 }
 
 #[cfg(test)]
@@ -122,6 +163,45 @@ mod tests {
         // Too big alone: not kept.
         c.insert(k("huge"), Arc::new(vec![0.0; 26]));
         assert!(c.get(&k("huge")).is_none());
+    }
+
+    #[test]
+    fn bars_are_loaded_once_per_source_and_errors_are_not_kept() {
+        use crate::eval::synthetic::{generate, Synthetic};
+        let make = |seed| {
+            generate(&Synthetic {
+                days: 50,
+                seed,
+                ..Default::default()
+            })
+        };
+        let mut loads = 0;
+        let a = bars("bars-test:a", || {
+            loads += 1;
+            Ok(vec![make(1)?])
+        })
+        .unwrap();
+        let again = bars("bars-test:a", || {
+            loads += 1;
+            Ok(vec![make(2)?])
+        })
+        .unwrap();
+        assert!(Arc::ptr_eq(&a, &again));
+        assert_eq!(loads, 1);
+        assert!(bars("bars-test:bad", || Err("unreadable".into())).is_err());
+        let b = bars("bars-test:bad", || Ok(vec![make(3)?])).unwrap();
+        assert_eq!(b[0].close, make(3).unwrap().close);
+        // Only the last few sources stay.
+        for i in 0..BARS_KEPT {
+            bars(&format!("bars-test:{i}"), || Ok(vec![make(4)?])).unwrap();
+        }
+        let mut reloaded = false;
+        bars("bars-test:a", || {
+            reloaded = true;
+            Ok(vec![make(1)?])
+        })
+        .unwrap();
+        assert!(reloaded);
     }
 
     #[test]

@@ -715,7 +715,10 @@ fn prepare<'a>(
     factory: Factory,
 ) -> Result<Prepared<'a>, String> {
     let clock = std::time::Instant::now();
-    let mut all_bars = load(&spec.data, workdir)?;
+    // Later trials on this node take the bars read for an earlier one (the key changes when a
+    // file does).
+    let source = data_key(&spec.data, workdir);
+    let mut all_bars = cache::bars(&source, || load(&spec.data, workdir))?.to_vec();
     let n_all = all_bars.first().map_or(0, |b| b.len());
     let holdout = spec.holdout as usize;
     if holdout > 0 && !spec.holdout_run {
@@ -738,7 +741,6 @@ fn prepare<'a>(
         }
     };
     let mut insts = Vec::new();
-    let source = data_key(&spec.data, workdir);
     for (i, bars) in all_bars.iter().enumerate() {
         let mut cols = Vec::new();
         for (name, text) in &spec.features {
