@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SPEC ?= examples/lgbm-spy.toml
 
-.PHONY: run test setup build lint bench bench-search
+.PHONY: run test setup build lint bench bench-search check-cuda
 
 setup:
 	@bash scripts/setup.sh
@@ -33,3 +33,9 @@ bench-search: setup
 	$(CARGO) build --release -p mlt-bench
 	mkdir -p bench/results
 	./target/release/mlt-bench search --python $(OPTUNA_VENV)/bin/python | tee bench/results/search.md
+
+# The `cuda` feature's code compiled against burn's CUDA backend, without a CUDA toolkit and
+# without the LLVM bundle cubecl-cuda downloads at build time (DOCS_RS skips it): a check that
+# the GPU code path builds, not a GPU build (docs/operations.md).
+check-cuda:
+	DOCS_RS=1 CARGO_TARGET_DIR=target/cuda-check $(CARGO) check -p mlt-node --features cuda

@@ -29,6 +29,8 @@ use std::collections::BTreeMap;
 const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
 const WINDOW: f64 = 8.0;
 const WINDOW_NARROW: f64 = 6.0;
+/// Bandwidths around a point whose kernels make the lower bound of a density.
+const WINDOW_LOWER: f64 = 2.0;
 const EPS: f64 = 1e-12;
 
 /// The TPE sampler.
@@ -541,6 +543,29 @@ impl Kde1 {
         ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
     }
 
+    /// A lower bound of `log_pdf(x)`: the prior and the kernels within 2 (running-max)
+    /// bandwidths of x only.
+    fn log_pdf_lower(&self, x: f64) -> f64 {
+        let mut sum = 0.0;
+        if let Some((mu, s, c)) = self.prior {
+            let d = (x - mu) / s;
+            sum += c * exp_neg(0.5 * d * d);
+        }
+        let (from, to) = self.window(x, WINDOW_LOWER);
+        sum += self.kernel_sum(x, from, to);
+        sum.max(1e-300).ln()
+    }
+
+    /// The kernels whose centre is within `w` running-max bandwidths of x: `from..to`.
+    fn window(&self, x: f64, w: f64) -> (usize, usize) {
+        let n = self.mus.len();
+        let p = self.mus.partition_point(|m| *m < x);
+        (
+            first_true(0, p, |j| x - self.mus[j] <= w * self.pre[j / BLOCK]),
+            first_true(p, n, |j| self.mus[j] - x > w * self.suf[j / BLOCK]),
+        )
+    }
+
     fn log_pdf(&self, x: f64) -> f64 {
         let mut sum = 0.0;
         if let Some((mu, s, c)) = self.prior {
@@ -567,6 +592,41 @@ impl Kde1 {
         }
         sum.max(1e-300).ln()
     }
+}
+
+/// The candidate (of `n` drawn from `l`) with the highest log l(x) − log g(x), the first one
+/// drawn among equals; `none` when there is no candidate.
+///
+/// Evaluating g is the bulk of a suggestion with many trials, so candidates are taken in
+/// decreasing l(x), and g is evaluated in full only where a lower bound of it (the kernels
+/// within 2 bandwidths) leaves the candidate a chance to beat the best so far. The answer is
+/// the one evaluating every candidate in full gives.
+fn best_candidate(l: &Kde1, g: &Kde1, n: usize, none: f64, rng: &mut impl Rng) -> f64 {
+    let xs: Vec<f64> = (0..n).map(|_| l.draw(rng)).collect();
+    let ls: Vec<f64> = xs.iter().map(|&x| l.log_pdf(x)).collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| ls[b].total_cmp(&ls[a]).then(a.cmp(&b)));
+    // (score, candidate index); ties go to the earlier drawn candidate.
+    let mut best: Option<(f64, usize)> = None;
+    for i in order {
+        if let Some((b, _)) = best {
+            // A lower bound of g and a margin for rounding: the bound's sum is a subset of the
+            // full sum's terms, added in another order.
+            let upper = ls[i] - g.log_pdf_lower(xs[i]);
+            if upper < b - 1e-9 * (1.0 + b.abs()) {
+                continue;
+            }
+        }
+        let s = ls[i] - g.log_pdf(xs[i]);
+        let better = match best {
+            None => true,
+            Some((b, j)) => s > b || (s == b && i < j),
+        };
+        if better {
+            best = Some((s, i));
+        }
+    }
+    best.map_or(none, |(_, i)| xs[i])
 }
 
 /// The first index in `lo..hi` where the monotone `pred` (false … false true … true) holds.
@@ -799,15 +859,7 @@ impl TpeSampler {
                     .collect();
                 let l = Kde1::new(&below, lo, hi, &self.cfg, true);
                 let gk = Kde1::new(&above, lo, hi, &self.cfg, false);
-                let mut best = (f64::NEG_INFINITY, 0.5 * (lo + hi));
-                for _ in 0..n_cand {
-                    let x = l.draw(rng);
-                    let s = l.log_pdf(x) - gk.log_pdf(x);
-                    if s > best.0 {
-                        best = (s, x);
-                    }
-                }
-                best.1
+                best_candidate(&l, &gk, n_cand, 0.5 * (lo + hi), rng)
             }
             Line::Cat(n) => {
                 let b: Vec<f64> = below.iter().map(|x| x.0).collect();
@@ -1124,6 +1176,67 @@ mod kde_tests {
         let at = with.iter().position(|x| *x == mid).unwrap();
         s.remove(at);
         s.iter().map(|x| x.clamp(minsigma, hi - lo)).collect()
+    }
+
+    #[test]
+    fn the_best_candidate_is_the_one_a_full_evaluation_picks() {
+        let cfg = TpeSpec {
+            n_startup_trials: 0,
+            n_ei_candidates: 24,
+            gamma: 0.1,
+            gamma_max: 25,
+            prior_weight: 1.0,
+            consider_endpoints: false,
+            consider_magic_clip: true,
+            multivariate: false,
+            group: false,
+            constant_liar: false,
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let sorted = |v: Vec<f64>| {
+            let mut p: Vec<(f64, f64)> = v.into_iter().map(|x| (x, 1.0)).collect();
+            p.sort_by(|a, b| a.0.total_cmp(&b.0));
+            p
+        };
+        let mut pruned_some = false;
+        for case in 0..300 {
+            let n_bad = [5, 50, 500, 2000][case % 4];
+            let good: Vec<f64> = (0..25).map(|_| rng.random_range(4.0..6.0)).collect();
+            let bad: Vec<f64> = (0..n_bad).map(|_| rng.random_range(0.0..10.0)).collect();
+            let l = Kde1::new(&sorted(good), 0.0, 10.0, &cfg, true);
+            let g = Kde1::new(&sorted(bad), 0.0, 10.0, &cfg, false);
+            let seed: u64 = rng.random();
+            let got = best_candidate(
+                &l,
+                &g,
+                24,
+                5.0,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            );
+            // Every candidate in full, the first of equals kept.
+            let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut want = (f64::NEG_INFINITY, 5.0);
+            for _ in 0..24 {
+                let x = l.draw(&mut r);
+                let s = l.log_pdf(x) - g.log_pdf(x);
+                if s > want.0 {
+                    want = (s, x);
+                }
+                pruned_some |= l.log_pdf(x) - g.log_pdf_lower(x) < want.0;
+            }
+            assert_eq!(got, want.1, "case {case}");
+        }
+        assert!(pruned_some, "the bound never rules a candidate out");
+        assert_eq!(
+            best_candidate(
+                &Kde1::new(&[], 0.0, 1.0, &cfg, true),
+                &Kde1::new(&[], 0.0, 1.0, &cfg, false),
+                0,
+                0.5,
+                &mut rng
+            ),
+            0.5
+        );
     }
 
     #[test]
