@@ -197,13 +197,7 @@ fn rank_corr(a: &[f64], b: &[f64]) -> f64 {
         }
         r
     };
-    let (ra, rb) = (ranks(a), ranks(b));
-    let n = a.len() as f64;
-    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
-    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
-    let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
-    let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
-    let c = cov / (va * vb).sqrt();
+    let c = super::metrics::pearson(&ranks(a), &ranks(b));
     if c.is_finite() {
         c
     } else {

@@ -697,14 +697,6 @@ mod tests {
         assert_eq!(m.horizons(), vec![1, 2]);
         let p = m.predict_paths(&tx).unwrap();
         assert!(p.iter().all(|r| r.len() == 2));
-        let corr = |a: &[f64], b: &[f64]| {
-            let n = a.len() as f64;
-            let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-            let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
-            let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
-            let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
-            cov / (va * vb).sqrt()
-        };
         let sd = |a: &[f64]| {
             let n = a.len() as f64;
             let m = a.iter().sum::<f64>() / n;
@@ -713,7 +705,7 @@ mod tests {
         for j in 0..2 {
             let pred: Vec<f64> = p.iter().map(|r| r[j]).collect();
             let truth: Vec<f64> = ty.iter().skip(j).step_by(2).copied().collect();
-            let c = corr(&pred, &truth);
+            let c = crate::eval::metrics::pearson(&pred, &truth);
             assert!(c > 0.8, "output {j}: correlation {c}");
             // On the target's own scale: the fitted values spread like the targets do.
             let ratio = sd(&pred) / sd(&truth);

@@ -127,6 +127,16 @@ pub fn moments(r: &[f64]) -> (f64, f64, f64) {
     (m / std(&x), c3 / c2.powf(1.5), c4 / (c2 * c2))
 }
 
+/// Pearson correlation of two equally long series (NaN when either is constant).
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
 /// Share of periods with a positive return.
 pub fn win_rate(r: &[f64]) -> f64 {
     let x = finite(r);

@@ -104,14 +104,7 @@ pub fn generate(s: &Synthetic) -> Result<Bars, String> {
 mod tests {
     use super::*;
 
-    fn corr(a: &[f64], b: &[f64]) -> f64 {
-        let n = a.len() as f64;
-        let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-        let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
-        let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
-        let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
-        cov / (va * vb).sqrt()
-    }
+    use crate::eval::metrics::pearson as corr;
 
     #[test]
     fn the_market_has_fat_tails_clustering_and_the_promised_edge() {

@@ -1178,20 +1178,25 @@ mod kde_tests {
         s.iter().map(|x| x.clamp(minsigma, hi - lo)).collect()
     }
 
-    #[test]
-    fn the_best_candidate_is_the_one_a_full_evaluation_picks() {
-        let cfg = TpeSpec {
+    /// Optuna's default TPE settings, endpoints as given.
+    fn cfg(endpoints: bool) -> TpeSpec {
+        TpeSpec {
             n_startup_trials: 0,
             n_ei_candidates: 24,
             gamma: 0.1,
             gamma_max: 25,
             prior_weight: 1.0,
-            consider_endpoints: false,
+            consider_endpoints: endpoints,
             consider_magic_clip: true,
             multivariate: false,
             group: false,
             constant_liar: false,
-        };
+        }
+    }
+
+    #[test]
+    fn the_best_candidate_is_the_one_a_full_evaluation_picks() {
+        let cfg = cfg(false);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let sorted = |v: Vec<f64>| {
             let mut p: Vec<(f64, f64)> = v.into_iter().map(|x| (x, 1.0)).collect();
@@ -1248,18 +1253,7 @@ mod kde_tests {
                     let mut obs: Vec<f64> = (0..n).map(|_| rng.random_range(0.0..10.0)).collect();
                     obs.sort_by(f64::total_cmp);
                     let pairs: Vec<(f64, f64)> = obs.iter().map(|x| (*x, 1.0)).collect();
-                    let cfg = TpeSpec {
-                        n_startup_trials: 0,
-                        n_ei_candidates: 24,
-                        gamma: 0.1,
-                        gamma_max: 25,
-                        prior_weight: 1.0,
-                        consider_endpoints: endpoints,
-                        consider_magic_clip: true,
-                        multivariate: false,
-                        group: false,
-                        constant_liar: false,
-                    };
+                    let cfg = cfg(endpoints);
                     let k = Kde1::new(&pairs, 0.0, 10.0, &cfg, true);
                     let want = reference(&obs, 0.0, 10.0, endpoints);
                     for (a, b) in k.sigmas.iter().zip(&want) {
