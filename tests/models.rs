@@ -265,6 +265,37 @@ fn an_lstm_study_keeps_its_networks_and_they_predict_new_data() {
         .all(|r| r.len() == 3 && r.iter().all(|p| (0.0..=1.0).contains(p))));
     // Three different outputs, not one copied.
     assert!(rows.iter().any(|r| r[0] != r[1] && r[1] != r[2]));
+    // The same as JSON: one object per bar, null while the features warm up.
+    let out = util::offline(
+        &[
+            "predict",
+            "--study",
+            "lstm-synthetic",
+            "--trial",
+            &n,
+            "--data",
+            csv.to_str().unwrap(),
+            "--json",
+        ],
+        data.path(),
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bars = json.as_array().unwrap();
+    assert_eq!(bars.len(), 300);
+    assert!(bars[0]["probability_up"].is_null());
+    let last = &bars[299];
+    assert_eq!(
+        last["probability_up"].as_f64(),
+        Some(rows.last().unwrap()[0])
+    );
+    assert_eq!(
+        last["probability_up_1d"].as_f64(),
+        Some(rows.last().unwrap()[1])
+    );
+    assert_eq!(
+        last["probability_up_2d"].as_f64(),
+        Some(rows.last().unwrap()[2])
+    );
 }
 
 #[test]

@@ -312,7 +312,13 @@ pub async fn ensemble(
     );
     if let Some(w) = report.weights.last() {
         let w: Vec<String> = w.iter().map(|x| format!("{x:.3}")).collect();
-        println!("weights in the last fold: {}", w.join(" "));
+        // Blending and stacking weigh the members by a least-squares meta-model's slopes.
+        let what = if matches!(method, "blending" | "stacking") {
+            "meta-model slopes"
+        } else {
+            "weights"
+        };
+        println!("{what} in the last fold: {}", w.join(" "));
     }
     Ok(())
 }
