@@ -163,6 +163,43 @@ pub fn check(
     workdir: Option<&str>,
 ) -> Result<(), (String, String)> {
     use mlt_protocol::spec::Distribution as D;
+    // A multi-step head searched over: a lone LSTM, no more outputs than the horizon's days.
+    for p in &space.params {
+        let lstm_member = spec.model == "ensemble" && p.name == "lstm.outputs";
+        if p.name != "outputs" && !lstm_member {
+            continue;
+        }
+        let most = match &p.dist {
+            D::Float { high, .. } => *high,
+            D::Int { high, .. } => *high as f64,
+            D::Fixed { value } => value.as_f64().unwrap_or(1.0),
+            D::Categorical { choices } => choices
+                .iter()
+                .filter_map(ParamValue::as_f64)
+                .fold(1.0, f64::max),
+        };
+        let key = format!("space.{}", p.name);
+        let lstm_in_ensemble = spec
+            .ensemble
+            .as_ref()
+            .is_some_and(|e| e.members.iter().any(|m| m == "lstm"));
+        if spec.model != "lstm" {
+            if most > 1.0 && lstm_in_ensemble {
+                return Err((
+                    key,
+                    "a multi-step head needs `model = \"lstm\"` (an ensemble's members predict the label alone)".into(),
+                ));
+            }
+        } else if most.round() > spec.horizon as f64 {
+            return Err((
+                key,
+                format!(
+                    "reaches {most} outputs, more than the {}-day horizon allows",
+                    spec.horizon
+                ),
+            ));
+        }
+    }
     let insts = load(&spec.data, workdir).map_err(|e| ("objective.data".to_string(), e))?;
     let ends = |high: bool| -> Params {
         space
@@ -2295,6 +2332,35 @@ mod tests {
         )
         .expect_err("5 outputs over a 4-day horizon");
         assert!(err.contains("`outputs` = 5"), "{err}");
+    }
+
+    #[test]
+    fn a_searched_multi_step_head_is_checked_before_the_study_runs() {
+        let parse = |model: &str, space: &str| {
+            let text = format!(
+                "[study]\nname = \"m\"\nn_trials = 2\n[space]\n{space}\n[objective]\nkind = \"walk_forward\"\ndata = \"synthetic\"\nsynthetic = {{ days = 800 }}\nfeatures = {{ m = \"returns\" }}\nhorizon = 3\ntrain = 300\ntest = 100\n{model}"
+            );
+            let s = mlt_protocol::spec::Spec::parse(&text, "m.toml").unwrap();
+            let mlt_protocol::spec::ObjectiveSpec::WalkForward(w) = &s.objective else {
+                panic!()
+            };
+            check(w, &s.space, None)
+        };
+        let lstm = "model = \"lstm\"";
+        assert!(parse(lstm, "outputs = { type = \"int\", low = 1, high = 3 }").is_ok());
+        let (key, msg) =
+            parse(lstm, "outputs = { type = \"int\", low = 1, high = 4 }").unwrap_err();
+        assert_eq!(key, "space.outputs");
+        assert!(msg.contains("more than the 3-day horizon"), "{msg}");
+        let ensemble =
+            "model = \"ensemble\"\n[objective.ensemble]\nmembers = [\"ridge\", \"lstm\"]";
+        let (key, msg) = parse(
+            ensemble,
+            "\"lstm.outputs\" = { type = \"categorical\", choices = [1, 2] }",
+        )
+        .unwrap_err();
+        assert_eq!(key, "space.lstm.outputs");
+        assert!(msg.contains("needs `model = \"lstm\"`"), "{msg}");
     }
 
     #[test]
