@@ -5,6 +5,7 @@ object on stdout; mlt-bench puts the numbers next to ours.
     python search_bench.py quality --trials 200 --seeds 10 --samplers tpe,tpe-mv,cmaes,gp,random
     python search_bench.py cost --sizes 100,1000,10000
     python search_bench.py pruning --trials 200 --seeds 10 --steps 27
+    python search_bench.py proposals --trials 100 --seeds 20 --asks 100
 
 The problems and the synthetic learning curves are defined exactly as in bench/src/search.rs.
 """
@@ -246,9 +247,35 @@ def pruning(args):
     json.dump(out, sys.stdout)
 
 
+def proposals(args):
+    """TPE's suggestions on one fixed history: `trials` random Styblinski-Tang-10 points (the
+    history, handed to our side too), then `asks` suggestions per seed without telling any
+    (running trials are not evidence without the constant liar), so every suggestion is an
+    independent draw from the sampler given that history."""
+    import random as pyrandom
+
+    rng = pyrandom.Random(0)
+    dists = {f"x{i}": optuna.distributions.FloatDistribution(-5, 5) for i in range(10)}
+    history = []
+    for _ in range(args.trials):
+        p = {k: rng.uniform(-5, 5) for k in dists}
+        history.append({"params": p, "value": styblinski_tang(p)})
+    out = []
+    for seed in range(args.seeds):
+        st = optuna.create_study(sampler=sampler("tpe", seed))
+        st.add_trials(
+            [optuna.trial.create_trial(params=h["params"], distributions=dists, value=h["value"]) for h in history]
+        )
+        for _ in range(args.asks):
+            t = st.ask(dists)
+            out.append([t.params[f"x{i}"] for i in range(10)])
+    json.dump({"history": history, "proposals": out}, sys.stdout)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["quality", "cost", "pruning", "version"])
+    ap.add_argument("mode", choices=["quality", "cost", "pruning", "proposals", "version"])
+    ap.add_argument("--asks", type=int, default=100)
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--steps", type=int, default=27)
@@ -258,7 +285,7 @@ def main():
     if args.mode == "version":
         json.dump({"optuna": optuna.__version__}, sys.stdout)
     else:
-        {"quality": quality, "cost": cost, "pruning": pruning}[args.mode](args)
+        {"quality": quality, "cost": cost, "pruning": pruning, "proposals": proposals}[args.mode](args)
 
 
 if __name__ == "__main__":

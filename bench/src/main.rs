@@ -52,8 +52,13 @@ enum Cmd {
         /// without it only our side is measured.
         #[arg(long)]
         python: Option<PathBuf>,
-        /// Which tables: quality, cost, pruning.
-        #[arg(long, default_value = "quality,cost,pruning", value_delimiter = ',')]
+        /// Which tables: quality, cost, pruning, proposals (our TPE's and Optuna's suggestions
+        /// on one fixed history, compared as distributions).
+        #[arg(
+            long,
+            default_value = "quality,cost,pruning,proposals",
+            value_delimiter = ','
+        )]
         tables: Vec<String>,
         /// Trials per study.
         #[arg(long, default_value_t = 200)]
@@ -420,7 +425,8 @@ async fn main() -> anyhow::Result<()> {
                     "quality" => search::quality(py, trials, seeds, gp_seeds, &samplers)?,
                     "cost" => search::cost(py, &sizes, &cost_samplers)?,
                     "pruning" => search::pruning(py, trials, seeds, steps)?,
-                    other => bail!("unknown table `{other}` (quality, cost, pruning)"),
+                    "proposals" => search::proposals(py, 100, seeds, 100)?,
+                    other => bail!("unknown table `{other}` (quality, cost, pruning, proposals)"),
                 }
             }
         }

@@ -715,3 +715,157 @@ pub fn pruning(python: Option<&Path>, trials: u64, seeds: u64, steps: u64) -> an
     }
     Ok(())
 }
+
+/// Two-sample Kolmogorov–Smirnov: the statistic D and its asymptotic p-value.
+fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (mut i, mut j, mut d) = (0, 0, 0.0f64);
+    while i < a.len() && j < b.len() {
+        let x = a[i].min(b[j]);
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        d = d.max((i as f64 / a.len() as f64 - j as f64 / b.len() as f64).abs());
+    }
+    let ne = (a.len() * b.len()) as f64 / (a.len() + b.len()) as f64;
+    let lambda = (ne.sqrt() + 0.12 + 0.11 / ne.sqrt()) * d;
+    // Q_KS(λ) = 2 Σ_k (−1)^(k−1) e^(−2k²λ²).
+    let p: f64 = (1..=100)
+        .map(|k| {
+            let k = k as f64;
+            2.0 * (if k as u64 % 2 == 1 { 1.0 } else { -1.0 })
+                * (-2.0 * k * k * lambda * lambda).exp()
+        })
+        .sum();
+    (
+        d,
+        if lambda < 1e-3 {
+            1.0
+        } else {
+            p.clamp(0.0, 1.0)
+        },
+    )
+}
+
+/// Table 4: our TPE's and Optuna's suggestions on one fixed history (Optuna's side makes it:
+/// random Styblinski-Tang-10 points), `asks` per seed without telling any, so each is an
+/// independent draw given that history. Same estimators, same acquisition: the same
+/// distribution, per parameter (quantiles and a two-sample Kolmogorov–Smirnov test).
+pub fn proposals(python: Option<&Path>, history: u64, seeds: u64, asks: u64) -> anyhow::Result<()> {
+    let Some(theirs) = optuna(
+        python,
+        &[
+            "proposals",
+            "--trials",
+            &history.to_string(),
+            "--seeds",
+            &seeds.to_string(),
+            "--asks",
+            &asks.to_string(),
+        ],
+    )?
+    else {
+        eprintln!("the proposals table needs Optuna (--python): skipped");
+        return Ok(());
+    };
+    let value = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+    let hist = theirs["history"].as_array().context("Optuna's history")?;
+    let trials: Vec<TrialRecord> = hist
+        .iter()
+        .enumerate()
+        .map(|(i, h)| -> anyhow::Result<TrialRecord> {
+            let params: Params = (0..10)
+                .map(|k| {
+                    let x = value(&h["params"], &format!("x{k}")).context("a history parameter")?;
+                    Ok((format!("x{k}"), ParamValue::Float(x)))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            Ok(TrialRecord {
+                study: StudyId(1),
+                number: TrialId(i as u64),
+                state: TrialState::Complete,
+                attempt: 1,
+                values: Some(vec![value(h, "value").context("a history value")?]),
+                params,
+                intermediate: BTreeMap::new(),
+                node: None,
+                slot: None,
+                message: None,
+                created_ms: 0,
+                started_ms: None,
+                finished_ms: Some(i as u64),
+                origin: TrialOrigin::Sampler,
+                generation: None,
+                constraints: None,
+                metrics: Metrics::new(),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut ours: Vec<Vec<f64>> = Vec::new();
+    for seed in 0..seeds {
+        let s = spec(
+            &sampler_toml("tpe"),
+            &box_space(10, -5.0, 5.0),
+            "[\"minimize\"]",
+            "kind = \"none\"",
+            trials.len() as u64 + asks,
+            seed,
+        );
+        let mut core = StudyCore::new(row(), s, trials.clone());
+        let mut ops = Vec::new();
+        for _ in 0..asks {
+            let key = core.ask(N, S, 0, &mut ops).context("budget left")?;
+            let p = &core.trials[key.trial.0 as usize].params;
+            ours.push(
+                (0..10)
+                    .map(|k| {
+                        p.get(&format!("x{k}"))
+                            .and_then(ParamValue::as_f64)
+                            .unwrap_or(f64::NAN)
+                    })
+                    .collect(),
+            );
+        }
+    }
+    let their: Vec<Vec<f64>> = theirs["proposals"]
+        .as_array()
+        .context("Optuna's proposals")?
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .map_or(Vec::new(), |r| r.iter().filter_map(Value::as_f64).collect())
+        })
+        .collect();
+    println!("\n### TPE's suggestions on one history: {history} random Styblinski-Tang-10 trials, {seeds} seeds × {asks} suggestions a side\n");
+    println!("| parameter | ours q10 / q50 / q90 | Optuna q10 / q50 / q90 | KS D | KS p |");
+    println!("|---|---|---|---|---|");
+    let q = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * p).round() as usize]
+    };
+    let mut low_p = 0;
+    for k in 0..10 {
+        let mut a: Vec<f64> = ours.iter().map(|r| r[k]).collect();
+        let mut b: Vec<f64> = their.iter().filter_map(|r| r.get(k).copied()).collect();
+        let (d, p) = ks_2samp(&a, &b);
+        low_p += usize::from(p < 0.01);
+        println!(
+            "| x{k} | {:.3} / {:.3} / {:.3} | {:.3} / {:.3} / {:.3} | {d:.3} | {p:.3} |",
+            q(&mut a, 0.1),
+            q(&mut a, 0.5),
+            q(&mut a, 0.9),
+            q(&mut b, 0.1),
+            q(&mut b, 0.5),
+            q(&mut b, 0.9),
+        );
+    }
+    println!(
+        "\n* {low_p} of 10 parameters with KS p < 0.01 (same distribution expected: 0.1 by chance)"
+    );
+    Ok(())
+}

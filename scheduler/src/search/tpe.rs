@@ -1245,6 +1245,54 @@ mod kde_tests {
     }
 
     #[test]
+    fn windowed_densities_match_the_sum_over_every_kernel() {
+        use crate::search::special::norm_cdf;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for case in 0..200 {
+            let n = [3usize, 30, 300, 2000][case % 4];
+            // Clustered values (most near 2, some spread), age-ramped weights.
+            let mut pairs: Vec<(f64, f64)> = (0..n)
+                .map(|i| {
+                    let x = if rng.random::<f64>() < 0.7 {
+                        (2.0 + 0.05 * normal(&mut rng)).clamp(0.0, 10.0)
+                    } else {
+                        rng.random_range(0.0..10.0)
+                    };
+                    (x, 0.1 + i as f64 / n as f64)
+                })
+                .collect();
+            pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let k = Kde1::new(&pairs, 0.0, 10.0, &cfg(case % 2 == 0), false);
+            let total: f64 = pairs.iter().map(|p| p.1).sum::<f64>() + 1.0;
+            let pdf = |x: f64, mu: f64, s: f64| {
+                let z = norm_cdf((10.0 - mu) / s) - norm_cdf((0.0 - mu) / s);
+                (-0.5 * ((x - mu) / s).powi(2)).exp()
+                    / (s * (2.0 * std::f64::consts::PI).sqrt() * z)
+            };
+            for _ in 0..50 {
+                let x = if rng.random::<f64>() < 0.5 {
+                    2.0 + 0.2 * normal(&mut rng)
+                } else {
+                    rng.random_range(0.0..10.0)
+                }
+                .clamp(0.0, 10.0);
+                let exact: f64 = pairs
+                    .iter()
+                    .zip(&k.sigmas)
+                    .map(|(p, s)| p.1 * pdf(x, p.0, *s))
+                    .sum::<f64>()
+                    + pdf(x, 5.0, 10.0);
+                let exact = (exact / total).ln();
+                let got = k.log_pdf(x);
+                assert!(
+                    (got - exact).abs() < 1e-5,
+                    "case {case} n {n} x {x}: {got} vs {exact}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn bandwidths_match_the_plain_definition() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         for n in [1usize, 2, 3, 5, 17, 120] {
