@@ -229,8 +229,8 @@ fn an_lstm_study_keeps_its_networks_and_they_predict_new_data() {
     assert!((1..=12).contains(&a["rounds"].as_u64().unwrap()));
     let csv = dir.path().join("new.csv");
     util::write_synthetic_csv(&csv, 5, 300);
-    let out = util::offline(
-        &[
+    let predict = |json: bool| {
+        let mut args = vec![
             "predict",
             "--study",
             "lstm-synthetic",
@@ -238,15 +238,19 @@ fn an_lstm_study_keeps_its_networks_and_they_predict_new_data() {
             &n,
             "--data",
             csv.to_str().unwrap(),
-        ],
-        data.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+        ];
+        if json {
+            args.push("--json");
+        }
+        let out = util::offline(&args, data.path());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let text = String::from_utf8(predict(false)).unwrap();
     // The traded 3-day prediction first, then the head's shorter horizons.
     assert_eq!(
         text.lines().next(),
@@ -266,20 +270,7 @@ fn an_lstm_study_keeps_its_networks_and_they_predict_new_data() {
     // Three different outputs, not one copied.
     assert!(rows.iter().any(|r| r[0] != r[1] && r[1] != r[2]));
     // The same as JSON: one object per bar, null while the features warm up.
-    let out = util::offline(
-        &[
-            "predict",
-            "--study",
-            "lstm-synthetic",
-            "--trial",
-            &n,
-            "--data",
-            csv.to_str().unwrap(),
-            "--json",
-        ],
-        data.path(),
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&predict(true)).unwrap();
     let bars = json.as_array().unwrap();
     assert_eq!(bars.len(), 300);
     assert!(bars[0]["probability_up"].is_null());

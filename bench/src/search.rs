@@ -449,6 +449,29 @@ pub fn quality(
     Ok(())
 }
 
+/// Trial `i`, complete with `params` and `value`, as a study loaded from the store holds it.
+fn complete_trial(i: usize, params: Params, value: f64) -> TrialRecord {
+    TrialRecord {
+        study: StudyId(1),
+        number: TrialId(i as u64),
+        state: TrialState::Complete,
+        attempt: 1,
+        values: Some(vec![value]),
+        params,
+        intermediate: BTreeMap::new(),
+        node: None,
+        slot: None,
+        message: None,
+        created_ms: 0,
+        started_ms: None,
+        finished_ms: Some(i as u64),
+        origin: TrialOrigin::Sampler,
+        generation: None,
+        constraints: None,
+        metrics: Metrics::new(),
+    }
+}
+
 /// A study holding `n` complete random trials of the 10-parameter sphere.
 fn preloaded(kind: &str, n: usize, extra: u64) -> StudyCore {
     let space = box_space(10, -5.0, 5.0);
@@ -476,25 +499,7 @@ fn preloaded(kind: &str, n: usize, extra: u64) -> StudyCore {
                 .filter_map(ParamValue::as_f64)
                 .map(|x| x * x)
                 .sum();
-            TrialRecord {
-                study: StudyId(1),
-                number: TrialId(i as u64),
-                state: TrialState::Complete,
-                attempt: 1,
-                values: Some(vec![v]),
-                params,
-                intermediate: BTreeMap::new(),
-                node: None,
-                slot: None,
-                message: None,
-                created_ms: 0,
-                started_ms: None,
-                finished_ms: Some(i as u64),
-                origin: TrialOrigin::Sampler,
-                generation: None,
-                constraints: None,
-                metrics: Metrics::new(),
-            }
+            complete_trial(i, params, v)
         })
         .collect();
     StudyCore::new(row(), s, trials)
@@ -785,25 +790,8 @@ pub fn proposals(python: Option<&Path>, history: u64, seeds: u64, asks: u64) -> 
                     Ok((format!("x{k}"), ParamValue::Float(x)))
                 })
                 .collect::<anyhow::Result<_>>()?;
-            Ok(TrialRecord {
-                study: StudyId(1),
-                number: TrialId(i as u64),
-                state: TrialState::Complete,
-                attempt: 1,
-                values: Some(vec![value(h, "value").context("a history value")?]),
-                params,
-                intermediate: BTreeMap::new(),
-                node: None,
-                slot: None,
-                message: None,
-                created_ms: 0,
-                started_ms: None,
-                finished_ms: Some(i as u64),
-                origin: TrialOrigin::Sampler,
-                generation: None,
-                constraints: None,
-                metrics: Metrics::new(),
-            })
+            let v = value(h, "value").context("a history value")?;
+            Ok(complete_trial(i, params, v))
         })
         .collect::<anyhow::Result<_>>()?;
     let mut ours: Vec<Vec<f64>> = Vec::new();
