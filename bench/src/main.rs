@@ -105,6 +105,9 @@ enum Cmd {
         /// Only the LightGBM overhead table.
         #[arg(long, conflicts_with = "lstm_only")]
         lightgbm_only: bool,
+        /// Only the sweep with Hyperband against the same sweep without pruning.
+        #[arg(long, conflicts_with_all = ["lstm_only", "lightgbm_only"])]
+        sweep_only: bool,
     },
     /// Idle node connections with heartbeats.
     Idle {
@@ -396,7 +399,8 @@ async fn main() -> anyhow::Result<()> {
             trials,
             lstm_only,
             lightgbm_only,
-        } => models::run(trials, lstm_only, lightgbm_only)?,
+            sweep_only,
+        } => models::run(trials, lstm_only, lightgbm_only, sweep_only)?,
         Cmd::Search {
             python,
             tables,

@@ -186,8 +186,10 @@ fn sweep(trials: u32, prune: bool, data: Option<&Path>) -> anyhow::Result<(f64, 
         .arg(&spec)
         .arg("--data-dir")
         .arg(&store)
+        // One slot: trials run one after another, so TPE sees the same results in the same
+        // order and the sweep is the same on every run.
         .arg("--slots")
-        .arg("2");
+        .arg("1");
     if let Some(d) = data {
         cmd.arg("--data").arg(d);
     }
@@ -229,9 +231,18 @@ fn sweep(trials: u32, prune: bool, data: Option<&Path>) -> anyhow::Result<(f64, 
 }
 
 /// Runs the LightGBM comparisons.
-pub fn run(trials: u32, lstm_only: bool, lightgbm_only: bool) -> anyhow::Result<()> {
+pub fn run(
+    trials: u32,
+    lstm_only: bool,
+    lightgbm_only: bool,
+    sweep_only: bool,
+) -> anyhow::Result<()> {
     if lstm_only {
         return lstm_table();
+    }
+    let spy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/SPY.csv");
+    if sweep_only {
+        return sweep_table(trials, &spy);
     }
     println!(
         "### LightGBM: our walk-forward per fold vs bare lightgbm3 on the same arrays (1 thread)\n"
@@ -239,7 +250,6 @@ pub fn run(trials: u32, lstm_only: bool, lightgbm_only: bool) -> anyhow::Result<
     println!("| data | features | max rounds | folds | bare lightgbm3 per fold | ours, cold cache | ours, warm cache | features + guard, cold (whole trial) |");
     println!("|---|---|---|---|---|---|---|---|");
     let set = alpha_like();
-    let spy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/SPY.csv");
     if spy.exists() {
         let bars = read_csv(&spy, true).map_err(anyhow::Error::msg)?.0;
         one(
@@ -275,10 +285,16 @@ pub fn run(trials: u32, lstm_only: bool, lightgbm_only: bool) -> anyhow::Result<
     if lightgbm_only {
         return Ok(());
     }
+    sweep_table(trials, &spy)?;
+    lstm_table()
+}
+
+/// The sweep with Hyperband against the same sweep without pruning.
+fn sweep_table(trials: u32, spy: &Path) -> anyhow::Result<()> {
     println!("\n### A {trials}-trial LightGBM sweep (examples/lgbm-spy.toml, TPE, 1 slot: the same trials in the same order): Hyperband vs no pruning\n");
     println!("| data | pruner | wall time | folds run | best OOS Sharpe | its hold-out Sharpe |");
     println!("|---|---|---|---|---|---|");
-    let data = spy.exists().then_some(spy.as_path());
+    let data = spy.exists().then_some(spy);
     let label = if data.is_some() {
         "SPY.csv"
     } else {
@@ -288,7 +304,7 @@ pub fn run(trials: u32, lstm_only: bool, lightgbm_only: bool) -> anyhow::Result<
         let (wall, best, hold, steps) = sweep(trials, prune, data)?;
         println!("| {label} | {name} | {wall:.1} s | {steps} | {best:.3} | {hold:.3} |");
     }
-    lstm_table()
+    Ok(())
 }
 
 fn lstm_table() -> anyhow::Result<()> {
