@@ -2127,6 +2127,15 @@ mod tests {
         let out = run_walk_forward(&s, &assign(Params::new()), &mut p);
         assert!(matches!(out, Outcome::Pruned), "{out:?}");
         assert_eq!(p.1, vec![1, 2]);
+        // A multi-step head trains epoch by epoch the same way, and keeps its horizons.
+        s.horizon = 2;
+        s.model_params.insert("outputs".into(), 2.0);
+        let mut ctx = Ctx(Vec::new());
+        let e = done(run_walk_forward(&s, &assign(Params::new()), &mut ctx));
+        assert_eq!(ctx.0.len(), 4);
+        let a = e.model.unwrap();
+        let m = crate::eval::model::load_model(&a.format, &a.model).unwrap();
+        assert_eq!(m.horizons(), vec![1, 2]);
     }
 
     #[test]
