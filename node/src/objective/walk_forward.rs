@@ -1930,32 +1930,52 @@ mod tests {
         );
     }
 
+    /// Synthetic bars whose volume is the row index, in a CSV file: a spec reading it with
+    /// `row = volume` as its first feature names every row its model sees.
+    struct Indexed {
+        bars: Bars,
+        data: DataSource,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Indexed {
+        fn new(days: usize, seed: u64, strength: f64) -> Self {
+            let mut bars = generate(&Synthetic {
+                days,
+                seed,
+                strength,
+                ..Default::default()
+            })
+            .unwrap();
+            bars.volume = Some((0..bars.len()).map(|i| i as f64).collect());
+            let dir = tempfile::tempdir().unwrap();
+            let csv = dir.path().join("idx.csv");
+            write_csv(&csv, &bars);
+            Self {
+                bars,
+                data: DataSource::Files {
+                    paths: vec![csv.display().to_string()],
+                    adjusted: false,
+                },
+                _dir: dir,
+            }
+        }
+
+        /// `s` reads these bars: features `row` (the index), then `mom`.
+        fn read_by(&self, s: &mut WalkForwardSpec, mom: &str) {
+            s.features = vec![("row".into(), "volume".into()), ("mom".into(), mom.into())];
+            s.data = self.data.clone();
+        }
+    }
+
     #[test]
     fn stacking_learns_only_from_out_of_fold_training_rows() {
         use mlt_protocol::spec::EnsembleSpec;
-        // Bars whose volume is the row index: the first feature names each row.
-        let mut b = generate(&Synthetic {
-            days: 2000,
-            seed: 5,
-            strength: 0.3,
-            ..Default::default()
-        })
-        .unwrap();
-        b.volume = Some((0..b.len()).map(|i| i as f64).collect());
-        let dir = tempfile::tempdir().unwrap();
-        let csv = dir.path().join("idx.csv");
-        write_csv(&csv, &b);
+        let ix = Indexed::new(2000, 5, 0.3);
         let mut s = lgbm_spec();
         s.model = "ensemble".into();
         s.horizon = 3;
-        s.features = vec![
-            ("row".into(), "volume".into()),
-            ("mom".into(), "sum(returns, 5) / std(returns, 20)".into()),
-        ];
-        s.data = DataSource::Files {
-            paths: vec![csv.display().to_string()],
-            adjusted: false,
-        };
+        ix.read_by(&mut s, "sum(returns, 5) / std(returns, 20)");
         s.model_params = [("lightgbm.num_iterations".to_string(), 30.0)].into();
         s.ensemble = Some(EnsembleSpec {
             method: "stacking".into(),
@@ -2196,7 +2216,7 @@ mod tests {
     }
 
     /// Records which rows (the first feature is the row index) it is fitted, validated and
-    /// asked to predict on.
+    /// asked to predict on, and the targets each training row is fitted on.
     struct Recorder(usize, Box<dyn Model>);
 
     impl Model for Recorder {
@@ -2211,6 +2231,15 @@ mod tests {
                 let mut s = s.borrow_mut();
                 self.0 = s.len();
                 s.push((idx(x), v.map_or(Vec::new(), |(vx, _)| idx(vx)), Vec::new()));
+            });
+            let k = (y.len() / x.len().max(1)).max(1);
+            TARGETS.with(|t| {
+                t.borrow_mut().push(
+                    x.iter()
+                        .zip(y.chunks(k))
+                        .map(|(r, y)| (r[0] as usize, y.to_vec()))
+                        .collect(),
+                )
             });
             self.1.fit(x, y, v)
         }
@@ -2233,7 +2262,7 @@ mod tests {
         }
     }
 
-    /// Per fit: each training row's day and targets.
+    /// Per fit: each training row's index (its first feature) and targets.
     type Fits = Vec<Vec<(usize, Vec<f64>)>>;
 
     thread_local! {
@@ -2241,62 +2270,13 @@ mod tests {
             const { std::cell::RefCell::new(Vec::new()) };
     }
 
-    /// Records the targets each training row is fitted on.
-    struct Targets(Box<dyn Model>);
-
-    impl Model for Targets {
-        fn fit(
-            &mut self,
-            x: &[Vec<f64>],
-            y: &[f64],
-            v: Option<(&[Vec<f64>], &[f64])>,
-        ) -> Result<(), String> {
-            let k = y.len() / x.len().max(1);
-            TARGETS.with(|t| {
-                t.borrow_mut().push(
-                    x.iter()
-                        .zip(y.chunks(k))
-                        // The last step's first feature (of two) names the row's day.
-                        .map(|(r, y)| (r[r.len() - 2] as usize, y.to_vec()))
-                        .collect(),
-                )
-            });
-            self.0.fit(x, y, v)
-        }
-        fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {
-            self.0.predict_many(rows)
-        }
-        fn format(&self) -> &'static str {
-            self.0.format()
-        }
-        fn save(&self) -> Result<String, String> {
-            self.0.save()
-        }
-    }
-
     #[test]
     fn a_multi_step_head_is_fitted_on_every_horizon_up_to_the_label() {
-        // Volume is the row index, the first feature: each training row names its day.
-        let mut b = generate(&Synthetic {
-            days: 1200,
-            seed: 8,
-            ..Default::default()
-        })
-        .unwrap();
-        b.volume = Some((0..b.len()).map(|i| i as f64).collect());
-        let dir = tempfile::tempdir().unwrap();
-        let csv = dir.path().join("idx.csv");
-        write_csv(&csv, &b);
+        let ix = Indexed::new(1200, 8, Synthetic::default().strength);
+        let b = &ix.bars;
         let mut s = lgbm_spec();
         s.model = "lstm".into();
-        s.features = vec![
-            ("row".into(), "volume".into()),
-            ("mom".into(), "sum(returns, 5)".into()),
-        ];
-        s.data = DataSource::Files {
-            paths: vec![csv.display().to_string()],
-            adjusted: false,
-        };
+        ix.read_by(&mut s, "sum(returns, 5)");
         s.train = 400;
         s.test = 200;
         s.step = 200;
@@ -2310,15 +2290,19 @@ mod tests {
         ]
         .into();
         TARGETS.with(|t| t.borrow_mut().clear());
-        let e = run_with(&s, Params::new(), |s| Ok(Box::new(Targets(model_for(s)?))));
+        let e = run_with(&s, Params::new(), |s| {
+            Ok(Box::new(Recorder(0, model_for(s)?)))
+        });
         let fits = TARGETS.with(|t| t.borrow().clone());
         assert!(fits.len() >= 3, "one fit per fold: {}", fits.len());
         // Two outputs over a 4-day label: the 2-day and the 4-day forward return.
         let (r2, r4) = (forward_return(&b.close, 2), forward_return(&b.close, 4));
         for rows in &fits {
             assert!(rows.len() > 200);
-            for (t, y) in rows {
-                assert_eq!(y, &vec![r2[*t], r4[*t]], "row {t}");
+            // A row names its first step's day; its own day is the sequence's last.
+            for (first, y) in rows {
+                let t = first + 2;
+                assert_eq!(y, &vec![r2[t], r4[t]], "row {t}");
             }
         }
         // The kept model predicts both horizons, the label's last and traded.
@@ -2374,29 +2358,12 @@ mod tests {
 
     #[test]
     fn early_stopping_never_sees_a_test_row() {
-        // Bars whose volume is the row index: the model's first feature names each row.
-        let mut b = generate(&Synthetic {
-            days: 2000,
-            seed: 5,
-            ..Default::default()
-        })
-        .unwrap();
-        b.volume = Some((0..b.len()).map(|i| i as f64).collect());
-        let dir = tempfile::tempdir().unwrap();
-        let csv = dir.path().join("idx.csv");
-        write_csv(&csv, &b);
+        let ix = Indexed::new(2000, 5, Synthetic::default().strength);
         for (horizon, validation, cpcv_splits) in
             [(1, 0.2, false), (5, 0.3, false), (3, 0.25, true)]
         {
             let mut s = lgbm_spec();
-            s.features = vec![
-                ("row".into(), "volume".into()),
-                ("mom".into(), "sum(returns, 5)".into()),
-            ];
-            s.data = DataSource::Files {
-                paths: vec![csv.display().to_string()],
-                adjusted: false,
-            };
+            ix.read_by(&mut s, "sum(returns, 5)");
             s.horizon = horizon;
             s.validation = validation;
             if cpcv_splits {
