@@ -2309,7 +2309,7 @@ mod tests {
         let a = e.model.expect("the last fold's model is kept");
         let m = crate::eval::model::load_model(&a.format, &a.model).unwrap();
         assert_eq!(m.horizons(), vec![2, 4]);
-        let p = crate::eval::predict::predict_bars(&a, &b, "idx.csv").unwrap();
+        let p = crate::eval::predict::predict_bars(&a, b, "idx.csv").unwrap();
         assert_eq!(p.horizons, vec![2, 4]);
         let last = p.rows.iter().rposition(|r| r[1].is_finite()).unwrap();
         assert!(p.rows[last][0].is_finite());
