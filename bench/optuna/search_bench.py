@@ -12,6 +12,7 @@ The problems and the synthetic learning curves are defined exactly as in bench/s
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -116,27 +117,42 @@ def available(kind):
         return False
 
 
+def one_run(task):
+    """One study: the best-so-far curve and the CPU seconds it took."""
+    kind, name, seed, trials = task
+    space, f = PROBLEMS[name]
+    t0 = time.process_time()
+    st = optuna.create_study(sampler=sampler(kind, seed))
+    best, curve = math.inf, []
+    for _ in range(trials):
+        t = st.ask()
+        v = f(space(t))
+        st.tell(t, v)
+        best = min(best, v)
+        curve.append(best)
+    return curve, time.process_time() - t0
+
+
 def quality(args):
+    """Seeds run in parallel, one process per core (as on our side); `seconds` is CPU time
+    summed over the seeds."""
+    import multiprocessing
+
     out = {}
+    kinds = []
     for kind in args.samplers.split(","):
-        if not available(kind):
+        if available(kind):
+            kinds.append(kind)
+        else:
             out[f"{kind}/unavailable"] = True
-            continue
-        for name, (space, f) in PROBLEMS.items():
-            curves = []
-            t0 = time.perf_counter()
-            for seed in range(args.seeds):
-                st = optuna.create_study(sampler=sampler(kind, seed))
-                best, curve = math.inf, []
-                for _ in range(args.trials):
-                    t = st.ask()
-                    v = f(space(t))
-                    st.tell(t, v)
-                    best = min(best, v)
-                    curve.append(best)
-                curves.append(curve)
-            out[f"{kind}/{name}"] = {"curves": curves, "seconds": time.perf_counter() - t0}
-            print(f"optuna {kind} {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    with multiprocessing.Pool(args.jobs) as pool:
+        for kind in kinds:
+            seeds = min(args.seeds, args.gp_seeds) if kind == "gp" else args.seeds
+            for name in PROBLEMS:
+                runs = pool.map(one_run, [(kind, name, seed, args.trials) for seed in range(seeds)])
+                cpu = sum(r[1] for r in runs)
+                out[f"{kind}/{name}"] = {"curves": [r[0] for r in runs], "seconds": cpu}
+                print(f"optuna {kind} {name}: {cpu:.1f} s CPU", file=sys.stderr, flush=True)
     # Two objectives for NSGA-II and MOTPE: ZDT1 on 3 variables, hypervolume of the front.
     for kind in ["nsga2", "tpe", "random"]:
         hvs = []
@@ -276,6 +292,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["quality", "cost", "pruning", "proposals", "version"])
     ap.add_argument("--asks", type=int, default=100)
+    ap.add_argument("--gp-seeds", type=int, default=10)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--steps", type=int, default=27)

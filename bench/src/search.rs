@@ -306,6 +306,8 @@ pub fn quality(
             &trials.to_string(),
             "--seeds",
             &seeds.to_string(),
+            "--gp-seeds",
+            &gp_seeds.to_string(),
             "--samplers",
             &joined,
         ],
