@@ -145,7 +145,9 @@ def quality(args):
             kinds.append(kind)
         else:
             out[f"{kind}/unavailable"] = True
-    with multiprocessing.Pool(args.jobs) as pool:
+    # Spawned, not forked: a forked child of a process that has started PyTorch's threads
+    # (GPSampler's availability check) can hang.
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         for kind in kinds:
             seeds = min(args.seeds, args.gp_seeds) if kind == "gp" else args.seeds
             for name in PROBLEMS:
