@@ -150,7 +150,7 @@ def quality(args):
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         for kind in kinds:
             seeds = min(args.seeds, args.gp_seeds) if kind == "gp" else args.seeds
-            for name in PROBLEMS:
+            for name in args.problems.split(","):
                 runs = pool.map(one_run, [(kind, name, seed, args.trials) for seed in range(seeds)])
                 cpu = sum(r[1] for r in runs)
                 out[f"{kind}/{name}"] = {"curves": [r[0] for r in runs], "seconds": cpu}
@@ -295,6 +295,7 @@ def main():
     ap.add_argument("mode", choices=["quality", "cost", "pruning", "proposals", "version"])
     ap.add_argument("--asks", type=int, default=100)
     ap.add_argument("--gp-seeds", type=int, default=10)
+    ap.add_argument("--problems", default=",".join(PROBLEMS))
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--seeds", type=int, default=10)

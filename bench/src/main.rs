@@ -66,9 +66,13 @@ enum Cmd {
         /// Seeds per problem.
         #[arg(long, default_value_t = 20)]
         seeds: u64,
-        /// Seeds for our GP sampler (O(n³) per suggestion: the slow one).
+        /// Seeds for the GP samplers (O(n³) per suggestion: the slow ones).
         #[arg(long, default_value_t = 10)]
         gp_seeds: u64,
+        /// Problems in the quality table (branin, hartmann6, rosenbrock10, styblinski_tang10,
+        /// mixed); all by default.
+        #[arg(long, value_delimiter = ',')]
+        problems: Vec<String>,
         /// Samplers in the quality table: tpe, tpe-mv, cmaes, gp, qmc, random, or
         /// `raw:<[sampler] settings, `;` between lines>` to try other settings on our side.
         #[arg(
@@ -407,6 +411,7 @@ async fn main() -> anyhow::Result<()> {
             trials,
             seeds,
             gp_seeds,
+            problems,
             samplers,
             cost_samplers,
             sizes,
@@ -426,7 +431,9 @@ async fn main() -> anyhow::Result<()> {
             }
             for t in &tables {
                 match t.as_str() {
-                    "quality" => search::quality(py, trials, seeds, gp_seeds, &samplers)?,
+                    "quality" => {
+                        search::quality(py, trials, seeds, gp_seeds, &problems, &samplers)?
+                    }
                     "cost" => search::cost(py, &sizes, &cost_samplers)?,
                     "pruning" => search::pruning(py, trials, seeds, steps)?,
                     "proposals" => search::proposals(py, 100, seeds, 100)?,

@@ -295,9 +295,23 @@ pub fn quality(
     trials: u64,
     seeds: u64,
     gp_seeds: u64,
+    only: &[String],
     samplers: &[String],
 ) -> anyhow::Result<()> {
     let joined = samplers.join(",");
+    let chosen: Vec<Problem> = problems()
+        .into_iter()
+        .filter(|p| only.is_empty() || only.iter().any(|o| o == p.name))
+        .collect();
+    if let Some(bad) = only
+        .iter()
+        .find(|o| !problems().iter().any(|p| p.name == o.as_str()))
+    {
+        bail!(
+            "unknown problem `{bad}` (branin, hartmann6, rosenbrock10, styblinski_tang10, mixed)"
+        );
+    }
+    let names: Vec<&str> = chosen.iter().map(|p| p.name).collect();
     let theirs = optuna(
         python,
         &[
@@ -308,6 +322,8 @@ pub fn quality(
             &seeds.to_string(),
             "--gp-seeds",
             &gp_seeds.to_string(),
+            "--problems",
+            &names.join(","),
             "--samplers",
             &joined,
         ],
@@ -316,7 +332,7 @@ pub fn quality(
     println!("| problem | sampler | ours @50 | ours @100 | ours @200 (± s.e.) | Optuna @50 | Optuna @100 | Optuna @200 (± s.e.) | p (ours worse) | ours s/run | Optuna s/run |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut wins: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
-    for p in problems() {
+    for p in chosen {
         for kind in samplers {
             // Seeds run on all cores (each study is sequential); s/run is CPU time per study.
             let seeds = if kind == "gp" {
