@@ -30,7 +30,7 @@ OPTUNA_VENV ?= .venv-optuna
 bench-search: setup
 	test -x $(OPTUNA_VENV)/bin/python || python3 -m venv $(OPTUNA_VENV)
 	$(OPTUNA_VENV)/bin/pip install -q -r bench/optuna/requirements.txt
-	# Optuna's GPSampler needs PyTorch (~5 GB): BENCH_GP=1 installs it for the GP rows.
+# Optuna's GPSampler needs PyTorch (~5 GB): BENCH_GP=1 installs it for the GP rows.
 	test -z "$(BENCH_GP)" || $(OPTUNA_VENV)/bin/pip install -q -r bench/optuna/requirements-gp.txt
 	$(CARGO) build --release -p mlt-bench
 	mkdir -p bench/results
