@@ -115,16 +115,9 @@ impl LgbmStaged {
 }
 
 impl Model for LgbmStaged {
-    fn fit(
-        &mut self,
-        x: &[Vec<f64>],
-        y: &[f64],
-        valid: Option<(&[Vec<f64>], &[f64])>,
-    ) -> Result<(), String> {
-        super::model::fit_in_stages(self, x, y, valid)?;
+    fn finish(&mut self) {
         // Training state is not needed to predict.
         self.train = None;
-        Ok(())
     }
 
     fn begin(

@@ -325,16 +325,9 @@ fn scalar(t: Tensor<1>) -> f64 {
 }
 
 impl Model for Lstm {
-    fn fit(
-        &mut self,
-        x: &[Vec<f64>],
-        y: &[f64],
-        valid: Option<(&[Vec<f64>], &[f64])>,
-    ) -> Result<(), String> {
-        super::model::fit_in_stages(self, x, y, valid)?;
+    fn finish(&mut self) {
         // Training state is not needed to predict.
         self.trainer = None;
-        Ok(())
     }
 
     fn begin(

@@ -10,12 +10,19 @@ pub trait Model {
     /// held-back tail of the training window for early stopping (never test rows). A model with
     /// a multi-step head (`outputs` > 1, see [`ModelSettings::horizons`]) gets that many targets
     /// per row in `y`, row after row, the label (the longest horizon) last.
+    ///
+    /// By default a model trained in stages: `begin`, `advance` until done, then `finish`.
     fn fit(
         &mut self,
         x: &[Vec<f64>],
         y: &[f64],
         valid: Option<(&[Vec<f64>], &[f64])>,
-    ) -> Result<(), String>;
+    ) -> Result<(), String> {
+        self.begin(x, y, valid)?;
+        while self.advance()? {}
+        self.finish();
+        Ok(())
+    }
     /// Predicts one row (NaN when it cannot). Every model overrides this or `predict_many`.
     fn predict(&self, row: &[f64]) -> f64 {
         self.predict_many(&[row.to_vec()])
@@ -68,23 +75,14 @@ pub trait Model {
             self.format()
         ))
     }
+    /// Ends training in stages: drops what only training needed (the model keeps predicting
+    /// with its best stage).
+    fn finish(&mut self) {}
     /// Per feature (in column order): total gain, split count, mean |SHAP| on `x`. Empty when
     /// the model has no such notion.
     fn importance(&self, _x: &[Vec<f64>]) -> Result<Vec<(f64, f64, f64)>, String> {
         Ok(Vec::new())
     }
-}
-
-/// Fits a model trained in stages: `begin`, then `advance` until it is done.
-pub(crate) fn fit_in_stages(
-    m: &mut dyn Model,
-    x: &[Vec<f64>],
-    y: &[f64],
-    valid: Option<(&[Vec<f64>], &[f64])>,
-) -> Result<(), String> {
-    m.begin(x, y, valid)?;
-    while m.advance()? {}
-    Ok(())
 }
 
 /// What a model is built from: the spec's choice and settings, the trial's parameters, the
