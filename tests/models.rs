@@ -48,24 +48,8 @@ fn a_lightgbm_study_keeps_its_models_and_they_predict_new_data() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("new.csv");
     util::write_synthetic_csv(&csv, 99, 400);
-    let out = util::offline(
-        &[
-            "predict",
-            "--study",
-            "lgbm-spy",
-            "--trial",
-            &n,
-            "--data",
-            csv.to_str().unwrap(),
-        ],
-        data.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text =
+        String::from_utf8(succeeded(predict(data.path(), "lgbm-spy", &n, &csv, &[]))).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "date,probability_up");
     assert_eq!(lines.len(), 401);
@@ -79,22 +63,13 @@ fn a_lightgbm_study_keeps_its_models_and_they_predict_new_data() {
     assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)));
     // The same again as JSON, to a file.
     let json_out = dir.path().join("p.json");
-    let out = util::offline(
-        &[
-            "predict",
-            "--study",
-            "lgbm-spy",
-            "--trial",
-            &n,
-            "--data",
-            csv.to_str().unwrap(),
-            "--json",
-            "--out",
-            json_out.to_str().unwrap(),
-        ],
+    succeeded(predict(
         data.path(),
-    );
-    assert!(out.status.success());
+        "lgbm-spy",
+        &n,
+        &csv,
+        &["--json", "--out", json_out.to_str().unwrap()],
+    ));
     let rows: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json_out).unwrap()).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 400);
@@ -112,18 +87,7 @@ fn a_lightgbm_study_keeps_its_models_and_they_predict_new_data() {
         .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
         .collect();
     std::fs::write(&novol, stripped).unwrap();
-    let out = util::offline(
-        &[
-            "predict",
-            "--study",
-            "lgbm-spy",
-            "--trial",
-            &n,
-            "--data",
-            novol.to_str().unwrap(),
-        ],
-        data.path(),
-    );
+    let out = predict(data.path(), "lgbm-spy", &n, &novol, &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -229,28 +193,14 @@ fn an_lstm_study_keeps_its_networks_and_they_predict_new_data() {
     assert!((1..=12).contains(&a["rounds"].as_u64().unwrap()));
     let csv = dir.path().join("new.csv");
     util::write_synthetic_csv(&csv, 5, 300);
-    let predict = |json: bool| {
-        let mut args = vec![
-            "predict",
-            "--study",
-            "lstm-synthetic",
-            "--trial",
-            &n,
-            "--data",
-            csv.to_str().unwrap(),
-        ];
-        if json {
-            args.push("--json");
-        }
-        let out = util::offline(&args, data.path());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
-    let text = String::from_utf8(predict(false)).unwrap();
+    let text = String::from_utf8(succeeded(predict(
+        data.path(),
+        "lstm-synthetic",
+        &n,
+        &csv,
+        &[],
+    )))
+    .unwrap();
     // The traded 3-day prediction first, then the head's shorter horizons.
     assert_eq!(
         text.lines().next(),
@@ -270,7 +220,14 @@ fn an_lstm_study_keeps_its_networks_and_they_predict_new_data() {
     // Three different outputs, not one copied.
     assert!(rows.iter().any(|r| r[0] != r[1] && r[1] != r[2]));
     // The same as JSON: one object per bar, null while the features warm up.
-    let json: serde_json::Value = serde_json::from_slice(&predict(true)).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&succeeded(predict(
+        data.path(),
+        "lstm-synthetic",
+        &n,
+        &csv,
+        &["--json"],
+    )))
+    .unwrap();
     let bars = json.as_array().unwrap();
     assert_eq!(bars.len(), 300);
     assert!(bars[0]["probability_up"].is_null());
@@ -359,22 +316,33 @@ fn an_ensemble_study_keeps_its_members_and_predicts() {
     assert!((w - 1.0).abs() < 1e-9);
     let csv = dir.path().join("new.csv");
     util::write_synthetic_csv(&csv, 8, 200);
-    let out = util::offline(
-        &[
-            "predict",
-            "--study",
-            "ensemble",
-            "--trial",
-            &n,
-            "--data",
-            csv.to_str().unwrap(),
-        ],
-        data.path(),
-    );
+    let out = succeeded(predict(data.path(), "ensemble", &n, &csv, &[]));
+    assert_eq!(String::from_utf8_lossy(&out).lines().count(), 201);
+}
+
+/// `mlt-cluster predict --study S --trial N --data FILE [extra…]` on a stopped scheduler's
+/// store.
+fn predict(
+    data_dir: &Path,
+    study: &str,
+    trial: &str,
+    file: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let file = file.to_str().unwrap();
+    let mut args = vec![
+        "predict", "--study", study, "--trial", trial, "--data", file,
+    ];
+    args.extend(extra);
+    util::offline(&args, data_dir)
+}
+
+/// The standard output of a command that must have succeeded (else its standard error).
+fn succeeded(out: std::process::Output) -> Vec<u8> {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 201);
+    out.stdout
 }
