@@ -212,11 +212,12 @@ impl Model for Lgbm {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    fn data(n: usize, seed: u64) -> (Vec<Vec<f64>>, Vec<f64>) {
+    /// Three features in [-1, 1]; y depends on x0 (strongly) and x1 (weakly); x2 is noise.
+    pub(crate) fn data(n: usize, seed: u64) -> (Vec<Vec<f64>>, Vec<f64>) {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let x: Vec<Vec<f64>> = (0..n)
             .map(|_| (0..3).map(|_| rng.random_range(-1.0..1.0)).collect())

@@ -307,25 +307,14 @@ impl Model for LgbmStaged {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
 
+    /// LightGBM's test rows; a classifier learns the sign of the label.
     fn data(n: usize, seed: u64, classify: bool) -> (Vec<Vec<f64>>, Vec<f64>) {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let x: Vec<Vec<f64>> = (0..n)
-            .map(|_| (0..3).map(|_| rng.random_range(-1.0..1.0)).collect())
-            .collect();
-        let y = x
-            .iter()
-            .map(|r| {
-                let v = 2.0 * r[0] + 0.5 * r[1] + rng.random_range(-0.1..0.1);
-                if classify {
-                    f64::from(u8::from(v > 0.0))
-                } else {
-                    v
-                }
-            })
-            .collect();
-        (x, y)
+        let (x, y) = crate::eval::lgbm::tests::data(n, seed);
+        if !classify {
+            return (x, y);
+        }
+        (x, y.iter().map(|v| f64::from(u8::from(*v > 0.0))).collect())
     }
 
     fn settings(classify: bool) -> ModelSettings {
