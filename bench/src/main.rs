@@ -53,7 +53,9 @@ enum Cmd {
         #[arg(long)]
         python: Option<PathBuf>,
         /// Which tables: quality, cost, pruning, proposals (our TPE's and Optuna's suggestions
-        /// on one fixed history, compared as distributions).
+        /// on one fixed history, compared as distributions), heldout (ours only: each of
+        /// `--samplers` against the first on problems outside the quality table, for choosing
+        /// defaults).
         #[arg(
             long,
             default_value = "quality,cost,pruning,proposals",
@@ -437,7 +439,10 @@ async fn main() -> anyhow::Result<()> {
                     "cost" => search::cost(py, &sizes, &cost_samplers)?,
                     "pruning" => search::pruning(py, trials, seeds, steps)?,
                     "proposals" => search::proposals(py, 100, seeds, 100)?,
-                    other => bail!("unknown table `{other}` (quality, cost, pruning, proposals)"),
+                    "heldout" => search::held_out_table(trials, seeds, &samplers)?,
+                    other => bail!(
+                        "unknown table `{other}` (quality, cost, pruning, proposals, heldout)"
+                    ),
                 }
             }
         }

@@ -54,7 +54,7 @@ pub struct QmcSpec {
     pub scramble: bool,
 }
 
-/// TPE settings.
+/// TPE settings; `Default` is what `[sampler] kind = "tpe"` gives.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TpeSpec {
     /// Random trials before the model is used.
@@ -77,6 +77,23 @@ pub struct TpeSpec {
     pub group: bool,
     /// Running trials count as bad results, so parallel workers spread out.
     pub constant_liar: bool,
+}
+
+impl Default for TpeSpec {
+    fn default() -> Self {
+        Self {
+            n_startup_trials: 10,
+            n_ei_candidates: 8,
+            gamma: 0.1,
+            gamma_max: 25,
+            prior_weight: 1.0,
+            consider_endpoints: false,
+            consider_magic_clip: true,
+            multivariate: false,
+            group: false,
+            constant_liar: false,
+        }
+    }
 }
 
 /// How CMA-ES restarts once a run has converged.
@@ -103,6 +120,20 @@ pub struct CmaEsSpec {
     pub restart: Restart,
     /// Population growth factor per IPOP restart.
     pub inc_popsize: u32,
+    /// Active CMA-ES: the worse half of each generation gets negative weights in the
+    /// covariance update (default true).
+    pub active: bool,
+    /// How the parameters CMA-ES does not model (categorical, conditional) are chosen.
+    pub independent: Independent,
+}
+
+/// The sampler for the parameters a joint sampler leaves out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Independent {
+    /// Uniformly at random (Optuna's default).
+    Random,
+    /// Univariate TPE with its default settings, learning from every trial.
+    Tpe,
 }
 
 /// How two parents are combined.

@@ -509,3 +509,33 @@ fn walk_forward_objectives_are_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn sampler_defaults_are_the_documented_ones() {
+    let tpe = |extra: &str| {
+        let s = sampler_pruner(&format!("kind = \"tpe\"\n{extra}"), "kind = \"none\"").unwrap();
+        match s.sampler {
+            SamplerSpec::Tpe(t) => t,
+            other => panic!("{other:?}"),
+        }
+    };
+    // Univariate TPE: 8 candidates (chosen on held-out problems); joint draws keep 24.
+    assert_eq!(tpe(""), TpeSpec::default());
+    assert_eq!(tpe("").n_ei_candidates, 8);
+    assert_eq!(tpe("multivariate = true").n_ei_candidates, 24);
+    assert_eq!(tpe("n_ei_candidates = 24").n_ei_candidates, 24);
+    let cma = |extra: &str| {
+        let s = sampler_pruner(&format!("kind = \"cmaes\"\n{extra}"), "kind = \"none\"").unwrap();
+        match s.sampler {
+            SamplerSpec::CmaEs(c) => c,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(cma("").active && cma("").independent == Independent::Tpe);
+    let c = cma("active = false\nindependent = \"random\"");
+    assert!(!c.active && c.independent == Independent::Random);
+    let e = sampler_pruner("kind = \"cmaes\"\nindependent = \"gp\"", "kind = \"none\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("independent") && e.contains("random"), "{e}");
+}

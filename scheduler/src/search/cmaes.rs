@@ -1,6 +1,7 @@
-//! CMA-ES (Hansen's (μ/μ_w, λ) rank-μ and rank-one update) over the unit cube of the numeric,
-//! always-active parameters; categorical and conditional parameters are drawn at random, as
-//! Optuna does. Integer and stepped parameters live on their widened line and are rounded when
+//! CMA-ES (Hansen's (μ/μ_w, λ) rank-μ and rank-one update, active by default) over the unit
+//! cube of the numeric, always-active parameters. Categorical and conditional parameters are
+//! chosen by a univariate TPE that learns from every trial (`independent = "tpe"`, the
+//! default) or drawn at random as Optuna does (`independent = "random"`). Integer and stepped parameters live on their widened line and are rounded when
 //! decoded; their marginal step size is kept above a fraction of one grid cell (a simple form
 //! of CMA-ES with margin) so the search never freezes on a plateau.
 //!
@@ -16,9 +17,10 @@
 #![allow(clippy::needless_range_loop)] // index loops read best in the linear algebra
 use super::linalg::sym_eigen;
 use super::space::{assemble, from_unit_cols, line, normal, to_unit, Line};
+use super::tpe::TpeSampler;
 use super::{trial_rng, Ask, Sampler, Suggestion};
 use mlt_protocol::records::{Params, TrialRecord, TrialState};
-use mlt_protocol::spec::{CmaEsSpec, Direction, Restart, SearchSpace};
+use mlt_protocol::spec::{CmaEsSpec, Direction, Independent, Restart, SearchSpace, TpeSpec};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -49,21 +51,40 @@ struct Run {
 }
 
 impl Run {
-    fn new(mean: Vec<f64>, sigma: f64, lambda: usize, min_std: Vec<f64>) -> Self {
+    /// A run at `mean` with step size `sigma` and population `lambda`. `active`: the worse
+    /// half of each generation gets negative recombination weights in the rank-μ update
+    /// (active CMA-ES, Hansen 2016 §3.5: the default of pycma and of the `cmaes` package
+    /// behind Optuna's sampler); otherwise only the better half counts (Hansen 2001).
+    fn new(mean: Vec<f64>, sigma: f64, lambda: usize, min_std: Vec<f64>, active: bool) -> Self {
         let n = mean.len();
         let nf = n as f64;
         let mu = lambda / 2;
-        let raw: Vec<f64> = (0..mu)
+        let raw: Vec<f64> = (0..lambda)
             .map(|i| ((lambda as f64 + 1.0) / 2.0).ln() - ((i + 1) as f64).ln())
             .collect();
-        let s: f64 = raw.iter().sum();
-        let weights: Vec<f64> = raw.iter().map(|w| w / s).collect();
-        let mu_eff = 1.0 / weights.iter().map(|w| w * w).sum::<f64>();
+        let eff = |w: &[f64]| w.iter().sum::<f64>().powi(2) / w.iter().map(|x| x * x).sum::<f64>();
+        let mu_eff = eff(&raw[..mu]);
+        let pos: f64 = raw.iter().filter(|w| **w > 0.0).sum();
+        let c1 = 2.0 / ((nf + 1.3).powi(2) + mu_eff);
+        let cmu = (1.0 - c1 - 1e-8)
+            .min(2.0 * (mu_eff - 2.0 + 1.0 / mu_eff) / ((nf + 2.0).powi(2) + mu_eff));
+        let neg: f64 = raw.iter().filter(|w| **w < 0.0).map(|w| -w).sum();
+        // The negative weights' total, bounded so that C stays positive definite (eq. 50–53).
+        let alpha = if active && neg > 0.0 {
+            let mu_eff_minus = eff(&raw[mu..]);
+            (1.0 + c1 / cmu)
+                .min(1.0 + 2.0 * mu_eff_minus / (mu_eff + 2.0))
+                .min((1.0 - c1 - cmu) / (nf * cmu))
+                .max(0.0)
+        } else {
+            0.0
+        };
+        let weights: Vec<f64> = raw
+            .iter()
+            .map(|&w| if w >= 0.0 { w / pos } else { alpha * w / neg })
+            .collect();
         let cc = (4.0 + mu_eff / nf) / (nf + 4.0 + 2.0 * mu_eff / nf);
         let cs = (mu_eff + 2.0) / (nf + mu_eff + 5.0);
-        let c1 = 2.0 / ((nf + 1.3).powi(2) + mu_eff);
-        let cmu =
-            (1.0 - c1).min(2.0 * (mu_eff - 2.0 + 1.0 / mu_eff) / ((nf + 2.0).powi(2) + mu_eff));
         let ds = 1.0 + 2.0 * (((mu_eff - 1.0) / (nf + 1.0)).sqrt() - 1.0).max(0.0) + cs;
         let chi_n = nf.sqrt() * (1.0 - 1.0 / (4.0 * nf) + 1.0 / (21.0 * nf * nf));
         let mut c = vec![0.0; n * n];
@@ -124,11 +145,31 @@ impl Run {
             .map(|(x, _)| (0..n).map(|i| (x[i] - self.mean[i]) / self.sigma).collect())
             .collect();
         let mut yw = vec![0.0; n];
-        for (w, y) in self.weights.iter().zip(&ys) {
+        for (w, y) in self.weights.iter().zip(&ys).filter(|(w, _)| **w > 0.0) {
             for i in 0..n {
                 yw[i] += w * y[i];
             }
         }
+        // Rank-μ weights: a negative weight is scaled by n / |C^{-1/2} y|² (eq. 46), so a bad
+        // step far out along a long axis does not shrink that axis more than a short one.
+        let w_rank: Vec<f64> = self
+            .weights
+            .iter()
+            .zip(&ys)
+            .map(|(&w, y)| {
+                if w >= 0.0 {
+                    return w;
+                }
+                let m2: f64 = (0..n)
+                    .map(|k| {
+                        let v = (0..n).map(|i| self.b[i * n + k] * y[i]).sum::<f64>() / self.d[k];
+                        v * v
+                    })
+                    .sum();
+                w * n as f64 / (m2 + 1e-8)
+            })
+            .collect();
+        let w_sum: f64 = self.weights.iter().sum();
         for i in 0..n {
             self.mean[i] += self.sigma * yw[i];
         }
@@ -152,11 +193,12 @@ impl Run {
         for i in 0..n {
             self.pc[i] = (1.0 - self.cc) * self.pc[i] + hs * ac * yw[i];
         }
-        let decay = 1.0 - self.c1 - self.cmu + (1.0 - hs) * self.c1 * self.cc * (2.0 - self.cc);
+        let decay =
+            1.0 - self.c1 - self.cmu * w_sum + (1.0 - hs) * self.c1 * self.cc * (2.0 - self.cc);
         for i in 0..n {
             for j in 0..n {
                 let mut rank_mu = 0.0;
-                for (w, y) in self.weights.iter().zip(&ys) {
+                for (w, y) in w_rank.iter().zip(&ys) {
                     rank_mu += w * y[i] * y[j];
                 }
                 self.c[i * n + j] = decay * self.c[i * n + j]
@@ -226,6 +268,8 @@ pub struct CmaEsSampler {
     lambda0: usize,
     large_lambda: usize,
     seen: usize,
+    /// The sampler of the parameters outside `cols` (`independent = "tpe"`).
+    others: Option<TpeSampler>,
 }
 
 impl CmaEsSampler {
@@ -244,6 +288,7 @@ impl CmaEsSampler {
             lambda0: 0,
             large_lambda: 0,
             seen: 0,
+            others: None,
         }
     }
 
@@ -283,6 +328,7 @@ impl CmaEsSampler {
             self.cfg.sigma0,
             self.lambda0,
             self.min_std(space),
+            self.cfg.active,
         ));
     }
 
@@ -316,7 +362,13 @@ impl CmaEsSampler {
                 }
             }
         };
-        self.run = Some(Run::new(mean, sigma, lambda, self.min_std(space)));
+        self.run = Some(Run::new(
+            mean,
+            sigma,
+            lambda,
+            self.min_std(space),
+            self.cfg.active,
+        ));
     }
 
     /// Replays every generation that is complete in `trials`.
@@ -413,6 +465,8 @@ impl Sampler for CmaEsSampler {
                 .collect();
         }
         let mut rng = trial_rng(self.seed, a.number);
+        // What TPE proposes for the parameters CMA-ES leaves out (all of them during start-up).
+        let others = self.others_proposal(a);
         let startup_done = a
             .trials
             .iter()
@@ -421,7 +475,7 @@ impl Sampler for CmaEsSampler {
             >= self.cfg.n_startup_trials as usize;
         if self.cols.is_empty() || !startup_done {
             return Suggestion {
-                params: assemble(a.space, None, &Params::new(), &mut rng),
+                params: assemble(a.space, None, &others, &mut rng),
                 generation: None,
             };
         }
@@ -431,6 +485,150 @@ impl Sampler for CmaEsSampler {
         self.catch_up(a.space, a.directions, a.trials);
         let run = self.run.as_ref().expect("started");
         let x = run.draw(&mut rng);
-        from_unit_cols(a, &self.cols, &x, Some(self.next_gen), &mut rng)
+        let mut s = from_unit_cols(a, &self.cols, &x, Some(self.next_gen), &mut rng);
+        if !others.is_empty() {
+            // CMA-ES's coordinates first, then TPE's choices for whatever is active.
+            let mut proposal: Params = self
+                .cols
+                .iter()
+                .filter_map(|&j| {
+                    let name = &a.space.params[j].name;
+                    Some((name.clone(), s.params.get(name)?.clone()))
+                })
+                .collect();
+            for (k, v) in others {
+                proposal.entry(k).or_insert(v);
+            }
+            s.params = assemble(a.space, None, &proposal, &mut rng);
+        }
+        s
+    }
+}
+
+impl CmaEsSampler {
+    /// TPE's proposal for the parameters outside `cols`: empty unless `independent = "tpe"`
+    /// and the space has such parameters.
+    fn others_proposal(&mut self, a: &Ask) -> Params {
+        if self.cfg.independent != Independent::Tpe || self.cols.len() == a.space.params.len() {
+            return Params::new();
+        }
+        let seed = self.seed ^ 0x7E5E_0F0C_A1E5_u64;
+        let tpe = self
+            .others
+            .get_or_insert_with(|| TpeSampler::new(TpeSpec::default(), seed));
+        let cols = &self.cols;
+        let mut p = tpe.sample(a).params;
+        p.retain(|k, _| !cols.iter().any(|&j| a.space.params[j].name == *k));
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Run;
+
+    /// Dimension, population, weights, c1, cmu, μ_eff.
+    type Reference = (usize, usize, &'static [f64], f64, f64, f64);
+
+    /// The recombination weights and learning rates of the `cmaes` package (0.13.1, the one
+    /// behind Optuna's sampler) for three dimensions and population sizes, printed by
+    /// `CMA(mean=np.zeros(n), sigma=1.0, population_size=λ)`.
+    #[test]
+    fn active_weights_and_rates_match_the_reference_implementation() {
+        let cases: [Reference; 3] = [
+            (
+                2,
+                6,
+                &[
+                    0.6370425712412168,
+                    0.28457025743803294,
+                    0.07838717132075033,
+                    -0.28638378259655295,
+                    -0.7649580940851276,
+                    -1.1559817781589212,
+                ],
+                0.1548153998964136,
+                0.057859085071916304,
+                2.0286114646100617,
+            ),
+            (
+                10,
+                10,
+                &[
+                    0.45627264690340597,
+                    0.2707530970017852,
+                    0.1622311171586698,
+                    0.08523354710016448,
+                    0.025509591835974777,
+                    -0.08532086250759853,
+                    -0.236476601148097,
+                    -0.36741365771166457,
+                    -0.4829083267842344,
+                    -0.5862218287788353,
+                ],
+                0.015283824524751714,
+                0.02015428276120838,
+                3.1672992814107026,
+            ),
+            (
+                6,
+                9,
+                &[
+                    0.4937383774843409,
+                    0.2810968324806433,
+                    0.15670950255807004,
+                    0.06845528747694568,
+                    0.0,
+                    -0.23110816440549842,
+                    -0.42650733323224577,
+                    -0.5957697922778267,
+                    -0.745069862150622,
+                ],
+                0.03563118207139872,
+                0.0356863119967521,
+                2.8406104297170534,
+            ),
+        ];
+        for (n, lambda, weights, c1, cmu, mu_eff) in cases {
+            let r = Run::new(vec![0.5; n], 0.2, lambda, vec![0.0; n], true);
+            assert_eq!(r.weights.len(), lambda);
+            for (a, b) in r.weights.iter().zip(weights) {
+                assert!((a - b).abs() < 1e-12, "n={n} λ={lambda}: {a} vs {b}");
+            }
+            assert!((r.c1 - c1).abs() < 1e-12 && (r.cmu - cmu).abs() < 1e-12);
+            assert!((r.mu_eff - mu_eff).abs() < 1e-12);
+            // Without `active` the worse half does not count at all.
+            let p = Run::new(vec![0.5; n], 0.2, lambda, vec![0.0; n], false);
+            assert!(p.weights[lambda / 2..].iter().all(|w| *w == 0.0));
+            assert!((p.weights.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        }
+    }
+
+    /// Negative updates never break the covariance: after many generations on a narrow
+    /// valley its eigenvalues stay positive and the run still closes in on the minimum.
+    #[test]
+    fn the_active_update_keeps_the_covariance_positive_definite() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let n = 4;
+        let f = |x: &[f64]| {
+            (0..n)
+                .map(|i| 1e3f64.powf(i as f64 / 3.0) * (x[i] - 0.3).powi(2))
+                .sum::<f64>()
+        };
+        let mut r = Run::new(vec![0.5; n], 0.2, 8, vec![0.0; n], true);
+        for _ in 0..150 {
+            let sol: Vec<(Vec<f64>, f64)> = (0..r.lambda)
+                .map(|_| {
+                    let x = r.draw(&mut rng);
+                    let v = f(&x);
+                    (x, v)
+                })
+                .collect();
+            r.tell(sol);
+            let (eig, _) = super::sym_eigen(&r.c, n);
+            assert!(eig.iter().all(|e| *e > 0.0 && e.is_finite()), "{eig:?}");
+        }
+        assert!(f(&r.mean) < 1e-8, "{}", f(&r.mean));
     }
 }

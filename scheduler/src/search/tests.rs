@@ -461,3 +461,41 @@ fn cmaes_handles_integers_and_restarts() {
     let full: Vec<usize> = sizes.values().copied().collect();
     assert!(full[..full.len() - 1].iter().all(|n| *n == 6), "{sizes:?}");
 }
+
+#[test]
+fn cmaes_learns_the_parameters_it_does_not_model_through_tpe() {
+    // CMA-ES models `x`; `kind` (categorical) and `y` (active only for kind = "c") are left
+    // to the independent sampler. TPE learns that "c" is the good choice; random cannot.
+    let space = r#"
+x = { type = "float", low = 0.0, high = 1.0 }
+kind = { type = "categorical", choices = ["a", "b", "c", "d"] }
+y = { type = "float", low = 0.0, high = 1.0, when = { kind = ["c"] } }
+"#;
+    let share_of_c = |sampler: &str| {
+        let (mut c, mut all) = (0, 0);
+        for seed in 0..8 {
+            let s = spec(sampler, space, "[\"minimize\"]", 80, seed);
+            let t = drive(&s, 1, &|p| {
+                let good = p.get("kind") == Some(&ParamValue::Str("c".into()));
+                let y = p.get("y").and_then(ParamValue::as_f64).unwrap_or(1.0);
+                vec![(num(p, "x") - 0.3).powi(2) + if good { (y - 0.6).powi(2) } else { 1.0 }]
+            });
+            for tr in &t[40..] {
+                check_valid(&s.space, tr);
+                all += 1;
+                c += (tr.params.get("kind") == Some(&ParamValue::Str("c".into()))) as u32;
+                // `y` exists exactly when kind = "c".
+                let is_c = tr.params.get("kind") == Some(&ParamValue::Str("c".into()));
+                assert_eq!(tr.params.contains_key("y"), is_c);
+            }
+        }
+        c as f64 / all as f64
+    };
+    let tpe = share_of_c("kind = \"cmaes\"");
+    let random = share_of_c("kind = \"cmaes\"\nindependent = \"random\"");
+    assert!(
+        tpe > 0.6,
+        "TPE chose the good category in {tpe:.2} of the later trials"
+    );
+    assert!(random < 0.4, "random chose it in {random:.2}");
+}
