@@ -125,6 +125,8 @@ pub struct CmaEsSpec {
     pub active: bool,
     /// How the parameters CMA-ES does not model (categorical, conditional) are chosen.
     pub independent: Independent,
+    /// A generation's steps are drawn together and made orthogonal (default true).
+    pub orthogonal: bool,
 }
 
 /// The sampler for the parameters a joint sampler leaves out.

@@ -258,6 +258,7 @@ pub(super) fn sampler(cx: &mut Ctx, t: &S<RawTable>, n_objectives: usize) -> Opt
                 restart,
                 inc_popsize: k.int(cx, "inc_popsize", 2, 1, 100) as u32,
                 active: k.bool(cx, "active", true),
+                orthogonal: k.bool(cx, "orthogonal", true),
                 independent: match k.choice(cx, "independent", "tpe", &["tpe", "random"]) {
                     "random" => Independent::Random,
                     _ => Independent::Tpe,

@@ -531,9 +531,9 @@ fn sampler_defaults_are_the_documented_ones() {
             other => panic!("{other:?}"),
         }
     };
-    assert!(cma("").active && cma("").independent == Independent::Tpe);
-    let c = cma("active = false\nindependent = \"random\"");
-    assert!(!c.active && c.independent == Independent::Random);
+    assert!(cma("").active && cma("").orthogonal && cma("").independent == Independent::Tpe);
+    let c = cma("active = false\northogonal = false\nindependent = \"random\"");
+    assert!(!c.active && !c.orthogonal && c.independent == Independent::Random);
     let e = sampler_pruner("kind = \"cmaes\"\nindependent = \"gp\"", "kind = \"none\"")
         .unwrap_err()
         .to_string();

@@ -120,10 +120,17 @@ impl Run {
 
     /// A candidate in the unit cube (resampled until inside, then clipped).
     fn draw(&self, rng: &mut impl Rng) -> Vec<f64> {
+        self.draw_from(None, rng)
+    }
+
+    /// [`Run::draw`] whose first try is the step `first` (then fresh draws from `rng`).
+    fn draw_from(&self, mut first: Option<Vec<f64>>, rng: &mut impl Rng) -> Vec<f64> {
         let n = self.n;
         let mut x = vec![0.0; n];
         for _ in 0..100 {
-            let z: Vec<f64> = (0..n).map(|_| normal(rng)).collect();
+            let z: Vec<f64> = first
+                .take()
+                .unwrap_or_else(|| (0..n).map(|_| normal(rng)).collect());
             for i in 0..n {
                 let y: f64 = (0..n).map(|k| self.b[i * n + k] * self.d[k] * z[k]).sum();
                 x[i] = self.mean[i] + self.sigma * y;
@@ -421,6 +428,42 @@ impl CmaEsSampler {
     }
 }
 
+/// Member `k` of a generation's `lambda` standard normal steps in `n` dimensions, drawn
+/// together and orthogonalised in blocks of `n` (each keeping its own length), so that a
+/// generation explores distinct directions (Wang, Emmerich & Bäck 2014).
+fn orthogonal_step(seed: u64, n: usize, lambda: usize, k: usize) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let block = k / n;
+    let mut zs: Vec<Vec<f64>> = Vec::new();
+    let mut out = Vec::new();
+    for b in 0..=block {
+        let size = n.min(lambda - b * n);
+        zs.clear();
+        for _ in 0..size {
+            zs.push((0..n).map(|_| normal(&mut rng)).collect());
+        }
+        if b < block {
+            continue;
+        }
+        let mut basis: Vec<Vec<f64>> = Vec::new();
+        for z in &zs {
+            let len = z.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let mut v = z.clone();
+            for q in &basis {
+                let dot: f64 = v.iter().zip(q).map(|(a, b)| a * b).sum();
+                for (vi, qi) in v.iter_mut().zip(q) {
+                    *vi -= dot * qi;
+                }
+            }
+            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-300);
+            let q: Vec<f64> = v.iter().map(|x| x / norm).collect();
+            out.push(q.iter().map(|x| x * len).collect::<Vec<f64>>());
+            basis.push(q);
+        }
+    }
+    out.swap_remove(k % n)
+}
+
 /// A grid cell's width on the internal line.
 fn cell(d: &mlt_protocol::spec::Distribution) -> f64 {
     match d {
@@ -484,7 +527,25 @@ impl Sampler for CmaEsSampler {
         }
         self.catch_up(a.space, a.directions, a.trials);
         let run = self.run.as_ref().expect("started");
-        let x = run.draw(&mut rng);
+        let x = if self.cfg.orthogonal {
+            let gen = self.next_gen;
+            let k = a
+                .trials
+                .iter()
+                .filter(|t| t.generation == Some(gen))
+                .count();
+            let z = (k < run.lambda).then(|| {
+                orthogonal_step(
+                    self.seed ^ ((gen as u64) << 20) ^ 0x0A7B,
+                    run.n,
+                    run.lambda,
+                    k,
+                )
+            });
+            run.draw_from(z, &mut rng)
+        } else {
+            run.draw(&mut rng)
+        };
         let mut s = from_unit_cols(a, &self.cols, &x, Some(self.next_gen), &mut rng);
         if !others.is_empty() {
             // CMA-ES's coordinates first, then TPE's choices for whatever is active.
@@ -602,6 +663,33 @@ mod tests {
             assert!(p.weights[lambda / 2..].iter().all(|w| *w == 0.0));
             assert!((p.weights.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn a_generations_steps_are_orthogonal_in_blocks_of_the_dimension() {
+        let (n, lambda) = (4, 7);
+        let steps: Vec<Vec<f64>> = (0..lambda)
+            .map(|k| super::orthogonal_step(11, n, lambda, k))
+            .collect();
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        for i in 0..lambda {
+            assert!(dot(&steps[i], &steps[i]) > 1e-6);
+            for j in 0..i {
+                let same_block = i / n == j / n;
+                let c = dot(&steps[i], &steps[j]).abs();
+                if same_block {
+                    assert!(c < 1e-9, "steps {i} and {j}: {c}");
+                } else {
+                    assert!(
+                        c > 1e-6,
+                        "steps {i} and {j} of different blocks are independent"
+                    );
+                }
+            }
+        }
+        // The same seed gives the same steps; another seed others.
+        assert_eq!(steps[5], super::orthogonal_step(11, n, lambda, 5));
+        assert_ne!(steps[5], super::orthogonal_step(12, n, lambda, 5));
     }
 
     /// Negative updates never break the covariance: after many generations on a narrow
