@@ -652,8 +652,8 @@ pub fn pruning(python: Option<&Path>, trials: u64, seeds: u64, steps: u64) -> an
     if theirs.is_some() {
         println!("Both sides judge the same trials (Optuna's random points, handed over) on the same curves.\n");
     }
-    println!("| pruner | ours: steps | ours: best | Optuna: steps | Optuna: best | ours: steps / no pruning |");
-    println!("|---|---|---|---|---|---|");
+    println!("| pruner | ours: steps | ours: best | ours: seeds at no pruning's best | Optuna: steps | Optuna: best | Optuna: seeds at no pruning's best | ours: steps / no pruning |");
+    println!("|---|---|---|---|---|---|---|---|");
     let pruners = [
         ("none", "kind = \"none\"".to_string()),
         ("median", "kind = \"median\"\nn_startup_trials = 5".to_string()),
@@ -664,6 +664,9 @@ pub fn pruning(python: Option<&Path>, trials: u64, seeds: u64, steps: u64) -> an
         ),
     ];
     let mut base_steps = None;
+    let (mut base_best, mut their_base_best): (Option<Vec<f64>>, Option<Vec<f64>>) = (None, None);
+    // Seeds whose best value equals no pruning's best in the same seed.
+    let same = |a: &[f64], b: &[f64]| a.iter().zip(b).filter(|(x, y)| x == y).count();
     let space = box_space(6, 0.0, 1.0);
     for (name, toml) in pruners {
         let (mut used_all, mut best_all) = (Vec::new(), Vec::new());
@@ -729,6 +732,7 @@ pub fn pruning(python: Option<&Path>, trials: u64, seeds: u64, steps: u64) -> an
         }
         let (u, b) = (mean(&used_all), mean(&best_all));
         let base = *base_steps.get_or_insert(u);
+        let ours_same = same(&best_all, base_best.get_or_insert_with(|| best_all.clone()));
         let their = theirs.as_ref().and_then(|v| v.get(name));
         let tu = their.and_then(|v| {
             let xs: Vec<f64> = v
@@ -739,19 +743,24 @@ pub fn pruning(python: Option<&Path>, trials: u64, seeds: u64, steps: u64) -> an
                 .collect();
             Some(mean(&xs))
         });
-        let tb = their.and_then(|v| {
-            let xs: Vec<f64> = v
-                .get("best")?
-                .as_array()?
-                .iter()
-                .filter_map(Value::as_f64)
-                .collect();
-            Some(mean(&xs))
+        let their_best: Option<Vec<f64>> = their.and_then(|v| {
+            Some(
+                v.get("best")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(Value::as_f64)
+                    .collect(),
+            )
         });
+        let tb = their_best.as_deref().map(mean);
+        let their_same = their_best
+            .as_deref()
+            .map(|t| same(t, their_base_best.get_or_insert_with(|| t.to_vec())));
         println!(
-            "| {name} | {u:.0} | {b:.4} | {} | {} | {:.2} |",
+            "| {name} | {u:.0} | {b:.4} | {ours_same} of {seeds} | {} | {} | {} | {:.2} |",
             tu.map_or("–".into(), |x| format!("{x:.0}")),
             fmt(tb),
+            their_same.map_or("–".into(), |n| format!("{n} of {seeds}")),
             u / base
         );
     }
