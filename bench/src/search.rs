@@ -1258,3 +1258,94 @@ pub fn held_out_table(trials: u64, seeds: u64, samplers: &[String]) -> anyhow::R
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, ParamValue)]) -> Params {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn boxed(x: &[f64]) -> Params {
+        x.iter()
+            .enumerate()
+            .map(|(i, v)| (format!("x{i}"), ParamValue::Float(*v)))
+            .collect()
+    }
+
+    /// Each held-out problem reaches its stated optimum at its known minimiser, and no point
+    /// a random search finds lies below it (so regrets are regrets).
+    #[test]
+    fn held_out_problems_have_the_stated_optima() {
+        let shift = |half: f64, at: f64, d: usize| -> Vec<f64> {
+            (0..d).map(|i| at + SHIFT[i] * half).collect()
+        };
+        let s = |v: &str| ParamValue::Str(v.into());
+        let minimisers: Vec<(&str, Params)> = vec![
+            ("hartmann3", boxed(&[0.114_614, 0.555_649, 0.852_547])),
+            ("ackley5", boxed(&shift(32.768 * 0.8, 0.0, 5))),
+            ("levy6", boxed(&shift(10.0 * 0.8, 1.0, 6))),
+            ("rastrigin4", boxed(&shift(5.12 * 0.8, 0.0, 4))),
+            ("six_hump_camel", boxed(&[0.089_842, -0.712_656])),
+            ("goldstein_price", boxed(&[0.0, -1.0])),
+            (
+                "michalewicz5",
+                boxed(&[2.202_906, 1.570_796, 1.284_992, 1.923_058, 1.720_470]),
+            ),
+            ("zakharov8", boxed(&shift(10.0 * 0.8, 0.0, 8))),
+            ("ellipsoid8", boxed(&shift(5.0 * 0.8, 0.0, 8))),
+            (
+                "ml_conditional",
+                params(&[
+                    ("opt", s("adam")),
+                    ("lr", ParamValue::Float(10f64.powf(-3.2))),
+                    ("beta2", ParamValue::Float(0.995)),
+                    ("layers", ParamValue::Int(4)),
+                    ("width", ParamValue::Int(256)),
+                    ("act", s("gelu")),
+                    ("dropout", ParamValue::Float(0.2)),
+                ]),
+            ),
+            (
+                "categorical6",
+                params(&[
+                    ("c0", s("b")),
+                    ("c1", s("c")),
+                    ("c2", s("a")),
+                    ("c3", s("d")),
+                    ("c4", s("e")),
+                    ("c5", s("b")),
+                    ("u0", ParamValue::Float(0.23)),
+                    ("u1", ParamValue::Float(0.71)),
+                    ("u2", ParamValue::Float(0.52)),
+                ]),
+            ),
+        ];
+        let problems = held_out();
+        assert_eq!(problems.len(), minimisers.len());
+        for (p, (name, at)) in problems.iter().zip(&minimisers) {
+            assert_eq!(p.name, *name);
+            let v = (p.f)(at);
+            assert!((v - p.optimum).abs() < 1e-4, "{name}: {v} at its minimiser");
+            let s = spec(
+                "kind = \"random\"",
+                &p.space,
+                "[\"minimize\"]",
+                "kind = \"none\"",
+                300,
+                1,
+            );
+            for v in run_study(&s, &|q| vec![(p.f)(q)]) {
+                assert!(
+                    v[0] >= p.optimum - 1e-6,
+                    "{name}: {} below the optimum",
+                    v[0]
+                );
+            }
+        }
+    }
+}
