@@ -1294,7 +1294,13 @@ mod tests {
             ("goldstein_price", boxed(&[0.0, -1.0])),
             (
                 "michalewicz5",
-                boxed(&[2.202_906, 1.570_796, 1.284_992, 1.923_058, 1.720_470]),
+                boxed(&[
+                    2.202_906,
+                    std::f64::consts::FRAC_PI_2,
+                    1.284_992,
+                    1.923_058,
+                    1.720_470,
+                ]),
             ),
             ("zakharov8", boxed(&shift(10.0 * 0.8, 0.0, 8))),
             ("ellipsoid8", boxed(&shift(5.0 * 0.8, 0.0, 8))),
