@@ -15,7 +15,7 @@ use mlt_protocol::messages::{Outcome, Verdict};
 use mlt_protocol::records::{
     Metrics, ParamValue, Params, StudyState, TrialOrigin, TrialRecord, TrialState,
 };
-use mlt_protocol::spec::{BenchFunction, Spec};
+use mlt_protocol::spec::{box_point, hartmann, BenchFunction, Spec};
 use mlt_scheduler::search::mo::hypervolume;
 use mlt_scheduler::store::StudyRow;
 use mlt_scheduler::study::StudyCore;
@@ -910,15 +910,44 @@ pub fn proposals(python: Option<&Path>, history: u64, seeds: u64, asks: u64) -> 
 struct HeldOut {
     name: &'static str,
     space: String,
-    f: fn(&Params) -> f64,
+    f: Box<dyn Fn(&Params) -> f64 + Send + Sync>,
     optimum: f64,
 }
 
-/// x0, x1, … of a box problem.
-fn xv(q: &Params) -> Vec<f64> {
-    (0..)
-        .map_while(|i| q.get(&format!("x{i}")).and_then(ParamValue::as_f64))
-        .collect()
+impl HeldOut {
+    /// `f` on the box [lo, hi]^d.
+    fn on_box(
+        name: &'static str,
+        d: usize,
+        (lo, hi): (f64, f64),
+        f: fn(&[f64]) -> f64,
+        optimum: f64,
+    ) -> Self {
+        Self {
+            name,
+            space: box_space(d, lo, hi),
+            f: Box::new(move |q| f(&box_point(q))),
+            optimum,
+        }
+    }
+
+    /// `f` (minimum 0) on [−half, half]^d with its minimiser moved by `SHIFT · 0.8 · half`.
+    fn shifted(name: &'static str, d: usize, half: f64, f: fn(&[f64]) -> f64) -> Self {
+        let moved = move |x: &[f64]| -> f64 {
+            let z: Vec<f64> = x
+                .iter()
+                .zip(SHIFT)
+                .map(|(v, s)| v - s * 0.8 * half)
+                .collect();
+            f(&z)
+        };
+        Self {
+            name,
+            space: box_space(d, -half, half),
+            f: Box::new(move |q| moved(&box_point(q))),
+            optimum: 0.0,
+        }
+    }
 }
 
 fn choice<'a>(q: &'a Params, name: &str) -> &'a str {
@@ -1021,16 +1050,7 @@ fn hartmann3(x: &[f64]) -> f64 {
         [0.1091, 0.8732, 0.5547],
         [0.0381, 0.5743, 0.8828],
     ];
-    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
-    -(0..4)
-        .map(|i| {
-            ALPHA[i]
-                * (-(0..3)
-                    .map(|j| A[i][j] * (x[j] - P[i][j]).powi(2))
-                    .sum::<f64>())
-                .exp()
-        })
-        .sum::<f64>()
+    hartmann(x, &A, &P)
 }
 
 fn ackley(x: &[f64]) -> f64 {
@@ -1123,80 +1143,45 @@ fn ellipsoid(x: &[f64]) -> f64 {
 /// starts and which a sampler with a central bias would find for free.
 const SHIFT: [f64; 8] = [0.62, -0.35, 0.81, -0.57, 0.44, -0.73, 0.29, -0.48];
 
-/// `f` with its optimum moved to `SHIFT · half` (half the box's width).
-fn shifted(x: &[f64], half: f64, f: fn(&[f64]) -> f64) -> f64 {
-    let z: Vec<f64> = x.iter().zip(SHIFT).map(|(v, s)| v - s * half).collect();
-    f(&z)
-}
-
 fn held_out() -> Vec<HeldOut> {
-    let pi = std::f64::consts::PI;
     let camel = "x0 = { type = \"float\", low = -3.0, high = 3.0 }\nx1 = { type = \"float\", low = -2.0, high = 2.0 }\n";
     vec![
-        HeldOut {
-            name: "hartmann3",
-            space: box_space(3, 0.0, 1.0),
-            f: |q| hartmann3(&xv(q)),
-            optimum: -3.862_78,
-        },
-        HeldOut {
-            name: "ackley5",
-            space: box_space(5, -32.768, 32.768),
-            f: |q| shifted(&xv(q), 32.768 * 0.8, ackley),
-            optimum: 0.0,
-        },
-        HeldOut {
-            name: "levy6",
-            space: box_space(6, -10.0, 10.0),
-            f: |q| shifted(&xv(q), 10.0 * 0.8, levy),
-            optimum: 0.0,
-        },
-        HeldOut {
-            name: "rastrigin4",
-            space: box_space(4, -5.12, 5.12),
-            f: |q| shifted(&xv(q), 5.12 * 0.8, rastrigin),
-            optimum: 0.0,
-        },
+        HeldOut::on_box("hartmann3", 3, (0.0, 1.0), hartmann3, -3.862_78),
+        HeldOut::shifted("ackley5", 5, 32.768, ackley),
+        HeldOut::shifted("levy6", 6, 10.0, levy),
+        HeldOut::shifted("rastrigin4", 4, 5.12, rastrigin),
         HeldOut {
             name: "six_hump_camel",
             space: camel.into(),
-            f: |q| six_hump_camel(&xv(q)),
+            f: Box::new(|q| six_hump_camel(&box_point(q))),
             optimum: -1.031_628_5,
         },
-        HeldOut {
-            name: "goldstein_price",
-            space: box_space(2, -2.0, 2.0),
-            f: |q| goldstein_price(&xv(q)),
-            optimum: 3f64.ln(),
-        },
-        HeldOut {
-            name: "michalewicz5",
-            space: box_space(5, 0.0, pi),
-            f: |q| michalewicz(&xv(q)),
-            optimum: -4.687_658,
-        },
-        HeldOut {
-            name: "zakharov8",
-            space: box_space(8, -10.0, 10.0),
-            f: |q| shifted(&xv(q), 10.0 * 0.8, zakharov),
-            optimum: 0.0,
-        },
-        HeldOut {
-            name: "ellipsoid8",
-            space: box_space(8, -5.0, 5.0),
-            f: |q| shifted(&xv(q), 5.0 * 0.8, ellipsoid),
-            optimum: 0.0,
-        },
+        HeldOut::on_box(
+            "goldstein_price",
+            2,
+            (-2.0, 2.0),
+            goldstein_price,
+            3f64.ln(),
+        ),
+        HeldOut::on_box(
+            "michalewicz5",
+            5,
+            (0.0, std::f64::consts::PI),
+            michalewicz,
+            -4.687_658,
+        ),
+        HeldOut::shifted("zakharov8", 8, 10.0, zakharov),
+        HeldOut::shifted("ellipsoid8", 8, 5.0, ellipsoid),
         HeldOut {
             name: "ml_conditional",
             space: ML_SPACE.into(),
-            f: ml_conditional,
+            f: Box::new(ml_conditional),
             optimum: 0.0,
         },
         HeldOut {
             name: "categorical6",
             space: CAT_SPACE.into(),
-            f: categorical6,
+            f: Box::new(categorical6),
             optimum: 0.0,
         },
     ]

@@ -9,10 +9,25 @@ fn num(p: &Params, name: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("parameter `{name}` is missing or not numeric"))
 }
 
-fn xs(p: &Params) -> Vec<f64> {
+/// The coordinates x0, x1, … of a point of a box problem, up to the first missing one.
+pub fn box_point(p: &Params) -> Vec<f64> {
     (0..)
         .map_while(|i| p.get(&format!("x{i}")).and_then(ParamValue::as_f64))
         .collect()
+}
+
+/// The Hartmann family in `D` dimensions: −Σᵢ αᵢ exp(−Σⱼ Aᵢⱼ (xⱼ − Pᵢⱼ)²), α = (1, 1.2, 3, 3.2).
+pub fn hartmann<const D: usize>(x: &[f64], a: &[[f64; D]; 4], p: &[[f64; D]; 4]) -> f64 {
+    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
+    -(0..4)
+        .map(|i| {
+            ALPHA[i]
+                * (-(0..D)
+                    .map(|j| a[i][j] * (x[j] - p[i][j]).powi(2))
+                    .sum::<f64>())
+                .exp()
+        })
+        .sum::<f64>()
 }
 
 impl BenchFunction {
@@ -46,28 +61,19 @@ impl BenchFunction {
                     [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
                     [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
                 ];
-                const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
                 let x: Vec<f64> = (0..6)
                     .map(|i| num(p, &format!("x{i}")))
                     .collect::<Result<_, _>>()?;
-                -(0..4)
-                    .map(|i| {
-                        ALPHA[i]
-                            * (-(0..6)
-                                .map(|j| A[i][j] * (x[j] - P[i][j]).powi(2))
-                                .sum::<f64>())
-                            .exp()
-                    })
-                    .sum::<f64>()
+                hartmann(&x, &A, &P)
             }
             BenchFunction::Rosenbrock => {
-                let x = xs(p);
+                let x = box_point(p);
                 x.windows(2)
                     .map(|w| 100.0 * (w[1] - w[0] * w[0]).powi(2) + (1.0 - w[0]).powi(2))
                     .sum()
             }
             BenchFunction::StyblinskiTang => {
-                xs(p)
+                box_point(p)
                     .iter()
                     .map(|x| x.powi(4) - 16.0 * x * x + 5.0 * x)
                     .sum::<f64>()

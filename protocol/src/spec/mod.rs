@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub use functions::{box_point, hartmann};
 pub use search::*;
 pub use settings::fits;
 pub use validate::parse_spec;
