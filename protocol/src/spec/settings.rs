@@ -209,8 +209,12 @@ pub(super) fn sampler(cx: &mut Ctx, t: &S<RawTable>, n_objectives: usize) -> Opt
             scramble: k.bool(cx, "scramble", true),
         }),
         "tpe" => {
-            let multivariate = k.bool(cx, "multivariate", false);
-            let group = k.bool(cx, "group", false);
+            // Defaults from `TpeSpec::default()`, except that joint draws keep Optuna's 24
+            // candidates: univariate TPE takes the best candidate in every parameter at once,
+            // far greedier than one joint choice (docs/benchmarks.md, held-out problems).
+            let d = TpeSpec::default();
+            let multivariate = k.bool(cx, "multivariate", d.multivariate);
+            let group = k.bool(cx, "group", d.group);
             if group && !multivariate {
                 if let Some(v) = t.get_ref().get("group") {
                     cx.err(
@@ -221,25 +225,32 @@ pub(super) fn sampler(cx: &mut Ctx, t: &S<RawTable>, n_objectives: usize) -> Opt
                 }
             }
             SamplerSpec::Tpe(TpeSpec {
-                n_startup_trials: k.int(cx, "n_startup_trials", 10, 0, u32max) as u32,
-                // Univariate TPE takes the best of its candidates in every parameter at once,
-                // which makes it far greedier than one joint choice: 8 (Optuna: 24) won on the
-                // held-out problems (docs/benchmarks.md); joint draws keep Optuna's 24.
+                n_startup_trials: k.int(
+                    cx,
+                    "n_startup_trials",
+                    d.n_startup_trials.into(),
+                    0,
+                    u32max,
+                ) as u32,
                 n_ei_candidates: k.int(
                     cx,
                     "n_ei_candidates",
-                    if multivariate { 24 } else { 8 },
+                    if multivariate {
+                        24
+                    } else {
+                        d.n_ei_candidates.into()
+                    },
                     1,
                     100_000,
                 ) as u32,
-                gamma: k.float(cx, "gamma", 0.1, 1e-6, 1.0),
-                gamma_max: k.int(cx, "gamma_max", 25, 1, u32max) as u32,
-                prior_weight: k.float(cx, "prior_weight", 1.0, 0.0, 1e6),
-                consider_endpoints: k.bool(cx, "consider_endpoints", false),
-                consider_magic_clip: k.bool(cx, "consider_magic_clip", true),
+                gamma: k.float(cx, "gamma", d.gamma, 1e-6, 1.0),
+                gamma_max: k.int(cx, "gamma_max", d.gamma_max.into(), 1, u32max) as u32,
+                prior_weight: k.float(cx, "prior_weight", d.prior_weight, 0.0, 1e6),
+                consider_endpoints: k.bool(cx, "consider_endpoints", d.consider_endpoints),
+                consider_magic_clip: k.bool(cx, "consider_magic_clip", d.consider_magic_clip),
                 multivariate,
                 group,
-                constant_liar: k.bool(cx, "constant_liar", false),
+                constant_liar: k.bool(cx, "constant_liar", d.constant_liar),
             })
         }
         "cmaes" => {
