@@ -222,46 +222,59 @@ def curve_value(f, x0, t, steps):
     return f + (1 - f) * math.exp(-5.0 * t / steps) * (1 + 0.1 * math.sin(7.3 * t + 13 * x0))
 
 
+PRUNERS = ["none", "median", "asha", "hyperband"]
+
+
+def make_pruner(name, steps):
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5)
+    if name == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=steps, reduction_factor=3)
+
+
+def one_pruning(task):
+    """One pruned study: steps used, best complete value, and the random points it judged."""
+    name, seed, trials, steps = task
+    seen = []
+    st = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed), pruner=make_pruner(name, steps))
+    used, best = 0, math.inf
+    for _ in range(trials):
+        t = st.ask()
+        p = space_unit(6)(t)
+        seen.append(p)
+        f = hartmann6(p)
+        pruned = False
+        for s in range(1, steps + 1):
+            used += 1
+            t.report(curve_value(f, p["x0"], s, steps), s)
+            if t.should_prune():
+                pruned = True
+                break
+        if pruned:
+            st.tell(t, state=optuna.trial.TrialState.PRUNED)
+        else:
+            st.tell(t, f)
+            best = min(best, f)
+    return used, best, seen
+
+
 def pruning(args):
+    """Seeds run in parallel, one process per core."""
+    import multiprocessing
+
     out = {}
-    pruners = {
-        "none": lambda: optuna.pruners.NopPruner(),
-        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5),
-        "asha": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=args.steps, reduction_factor=3),
-    }
-    params_by_seed = []
-    for name, make in pruners.items():
-        steps_used, bests = [], []
-        for seed in range(args.seeds):
-            seen = []
-            st = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed), pruner=make())
-            used, best = 0, math.inf
-            for _ in range(args.trials):
-                t = st.ask()
-                p = space_unit(6)(t)
-                seen.append(p)
-                f = hartmann6(p)
-                pruned = False
-                for s in range(1, args.steps + 1):
-                    used += 1
-                    t.report(curve_value(f, p["x0"], s, args.steps), s)
-                    if t.should_prune():
-                        pruned = True
-                        break
-                if pruned:
-                    st.tell(t, state=optuna.trial.TrialState.PRUNED)
-                else:
-                    st.tell(t, f)
-                    best = min(best, f)
-            steps_used.append(used)
-            bests.append(best)
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        for name in PRUNERS:
+            runs = pool.map(one_pruning, [(name, seed, args.trials, args.steps) for seed in range(args.seeds)])
+            out[name] = {"steps": [r[0] for r in runs], "best": [r[1] for r in runs]}
+            # The random trials are the same for every pruner (the sampler ignores results):
+            # hand them over so that both sides judge identical trials.
             if name == "none":
-                params_by_seed.append(seen)
-        out[name] = {"steps": steps_used, "best": bests}
-    # The random trials are the same for every pruner (the sampler ignores results): hand
-    # them over so that both sides judge identical trials.
-    out["params"] = params_by_seed
+                out["params"] = [r[2] for r in runs]
+            print(f"optuna pruning {name}: {args.seeds} seeds", file=sys.stderr, flush=True)
     json.dump(out, sys.stdout)
 
 

@@ -71,6 +71,10 @@ enum Cmd {
         /// Seeds for the GP samplers (O(n³) per suggestion: the slow ones).
         #[arg(long, default_value_t = 10)]
         gp_seeds: u64,
+        /// Seeds in the pruning table (many: whether a pruner keeps the best trial is a rare
+        /// event, counted per seed).
+        #[arg(long, default_value_t = 500)]
+        pruning_seeds: u64,
         /// Problems in the quality table (branin, hartmann6, rosenbrock10, styblinski_tang10,
         /// mixed); all by default.
         #[arg(long, value_delimiter = ',')]
@@ -415,6 +419,7 @@ async fn main() -> anyhow::Result<()> {
             trials,
             seeds,
             gp_seeds,
+            pruning_seeds,
             problems,
             samplers,
             cost_samplers,
@@ -439,7 +444,7 @@ async fn main() -> anyhow::Result<()> {
                         search::quality(py, trials, seeds, gp_seeds, &problems, &samplers)?
                     }
                     "cost" => search::cost(py, &sizes, &cost_samplers)?,
-                    "pruning" => search::pruning(py, trials, seeds, steps)?,
+                    "pruning" => search::pruning(py, trials, pruning_seeds, steps)?,
                     "proposals" => search::proposals(py, 100, seeds, 100)?,
                     "heldout" => search::held_out_table(trials, seeds, &samplers)?,
                     other => bail!(
