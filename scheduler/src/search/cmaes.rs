@@ -434,34 +434,32 @@ impl CmaEsSampler {
 fn orthogonal_step(seed: u64, n: usize, lambda: usize, k: usize) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let block = k / n;
-    let mut zs: Vec<Vec<f64>> = Vec::new();
-    let mut out = Vec::new();
-    for b in 0..=block {
-        let size = n.min(lambda - b * n);
-        zs.clear();
-        for _ in 0..size {
-            zs.push((0..n).map(|_| normal(&mut rng)).collect());
-        }
-        if b < block {
-            continue;
-        }
-        let mut basis: Vec<Vec<f64>> = Vec::new();
-        for z in &zs {
-            let len = z.iter().map(|v| v * v).sum::<f64>().sqrt();
-            let mut v = z.clone();
-            for q in &basis {
-                let dot: f64 = v.iter().zip(q).map(|(a, b)| a * b).sum();
-                for (vi, qi) in v.iter_mut().zip(q) {
-                    *vi -= dot * qi;
-                }
-            }
-            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-300);
-            let q: Vec<f64> = v.iter().map(|x| x / norm).collect();
-            out.push(q.iter().map(|x| x * len).collect::<Vec<f64>>());
-            basis.push(q);
-        }
+    // The earlier blocks' draws only advance the stream.
+    for _ in 0..block * n * n {
+        normal(&mut rng);
     }
-    out.swap_remove(k % n)
+    let size = n.min(lambda - block * n);
+    let zs: Vec<Vec<f64>> = (0..size)
+        .map(|_| (0..n).map(|_| normal(&mut rng)).collect())
+        .collect();
+    // Gram–Schmidt up to member k: each vector depends only on the ones before it.
+    let mut basis: Vec<Vec<f64>> = Vec::new();
+    let mut step = Vec::new();
+    for z in zs.iter().take(k % n + 1) {
+        let len = z.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let mut v = z.clone();
+        for q in &basis {
+            let dot: f64 = v.iter().zip(q).map(|(a, b)| a * b).sum();
+            for (vi, qi) in v.iter_mut().zip(q) {
+                *vi -= dot * qi;
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-300);
+        let q: Vec<f64> = v.iter().map(|x| x / norm).collect();
+        step = q.iter().map(|x| x * len).collect();
+        basis.push(q);
+    }
+    step
 }
 
 /// A grid cell's width on the internal line.
