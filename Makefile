@@ -40,4 +40,4 @@ bench-search: setup
 # without the LLVM bundle cubecl-cuda downloads at build time (DOCS_RS skips it): a check that
 # the GPU code path builds, not a GPU build (docs/operations.md).
 check-cuda:
-	DOCS_RS=1 CARGO_TARGET_DIR=target/cuda-check $(CARGO) check -p mlt-node --features cuda
+	DOCS_RS=1 CARGO_TARGET_DIR=target/cuda-check $(CARGO) check -p mlt-eval --features cuda

@@ -4,13 +4,13 @@
 //! price–volume correlation, volume averages and volatility), and the walk-forward overhead per
 //! fold — everything but the model fit — on ../shared/data/SPY.csv (when present) and on a
 //! synthetic series 100× as long.
-use mlt_node::eval::data::{read_csv, Bars};
-use mlt_node::eval::features::{eval, parse};
-use mlt_node::eval::synthetic::{generate, Synthetic};
-use mlt_node::objective::{run_walk_forward_timed, TrialContext};
-use mlt_protocol::ids::{SlotId, StudyId, TrialId, TrialKey};
-use mlt_protocol::messages::{AssignMsg, Outcome, Verdict};
-use mlt_protocol::spec::{DataSource, ObjectiveSpec, WalkForwardSpec};
+use mlt_eval::data::{read_csv, Bars};
+use mlt_eval::features::{eval, parse};
+use mlt_eval::synthetic::{generate, Synthetic};
+use mlt_eval::{run_walk_forward_timed, Trial, TrialContext};
+use mlt_protocol::messages::{Outcome, Verdict};
+use mlt_protocol::records::Params;
+use mlt_protocol::spec::{DataSource, WalkForwardSpec};
 use std::path::Path;
 use std::time::Instant;
 
@@ -58,19 +58,15 @@ impl TrialContext for Quiet {
     }
 }
 
-/// Trial 0 of a benchmark study, running `spec` with no parameters.
-pub(crate) fn assign(spec: &WalkForwardSpec) -> AssignMsg {
-    AssignMsg {
-        key: TrialKey {
-            study: StudyId(1),
-            trial: TrialId(0),
-            attempt: 1,
-        },
-        slot: SlotId(0),
-        study_name: "bench".into(),
-        params: Default::default(),
-        objective: ObjectiveSpec::WalkForward(Box::new(spec.clone())),
+/// No parameters: the benchmark's trials run their spec as it is.
+pub(crate) static NO_PARAMS: Params = Params::new();
+
+/// Trial 0 of a benchmark study, with no parameters.
+pub(crate) fn trial() -> Trial<'static> {
+    Trial {
+        params: &NO_PARAMS,
         workdir: None,
+        seed: 0,
     }
 }
 
@@ -106,7 +102,7 @@ fn fold_overhead(
         step: 126,
         ..WalkForwardSpec::new(data, features.to_vec())
     };
-    let (out, t) = run_walk_forward_timed(&spec, &assign(&spec), &mut Quiet);
+    let (out, t) = run_walk_forward_timed(&spec, &trial(), &mut Quiet);
     if let Outcome::Failed(e) = out {
         return Err(e);
     }
@@ -198,7 +194,7 @@ fn pbo_cost() {
             })
             .collect();
         let t = std::time::Instant::now();
-        let r = mlt_scheduler::stats::study_pbo(&series, 16).expect("enough data");
+        let r = mlt_eval::selection::study_pbo(&series, 16).expect("enough data");
         println!(
             "| {n} | {days} | {:.3} s (PBO {:.2}) |",
             t.elapsed().as_secs_f64(),

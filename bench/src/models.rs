@@ -7,15 +7,15 @@
 //! and the look-ahead guard, splits, positions, costs, metrics, reports, the kept model.
 use crate::eval::{alpha_like, Quiet};
 use lightgbm3::{Booster, Dataset};
-use mlt_node::eval::backtest::direction;
-use mlt_node::eval::cache;
-use mlt_node::eval::data::{read_csv, Bars};
-use mlt_node::eval::features::{eval, parse};
-use mlt_node::eval::lgbm::Lgbm;
-use mlt_node::eval::model::ModelSettings;
-use mlt_node::eval::splits::walk_forward;
-use mlt_node::eval::synthetic::{generate, Synthetic};
-use mlt_node::objective::{run_walk_forward_timed, validation_split, Timings};
+use mlt_eval::cache;
+use mlt_eval::data::{read_csv, Bars};
+use mlt_eval::features::{eval, parse};
+use mlt_eval::labels::direction;
+use mlt_eval::models::lgbm::Lgbm;
+use mlt_eval::models::ModelSettings;
+use mlt_eval::splits::walk_forward;
+use mlt_eval::synthetic::{generate, Synthetic};
+use mlt_eval::{run_walk_forward_timed, validation_split, Timings};
 use mlt_protocol::messages::Outcome;
 use mlt_protocol::spec::{DataSource, WalkForwardSpec};
 use std::path::Path;
@@ -98,7 +98,7 @@ fn one(
 ) -> anyhow::Result<()> {
     for rounds in [100.0, 300.0] {
         let s = spec(data.clone(), features, rounds);
-        let assign = crate::eval::assign(&s);
+        let trial = crate::eval::trial();
         // Each side timed seven times, best of, the three interleaved (cold, warm, bare, cold,
         // …) so that a slow spell of this shared machine hits all of them alike. Cold: the
         // node's feature cache emptied first (the first trial on a node); warm: its columns
@@ -107,7 +107,7 @@ fn one(
             if cold {
                 cache::reset(cache::DEFAULT_BUDGET);
             }
-            let (out, t) = run_walk_forward_timed(&s, &assign, &mut Quiet);
+            let (out, t) = run_walk_forward_timed(&s, &trial, &mut Quiet);
             if let Outcome::Failed(e) = out {
                 anyhow::bail!(e);
             }
@@ -334,8 +334,8 @@ fn sequences(n: usize, steps: usize, features: usize) -> (Vec<Vec<f64>>, Vec<f64
 /// Training samples per second of our LSTM (fused gates) and of a model built on burn's
 /// `nn::Lstm`, same sizes, same batches, same optimiser.
 fn lstm_throughput(n: usize, epochs: usize) -> anyhow::Result<()> {
-    use mlt_node::eval::lstm::Lstm;
-    use mlt_node::eval::model::Model;
+    use mlt_eval::models::lstm::Lstm;
+    use mlt_eval::models::Model;
     let (steps, features, hidden, batch) = (50, 16, 64, 256);
     let (x, y) = sequences(n, steps, features);
     let settings = ModelSettings {

@@ -2,8 +2,9 @@
 //! writer task every session uses to send.
 use mlt_protocol::codec::{self, CodecError, HEADER_LEN};
 use serde::{de::DeserializeOwned, Serialize};
+use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Transport errors after the connection is up.
 #[derive(Debug, Error)]
@@ -108,32 +109,68 @@ impl FrameWriter {
     pub fn into_outbox(self) -> Outbox {
         Outbox::spawn(self.send, self.max)
     }
+
+    /// Finishes the stream and waits, up to `timeout`, until the peer has acknowledged every
+    /// byte written (or stopped the stream): closing the connection after this loses nothing
+    /// that was sent.
+    pub async fn finish(&mut self, timeout: Duration) {
+        finish(&mut self.send, timeout).await;
+    }
+}
+
+/// Finishes `send` and waits up to `timeout` for the peer's acknowledgement of all its data.
+async fn finish(send: &mut quinn::SendStream, timeout: Duration) {
+    if send.finish().is_ok() {
+        let _ = tokio::time::timeout(timeout, send.stopped()).await;
+    }
+}
+
+/// What the writer task is asked to do.
+#[derive(Debug)]
+enum Queued {
+    /// Write this frame.
+    Frame(Vec<u8>),
+    /// Write everything queued before, finish the stream, wait (up to the duration) for the
+    /// peer's acknowledgement, then answer.
+    Finish(Duration, oneshot::Sender<()>),
 }
 
 /// A cheap, clonable handle that queues messages for one stream. A task drains the queue
 /// and writes every queued frame with one write, so bursts cost one syscall.
 #[derive(Clone, Debug)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    tx: mpsc::UnboundedSender<Queued>,
     max: usize,
 }
 
 impl Outbox {
     fn spawn(mut send: quinn::SendStream, max: usize) -> Outbox {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(4096);
+            let mut finish_after = None;
             while let Some(first) = rx.recv().await {
                 batch.clear();
-                batch.extend_from_slice(&first);
-                while batch.len() < 256 * 1024 {
-                    match rx.try_recv() {
-                        Ok(more) => batch.extend_from_slice(&more),
-                        Err(_) => break,
+                let mut next = Some(first);
+                while let Some(item) = next.take() {
+                    match item {
+                        Queued::Frame(f) => batch.extend_from_slice(&f),
+                        Queued::Finish(t, done) => {
+                            finish_after = Some((t, done));
+                            break;
+                        }
+                    }
+                    if batch.len() < 256 * 1024 {
+                        next = rx.try_recv().ok();
                     }
                 }
-                if send.write_all(&batch).await.is_err() {
+                if !batch.is_empty() && send.write_all(&batch).await.is_err() {
                     break;
+                }
+                if let Some((t, done)) = finish_after.take() {
+                    finish(&mut send, t).await;
+                    let _ = done.send(());
+                    return;
                 }
             }
             let _ = send.finish();
@@ -141,17 +178,47 @@ impl Outbox {
         Outbox { tx, max }
     }
 
+    /// An outbox with no stream behind it: every frame it is given comes out of the returned
+    /// receiver (for tests of the logic that sends, without sockets).
+    pub fn detached(max: usize) -> (Outbox, mpsc::UnboundedReceiver<Vec<u8>>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
+        let (frames_tx, frames) = mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            while let Some(q) = rx.blocking_recv() {
+                match q {
+                    Queued::Frame(f) => {
+                        let _ = frames_tx.send(f);
+                    }
+                    Queued::Finish(_, done) => {
+                        let _ = done.send(());
+                        return;
+                    }
+                }
+            }
+        });
+        (Outbox { tx, max }, frames)
+    }
+
+    /// Writes everything queued, finishes the stream and waits, up to `timeout`, until the
+    /// peer has acknowledged it all. Later messages are dropped.
+    pub async fn finish(&self, timeout: Duration) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Queued::Finish(timeout, done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
     /// Encodes and queues one message. Fails only when the message is too large; a closed
     /// connection drops messages silently (its session is ending anyway).
     pub fn send<T: Serialize>(&self, msg: &T) -> Result<(), CodecError> {
         let frame = codec::encode(msg, self.max)?;
-        let _ = self.tx.send(frame);
+        let _ = self.tx.send(Queued::Frame(frame));
         Ok(())
     }
 
     /// Queues an already encoded frame.
     pub fn send_frame(&self, frame: Vec<u8>) {
-        let _ = self.tx.send(frame);
+        let _ = self.tx.send(Queued::Frame(frame));
     }
 
     /// Whether the writer task has stopped.

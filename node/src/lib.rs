@@ -3,19 +3,20 @@
 //! ```text
 //! node.rs       the node: connect, register, then receive / send / heartbeat / stop loops;
 //!               reconnects with backoff, re-sends unacknowledged results, drains on SIGTERM
+//! state.rs      the state machine: each frame and worker event as a plain function (unit-tested)
 //! worker.rs     the Worker actor, one per slot: runs one trial at a time on a blocking thread
 //! datasets.rs  uploaded datasets: fetched from the scheduler by hash, verified, cached
 //! resources.rs  slots from config or core count; GPUs from config, CUDA_VISIBLE_DEVICES, nvidia-smi
-//! objective/    what a trial runs: `benchmark` (analytic functions) and `command` (any program)
-//! eval/         the evaluation engine (walk-forward): so far the performance metrics
+//! objective/    what a trial runs: `benchmark` (analytic functions), `command` (any program) and
+//!               `walk_forward` (an adapter to mlt-eval, the evaluation engine)
 //! ```
 #![deny(unsafe_code)]
 
 pub mod datasets;
-pub mod eval;
 pub mod node;
 pub mod objective;
 pub mod resources;
+pub mod state;
 pub mod worker;
 
 pub use node::{run_node, NodeConfig};

@@ -1,7 +1,7 @@
 //! The Worker actor: one per slot. It runs one trial at a time on a blocking thread and
 //! reports through the node's event channel; a report waits for the scheduler's verdict.
-use crate::node::NodeEvent;
 use crate::objective::{self, StopFlag, TrialContext};
+use crate::state::NodeEvent;
 use mlt_protocol::ids::{SlotId, TrialKey};
 use mlt_protocol::messages::{AssignMsg, Verdict};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -114,5 +114,23 @@ impl Actor for Worker {
             }
         }
         Ok(())
+    }
+}
+
+impl crate::state::Slots for Vec<ActorRef<WorkerMsg>> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn run(&self, slot: SlotId, assign: AssignMsg, stop: StopFlag) {
+        if let Some(w) = self.get(slot.0 as usize) {
+            let _ = w.cast(WorkerMsg::Run(Box::new(assign), stop));
+        }
+    }
+
+    fn stop(&self) {
+        for w in self {
+            w.stop(None);
+        }
     }
 }

@@ -18,7 +18,6 @@ pub mod registry;
 pub mod search;
 pub mod security;
 pub mod server;
-pub mod stats;
 pub mod store;
 pub mod study;
 pub mod supervisor;

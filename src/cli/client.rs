@@ -88,7 +88,7 @@ impl Offline {
             }
             FromClient::Overfitting(r) => {
                 let id = self.find(&r.study).ok_or_else(|| missing(&r.study))?.id();
-                ToClient::Overfitting(mlt_scheduler::stats::study_pbo(
+                ToClient::Overfitting(mlt_eval::selection::study_pbo(
                     &self.store.returns(id)?,
                     mlt_scheduler::server::PBO_BLOCKS,
                 ))
@@ -367,7 +367,7 @@ fn selection_stats(
     best: &mlt_protocol::records::TrialRecord,
     all: &[mlt_protocol::records::TrialRecord],
 ) -> Option<serde_json::Value> {
-    use mlt_scheduler::stats;
+    use mlt_eval::selection as stats;
     let g = |k: &str| best.metrics.get(k).copied();
     let (sr, t, g3, g4) = (
         g("sharpe_per_period")?,

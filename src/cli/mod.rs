@@ -365,7 +365,7 @@ pub fn check_objective(
             .canonicalize()
             .ok()
             .and_then(|p| p.parent().map(|d| d.display().to_string()));
-        mlt_node::objective::check_walk_forward(wf, &spec.space, dir.as_deref())
+        mlt_eval::check_walk_forward(wf, &spec.space, dir.as_deref())
             .map_err(|(key, msg)| CliError::Spec(format!("{source}: `{key}`: {msg}")))?;
     }
     Ok(())

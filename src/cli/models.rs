@@ -46,7 +46,7 @@ pub async fn artifact(
         return write_out(out.as_deref(), &(serde_json::to_string_pretty(&a)? + "\n"));
     }
     write_out(out.as_deref(), &a.model)?;
-    let day = mlt_node::eval::data::format_day;
+    let day = mlt_eval::data::format_day;
     eprintln!(
         "{} model of trial {trial}: {} features, trained {} to {}{}",
         a.format,
@@ -77,9 +77,8 @@ pub async fn predict(
 ) -> anyhow::Result<()> {
     let mut t = target(conn, true).await?;
     let a = fetch(&mut t, study, trial).await?;
-    let (days, preds) =
-        mlt_node::eval::predict::predict_file(&a, data).map_err(anyhow::Error::msg)?;
-    let day = mlt_node::eval::data::format_day;
+    let (days, preds) = mlt_eval::predict::predict_file(&a, data).map_err(anyhow::Error::msg)?;
+    let day = mlt_eval::data::format_day;
     let what = if a.classify {
         "probability_up"
     } else {
@@ -259,7 +258,7 @@ pub async fn ensemble(
     let method_s = method.to_string();
     let workdir = sub.workdir.clone();
     let report = tokio::task::spawn_blocking(move || {
-        mlt_node::objective::ensemble_of_trials(&wf, &members, &method_s, workdir.as_deref())
+        mlt_eval::ensemble_of_trials(&wf, &members, &method_s, workdir.as_deref())
     })
     .await?
     .map_err(|e| anyhow::anyhow!("{study}: {e}"))?;

@@ -1,7 +1,7 @@
 //! `mlt-cluster stats`: the selection statistics and metrics on the researcher's own files.
 use anyhow::{bail, Context};
-use mlt_node::eval::metrics as m;
-use mlt_scheduler::stats;
+use mlt_eval::metrics as m;
+use mlt_eval::selection as stats;
 use serde_json::json;
 use std::path::Path;
 

@@ -325,7 +325,7 @@ pub fn count_state(trials: &[Value], state: &str) -> usize {
 /// Writes `days` bars of the synthetic market (seed `seed`) as a CSV file the loader reads.
 #[allow(dead_code)] // not every test binary uses it
 pub fn write_synthetic_csv(path: &Path, seed: u64, days: usize) {
-    use mlt_node::eval::synthetic::{generate, Synthetic};
+    use mlt_eval::synthetic::{generate, Synthetic};
     let b = generate(&Synthetic {
         days,
         seed,

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! space.rs     internal lines (log, half-step widening, categorical index), unit cube
-//! special.rs   normal CDF / quantile
+//! special      normal CDF / quantile (mlt-eval's, re-exported)
 //! mo.rs        dominance, non-dominated sort, crowding distance, hypervolume
 //! random.rs    independent uniform sampling
 //! grid.rs      exhaustive grid, each point once
@@ -29,7 +29,7 @@ mod qmc;
 mod random;
 mod sobol_table;
 pub mod space;
-pub mod special;
+pub use mlt_eval::special;
 mod tpe;
 
 pub use cmaes::CmaEsSampler;

@@ -112,9 +112,77 @@ async fn refuse(
             message: message.clone(),
         }))
         .await;
-    // Let the refusal reach the peer before closing.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The refusal reaches the peer before the connection closes.
+    writer.finish(Duration::from_secs(2)).await;
     conn.close(close::REFUSED.into(), message.as_bytes());
+}
+
+/// Why a handshake was refused: the reason sent to the peer, its message, and whether the
+/// first frame itself was unreadable (counted as a bad frame).
+#[derive(Debug, PartialEq)]
+pub struct Refused {
+    /// The reason the peer is told.
+    pub reason: Refusal,
+    /// What the peer is told, in words.
+    pub message: String,
+    /// The first frame was not a readable Hello.
+    pub bad_frame: bool,
+}
+
+/// The handshake's decision on a connection's first frame (`None`: the stream ended or did
+/// not carry a frame), with `role_of` telling which role a secret grants. The version is the
+/// first field of any Hello and is read before the rest, so a peer of another version gets a
+/// clear answer whatever its Hello looks like.
+pub fn admit(
+    payload: Option<&[u8]>,
+    role_of: impl Fn(&str) -> Option<Role>,
+) -> Result<Hello, Refused> {
+    let no = |reason, message: String, bad_frame| Refused {
+        reason,
+        message,
+        bad_frame,
+    };
+    let Some(payload) = payload else {
+        return Err(no(
+            Refusal::Malformed,
+            "the first frame must be a Hello".into(),
+            true,
+        ));
+    };
+    let version = postcard::take_from_bytes::<u32>(payload)
+        .ok()
+        .map(|(v, _)| v);
+    if let Some(v) = version.filter(|v| *v != PROTOCOL_VERSION) {
+        let msg = format!(
+            "protocol version {v} is not supported; this scheduler speaks version {PROTOCOL_VERSION} (run the same mlt-cluster release on every machine)"
+        );
+        return Err(no(Refusal::Version, msg, false));
+    }
+    let Ok(hello) = codec::decode::<Hello>(payload) else {
+        return Err(no(Refusal::Malformed, "malformed Hello".into(), true));
+    };
+    match role_of(&hello.secret) {
+        None => {
+            let msg = format!("invalid token for {} `{}`: use the token printed by `mlt-cluster scheduler` (DIR/join-token or DIR/client-token)", hello.role, hello.name);
+            return Err(no(Refusal::BadToken, msg, false));
+        }
+        Some(role) if role != hello.role => {
+            let msg = format!("a {role} token cannot be used as a {}: {}", hello.role, match role {
+                Role::Node => "submitting, cancelling and inspecting studies need the client token (DIR/client-token)",
+                Role::Client => "nodes join with the join token (DIR/join-token)",
+            });
+            return Err(no(Refusal::WrongRole, msg, false));
+        }
+        Some(_) => {}
+    }
+    if hello.role == Role::Node && hello.node.is_none() {
+        return Err(no(
+            Refusal::Malformed,
+            "a node's Hello must carry its node id".into(),
+            false,
+        ));
+    }
+    Ok(hello)
 }
 
 async fn accept(
@@ -127,71 +195,18 @@ async fn accept(
     let max = shared.config.max_frame;
     let mut writer = FrameWriter::new(send, max);
     let mut reader = FrameReader::new(recv, max);
-    // The version is the first field of any Hello: read it before decoding the rest, so a
-    // peer of another version gets a clear answer whatever its Hello looks like.
     let first = tokio::time::timeout(Duration::from_secs(10), reader.recv_payload()).await?;
-    let Ok(Some(payload)) = first else {
-        shared.metrics.bad_frames.fetch_add(1, Relaxed);
-        refuse(
-            &mut writer,
-            &conn,
-            &shared,
-            Refusal::Malformed,
-            "the first frame must be a Hello".into(),
-        )
-        .await;
-        return Ok(());
-    };
-    let version = postcard::take_from_bytes::<u32>(&payload)
-        .ok()
-        .map(|(v, _)| v);
-    if let Some(v) = version.filter(|v| *v != PROTOCOL_VERSION) {
-        let msg = format!(
-            "protocol version {v} is not supported; this scheduler speaks version {PROTOCOL_VERSION} (run the same mlt-cluster release on every machine)"
-        );
-        refuse(&mut writer, &conn, &shared, Refusal::Version, msg).await;
-        return Ok(());
-    }
-    let Ok(hello) = codec::decode::<Hello>(&payload) else {
-        shared.metrics.bad_frames.fetch_add(1, Relaxed);
-        refuse(
-            &mut writer,
-            &conn,
-            &shared,
-            Refusal::Malformed,
-            "malformed Hello".into(),
-        )
-        .await;
-        return Ok(());
-    };
-    let granted = shared.identity.role_of(&hello.secret);
-    match granted {
-        None => {
-            let msg = format!("invalid token for {} `{}`: use the token printed by `mlt-cluster scheduler` (DIR/join-token or DIR/client-token)", hello.role, hello.name);
-            refuse(&mut writer, &conn, &shared, Refusal::BadToken, msg).await;
+    let payload = first.ok().flatten();
+    let hello = match admit(payload.as_deref(), |secret| shared.identity.role_of(secret)) {
+        Ok(hello) => hello,
+        Err(no) => {
+            if no.bad_frame {
+                shared.metrics.bad_frames.fetch_add(1, Relaxed);
+            }
+            refuse(&mut writer, &conn, &shared, no.reason, no.message).await;
             return Ok(());
         }
-        Some(role) if role != hello.role => {
-            let msg = format!("a {role} token cannot be used as a {}: {}", hello.role, match role {
-                Role::Node => "submitting, cancelling and inspecting studies need the client token (DIR/client-token)",
-                Role::Client => "nodes join with the join token (DIR/join-token)",
-            });
-            refuse(&mut writer, &conn, &shared, Refusal::WrongRole, msg).await;
-            return Ok(());
-        }
-        Some(_) => {}
-    }
-    if hello.role == Role::Node && hello.node.is_none() {
-        refuse(
-            &mut writer,
-            &conn,
-            &shared,
-            Refusal::Malformed,
-            "a node's Hello must carry its node id".into(),
-        )
-        .await;
-        return Ok(());
-    }
+    };
     writer
         .send(&Welcome::Accepted(AcceptedMsg {
             protocol_version: PROTOCOL_VERSION,
@@ -213,4 +228,72 @@ async fn accept(
     };
     Actor::spawn_linked(None, Session, args, listener).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlt_protocol::ids::NodeId;
+
+    fn hello(role: Role, secret: &str, node: Option<NodeId>) -> Vec<u8> {
+        let h = Hello {
+            protocol_version: PROTOCOL_VERSION,
+            role,
+            secret: secret.into(),
+            name: "peer".into(),
+            node,
+        };
+        let frame = codec::encode(&h, 1 << 16).unwrap();
+        frame[codec::HEADER_LEN..].to_vec()
+    }
+
+    /// The node secret grants Node, the client secret Client.
+    fn roles(secret: &str) -> Option<Role> {
+        match secret {
+            "n" => Some(Role::Node),
+            "c" => Some(Role::Client),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_handshake_admits_the_right_token_for_the_right_role() {
+        let h = admit(Some(&hello(Role::Node, "n", Some(NodeId(4)))), roles).unwrap();
+        assert_eq!((h.role, h.node), (Role::Node, Some(NodeId(4))));
+        let h = admit(Some(&hello(Role::Client, "c", None)), roles).unwrap();
+        assert_eq!(h.role, Role::Client);
+    }
+
+    #[test]
+    fn the_handshake_refuses_with_a_reason_the_peer_can_act_on() {
+        let refused = |p: Option<&[u8]>| admit(p, roles).unwrap_err();
+        let r = refused(None);
+        assert_eq!((r.reason, r.bad_frame), (Refusal::Malformed, true));
+        let r = refused(Some(&[0xff, 0xff, 0xff, 0xff, 0x0f]));
+        assert_eq!(r.reason, Refusal::Version);
+        assert!(
+            r.message.contains(&format!("version {PROTOCOL_VERSION}")),
+            "{}",
+            r.message
+        );
+        let mut other = hello(Role::Node, "n", Some(NodeId(1)));
+        other[0] = (PROTOCOL_VERSION + 1) as u8;
+        let r = refused(Some(&other));
+        assert_eq!((r.reason, r.bad_frame), (Refusal::Version, false));
+        let mut truncated = hello(Role::Node, "n", Some(NodeId(1)));
+        truncated.truncate(3);
+        let r = refused(Some(&truncated));
+        assert_eq!((r.reason, r.bad_frame), (Refusal::Malformed, true));
+        let r = refused(Some(&hello(Role::Node, "wrong", Some(NodeId(1)))));
+        assert_eq!(r.reason, Refusal::BadToken);
+        assert!(r.message.contains("join-token"), "{}", r.message);
+        let r = refused(Some(&hello(Role::Client, "n", None)));
+        assert_eq!(r.reason, Refusal::WrongRole);
+        assert!(r.message.contains("client token"), "{}", r.message);
+        let r = refused(Some(&hello(Role::Node, "c", Some(NodeId(1)))));
+        assert_eq!(r.reason, Refusal::WrongRole);
+        let r = refused(Some(&hello(Role::Node, "n", None)));
+        assert_eq!((r.reason, r.bad_frame), (Refusal::Malformed, false));
+        assert!(r.message.contains("node id"), "{}", r.message);
+    }
 }

@@ -8,7 +8,7 @@ use mlt_net::frames::{FrameReader, NetError};
 use mlt_net::Outbox;
 use mlt_protocol::codec;
 use mlt_protocol::handshake::{Hello, Role};
-use mlt_protocol::ids::NodeId;
+use mlt_protocol::ids::{NodeId, StudyId};
 use mlt_protocol::messages::*;
 use mlt_protocol::records::{DatasetInfo, StatusReport};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -175,69 +175,101 @@ impl Actor for Session {
     }
 }
 
-fn on_node(st: &mut SessionState, m: FromNode) {
-    let registry = &st.shared.registry;
-    let node = st.node;
-    let study = |id| st.shared.directory.study(id);
+/// Where a node's frame goes: the Registry, a Study (`S`: its handle), straight back to the
+/// node (for a study this scheduler does not run), or the store (a dataset chunk).
+pub(crate) enum Route<S> {
+    /// To the Registry.
+    Registry(RegistryMsg),
+    /// To a Study.
+    Study(S, StudyMsg),
+    /// Answered at once.
+    Reply(ToNode),
+    /// A chunk of a stored dataset.
+    Fetch(FetchDatasetMsg),
+}
+
+/// Who is on the other end of a node session.
+pub(crate) struct Peer<'a> {
+    /// The node's id from its Hello (the one that counts).
+    pub node: NodeId,
+    /// Its name.
+    pub name: &'a str,
+    /// The session's id.
+    pub session: u64,
+    /// Where answers to it go.
+    pub outbox: &'a Outbox,
+}
+
+/// The route of a node's frame; `study` finds a running study's handle.
+pub(crate) fn route<S>(peer: &Peer, m: FromNode, study: impl Fn(StudyId) -> Option<S>) -> Route<S> {
+    let node = peer.node;
+    let out = || peer.outbox.clone();
     match m {
         FromNode::Register(r) => {
             if r.node != node {
                 tracing::warn!(
-                    session = st.id,
+                    session = peer.session,
                     "node id in Register differs from the Hello; using the Hello's"
                 );
             }
-            let _ = registry.cast(RegistryMsg::NodeUp {
+            Route::Registry(RegistryMsg::NodeUp {
                 node,
-                name: st.name.clone(),
+                name: peer.name.to_string(),
                 slots: r.slots,
                 running: r.running,
-                session: st.id,
-                outbox: st.outbox.clone(),
-            });
+                session: peer.session,
+                outbox: out(),
+            })
         }
         FromNode::RequestWork(r) => {
-            let _ = registry.cast(RegistryMsg::RequestWork(node, r.slot, Instant::now()));
+            Route::Registry(RegistryMsg::RequestWork(node, r.slot, Instant::now()))
         }
         FromNode::Report(r) => match study(r.key.study) {
-            Some(s) => {
-                let _ = s.cast(StudyMsg::Report(node, r, st.outbox.clone()));
-            }
-            None => {
-                let _ = st.outbox.send(&ToNode::Verdict(VerdictMsg {
-                    key: r.key,
-                    step: r.step,
-                    verdict: Verdict::Stale,
-                }));
-            }
+            Some(s) => Route::Study(s, StudyMsg::Report(node, r, out())),
+            None => Route::Reply(ToNode::Verdict(VerdictMsg {
+                key: r.key,
+                step: r.step,
+                verdict: Verdict::Stale,
+            })),
         },
         FromNode::Finish(f) => match study(f.key.study) {
-            Some(s) => {
-                let _ = s.cast(StudyMsg::Finish(node, f, st.outbox.clone()));
-            }
-            None => {
-                let _ = st.outbox.send(&ToNode::Ack(AckMsg { key: f.key }));
-            }
+            Some(s) => Route::Study(s, StudyMsg::Finish(node, f, out())),
+            None => Route::Reply(ToNode::Ack(AckMsg { key: f.key })),
         },
         FromNode::Release(r) => match study(r.key.study) {
-            Some(s) => {
-                let _ = s.cast(StudyMsg::Release(node, r.key, st.outbox.clone()));
-            }
-            None => {
-                let _ = st.outbox.send(&ToNode::Ack(AckMsg { key: r.key }));
-            }
+            Some(s) => Route::Study(s, StudyMsg::Release(node, r.key, out())),
+            None => Route::Reply(ToNode::Ack(AckMsg { key: r.key })),
         },
-        FromNode::Heartbeat(_) => {
-            let _ = registry.cast(RegistryMsg::Beat(node));
-        }
+        FromNode::Heartbeat(_) => Route::Registry(RegistryMsg::Beat(node)),
         FromNode::Draining => {
-            tracing::info!(%node, name = %st.name, "node is draining");
-            let _ = registry.cast(RegistryMsg::Draining(node));
+            tracing::info!(%node, name = %peer.name, "node is draining");
+            Route::Registry(RegistryMsg::Draining(node))
         }
-        FromNode::FetchDataset(f) => {
+        FromNode::FetchDataset(f) => Route::Fetch(f),
+    }
+}
+
+fn on_node(st: &mut SessionState, m: FromNode) {
+    let peer = Peer {
+        node: st.node,
+        name: &st.name,
+        session: st.id,
+        outbox: &st.outbox,
+    };
+    match route(&peer, m, |id| st.shared.directory.study(id)) {
+        Route::Registry(m) => {
+            let _ = st.shared.registry.cast(m);
+        }
+        Route::Study(s, m) => {
+            let _ = s.cast(m);
+        }
+        Route::Reply(m) => {
+            let _ = st.outbox.send(&m);
+        }
+        Route::Fetch(f) => {
             let reply = dataset_chunk(&st.shared.store, &f);
             if reply.total == 0 {
-                tracing::warn!(%node, sha256 = %f.sha256, offset = f.offset, "node asked for a dataset chunk this scheduler does not hold");
+                tracing::warn!(node = %st.node, sha256 = %f.sha256, offset = f.offset, "node asked for a dataset chunk this scheduler does not hold");
             }
             let _ = st.outbox.send(&ToNode::DatasetChunk(reply));
         }
@@ -476,7 +508,7 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
                     let job = tokio::task::spawn_blocking(move || {
                         store
                             .returns(summary.id)
-                            .map(|r| crate::stats::study_pbo(&r, PBO_BLOCKS))
+                            .map(|r| mlt_eval::selection::study_pbo(&r, PBO_BLOCKS))
                     });
                     match job.await {
                         Ok(Ok(report)) => ToClient::Overfitting(report),
@@ -494,5 +526,118 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
                 Err(e) => internal(e),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlt_protocol::ids::{SlotId, TrialId, TrialKey};
+
+    fn key(study: u64) -> TrialKey {
+        TrialKey {
+            study: StudyId(study),
+            trial: TrialId(3),
+            attempt: 1,
+        }
+    }
+
+    /// Routes `m` from node 7 on a scheduler that runs study 1 only.
+    fn routed(m: FromNode) -> Route<StudyId> {
+        let (outbox, _frames) = Outbox::detached(1 << 20);
+        let peer = Peer {
+            node: NodeId(7),
+            name: "n7",
+            session: 11,
+            outbox: &outbox,
+        };
+        route(&peer, m, |id| (id == StudyId(1)).then_some(id))
+    }
+
+    #[test]
+    fn a_node_registers_under_its_hello_id_and_its_beats_reach_the_registry() {
+        let r = routed(FromNode::Register(RegisterMsg {
+            node: NodeId(99),
+            slots: vec![SlotInfo {
+                slot: SlotId(0),
+                cpus: 2,
+                gpus: vec![1],
+            }],
+            running: vec![(key(1), SlotId(0))],
+        }));
+        let Route::Registry(RegistryMsg::NodeUp {
+            node,
+            name,
+            slots,
+            running,
+            session,
+            ..
+        }) = r
+        else {
+            panic!("not a NodeUp")
+        };
+        assert_eq!((node, name.as_str(), session), (NodeId(7), "n7", 11));
+        assert_eq!((slots.len(), running), (1, vec![(key(1), SlotId(0))]));
+        let beat = routed(FromNode::Heartbeat(HeartbeatMsg {
+            running: Vec::new(),
+        }));
+        assert!(matches!(
+            beat,
+            Route::Registry(RegistryMsg::Beat(NodeId(7)))
+        ));
+        let ask = routed(FromNode::RequestWork(RequestWorkMsg { slot: SlotId(2) }));
+        assert!(matches!(
+            ask,
+            Route::Registry(RegistryMsg::RequestWork(NodeId(7), SlotId(2), _))
+        ));
+        let drain = routed(FromNode::Draining);
+        assert!(matches!(
+            drain,
+            Route::Registry(RegistryMsg::Draining(NodeId(7)))
+        ));
+    }
+
+    #[test]
+    fn results_reach_their_study_and_are_answered_at_once_for_an_unknown_one() {
+        let report = |study| {
+            FromNode::Report(ReportMsg {
+                key: key(study),
+                step: 2,
+                values: vec![1.0],
+            })
+        };
+        assert!(matches!(
+            routed(report(1)),
+            Route::Study(StudyId(1), StudyMsg::Report(NodeId(7), _, _))
+        ));
+        let Route::Reply(ToNode::Verdict(v)) = routed(report(5)) else {
+            panic!("an unknown study's report is answered")
+        };
+        assert_eq!((v.key, v.step, v.verdict), (key(5), 2, Verdict::Stale));
+        let finish = |study| {
+            FromNode::Finish(FinishMsg {
+                key: key(study),
+                outcome: Outcome::Pruned,
+            })
+        };
+        assert!(matches!(
+            routed(finish(1)),
+            Route::Study(StudyId(1), StudyMsg::Finish(NodeId(7), _, _))
+        ));
+        let Route::Reply(ToNode::Ack(a)) = routed(finish(5)) else {
+            panic!("an unknown study's result is acknowledged, or the node keeps it for ever")
+        };
+        assert_eq!(a.key, key(5));
+        let release = |study| FromNode::Release(ReleaseMsg { key: key(study) });
+        assert!(matches!(
+            routed(release(1)),
+            Route::Study(StudyId(1), StudyMsg::Release(NodeId(7), _, _))
+        ));
+        assert!(matches!(routed(release(5)), Route::Reply(ToNode::Ack(_))));
+        let fetch = FromNode::FetchDataset(FetchDatasetMsg {
+            sha256: "ab".into(),
+            offset: 0,
+        });
+        assert!(matches!(routed(fetch), Route::Fetch(f) if f.sha256 == "ab"));
     }
 }

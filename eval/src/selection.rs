@@ -2,40 +2,12 @@
 //! Sharpe Ratio, the expected maximum Sharpe of N trials, the minimum track-record length and
 //! the Probability of Backtest Overfitting by combinatorially symmetric cross-validation.
 //! Sharpe ratios here are per period (not annualised); kurtosis is Pearson's (3 = normal).
-use crate::search::special::{norm_cdf, norm_ppf};
+use crate::special::{norm_cdf, norm_ppf};
 
 /// The Euler–Mascheroni constant.
 pub const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 
-/// Moments of a return series: per-period Sharpe (ddof 1), skewness, Pearson kurtosis, count.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Moments {
-    /// Mean / standard deviation (ddof 1).
-    pub sharpe: f64,
-    /// Skewness (population moments, as scipy.stats.skew).
-    pub skew: f64,
-    /// Pearson kurtosis (population moments; 3 for a normal distribution).
-    pub kurtosis: f64,
-    /// Observations (NaNs skipped).
-    pub n: usize,
-}
-
-/// The moments of `r` (NaNs skipped).
-pub fn moments(r: &[f64]) -> Moments {
-    let x: Vec<f64> = r.iter().copied().filter(|v| !v.is_nan()).collect();
-    let n = x.len() as f64;
-    let m = x.iter().sum::<f64>() / n;
-    let c2 = x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n;
-    let c3 = x.iter().map(|v| (v - m).powi(3)).sum::<f64>() / n;
-    let c4 = x.iter().map(|v| (v - m).powi(4)).sum::<f64>() / n;
-    let sd = (c2 * n / (n - 1.0)).sqrt();
-    Moments {
-        sharpe: m / sd,
-        skew: c3 / c2.powf(1.5),
-        kurtosis: c4 / (c2 * c2),
-        n: x.len(),
-    }
-}
+pub use crate::metrics::{moments, Moments};
 
 /// Probabilistic Sharpe Ratio: P(true Sharpe > `benchmark`) given an observed per-period
 /// Sharpe over `t` returns with skewness `g3` and Pearson kurtosis `g4`.

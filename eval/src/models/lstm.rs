@@ -8,7 +8,7 @@
 //! the sequence length). Layers 1–3 with dropout between them, optional attention over the
 //! time steps, a linear head; Adam with weight decay, shuffled mini-batches, early stopping on
 //! the walk-forward's validation tail with the best epoch kept, seeded.
-use super::model::{Model, ModelSettings};
+use super::{Model, ModelSettings};
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::optim::decay::WeightDecayConfig;
@@ -698,7 +698,7 @@ mod tests {
         for j in 0..2 {
             let pred: Vec<f64> = p.iter().map(|r| r[j]).collect();
             let truth: Vec<f64> = ty.iter().skip(j).step_by(2).copied().collect();
-            let c = crate::eval::metrics::pearson(&pred, &truth);
+            let c = crate::metrics::pearson(&pred, &truth);
             assert!(c > 0.8, "output {j}: correlation {c}");
             // On the target's own scale: the fitted values spread like the targets do.
             let ratio = sd(&pred) / sd(&truth);

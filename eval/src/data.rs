@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn bars_written_as_csv_read_back_the_same() {
-        let b = crate::eval::synthetic::generate(&crate::eval::synthetic::Synthetic {
+        let b = crate::synthetic::generate(&crate::synthetic::Synthetic {
             days: 50,
             ..Default::default()
         })

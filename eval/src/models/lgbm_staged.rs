@@ -3,7 +3,7 @@
 //! gradients are taken at those scores plus the new trees'), and the model's prediction is the
 //! sum of the stages' raw scores — the same function as one booster trained that many rounds
 //! with LightGBM's own L2 or log loss. Early stopping counts stages on the validation tail.
-use super::model::{Model, ModelSettings};
+use super::{Model, ModelSettings};
 use lightgbm3::{Booster, Dataset, ImportanceType};
 use serde::{Deserialize, Serialize};
 
@@ -310,7 +310,7 @@ mod tests {
 
     /// LightGBM's test rows; a classifier learns the sign of the label.
     fn data(n: usize, seed: u64, classify: bool) -> (Vec<Vec<f64>>, Vec<f64>) {
-        let (x, y) = crate::eval::lgbm::tests::data(n, seed);
+        let (x, y) = super::super::lgbm::tests::data(n, seed);
         if !classify {
             return (x, y);
         }

@@ -1,8 +1,8 @@
 //! Predictions from a trial's kept model on new bars: the same features (with the trial's
 //! parameters), the same model, one prediction per row.
-use super::data::{read_bars, Bars};
-use super::features::{eval, parse};
-use super::model::load_model;
+use crate::data::{read_bars, Bars};
+use crate::features::{eval, parse};
+use crate::models::load_model;
 use mlt_protocol::records::ModelArtifact;
 use std::path::Path;
 

@@ -1,30 +1,10 @@
-//! Labels, positions and the costs of trading them.
+//! Positions and the costs of trading them (the labels are in `labels.rs`).
 //!
-//! * labels: the forward return over `h` periods (regression) or its direction
-//!   (classification); the label at t is known only at t + h, which the splits purge for;
 //! * positions from predictions: the sign, a dead band (`threshold`), or a probability mapped
 //!   to a size in [-1, 1] (2p − 1); long-only clips shorts to 0;
 //! * strategy returns: the position held from the close of t earns the return of t + 1, minus
 //!   costs and slippage (basis points) on every change of position;
 //! * turnover and the accuracy / precision / recall / F1 of the predicted direction.
-
-/// Forward simple return over `h` periods: close[t + h] / close[t] − 1 (NaN for the last h).
-pub fn forward_return(close: &[f64], h: usize) -> Vec<f64> {
-    (0..close.len())
-        .map(|t| match close.get(t + h) {
-            Some(c) if h > 0 => c / close[t] - 1.0,
-            _ => f64::NAN,
-        })
-        .collect()
-}
-
-/// Direction of the forward return: 1 when up, 0 otherwise (NaN where unknown).
-pub fn direction(close: &[f64], h: usize) -> Vec<f64> {
-    forward_return(close, h)
-        .into_iter()
-        .map(|r| if r.is_nan() { r } else { f64::from(r > 0.0) })
-        .collect()
-}
 
 /// How predictions become positions.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -133,6 +113,7 @@ pub fn balanced_accuracy(pred: &[f64], actual: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::labels::{direction, forward_return};
 
     #[test]
     fn balanced_accuracy_ignores_the_share_of_up_days() {

@@ -3,7 +3,7 @@
 //! shocks (fat tails) and a weak predictable component of known strength: the next return
 //! carries `strength` × (z-scored 5-day momentum) standard deviations, so the information
 //! coefficient of that feature is about `strength`.
-use super::data::{parse_day, Bars};
+use crate::data::{parse_day, Bars};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -104,7 +104,7 @@ pub fn generate(s: &Synthetic) -> Result<Bars, String> {
 mod tests {
     use super::*;
 
-    use crate::eval::metrics::pearson as corr;
+    use crate::metrics::pearson as corr;
 
     #[test]
     fn the_market_has_fat_tails_clustering_and_the_promised_edge() {
@@ -125,7 +125,7 @@ mod tests {
             .close
         );
         let r: Vec<f64> = b.close.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
-        let m = crate::eval::metrics::annual_volatility(&r);
+        let m = crate::metrics::annual_volatility(&r);
         assert!((0.05..0.6).contains(&m), "annual volatility {m}");
         // Fat tails: Pearson kurtosis well above 3.
         let n = r.len() as f64;

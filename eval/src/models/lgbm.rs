@@ -2,7 +2,7 @@
 //! its direction. Early stopping watches the validation tail the walk-forward cuts from the end
 //! of each training window; threads come from the worker slot; the fitted booster is saved as
 //! LightGBM's own model text, with gain/split importance and mean |SHAP| (pred_contrib).
-use super::model::{Model, ModelSettings};
+use super::{Model, ModelSettings};
 use lightgbm3::{Booster, Dataset, ImportanceType};
 use serde_json::{json, Map, Value};
 

@@ -12,7 +12,8 @@
 //! Values before a window is full are NaN. [`lookahead_check`] evaluates a feature on the data
 //! cut at many times t and requires the value at t to equal the value computed on all the
 //! data: a feature that peeks at the future (e.g. `ref(close, -1)`) is refused by name.
-use super::data::Bars;
+use crate::data::Bars;
+use mlt_protocol::records::{ParamValue, Params};
 
 /// A parsed expression.
 #[derive(Clone, Debug, PartialEq)]
@@ -470,7 +471,7 @@ fn guard_window(
         if !same {
             return Err(format!(
                 "feature `{name}` looks ahead: at {} its value on the data up to that day is {a}, on all the data {c}",
-                super::data::format_day(b.days[t]),
+                crate::data::format_day(b.days[t]),
             ));
         }
     }
@@ -509,7 +510,7 @@ pub fn guard(
         if !same {
             return Err(format!(
                 "feature `{name}` looks ahead: at {} its value on the data up to {} is {a}, on all the data {c}",
-                super::data::format_day(b.days[t]),
+                crate::data::format_day(b.days[t]),
                 if allowed == 0 { "that day".to_string() } else { format!("{allowed} days later") }
             ));
         }
@@ -517,10 +518,36 @@ pub fn guard(
     Ok(full)
 }
 
+/// `$name` in an expression replaced by the trial's parameter of that name.
+pub fn substitute(expr: &str, params: &Params) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + 1..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let v = match params.get(name) {
+            Some(ParamValue::Int(x)) => x.to_string(),
+            Some(ParamValue::Float(x)) => format!("{x:?}"),
+            Some(other) => {
+                return Err(format!("`${name}` must be a number, the trial has {other}"))
+            }
+            None => return Err(format!("`${name}` is not a parameter of this trial")),
+        };
+        out.push_str(&v);
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::synthetic::{generate, Synthetic};
+    use crate::synthetic::{generate, Synthetic};
 
     fn bars() -> Bars {
         generate(&Synthetic {

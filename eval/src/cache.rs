@@ -96,7 +96,7 @@ pub fn get_or_compute(
 }
 
 /// Data sources' bars kept on this node, most recently used last.
-type BarsCache = Vec<(String, Arc<Vec<crate::eval::data::Bars>>)>;
+type BarsCache = Vec<(String, Arc<Vec<crate::data::Bars>>)>;
 
 /// Data sources whose bars are kept (each trial otherwise reads and checks its files again).
 const BARS_KEPT: usize = 4;
@@ -110,8 +110,8 @@ fn bars_cache() -> &'static Mutex<BarsCache> {
 /// or the synthetic market's settings), loading (and keeping) them with `load` when absent.
 pub fn bars(
     key: &str,
-    load: impl FnOnce() -> Result<Vec<crate::eval::data::Bars>, String>,
-) -> Result<Arc<Vec<crate::eval::data::Bars>>, String> {
+    load: impl FnOnce() -> Result<Vec<crate::data::Bars>, String>,
+) -> Result<Arc<Vec<crate::data::Bars>>, String> {
     {
         let mut kept = bars_cache().lock().unwrap_or_else(|p| p.into_inner());
         if let Some(i) = kept.iter().position(|(k, _)| k == key) {
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn bars_are_loaded_once_per_source_and_errors_are_not_kept() {
-        use crate::eval::synthetic::{generate, Synthetic};
+        use crate::synthetic::{generate, Synthetic};
         let make = |seed| {
             generate(&Synthetic {
                 days: 50,

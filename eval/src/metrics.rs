@@ -24,10 +24,15 @@ fn std(x: &[f64]) -> f64 {
     (x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (x.len() - 1) as f64).sqrt()
 }
 
+/// Per-period Sharpe ratio: mean / std (ddof 1), NaNs skipped.
+pub fn sharpe_per_period(r: &[f64]) -> f64 {
+    let x = finite(r);
+    mean(&x) / std(&x)
+}
+
 /// Annualised Sharpe ratio: mean / std (ddof 1) · √252.
 pub fn sharpe(r: &[f64]) -> f64 {
-    let x = finite(r);
-    mean(&x) / std(&x) * PERIODS.sqrt()
+    sharpe_per_period(r) * PERIODS.sqrt()
 }
 
 /// Annualised downside deviation below `required` (per period), over all observations.
@@ -115,16 +120,33 @@ pub fn conditional_value_at_risk(r: &[f64], cutoff: f64) -> f64 {
     mean(&tail)
 }
 
-/// Per-period Sharpe (not annualised), skewness and Pearson kurtosis (population moments),
-/// as the selection statistics (PSR, DSR) take them.
-pub fn moments(r: &[f64]) -> (f64, f64, f64) {
+/// Moments of a return series, as the selection statistics (PSR, DSR, minTRL) take them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Moments {
+    /// Per-period Sharpe: mean / standard deviation (ddof 1).
+    pub sharpe: f64,
+    /// Skewness (population moments, as scipy.stats.skew).
+    pub skew: f64,
+    /// Pearson kurtosis (population moments; 3 for a normal distribution).
+    pub kurtosis: f64,
+    /// Observations (NaNs skipped).
+    pub n: usize,
+}
+
+/// The moments of `r` (NaNs skipped).
+pub fn moments(r: &[f64]) -> Moments {
     let x = finite(r);
     let n = x.len() as f64;
     let m = mean(&x);
     let c2 = x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n;
     let c3 = x.iter().map(|v| (v - m).powi(3)).sum::<f64>() / n;
     let c4 = x.iter().map(|v| (v - m).powi(4)).sum::<f64>() / n;
-    (m / std(&x), c3 / c2.powf(1.5), c4 / (c2 * c2))
+    Moments {
+        sharpe: m / std(&x),
+        skew: c3 / c2.powf(1.5),
+        kurtosis: c4 / (c2 * c2),
+        n: x.len(),
+    }
 }
 
 /// Pearson correlation of two equally long series (NaN when either is constant).

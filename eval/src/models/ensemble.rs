@@ -7,19 +7,20 @@
 //! * dynamic: weights from each member's recent skill on that same tail (rank correlation with
 //!   the label for a regression, balanced accuracy above one half for a classifier), so a
 //!   member that has stopped working loses its say;
-//! * stacking: a ridge meta-model on the members' out-of-fold predictions. The training rows
-//!   (in time order) are cut into four blocks; for each of the last three, the members are
-//!   fitted on the blocks before it (purged by the label's reach) and predict it; the meta-model
-//!   learns from those predictions, then the members are refitted on all the rows. Nothing of
-//!   the test window is ever seen.
+//! * stacking: a ridge meta-model on the members' out-of-fold predictions within the training
+//!   rows (`crate::combine`, purged by the label's reach), then the members are refitted on
+//!   all the rows. Nothing of the test window is ever seen.
 //!
 //! A member that reads sequences (the LSTM) gets the whole row; the others get its last step.
-use super::model::{load_model, model_for, ridge, Model, ModelSettings, RidgeFit};
+use super::{load_model, model_for, ridge, Factory, Model, ModelSettings, RidgeFit};
+use crate::combine::{meta_model, skill_weights, stacking_blocks};
 use serde::{Deserialize, Serialize};
 
 /// The ensemble.
 pub struct Ensemble {
     settings: ModelSettings,
+    /// Makes the members (tests swap in instrumented ones).
+    factory: Factory,
     method: String,
     weights: Vec<f64>,
     members: Vec<Member>,
@@ -48,6 +49,11 @@ struct Saved {
 impl Ensemble {
     /// An unfitted ensemble from its settings.
     pub fn new(settings: ModelSettings) -> Result<Self, String> {
+        Self::with_factory(settings, model_for)
+    }
+
+    /// An unfitted ensemble whose members `factory` makes.
+    pub fn with_factory(settings: ModelSettings, factory: Factory) -> Result<Self, String> {
         let spec = settings
             .ensemble
             .clone()
@@ -71,7 +77,7 @@ impl Ensemble {
             s.lookback = lookback as u32;
             members.push(Member {
                 name: name.clone(),
-                model: model_for(&s)?,
+                model: factory(&s)?,
                 lookback,
             });
         }
@@ -84,6 +90,7 @@ impl Ensemble {
         };
         Ok(Self {
             settings,
+            factory,
             method: spec.method,
             weights,
             members,
@@ -108,6 +115,7 @@ impl Ensemble {
         }
         Ok(Self {
             settings: ModelSettings::default(),
+            factory: model_for,
             method: s.method,
             weights: s.weights,
             members,
@@ -138,43 +146,30 @@ impl Ensemble {
 }
 
 impl Ensemble {
-    /// Stacking's meta-model from out-of-fold predictions within the training rows.
+    /// Stacking's meta-model from out-of-fold predictions within the training rows
+    /// ([`crate::combine`]; the rows are purged by the label's reach).
     fn stack(&mut self, x: &[Vec<f64>], y: &[f64]) -> Result<RidgeFit, String> {
-        const BLOCKS: usize = 4;
-        let n = x.len();
         let purge = self.settings.purge_rows;
         let (mut meta_x, mut meta_y) = (Vec::new(), Vec::new());
-        for k in 1..BLOCKS {
-            let (start, end) = (n * k / BLOCKS, n * (k + 1) / BLOCKS);
-            let fit_end = start.saturating_sub(purge);
-            if fit_end < 2 || end <= start {
-                continue;
-            }
+        for (fit, block) in stacking_blocks(x.len(), |start| start.saturating_sub(purge), 2) {
             let mut preds = Vec::new();
             for mut m in self.member_specs()? {
                 m.model
-                    .fit(&self.view(&m, &x[..fit_end]), &y[..fit_end], None)
+                    .fit(&self.view(&m, &x[..fit]), &y[..fit], None)
                     .map_err(|e| format!("stacking, member {}: {e}", m.name))?;
-                preds.push(m.model.predict_many(&self.view(&m, &x[start..end]))?);
+                preds.push(m.model.predict_many(&self.view(&m, &x[block.clone()]))?);
             }
-            for (i, t) in (start..end).enumerate() {
+            for (i, t) in block.clone().enumerate() {
                 meta_x.push(preds.iter().map(|p| p[i]).collect::<Vec<f64>>());
                 meta_y.push(y[t]);
             }
-            #[cfg(test)]
-            tests::META_ROWS.with(|m| m.borrow_mut().extend(x[start..end].iter().map(|r| r[0])));
         }
-        ridge(&meta_x, &meta_y, 1e-3).ok_or_else(|| {
-            format!(
-                "stacking: {} out-of-fold rows are too few for the meta-model",
-                meta_x.len()
-            )
-        })
+        meta_model(&meta_x, &meta_y)
     }
 
     /// Fresh, unfitted members for out-of-fold fits.
     fn member_specs(&self) -> Result<Vec<Member>, String> {
-        Ok(Ensemble::new(self.settings.clone())?.members)
+        Ok(Ensemble::with_factory(self.settings.clone(), self.factory)?.members)
     }
 }
 
@@ -197,7 +192,7 @@ fn rank_corr(a: &[f64], b: &[f64]) -> f64 {
         }
         r
     };
-    let c = super::metrics::pearson(&ranks(a), &ranks(b));
+    let c = crate::metrics::pearson(&ranks(a), &ranks(b));
     if c.is_finite() {
         c
     } else {
@@ -256,19 +251,13 @@ impl Model for Ensemble {
                         if self.settings.classify {
                             let centred: Vec<f64> = p.iter().map(|v| v - 0.5).collect();
                             let truth: Vec<f64> = vy.iter().map(|v| v - 0.5).collect();
-                            super::backtest::balanced_accuracy(&centred, &truth) - 0.5
+                            crate::backtest::balanced_accuracy(&centred, &truth) - 0.5
                         } else {
                             rank_corr(p, vy)
                         }
                     })
-                    .map(|s| s.max(0.0))
                     .collect();
-                let total: f64 = skill.iter().sum();
-                self.weights = if total > 0.0 {
-                    skill.iter().map(|s| s / total).collect()
-                } else {
-                    vec![1.0 / skill.len() as f64; skill.len()]
-                };
+                self.weights = skill_weights(&skill);
             }
             _ => {}
         }
@@ -313,14 +302,5 @@ impl Model for Ensemble {
             members,
         })
         .map_err(|e| e.to_string())
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod tests {
-    thread_local! {
-        /// The first feature of every row stacking's meta-model learned from.
-        pub(crate) static META_ROWS: std::cell::RefCell<Vec<f64>> =
-            const { std::cell::RefCell::new(Vec::new()) };
     }
 }

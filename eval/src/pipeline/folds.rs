@@ -1,0 +1,214 @@
+//! The fold loops of a trial: walk-forward folds in order, walk-forward with epochs as the
+//! pruning budget, and CPCV's splits and backtest paths. Each reports the objectives after
+//! every step, and a prune verdict stops before the next.
+use super::traded::{values_of, Traded};
+use super::trader::Trader;
+use super::Timings;
+use crate::context::TrialContext;
+use crate::splits::{Cpcv, Fold};
+use mlt_protocol::messages::{Evaluation, Outcome, Verdict};
+use mlt_protocol::records::{Metrics, ReturnSeries};
+
+/// Walk-forward folds in order, positions carried from one to the next; after each fold the
+/// objectives on the out-of-sample returns so far (or the fold's own) are reported.
+pub(super) fn walk_forward_folds(
+    trader: &Trader,
+    folds: &[Fold],
+    days: &[i64],
+    ctx: &mut dyn TrialContext,
+    timings: &mut Timings,
+) -> Result<Outcome, String> {
+    let spec = trader.spec;
+    let mut all = Traded::default();
+    let mut last = None;
+    let mut prev_pos = vec![0.0; trader.insts.len()];
+    // Running sums of the OOS returns: the common objectives need no pass over the history.
+    let (mut s1, mut s2, mut wins) = (0.0f64, 0.0f64, 0usize);
+    let cheap = spec.objectives.iter().all(|o| {
+        [
+            "sharpe",
+            "sharpe_per_period",
+            "annual_volatility",
+            "win_rate",
+            "observations",
+        ]
+        .contains(&o.as_str())
+    });
+    for (k, fold) in folds.iter().enumerate() {
+        if ctx.stopped() {
+            return Ok(Outcome::Pruned);
+        }
+        let fitted = trader.fit(&fold.train, &format!("fold {}", k + 1), timings)?;
+        let clock = std::time::Instant::now();
+        let traded = trader.trade(&fitted, &fold.test, &mut prev_pos)?;
+        timings.trade += clock.elapsed().as_secs_f64();
+        all.extend(&traded);
+        last = Some((fitted, fold.test.clone()));
+        for v in &traded.r {
+            s1 += v;
+            s2 += v * v;
+            wins += usize::from(*v > 0.0);
+        }
+        let reported = if spec.report_per_fold {
+            traded.metrics()
+        } else if cheap {
+            let n = all.r.len() as f64;
+            let mean = s1 / n;
+            let sd = ((s2 - n * mean * mean) / (n - 1.0)).max(0.0).sqrt();
+            [
+                ("sharpe", mean / sd * 252f64.sqrt()),
+                ("sharpe_per_period", mean / sd),
+                ("annual_volatility", sd * 252f64.sqrt()),
+                ("win_rate", wins as f64 / n),
+                ("observations", n),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+        } else {
+            all.metrics()
+        };
+        match ctx.report(k as u64 + 1, values_of(spec, &reported)) {
+            Verdict::Continue => {}
+            Verdict::Prune | Verdict::Stale => return Ok(Outcome::Pruned),
+        }
+    }
+    let clock = std::time::Instant::now();
+    let out = trader.evaluation(folds, days, all, last);
+    timings.keep = clock.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+/// Walk-forward with epochs as the pruning budget: every fold's model trains an epoch at a
+/// time, side by side; after each epoch all folds are traded with their best epoch so far and
+/// the objectives on all their out-of-sample returns are reported (step = epoch), so a prune
+/// verdict stops every fold's training at once.
+pub(super) fn epoch_folds(
+    trader: &Trader,
+    folds: &[Fold],
+    days: &[i64],
+    ctx: &mut dyn TrialContext,
+    timings: &mut Timings,
+) -> Result<Outcome, String> {
+    let spec = trader.spec;
+    let Some(last_fold) = folds.last() else {
+        return Err("no walk-forward fold fits the data".into());
+    };
+    let mut fitted = Vec::new();
+    for (k, fold) in folds.iter().enumerate() {
+        fitted.push(trader.train(&fold.train, &format!("fold {}", k + 1), true, timings)?);
+    }
+    let mut active = vec![true; fitted.len()];
+    let mut step = 0u64;
+    loop {
+        step += 1;
+        if ctx.stopped() {
+            return Ok(Outcome::Pruned);
+        }
+        let clock = std::time::Instant::now();
+        for (f, on) in fitted.iter_mut().zip(active.iter_mut()) {
+            if *on {
+                *on = f.model.advance()?;
+            }
+        }
+        timings.fit += clock.elapsed().as_secs_f64();
+        let mut all = Traded::default();
+        let mut prev = vec![0.0; trader.insts.len()];
+        for (f, fold) in fitted.iter().zip(folds) {
+            all.extend(&trader.trade(f, &fold.test, &mut prev)?);
+        }
+        let verdict = ctx.report(step, values_of(spec, &all.metrics()));
+        if active.iter().any(|a| *a) {
+            if verdict != Verdict::Continue {
+                return Ok(Outcome::Pruned);
+            }
+            continue;
+        }
+        // Every fold has finished: the last report is the result itself.
+        let last = fitted.pop().map(|f| (f, last_fold.test.clone()));
+        return Ok(trader.evaluation(folds, days, all, last));
+    }
+}
+
+/// CPCV: every split is fitted once and trades each of its test groups from a flat position;
+/// after each split the objectives on all split returns so far (or the split's own) are
+/// reported. The result is the mean of every metric over the backtest paths (each path covers
+/// every group once), with `paths` and `sharpe_path_std`; the stored returns are the paths'
+/// mean per day.
+pub(super) fn cpcv_paths(
+    trader: &Trader,
+    c: &Cpcv,
+    days: &[i64],
+    ctx: &mut dyn TrialContext,
+    timings: &mut Timings,
+) -> Result<Outcome, String> {
+    let spec = trader.spec;
+    let mut per: std::collections::HashMap<(usize, usize), Traded> = Default::default();
+    let mut so_far = Traded::default();
+    let mut last = None;
+    for (f, fold) in c.folds.iter().enumerate() {
+        if ctx.stopped() {
+            return Ok(Outcome::Pruned);
+        }
+        let fitted = trader.fit(&fold.train, &format!("split {}", f + 1), timings)?;
+        let mut split = Traded::default();
+        for &g in &c.test_groups[f] {
+            let rows: Vec<usize> = c.groups[g].clone().collect();
+            let mut flat = vec![0.0; trader.insts.len()];
+            let t = trader.trade(&fitted, &rows, &mut flat)?;
+            split.extend(&t);
+            per.insert((f, g), t);
+        }
+        last = Some((fitted, fold.test.clone()));
+        so_far.extend(&split);
+        let reported = if spec.report_per_fold {
+            split.metrics()
+        } else {
+            so_far.metrics()
+        };
+        match ctx.report(f as u64 + 1, values_of(spec, &reported)) {
+            Verdict::Continue => {}
+            Verdict::Prune | Verdict::Stale => return Ok(Outcome::Pruned),
+        }
+    }
+    let mut path_metrics = Vec::new();
+    let mut mean_r: Vec<f64> = Vec::new();
+    for path in &c.paths {
+        let mut p = Traded::default();
+        for (g, &f) in path.iter().enumerate() {
+            p.extend(&per[&(f, g)]);
+        }
+        if mean_r.is_empty() {
+            mean_r = vec![0.0; p.r.len()];
+        }
+        for (m, v) in mean_r.iter_mut().zip(&p.r) {
+            *m += v / c.paths.len() as f64;
+        }
+        path_metrics.push(p.metrics());
+    }
+    let mut metrics = Metrics::new();
+    for k in path_metrics[0].keys() {
+        let vals: Vec<f64> = path_metrics.iter().map(|m| m[k]).collect();
+        metrics.insert(k.clone(), vals.iter().sum::<f64>() / vals.len() as f64);
+    }
+    let sharpes: Vec<f64> = path_metrics.iter().map(|m| m["sharpe"]).collect();
+    let mean = sharpes.iter().sum::<f64>() / sharpes.len() as f64;
+    let var =
+        sharpes.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (sharpes.len().max(2) - 1) as f64;
+    metrics.insert("sharpe_path_std".into(), var.sqrt());
+    metrics.insert("paths".into(), c.paths.len() as f64);
+    let returns = ReturnSeries {
+        days: c
+            .groups
+            .iter()
+            .flat_map(|g| g.clone().map(|t| days[t]))
+            .collect(),
+        values: mean_r,
+    };
+    Ok(Outcome::Evaluated(Box::new(Evaluation {
+        values: values_of(spec, &metrics),
+        metrics,
+        returns,
+        model: trader.keep(last.as_ref()),
+    })))
+}

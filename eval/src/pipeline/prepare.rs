@@ -1,0 +1,237 @@
+//! A trial made ready for its folds: the bars (cut before the hold-out for search trials),
+//! every instrument's feature columns (guarded, cached on the node), labels and next-day
+//! returns, and the model's settings merged from the spec and the trial's parameters.
+use super::trader::Trader;
+use super::{Timings, Trial};
+use crate::backtest::Sizing;
+use crate::cache;
+use crate::features::{lookahead_check, parse, substitute};
+use crate::labels::{direction, forward_return};
+use crate::models::Factory;
+use crate::models::{output_horizons, ModelSettings};
+use crate::universe::{data_key, head, load};
+use mlt_protocol::records::ParamValue;
+use mlt_protocol::spec::WalkForwardSpec;
+
+/// One instrument's features, labels and next-day returns.
+pub(super) struct Inst {
+    pub(super) cols: Vec<std::sync::Arc<Vec<f64>>>,
+    pub(super) label: Vec<f64>,
+    /// A multi-step head's targets: the label's kind over each of the model's horizons (the
+    /// label's last); empty for models of the label alone.
+    pub(super) paths: Vec<Vec<f64>>,
+    pub(super) next: Vec<f64>,
+}
+
+impl Inst {
+    pub(super) fn row(&self, t: usize) -> Option<Vec<f64>> {
+        let r: Vec<f64> = self.cols.iter().map(|c| c[t]).collect();
+        r.iter().all(|v| v.is_finite()).then_some(r)
+    }
+
+    /// The rows of days t − lookback + 1 ..= t, step-major (one row when lookback is 1).
+    pub(super) fn seq(&self, t: usize, lookback: usize) -> Option<Vec<f64>> {
+        if lookback <= 1 {
+            return self.row(t);
+        }
+        if t + 1 < lookback {
+            return None;
+        }
+        let mut out = Vec::with_capacity(lookback * self.cols.len());
+        for s in t + 1 - lookback..=t {
+            out.extend(self.row(s)?);
+        }
+        Some(out)
+    }
+}
+
+/// A model setting: name, lowest, highest, whether integral.
+type Setting = (&'static str, f64, f64, bool);
+
+/// Everything a trial's folds need: the bars (cut before the hold-out for search trials),
+/// features with the trial's parameters, labels, and the model's settings.
+pub(super) struct Prepared<'a> {
+    pub(super) trader: Trader<'a>,
+    pub(super) days: Vec<i64>,
+    pub(super) n: usize,
+}
+
+/// Prepares `trial` on a worker slot's `(threads, gpu)`.
+pub(super) fn prepare<'a>(
+    spec: &'a WalkForwardSpec,
+    trial: &Trial,
+    (threads, gpu): (u32, Option<u32>),
+    timings: &mut Timings,
+    factory: Factory,
+) -> Result<Prepared<'a>, String> {
+    let (params, workdir, seed) = (trial.params, trial.workdir, trial.seed);
+    let clock = std::time::Instant::now();
+    // Later trials on this node take the bars read for an earlier one (the key changes when a
+    // file does).
+    let source = data_key(&spec.data, workdir);
+    let mut all_bars = cache::bars(&source, || load(&spec.data, workdir))?.to_vec();
+    let n_all = all_bars.first().map_or(0, |b| b.len());
+    let holdout = spec.holdout as usize;
+    if holdout > 0 && !spec.holdout_run {
+        // The search never sees the hold-out: not its features, labels or returns.
+        if n_all <= holdout {
+            return Err(format!(
+                "{n_all} bars leave nothing before a {holdout}-day hold-out"
+            ));
+        }
+        all_bars = all_bars.iter().map(|b| head(b, n_all - holdout)).collect();
+    }
+    timings.load = clock.elapsed().as_secs_f64();
+    let clock = std::time::Instant::now();
+    let h = spec.horizon as usize;
+    let label_of = |close: &[f64], days: usize| {
+        if spec.classify {
+            direction(close, days)
+        } else {
+            forward_return(close, days)
+        }
+    };
+    let mut insts = Vec::new();
+    for (i, bars) in all_bars.iter().enumerate() {
+        let mut cols = Vec::new();
+        for (name, text) in &spec.features {
+            let text = substitute(text, params).map_err(|e| format!("feature `{name}`: {e}"))?;
+            let e = parse(&text).map_err(|e| format!("feature `{name}` = `{text}`: {e}"))?;
+            // The guard computes the feature on all the data: that is the column. Kept on the
+            // node for later trials with the same data and expression.
+            let key = (format!("{source}#{i}#{}", bars.len()), text.clone());
+            cols.push(cache::get_or_compute(key, || {
+                lookahead_check(name, &e, bars, 25)
+            })?);
+        }
+        insts.push(Inst {
+            cols,
+            label: label_of(&bars.close, h),
+            paths: Vec::new(),
+            next: forward_return(&bars.close, 1),
+        });
+    }
+    timings.features = clock.elapsed().as_secs_f64();
+    let n = all_bars.first().map_or(0, |b| b.len());
+    let days = all_bars.first().map_or(Vec::new(), |b| b.days.clone());
+    let num = |k: &str, default: f64| match params.get(k) {
+        Some(ParamValue::Float(x)) => *x,
+        Some(ParamValue::Int(x)) => *x as f64,
+        _ => default,
+    };
+    let sizing = match spec.sizing.as_str() {
+        "threshold" => Sizing::Threshold(num("threshold", spec.threshold)),
+        "probability" => Sizing::Probability,
+        _ => Sizing::Sign,
+    };
+    // Model settings: the spec's, then the trial's parameters of those names. An ensemble's
+    // settings are per member (`lightgbm.learning_rate`); an unprefixed name reaches every
+    // member that has the setting.
+    let mut model_params = spec.model_params.clone();
+    let settings_of = |model: &str| -> (&[Setting], &[(&str, &str)]) {
+        match model {
+            "lightgbm" => (
+                &mlt_protocol::spec::LIGHTGBM_SETTINGS,
+                &mlt_protocol::spec::LIGHTGBM_ALIASES,
+            ),
+            "lstm" => (&mlt_protocol::spec::LSTM_SETTINGS, &[]),
+            _ => (&[], &[]),
+        }
+    };
+    let members: Vec<String> = match &spec.ensemble {
+        Some(e) => e.members.clone(),
+        None => vec![spec.model.clone()],
+    };
+    for (name, v) in params {
+        for member in &members {
+            let (known, aliases) = settings_of(member);
+            let bare = match name.split_once('.') {
+                Some((m, k)) if m == member => k,
+                Some(_) => continue,
+                None => name.as_str(),
+            };
+            let canonical = aliases
+                .iter()
+                .find(|(a, _)| *a == bare)
+                .map_or(bare, |(_, c)| c);
+            if !known.iter().any(|(n, ..)| *n == canonical) {
+                continue;
+            }
+            let x = match v {
+                ParamValue::Float(x) => *x,
+                ParamValue::Int(x) => *x as f64,
+                ParamValue::Bool(b) => f64::from(u8::from(*b)),
+                ParamValue::Str(s) => {
+                    return Err(format!("parameter `{name}` must be a number, got `{s}`"))
+                }
+            };
+            let key = if spec.ensemble.is_some() {
+                format!("{member}.{canonical}")
+            } else {
+                canonical.to_string()
+            };
+            model_params.insert(key, x);
+        }
+    }
+    let mut features = Vec::new();
+    for (name, text) in &spec.features {
+        features.push((name.clone(), substitute(text, params)?));
+    }
+    // The LSTM reads sequences of this many days; other models one day's row.
+    let lookback = if spec.model == "lstm" {
+        model_params
+            .get("sequence")
+            .copied()
+            .unwrap_or(30.0)
+            .round()
+            .max(1.0) as u32
+    } else {
+        1
+    };
+    // A multi-step head (the LSTM's `outputs`) is fitted on the label over each of its
+    // horizons; all of them reach no further than the label, so the purging is the label's.
+    let horizons = if spec.model == "lstm" {
+        let outputs = model_params.get("outputs").copied().unwrap_or(1.0);
+        output_horizons(outputs.round().clamp(1.0, 1e6) as u32, spec.horizon)
+            .map_err(|e| format!("the LSTM's head: {e}"))?
+    } else {
+        Vec::new()
+    };
+    for (inst, bars) in insts.iter_mut().zip(&all_bars) {
+        inst.paths = horizons
+            .iter()
+            .map(|&d| label_of(&bars.close, d as usize))
+            .collect();
+    }
+    let trader = Trader {
+        spec,
+        insts,
+        sizing,
+        model: ModelSettings {
+            name: spec.model.clone(),
+            alpha: num("alpha", spec.alpha),
+            classify: spec.classify,
+            params: model_params,
+            early_stopping: spec.early_stopping,
+            categorical: spec
+                .categorical
+                .iter()
+                .filter_map(|c| spec.features.iter().position(|(f, _)| f == c))
+                .collect(),
+            threads,
+            seed,
+            features: spec.features.iter().map(|(n, _)| n.clone()).collect(),
+            lookback,
+            horizons,
+            gpu,
+            ensemble: spec.ensemble.clone(),
+            // Rows per day and the label's reach, for purging inside the training rows.
+            purge_rows: (spec.horizon as usize) * all_bars.len(),
+            staged: spec.budget_epochs,
+        },
+        factory,
+        features,
+        days: days.clone(),
+    };
+    Ok(Prepared { trader, days, n })
+}
