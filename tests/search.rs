@@ -57,7 +57,7 @@ fn a_distributed_tpe_study_replays_from_its_event_log() {
         .clone();
     let stored = loaded.trials.remove(&row.id).unwrap();
     let events = store.events(row.id).unwrap();
-    let spec = mlt_protocol::spec::Spec::parse(&row.spec_toml, &row.source).unwrap();
+    let spec = mlt_spec::parse(&row.spec_toml, &row.source).unwrap();
     // Replay: the same asks and tells in the logged order, into a fresh study.
     let mut fresh = row.clone();
     fresh.state = mlt_protocol::records::StudyState::Running;
@@ -173,7 +173,7 @@ fn bundled_examples_are_valid_and_the_multi_objective_one_runs() {
         let path = e.unwrap().path();
         if path.extension().is_some_and(|x| x == "toml") {
             let text = std::fs::read_to_string(&path).unwrap();
-            if let Err(err) = mlt_protocol::spec::Spec::parse(&text, &path.display().to_string()) {
+            if let Err(err) = mlt_spec::parse(&text, &path.display().to_string()) {
                 panic!("{err}");
             }
             n += 1;

@@ -14,7 +14,6 @@ use anyhow::Context;
 use mlt_protocol::ids::StudyId;
 use mlt_protocol::messages::{ErrorKind, ErrorMsg, SubmitMsg, SubmittedMsg};
 use mlt_protocol::records::{StudyState, StudySummary};
-use mlt_protocol::spec::Spec;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -211,7 +210,7 @@ impl Actor for Supervisor {
         let _ = shared.supervisor.set(me.clone());
         let mut loaded = a.loaded;
         for (id, row) in std::mem::take(&mut loaded.studies) {
-            let spec = match Spec::parse(&row.spec_toml, &row.source) {
+            let spec = match mlt_spec::parse(&row.spec_toml, &row.source) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(study = %row.name, "stored spec no longer validates; study not resumed:\n{e}");
@@ -249,7 +248,7 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::CreateStudy(sub, reply) => {
-                let spec = match Spec::parse(&sub.spec_toml, &sub.source) {
+                let spec = match mlt_spec::parse(&sub.spec_toml, &sub.source) {
                     Ok(s) => s,
                     Err(e) => {
                         let _ = reply.send(Err(ErrorMsg {

@@ -6,7 +6,6 @@ use mlt_net::{connect, ClientSession};
 use mlt_protocol::handshake::{Hello, Role};
 use mlt_protocol::messages::{FromClient, StudyRefMsg, SubmitMsg, ToClient};
 use mlt_protocol::records::{StatusReport, StudyState};
-use mlt_protocol::spec::Spec;
 use mlt_protocol::token::Token;
 use mlt_scheduler::store::{Store, StoreError};
 use mlt_scheduler::study::StudyCore;
@@ -40,7 +39,7 @@ impl Offline {
         let mut loaded = store.load()?;
         let mut studies = Vec::new();
         for (id, row) in std::mem::take(&mut loaded.studies) {
-            let spec = Spec::parse(&row.spec_toml, &row.source).map_err(|e| {
+            let spec = mlt_spec::parse(&row.spec_toml, &row.source).map_err(|e| {
                 anyhow::anyhow!("stored spec of `{}` does not validate: {e}", row.name)
             })?;
             studies.push(StudyCore::new(
@@ -200,7 +199,7 @@ pub async fn submit(
     let text = super::spec_text(spec, data)?;
     let source = spec.display().to_string();
     // Validate here first: the error names the file as the researcher knows it.
-    let parsed = Spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
+    let parsed = mlt_spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
     super::check_objective(&parsed, spec, &source)?;
     let files = super::datasets::local_files(&parsed, spec)
         .map_err(|e| CliError::Spec(format!("{source}: {e:#}")))?;

@@ -170,7 +170,7 @@ pub async fn ensemble(
     conn: &Conn,
 ) -> anyhow::Result<()> {
     use mlt_protocol::records::{TrialOrigin, TrialState};
-    use mlt_protocol::spec::{DataSource, ObjectiveSpec, Spec};
+    use mlt_protocol::spec::{DataSource, ObjectiveSpec};
     let mut t = target(conn, true).await?;
     let r = t
         .request(FromClient::StudySpec(mlt_protocol::messages::StudyRefMsg {
@@ -180,7 +180,7 @@ pub async fn ensemble(
     let ToClient::StudySpec(sub) = r else {
         bail!("unexpected answer: {r:?}")
     };
-    let spec = Spec::parse(&sub.spec_toml, &sub.source)
+    let spec = mlt_spec::parse(&sub.spec_toml, &sub.source)
         .map_err(|e| anyhow::anyhow!("the stored spec of `{study}` does not validate: {e}"))?;
     let ObjectiveSpec::WalkForward(mut wf) = spec.objective.clone() else {
         bail!("`{study}` is not a walk-forward study: there is nothing to ensemble")

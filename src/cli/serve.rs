@@ -6,7 +6,6 @@ use mlt_node::resources::{detect_gpus, make_slots, parse_gpu_list};
 use mlt_node::{run_node, NodeConfig};
 use mlt_protocol::messages::SubmitMsg;
 use mlt_protocol::records::StudyState;
-use mlt_protocol::spec::Spec;
 use mlt_protocol::token::Token;
 use mlt_scheduler::{Scheduler, SchedulerConfig};
 use std::path::{Path, PathBuf};
@@ -154,7 +153,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let text = super::spec_text(spec_path, data)?;
     let source = spec_path.display().to_string();
-    let parsed = Spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
+    let parsed = mlt_spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
     super::check_objective(&parsed, spec_path, &source)?;
     let mut cfg = SchedulerConfig::new("127.0.0.1:0".parse().expect("addr"), data_dir.clone());
     cfg.heartbeat = Duration::from_millis(500);

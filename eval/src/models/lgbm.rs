@@ -64,7 +64,7 @@ pub fn params(s: &ModelSettings, with_valid: bool) -> Value {
     p.insert("force_row_wise".into(), json!(true));
     p.insert("verbosity".into(), json!(-1));
     for (k, v) in &s.params {
-        let integral = mlt_protocol::spec::LIGHTGBM_SETTINGS
+        let integral = mlt_spec::tables::LIGHTGBM_SETTINGS
             .iter()
             .any(|(n, _, _, int)| n == k && *int);
         let v = if integral {

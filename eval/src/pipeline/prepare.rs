@@ -131,10 +131,10 @@ pub(super) fn prepare<'a>(
     let settings_of = |model: &str| -> (&[Setting], &[(&str, &str)]) {
         match model {
             "lightgbm" => (
-                &mlt_protocol::spec::LIGHTGBM_SETTINGS,
-                &mlt_protocol::spec::LIGHTGBM_ALIASES,
+                &mlt_spec::tables::LIGHTGBM_SETTINGS,
+                &mlt_spec::tables::LIGHTGBM_ALIASES,
             ),
-            "lstm" => (&mlt_protocol::spec::LSTM_SETTINGS, &[]),
+            "lstm" => (&mlt_spec::tables::LSTM_SETTINGS, &[]),
             _ => (&[], &[]),
         }
     };

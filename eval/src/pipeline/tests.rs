@@ -899,7 +899,7 @@ fn a_searched_multi_step_head_is_checked_before_the_study_runs() {
         let text = format!(
             "[study]\nname = \"m\"\nn_trials = 2\n[space]\n{space}\n[objective]\nkind = \"walk_forward\"\ndata = \"synthetic\"\nsynthetic = {{ days = 800 }}\nfeatures = {{ m = \"returns\" }}\nhorizon = 3\ntrain = 300\ntest = 100\n{model}"
         );
-        let s = mlt_protocol::spec::Spec::parse(&text, "m.toml").unwrap();
+        let s = mlt_spec::parse(&text, "m.toml").unwrap();
         let mlt_protocol::spec::ObjectiveSpec::WalkForward(w) = &s.objective else {
             panic!()
         };
@@ -1076,7 +1076,7 @@ fn the_momentum_edge_is_found_out_of_sample_and_reported_per_fold() {
 
 #[test]
 fn the_metrics_a_spec_may_name_are_exactly_those_a_trial_reports() {
-    use mlt_protocol::spec::WALK_FORWARD_METRICS;
+    use mlt_spec::tables::WALK_FORWARD_METRICS;
     use std::collections::BTreeSet;
     let feats = [("mom", "sum(returns, 5) / std(returns, 20)")];
     let allowed: BTreeSet<&str> = WALK_FORWARD_METRICS.into_iter().collect();

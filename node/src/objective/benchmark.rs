@@ -4,6 +4,7 @@ use super::TrialContext;
 use mlt_protocol::messages::{Outcome, Verdict};
 use mlt_protocol::records::{ParamValue, Params};
 use mlt_protocol::spec::{BenchFunction, BenchmarkSpec};
+use mlt_spec::functions::Evaluate;
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
 

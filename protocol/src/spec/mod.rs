@@ -1,65 +1,13 @@
-//! The search spec: the researcher's TOML file (DESIGN §10, docs/spec.md).
-//!
-//! [`Spec::parse`] reads the text into raw structs that refuse unknown keys, then validates
-//! every value into the types below. Every error names the file, the line and the key; all
-//! errors are collected, not only the first.
-mod functions;
-mod raw;
+//! The search spec's types: what a researcher's TOML file (DESIGN §10, docs/spec.md) says,
+//! validated. The objective's part travels in every assignment. Parsing and validation live in
+//! the mlt-spec crate.
 mod search;
-mod settings;
-mod validate;
 
 use crate::records::{ParamValue, Params};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 
-pub use functions::{box_point, hartmann};
 pub use search::*;
-pub use settings::fits;
-pub use validate::parse_spec;
-
-/// One problem in a spec.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpecIssue {
-    /// 1-based line, where known.
-    pub line: Option<usize>,
-    /// Dotted key, e.g. `space.lr.low`.
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-/// A spec that failed to parse or validate: every problem found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpecError {
-    /// The file (or `<stdin>`).
-    pub file: String,
-    /// The problems, in file order.
-    pub issues: Vec<SpecIssue>,
-}
-
-impl fmt::Display for SpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, issue) in self.issues.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            match issue.line {
-                Some(line) => write!(f, "{}:{}: ", self.file, line)?,
-                None => write!(f, "{}: ", self.file)?,
-            }
-            if issue.key.is_empty() {
-                write!(f, "{}", issue.message)?;
-            } else {
-                write!(f, "`{}`: {}", issue.key, issue.message)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for SpecError {}
 
 /// A validated spec.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -102,13 +50,6 @@ impl ConstraintSpec {
         let below = self.min.map_or(f64::NEG_INFINITY, |lo| lo - m);
         let above = self.max.map_or(f64::NEG_INFINITY, |hi| m - hi);
         below.max(above)
-    }
-}
-
-impl Spec {
-    /// Parses and validates a spec; `file` names it in errors.
-    pub fn parse(text: &str, file: &str) -> Result<Spec, SpecError> {
-        parse_spec(text, file)
     }
 }
 
@@ -507,79 +448,3 @@ pub enum Splits {
         embargo: u32,
     },
 }
-
-/// LightGBM settings accepted in `[objective.lightgbm]` and as trial parameters: name,
-/// lowest, highest, whether integral.
-pub const LIGHTGBM_SETTINGS: [(&str, f64, f64, bool); 15] = [
-    ("num_iterations", 1.0, 100_000.0, true),
-    ("learning_rate", 1e-6, 1.0, false),
-    ("num_leaves", 2.0, 131_072.0, true),
-    ("max_depth", -1.0, 1000.0, true),
-    ("min_data_in_leaf", 1.0, 1e7, true),
-    ("min_sum_hessian_in_leaf", 0.0, 1e6, false),
-    ("feature_fraction", 1e-6, 1.0, false),
-    ("bagging_fraction", 1e-6, 1.0, false),
-    ("bagging_freq", 0.0, 1e6, true),
-    ("lambda_l1", 0.0, 1e9, false),
-    ("lambda_l2", 0.0, 1e9, false),
-    ("min_gain_to_split", 0.0, 1e9, false),
-    ("max_bin", 2.0, 1e6, true),
-    ("extra_trees", 0.0, 1.0, true),
-    ("path_smooth", 0.0, 1e9, false),
-];
-
-/// LSTM settings accepted in `[objective.lstm]` and as trial parameters: name, lowest,
-/// highest, whether integral (`attention` is 0 or 1).
-pub const LSTM_SETTINGS: [(&str, f64, f64, bool); 10] = [
-    ("sequence", 1.0, 1000.0, true),
-    ("layers", 1.0, 3.0, true),
-    ("hidden", 1.0, 4096.0, true),
-    ("dropout", 0.0, 0.9, false),
-    ("attention", 0.0, 1.0, true),
-    ("epochs", 1.0, 10_000.0, true),
-    ("batch", 1.0, 65_536.0, true),
-    ("learning_rate", 1e-7, 1.0, false),
-    ("weight_decay", 0.0, 1.0, false),
-    // A multi-step head: outputs over horizons evenly spaced up to the label's.
-    ("outputs", 1.0, 1000.0, true),
-];
-
-/// Common other names of LightGBM settings (scikit-learn's and LightGBM's aliases).
-pub const LIGHTGBM_ALIASES: [(&str, &str); 10] = [
-    ("n_estimators", "num_iterations"),
-    ("num_rounds", "num_iterations"),
-    ("rounds", "num_iterations"),
-    ("reg_alpha", "lambda_l1"),
-    ("reg_lambda", "lambda_l2"),
-    ("colsample_bytree", "feature_fraction"),
-    ("subsample", "bagging_fraction"),
-    ("subsample_freq", "bagging_freq"),
-    ("min_child_samples", "min_data_in_leaf"),
-    ("min_split_gain", "min_gain_to_split"),
-];
-
-/// Metrics a walk-forward trial reports, usable as objectives and in constraints.
-pub const WALK_FORWARD_METRICS: [&str; 19] = [
-    "sharpe",
-    "sortino",
-    "annual_return",
-    "annual_volatility",
-    "max_drawdown",
-    "calmar",
-    "win_rate",
-    "var_5",
-    "cvar_5",
-    "turnover",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "balanced_accuracy",
-    "sharpe_per_period",
-    "skew",
-    "kurtosis",
-    "observations",
-];
-
-#[cfg(test)]
-mod tests;

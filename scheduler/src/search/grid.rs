@@ -3,7 +3,8 @@
 //! many workers ask; the spec caps the study's budget at the number of points.
 use super::{Ask, Sampler, Suggestion};
 use mlt_protocol::records::Params;
-use mlt_protocol::spec::{grid_points, GridSpec};
+use mlt_protocol::spec::GridSpec;
+use mlt_spec::grid_points;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -6,12 +6,12 @@
 //!
 //! ```text
 //! space.rs     internal lines (log, half-step widening, categorical index), unit cube
-//! special      normal CDF / quantile (mlt-eval's, re-exported)
+//! special.rs   normal CDF / quantile (mlt-eval's), fast exp, log-sum-exp, truncated normal
 //! mo.rs        dominance, non-dominated sort, crowding distance, hypervolume
 //! random.rs    independent uniform sampling
 //! grid.rs      exhaustive grid, each point once
 //! qmc.rs       scrambled Sobol
-//! tpe.rs       TPE: univariate, multivariate, grouped, constant liar, MOTPE, constraints
+//! tpe/         TPE: univariate, multivariate, grouped, constant liar, MOTPE, constraints
 //! cmaes.rs     CMA-ES with IPOP/BIPOP restarts
 //! nsga2.rs     NSGA-II and a genetic algorithm
 //! gp.rs        GP-BO: Matérn-5/2, marginal likelihood, log-EI
@@ -29,7 +29,7 @@ mod qmc;
 mod random;
 mod sobol_table;
 pub mod space;
-pub use mlt_eval::special;
+pub mod special;
 mod tpe;
 
 pub use cmaes::CmaEsSampler;

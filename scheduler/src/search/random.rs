@@ -81,7 +81,7 @@ impl Sampler for RandomSampler {
 mod tests {
     use super::*;
     use mlt_protocol::ids::TrialId;
-    use mlt_protocol::spec::{Direction, SearchSpace, Spec};
+    use mlt_protocol::spec::{Direction, SearchSpace};
 
     fn ask(s: &mut RandomSampler, space: &SearchSpace, n: u64) -> Params {
         s.sample(&Ask {
@@ -116,7 +116,7 @@ function = "branin"
 
     #[test]
     fn samples_respect_bounds_log_step_int_and_conditions() {
-        let spec = Spec::parse(SPEC, "t.toml").unwrap();
+        let spec = mlt_spec::parse(SPEC, "t.toml").unwrap();
         let mut s = RandomSampler::new(3);
         let mut saw_dart = false;
         let mut saw_gbdt = false;
@@ -163,7 +163,7 @@ function = "branin"
 
     #[test]
     fn same_seed_same_trials_other_seed_other_trials() {
-        let spec = Spec::parse(SPEC, "t.toml").unwrap();
+        let spec = mlt_spec::parse(SPEC, "t.toml").unwrap();
         let a: Vec<Params> = (0..20)
             .map(|n| ask(&mut RandomSampler::new(3), &spec.space, n))
             .collect();

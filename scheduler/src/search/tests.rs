@@ -6,7 +6,9 @@ use crate::study::StudyCore;
 use mlt_protocol::ids::{NodeId, SlotId, StudyId};
 use mlt_protocol::messages::Outcome;
 use mlt_protocol::records::{Metrics, ParamValue, Params, StudyState, TrialRecord, TrialState};
-use mlt_protocol::spec::{fits, BenchFunction, SearchSpace, Spec};
+use mlt_protocol::spec::{BenchFunction, SearchSpace, Spec};
+use mlt_spec::fits;
+use mlt_spec::functions::Evaluate;
 use std::collections::VecDeque;
 
 pub fn row() -> StudyRow {
@@ -71,7 +73,7 @@ pub fn spec(sampler: &str, space: &str, directions: &str, n: u64, seed: u64) -> 
     let text = format!(
         "[study]\nname = \"t\"\nn_trials = {n}\nseed = {seed}\ndirections = {directions}\n[sampler]\n{sampler}\n[space]\n{space}\n[objective]\nkind = \"command\"\ncommand = [\"true\"]\n"
     );
-    Spec::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"))
+    mlt_spec::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A loss over the mixed space that every sampler can make progress on.
@@ -169,14 +171,14 @@ fn grid_hands_out_each_point_once_and_ends_with_the_grid() {
     // A grid too large is refused naming the key.
     let big = "a = { type = \"int\", low = 1, high = 1000 }\nb = { type = \"int\", low = 1, high = 1000 }\nc = { type = \"int\", low = 1, high = 1000 }";
     let text = format!("[study]\nname = \"t\"\nn_trials = 5\n[sampler]\nkind = \"grid\"\n[space]\n{big}\n[objective]\nkind = \"command\"\ncommand = [\"true\"]\n");
-    let e = Spec::parse(&text, "g.toml").unwrap_err().to_string();
+    let e = mlt_spec::parse(&text, "g.toml").unwrap_err().to_string();
     assert!(e.contains("sampler.points"), "{e}");
 }
 
 #[test]
 fn enqueued_trials_come_first_and_missing_values_are_sampled() {
     let text = "[study]\nname = \"t\"\nn_trials = 6\n[sampler]\nkind = \"tpe\"\n[space]\nx = { type = \"float\", low = 0, high = 1 }\nm = { type = \"categorical\", choices = [\"a\", \"b\"] }\nk = { type = \"int\", low = 1, high = 5, when = { m = [\"b\"] } }\n[[enqueue]]\nx = 0.25\nm = \"b\"\nk = 3\n[[enqueue]]\nm = \"b\"\n[objective]\nkind = \"command\"\ncommand = [\"true\"]\n";
-    let s = Spec::parse(text, "e.toml").unwrap();
+    let s = mlt_spec::parse(text, "e.toml").unwrap();
     let t = drive(&s, 1, &|_| vec![1.0]);
     assert_eq!(t[0].params["x"], ParamValue::Float(0.25));
     assert_eq!(t[0].params["k"], ParamValue::Int(3));
@@ -189,7 +191,7 @@ fn enqueued_trials_come_first_and_missing_values_are_sampled() {
     }
     // Bad enqueued values are spec errors naming the entry and key.
     let bad = text.replace("k = 3", "k = 9").replace("x = 0.25", "y = 1");
-    let e = Spec::parse(&bad, "e.toml").unwrap_err().to_string();
+    let e = mlt_spec::parse(&bad, "e.toml").unwrap_err().to_string();
     assert!(e.contains("`enqueue[0].k`: 9 is outside [1, 5]"), "{e}");
     assert!(e.contains("`enqueue[0].y`: is not a parameter"), "{e}");
 }

@@ -617,7 +617,7 @@ pub fn warm_start_trials(
                 continue;
             }
             match t.params.get(&p.name) {
-                Some(v) if mlt_protocol::spec::fits(&p.dist, v).is_ok() => {
+                Some(v) if mlt_spec::fits(&p.dist, v).is_ok() => {
                     decided.insert(p.name.clone(), v.clone());
                 }
                 _ => return false,

@@ -5,7 +5,7 @@ fn spec(extra: &str) -> Spec {
     let text = format!(
         "[study]\nname = \"t\"\nn_trials = 4\nmax_attempts = 2\n{extra}\n[pruner]\nkind = \"median\"\nn_startup_trials = 1\n[space]\nx0 = {{ type = \"float\", low = 0, high = 1 }}\nx1 = {{ type = \"float\", low = 0, high = 1 }}\n[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\n"
     );
-    Spec::parse(&text, "t.toml").unwrap()
+    mlt_spec::parse(&text, "t.toml").unwrap()
 }
 
 fn core(extra: &str) -> StudyCore {
@@ -158,7 +158,7 @@ fn restored_waiting_trials_are_handed_out_again() {
 #[test]
 fn the_best_trials_are_evaluated_on_the_holdout_when_the_search_ends() {
     let text = "[study]\nname = \"h\"\nn_trials = 6\ndirections = [\"maximize\"]\nobjectives = [\"sharpe\"]\n[pruner]\nkind = \"median\"\nn_startup_trials = 1\n[space]\nw = { type = \"int\", low = 5, high = 60 }\n[objective]\nkind = \"walk_forward\"\ndata = \"synthetic\"\nfeatures = { m = \"mean(returns, $w)\" }\nholdout = 250\nholdout_top = 3\n";
-    let spec = Spec::parse(text, "h.toml").unwrap();
+    let spec = mlt_spec::parse(text, "h.toml").unwrap();
     let mut c = StudyCore::new(crate::search::tests::row(), spec, Vec::new());
     let mut ops = Vec::new();
     let sharpe = [0.3, 1.2, -0.4, 0.9, 1.5, 0.1];

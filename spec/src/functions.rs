@@ -1,7 +1,7 @@
 //! The analytic test functions of the `benchmark` objective, shared by nodes (which evaluate
 //! trials), the search tests and the benchmarks.
-use super::BenchFunction;
-use crate::records::{ParamValue, Params};
+use mlt_protocol::records::{ParamValue, Params};
+use mlt_protocol::spec::BenchFunction;
 
 fn num(p: &Params, name: &str) -> Result<f64, String> {
     p.get(name)
@@ -30,9 +30,14 @@ pub fn hartmann<const D: usize>(x: &[f64], a: &[[f64; D]; 4], p: &[[f64; D]; 4])
         .sum::<f64>()
 }
 
-impl BenchFunction {
+/// Evaluating a benchmark function.
+pub trait Evaluate {
     /// The function's value at `p` (all functions are minimised).
-    pub fn evaluate(self, p: &Params) -> Result<f64, String> {
+    fn evaluate(self, p: &Params) -> Result<f64, String>;
+}
+
+impl Evaluate for BenchFunction {
+    fn evaluate(self, p: &Params) -> Result<f64, String> {
         let f = self;
         use std::f64::consts::PI;
         Ok(match f {

@@ -1,4 +1,6 @@
 use super::*;
+use mlt_protocol::records::{ParamValue, Params};
+use mlt_protocol::spec::*;
 
 const GOOD: &str = r#"
 [study]
@@ -29,7 +31,7 @@ steps = 3
 
 #[test]
 fn good_spec_parses_with_parents_first() {
-    let s = Spec::parse(GOOD, "good.toml").unwrap();
+    let s = parse(GOOD, "good.toml").unwrap();
     assert_eq!(s.study.n_trials, 20);
     assert_eq!(s.study.seed, 7);
     let names: Vec<&str> = s.space.params.iter().map(|p| p.name.as_str()).collect();
@@ -52,7 +54,7 @@ fn good_spec_parses_with_parents_first() {
 /// Replaces `from` with `to` in the good spec and returns the single error's (line, key, text).
 fn broken(from: &str, to: &str) -> SpecError {
     assert!(GOOD.contains(from), "{from}");
-    Spec::parse(&GOOD.replace(from, to), "bad.toml").unwrap_err()
+    parse(&GOOD.replace(from, to), "bad.toml").unwrap_err()
 }
 
 fn line_of(text: &str) -> usize {
@@ -189,7 +191,7 @@ fn several_mistakes_are_all_reported() {
     let text = GOOD
         .replace("n_trials = 20", "n_trials = 0")
         .replace("low = -5, high = 10", "low = 11, high = 10");
-    let e = Spec::parse(&text, "bad.toml").unwrap_err();
+    let e = parse(&text, "bad.toml").unwrap_err();
     let keys: Vec<&str> = e.issues.iter().map(|i| i.key.as_str()).collect();
     assert!(
         keys.contains(&"study.n_trials") && keys.contains(&"space.x0.low"),
@@ -203,13 +205,13 @@ fn conditional_cycle_is_refused() {
         "model = { type = \"categorical\", choices = [\"a\", \"b\"] }",
         "model = { type = \"categorical\", choices = [\"a\", \"b\"], when = { leaf = [2] } }",
     );
-    let e = Spec::parse(&text, "bad.toml").unwrap_err();
+    let e = parse(&text, "bad.toml").unwrap_err();
     assert!(e.to_string().contains("cycle"), "{e}");
 }
 
 #[test]
 fn activity_follows_parent_values() {
-    let s = Spec::parse(GOOD, "good.toml").unwrap();
+    let s = parse(GOOD, "good.toml").unwrap();
     let depth = s.space.params.iter().find(|p| p.name == "depth").unwrap();
     let mut decided = Params::new();
     decided.insert("model".into(), ParamValue::Str("a".into()));
@@ -228,7 +230,7 @@ fn sampler_pruner(sampler: &str, pruner: &str) -> Result<Spec, SpecError> {
             "[pruner]\nkind = \"median\"\nn_warmup_steps = 1",
             &format!("[pruner]\n{pruner}"),
         );
-    Spec::parse(&text, "s.toml")
+    parse(&text, "s.toml")
 }
 
 #[test]
@@ -341,7 +343,7 @@ fn sampler_and_pruner_settings_are_typed_and_checked_per_kind() {
             "kind = \"benchmark\"\nfunction = \"branin\"\nsteps = 3",
             "kind = \"command\"\ncommand = [\"x\"]",
         );
-    let e = Spec::parse(&text, "s.toml").unwrap_err();
+    let e = parse(&text, "s.toml").unwrap_err();
     assert!(
         line(&e, "sampler.kind")
             .message
@@ -352,7 +354,7 @@ fn sampler_and_pruner_settings_are_typed_and_checked_per_kind() {
 
 #[test]
 fn constraints_name_their_metric_and_bounds() {
-    let with = |c: &str| Spec::parse(&format!("{GOOD}\n[[constraint]]\n{c}\n"), "c.toml");
+    let with = |c: &str| parse(&format!("{GOOD}\n[[constraint]]\n{c}\n"), "c.toml");
     let s = with("metric = \"x0\"\nmax = 2.5").unwrap();
     assert_eq!(
         s.constraints,
@@ -387,7 +389,7 @@ fn constraints_name_their_metric_and_bounds() {
 #[test]
 fn walk_forward_objectives_are_checked() {
     let wf = |study: &str, obj: &str| {
-        Spec::parse(
+        parse(
             &format!("[study]\nname = \"w\"\nn_trials = 5\n{study}\n[space]\nw = {{ type = \"int\", low = 5, high = 20 }}\n[objective]\nkind = \"walk_forward\"\n{obj}\n"),
             "w.toml",
         )
