@@ -67,6 +67,7 @@ pub(crate) fn trial() -> Trial<'static> {
         params: &NO_PARAMS,
         workdir: None,
         seed: 0,
+        holdout: false,
     }
 }
 

@@ -6,7 +6,7 @@
 //! * `idle`: C idle node connections from one process, heartbeating; reports the scheduler's
 //!   CPU and memory.
 //! * `search`: our samplers and pruners next to a pinned Optuna (search quality, cost of a
-//!   suggestion, pruning); see search.rs.
+//!   suggestion, pruning); see search/.
 mod eval;
 mod models;
 mod search;

@@ -26,7 +26,7 @@ fn spec(data: DataSource, features: &[(String, String)], rounds: f64) -> WalkFor
         classify: true,
         test: 126,
         step: 126,
-        model: "lightgbm".into(),
+        model: mlt_protocol::spec::ModelKind::Lightgbm,
         model_params: [("num_iterations".to_string(), rounds)].into(),
         validation: 0.2,
         ..WalkForwardSpec::new(data, features.to_vec())
@@ -58,7 +58,7 @@ fn bare(spec: &WalkForwardSpec, bars: &Bars) -> Result<(f64, usize), String> {
     let folds = walk_forward(bars.len(), 504, 126, 126, false, 1)?;
     let d = cols.len() as i32;
     let params = Lgbm::new(ModelSettings {
-        name: "lightgbm".into(),
+        name: mlt_protocol::spec::ModelKind::Lightgbm,
         classify: true,
         params: spec.model_params.clone(),
         early_stopping: spec.early_stopping,
@@ -339,7 +339,7 @@ fn lstm_throughput(n: usize, epochs: usize) -> anyhow::Result<()> {
     let (steps, features, hidden, batch) = (50, 16, 64, 256);
     let (x, y) = sequences(n, steps, features);
     let settings = ModelSettings {
-        name: "lstm".into(),
+        name: mlt_protocol::spec::ModelKind::Lstm,
         classify: true,
         lookback: steps as u32,
         seed: 1,

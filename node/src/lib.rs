@@ -1,6 +1,7 @@
 //! mlt-node: the machines that run trials.
 //!
 //! ```text
+//! config.rs     the node's settings
 //! node.rs       the node: connect, register, then receive / send / heartbeat / stop loops;
 //!               reconnects with backoff, re-sends unacknowledged results, drains on SIGTERM
 //! state.rs      the state machine: each frame and worker event as a plain function (unit-tested)
@@ -12,6 +13,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod config;
 pub mod datasets;
 pub mod node;
 pub mod objective;
@@ -19,4 +21,5 @@ pub mod resources;
 pub mod state;
 pub mod worker;
 
-pub use node::{run_node, NodeConfig};
+pub use config::NodeConfig;
+pub use node::{run_node, NodeError};

@@ -1,13 +1,13 @@
 //! The node: connects to the scheduler, registers its slots, runs what it is assigned, and
 //! keeps going through scheduler restarts. Results not yet acknowledged are kept and sent
 //! again after a reconnect; the scheduler records each exactly once.
+use crate::config::NodeConfig;
 use crate::state::{NodeEvent, Outbox, State};
 use crate::worker::Worker;
 use mlt_net::{connect, ClientSession};
 use mlt_protocol::handshake::{Hello, Role};
 use mlt_protocol::ids::NodeId;
 use mlt_protocol::messages::*;
-use mlt_protocol::token::Token;
 use ractor::Actor;
 use std::future::Future;
 use std::pin::Pin;
@@ -15,23 +15,16 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Settings of a node.
-#[derive(Clone, Debug)]
-pub struct NodeConfig {
-    /// Scheduler address, `host:port`.
-    pub scheduler: String,
-    /// The join token.
-    pub token: Token,
-    /// Name shown in listings.
-    pub name: String,
-    /// The slots.
-    pub slots: Vec<SlotInfo>,
-    /// Longest wait between reconnection attempts.
-    pub reconnect_max: Duration,
-    /// On SIGTERM, how long running trials may take before they are handed back.
-    pub drain_timeout: Duration,
-    /// Where uploaded datasets are cached, by SHA-256.
-    pub cache_dir: std::path::PathBuf,
+/// Why a node stopped other than by finishing its work.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A worker slot could not be started. Fatal: the node never connected.
+    #[error("starting a worker: {0}")]
+    Worker(String),
+    /// The scheduler cannot be reached in a way retrying will not fix (wrong token, wrong
+    /// fingerprint, another protocol version, an address that does not resolve). Fatal.
+    #[error(transparent)]
+    Refused(#[from] mlt_net::ConnectError),
 }
 
 enum Exit {
@@ -45,7 +38,7 @@ type Shutdown<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
 pub async fn run_node(
     cfg: NodeConfig,
     shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
+) -> Result<(), NodeError> {
     let id = NodeId(rand::random());
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let mut workers = Vec::new();
@@ -56,7 +49,7 @@ pub async fn run_node(
             (s.slot, s.cpus, s.gpus.first().copied(), events_tx.clone()),
         )
         .await
-        .map_err(|e| anyhow::anyhow!("starting a worker: {e}"))?;
+        .map_err(|e| NodeError::Worker(e.to_string()))?;
         workers.push(w);
     }
     let mut st = State::new(id, cfg, Box::new(workers));
@@ -79,7 +72,7 @@ pub async fn run_node(
         let session = match offline(&mut st, &mut events, shutdown.as_mut(), attempt).await {
             None => break Ok(()),
             Some(Ok(s)) => s,
-            Some(Err(e)) if e.is_fatal() => break Err(anyhow::Error::new(e)),
+            Some(Err(e)) if e.is_fatal() => break Err(NodeError::Refused(e)),
             Some(Err(e)) => {
                 tracing::warn!("{e}; retrying in {} ms", backoff.as_millis());
                 let wait = tokio::time::sleep(backoff);

@@ -1,8 +1,8 @@
 //! The node's state machine: what it does with each frame from the scheduler and each event
 //! from its workers, as plain functions over [`State`], an [`Outbox`] and the [`Slots`] that
 //! run trials. The loops in `node.rs` drive it; the tests below drive it without sockets.
+use crate::config::NodeConfig;
 use crate::datasets::{Cache, Fetch, Progress};
-use crate::node::NodeConfig;
 use crate::objective::StopFlag;
 use mlt_protocol::ids::{NodeId, SlotId, TrialKey};
 use mlt_protocol::messages::*;
@@ -414,6 +414,7 @@ mod tests {
                 noise: 0.0,
             }),
             workdir: None,
+            run: Default::default(),
         }
     }
 

@@ -9,7 +9,7 @@
 //! handshake  Hello / Welcome: protocol version, role, token; fatal refusals
 //! codec      u32-LE length-prefixed postcard frames with a hard maximum size
 //! token      join / client tokens that carry the scheduler certificate's fingerprint
-//! spec       the researcher's search spec: parsing and validation with file/line/key errors
+//! spec       the search spec's types (parsed and validated by the mlt-spec crate)
 //! records    trial and study records as stored and listed (JSON for the CLI)
 //! ```
 #![warn(missing_docs)]
@@ -24,7 +24,7 @@ pub mod spec;
 pub mod token;
 
 /// Version of the wire protocol; a peer with another version is refused at `Hello`.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// TLS application protocol name negotiated on every connection.
 pub const ALPN: &[u8] = b"mlt/1";
 /// Default UDP port of the scheduler.

@@ -115,6 +115,22 @@ pub struct AssignMsg {
     pub objective: ObjectiveSpec,
     /// Folder the spec was submitted from (the `command` objective runs there when it exists).
     pub workdir: Option<String>,
+    /// A trial of the search, or the hold-out evaluation of an earlier trial.
+    pub run: RunKind,
+}
+
+/// What an assignment runs. Set by the scheduler, never by the researcher's spec.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunKind {
+    /// A trial of the search: its model's seed is its trial number; the hold-out is unseen.
+    #[default]
+    Search,
+    /// The hold-out evaluation of trial `source` (a walk-forward study): trained on the window
+    /// before the hold-out with that trial's model seed, tested on the hold-out.
+    Holdout {
+        /// The trial evaluated (its number, which seeds its model).
+        source: u64,
+    },
 }
 
 /// The pruner's decision.

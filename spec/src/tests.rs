@@ -437,7 +437,10 @@ fn walk_forward_objectives_are_checked() {
         panic!()
     };
     assert_eq!(w.model_params.get("lightgbm.num_leaves"), Some(&15.0));
-    assert_eq!(w.ensemble.as_ref().unwrap().method, "stacking");
+    assert_eq!(
+        w.ensemble.as_ref().unwrap().method,
+        EnsembleMethod::Stacking
+    );
     assert_eq!((w.holdout, w.validation), (250, 0.2));
     assert!(matches!(
         w.splits,

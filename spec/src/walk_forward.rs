@@ -2,7 +2,7 @@
 //! its settings, costs, hold-out.
 use crate::keys::Keys;
 use crate::keys::{days, num_value, EMPTY};
-use crate::tables::{LIGHTGBM_SETTINGS, LSTM_SETTINGS};
+use crate::tables::{member_key, LIGHTGBM, LSTM};
 use crate::validate::Ctx;
 use mlt_protocol::spec::*;
 use std::collections::BTreeMap;
@@ -122,12 +122,12 @@ pub(crate) fn walk_forward(
         .model
         .as_ref()
         .map_or("ridge".to_string(), |m| m.get_ref().clone());
-    if !["ridge", "lightgbm", "lstm", "ensemble"].contains(&model.as_str()) {
+    if ModelKind::from_name(&model).is_none() {
         let sp = o.model.as_ref().map_or(span.clone(), |m| m.span());
         cx.err(
             sp,
             "objective.model",
-            format!("unknown model `{model}` (expected: ridge, lightgbm, lstm, ensemble)"),
+            format!("unknown model `{model}` (expected: {})", ModelKind::names()),
         );
     }
     let ensemble = ensemble_spec(cx, o, &model, span.clone());
@@ -135,17 +135,12 @@ pub(crate) fn walk_forward(
         model == name
             || ensemble
                 .as_ref()
-                .is_some_and(|e| e.members.iter().any(|m| m == name))
+                .is_some_and(|e| e.members.iter().any(|m| m.name() == name))
     };
     let mut model_params = BTreeMap::new();
     for (table, section, name, settings) in [
-        (
-            &o.lightgbm,
-            "objective.lightgbm",
-            "lightgbm",
-            &LIGHTGBM_SETTINGS[..],
-        ),
-        (&o.lstm, "objective.lstm", "lstm", &LSTM_SETTINGS[..]),
+        (&o.lightgbm, "objective.lightgbm", "lightgbm", LIGHTGBM),
+        (&o.lstm, "objective.lstm", "lstm", LSTM),
     ] {
         let Some(t) = table else { continue };
         if !uses(name) {
@@ -161,7 +156,8 @@ pub(crate) fn walk_forward(
             table: t.get_ref(),
             asked: BTreeSet::new(),
         };
-        for &(key, lo, hi, int) in settings {
+        for setting in settings {
+            let (key, lo, hi, int) = (setting.name, setting.low, setting.high, setting.integral);
             let v = if key == "attention" {
                 k.get(key)
                     .is_some()
@@ -176,7 +172,7 @@ pub(crate) fn walk_forward(
             if let Some(v) = v {
                 // An ensemble keeps each member's settings apart: `lightgbm.learning_rate`.
                 let key = if model == "ensemble" {
-                    format!("{name}.{key}")
+                    member_key(name, key)
                 } else {
                     key.to_string()
                 };
@@ -248,18 +244,21 @@ pub(crate) fn walk_forward(
             categorical.push(name.get_ref().clone());
         }
     }
-    let sizing = o
-        .sizing
-        .as_ref()
-        .map_or("sign".to_string(), |m| m.get_ref().clone());
-    if !["sign", "threshold", "probability"].contains(&sizing.as_str()) {
-        let sp = o.sizing.as_ref().map_or(span.clone(), |m| m.span());
-        cx.err(
-            sp,
-            "objective.sizing",
-            format!("unknown sizing `{sizing}` (expected: sign, threshold, probability)"),
-        );
-    }
+    let sizing = match &o.sizing {
+        None => Sizing::Sign,
+        Some(m) => Sizing::from_name(m.get_ref()).unwrap_or_else(|| {
+            cx.err(
+                m.span(),
+                "objective.sizing",
+                format!(
+                    "unknown sizing `{}` (expected: {})",
+                    m.get_ref(),
+                    Sizing::names()
+                ),
+            );
+            Sizing::Sign
+        }),
+    };
     let test = days(cx, &o.test, "objective.test", 63, 1);
     let classify = match o.label.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
         None | Some(("return", _)) => false,
@@ -364,7 +363,8 @@ pub(crate) fn walk_forward(
         test,
         step: days(cx, &o.step, "objective.step", test as i64, 1),
         expanding: o.expanding.as_ref().is_some_and(|e| *e.get_ref()),
-        model,
+        // An unknown name is an error above, and the spec is refused.
+        model: ModelKind::from_name(&model).unwrap_or(ModelKind::Ridge),
         alpha: num_value(cx, &o.alpha, "objective.alpha", 1.0, 0.0, 1e12),
         sizing,
         threshold: num_value(cx, &o.threshold, "objective.threshold", 0.0, 0.0, 1.0),
@@ -393,8 +393,6 @@ pub(crate) fn walk_forward(
         ensemble,
         budget_epochs,
         splits,
-        holdout_run: false,
-        model_seed: None,
     })))
 }
 
@@ -429,12 +427,9 @@ fn ensemble_spec(
         table: t.get_ref(),
         asked: BTreeSet::new(),
     };
-    let method = k.choice(
-        cx,
-        "method",
-        "voting",
-        &["voting", "blending", "dynamic", "stacking"],
-    );
+    let names: Vec<&str> = EnsembleMethod::ALL.iter().map(|m| m.name()).collect();
+    let method = k.choice(cx, "method", "voting", &names);
+    let method = EnsembleMethod::from_name(method).unwrap_or(EnsembleMethod::Voting);
     let mut members = Vec::new();
     match k.get("members") {
         Some(v) => {
@@ -459,7 +454,10 @@ fn ensemble_spec(
                     "must list two or more different models of ridge, lightgbm, lstm",
                 );
             }
-            members = names;
+            members = names
+                .iter()
+                .filter_map(|n| ModelKind::from_name(n))
+                .collect();
         }
         None => cx.err(
             t.span(),
@@ -478,7 +476,7 @@ fn ensemble_spec(
                     .collect()
             })
             .unwrap_or_default();
-        if method != "voting"
+        if method != EnsembleMethod::Voting
             || w.len() != members.len()
             || w.iter().any(|x| x.is_nan() || *x < 0.0)
             || w.iter().sum::<f64>() <= 0.0
@@ -493,7 +491,7 @@ fn ensemble_spec(
     }
     k.finish(cx, "ensemble");
     Some(EnsembleSpec {
-        method: method.to_string(),
+        method,
         members,
         weights,
     })

@@ -1,7 +1,7 @@
 //! The data files a walk-forward spec names travel with the study: each is hashed (SHA-256),
 //! uploaded to the scheduler unless it already holds that content, and the submitted spec
 //! names it by hash (`data = "sha256:<hex>/<name>"`), so nodes need no shared filesystem.
-use super::client::Target;
+use super::target::Target;
 use anyhow::{bail, Context};
 use mlt_protocol::messages::{FromClient, PutDatasetMsg, ToClient, DATASET_CHUNK};
 use mlt_protocol::records::DatasetInfo;

@@ -1,12 +1,13 @@
 //! Command-line interface.
 //!
 //! ```text
-//! serve.rs   run, scheduler, join: the long-running commands
+//! serve.rs     run, scheduler, join: the long-running commands
+//! target.rs    where requests go: a running scheduler, or a stopped one's store
 //! datasets.rs  the data files a spec names: hashed, uploaded once, named by hash
-//! client.rs  submit, status, trials, best, cancel, export: talk to a scheduler (or read a
-//!            stopped scheduler's store)
-//! models.rs  artifact, predict: a trial's kept model and its predictions on new data
-//! output.rs  tables, JSON and CSV
+//! client.rs    submit, status, trials, best, cancel, export
+//! models.rs    artifact, predict, ensemble: a trial's kept model, its predictions, ensembles
+//! stats.rs     stats returns|dsr|pbo on a researcher's files
+//! output.rs    tables, JSON and CSV
 //! ```
 mod client;
 mod datasets;
@@ -14,9 +15,12 @@ mod models;
 mod output;
 mod serve;
 mod stats;
+mod target;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use mlt_protocol::spec::EnsembleMethod;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 /// Hyperparameter search cluster for machine-learning trading models.
 #[derive(Parser, Debug)]
@@ -206,8 +210,8 @@ pub enum Command {
         /// the folds before), blending (least-squares weights on the members' out-of-sample
         /// predictions of the folds before) or stacking (a ridge meta-model on the members'
         /// out-of-fold predictions inside each fold's training window).
-        #[arg(long, default_value = "voting", value_parser = ["voting", "dynamic", "blending", "stacking"])]
-        method: String,
+        #[arg(long, default_value = "voting", value_parser = EnsembleMethod::from_str)]
+        method: EnsembleMethod,
         /// The study's data files, when it ran on uploaded files and the scheduler is running.
         #[arg(long = "data")]
         data: Vec<PathBuf>,
@@ -441,7 +445,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             data,
             json,
             conn,
-        } => models::ensemble(&study, top, &method, &data, json, &conn).await,
+        } => models::ensemble(&study, top, method, &data, json, &conn).await,
         Command::Stats { what } => match what {
             StatsCmd::Returns {
                 file,

@@ -1,9 +1,10 @@
 //! `artifact` and `predict`: the model a trial kept, and its predictions on new data.
-use super::client::{target, Target};
+use super::target::{target, Target};
 use super::Conn;
 use anyhow::{bail, Context};
 use mlt_protocol::messages::{FromClient, ToClient, TrialRefMsg};
 use mlt_protocol::records::ModelArtifact;
+use mlt_protocol::spec::EnsembleMethod;
 use std::path::{Path, PathBuf};
 
 async fn fetch(t: &mut Target, study: &str, trial: u64) -> anyhow::Result<ModelArtifact> {
@@ -164,7 +165,7 @@ fn extract_datasets(
 pub async fn ensemble(
     study: &str,
     top: usize,
-    method: &str,
+    method: EnsembleMethod,
     data: &[PathBuf],
     json: bool,
     conn: &Conn,
@@ -255,10 +256,9 @@ pub async fn ensemble(
         .map(|t| (t.number.0, t.params.clone()))
         .collect();
     let values: Vec<f64> = done.iter().map(v).collect();
-    let method_s = method.to_string();
     let workdir = sub.workdir.clone();
     let report = tokio::task::spawn_blocking(move || {
-        mlt_eval::ensemble_of_trials(&wf, &members, &method_s, workdir.as_deref())
+        mlt_eval::ensemble_of_trials(&wf, &members, method, workdir.as_deref())
     })
     .await?
     .map_err(|e| anyhow::anyhow!("{study}: {e}"))?;
@@ -312,7 +312,7 @@ pub async fn ensemble(
     if let Some(w) = report.weights.last() {
         let w: Vec<String> = w.iter().map(|x| format!("{x:.3}")).collect();
         // Blending and stacking weigh the members by a least-squares meta-model's slopes.
-        let what = if matches!(method, "blending" | "stacking") {
+        let what = if matches!(method, EnsembleMethod::Blending | EnsembleMethod::Stacking) {
             "meta-model slopes"
         } else {
             "weights"

@@ -14,6 +14,8 @@
 //! A member that reads sequences (the LSTM) gets the whole row; the others get its last step.
 use super::{load_model, model_for, ridge, Factory, Model, ModelSettings, RidgeFit};
 use crate::combine::{meta_model, skill_weights, stacking_blocks};
+use mlt_protocol::spec::{EnsembleMethod, ModelKind};
+use mlt_spec::tables::member_setting;
 use serde::{Deserialize, Serialize};
 
 /// The ensemble.
@@ -21,7 +23,7 @@ pub struct Ensemble {
     settings: ModelSettings,
     /// Makes the members (tests swap in instrumented ones).
     factory: Factory,
-    method: String,
+    method: EnsembleMethod,
     weights: Vec<f64>,
     members: Vec<Member>,
     blend: Option<RidgeFit>,
@@ -60,23 +62,22 @@ impl Ensemble {
             .ok_or("an ensemble needs its members")?;
         let mut members = Vec::new();
         for name in &spec.members {
-            let prefix = format!("{name}.");
             let mut s = settings.clone();
-            s.name = name.clone();
+            s.name = *name;
             s.ensemble = None;
             s.params = settings
                 .params
                 .iter()
-                .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_string(), *v)))
+                .filter_map(|(k, v)| member_setting(name.name(), k).map(|k| (k.to_string(), *v)))
                 .collect();
-            let lookback = if name == "lstm" {
+            let lookback = if *name == ModelKind::Lstm {
                 s.lookback.max(1) as usize
             } else {
                 1
             };
             s.lookback = lookback as u32;
             members.push(Member {
-                name: name.clone(),
+                name: name.name().to_string(),
                 model: factory(&s)?,
                 lookback,
             });
@@ -116,7 +117,13 @@ impl Ensemble {
         Ok(Self {
             settings: ModelSettings::default(),
             factory: model_for,
-            method: s.method,
+            method: EnsembleMethod::from_name(&s.method).ok_or_else(|| {
+                format!(
+                    "ensemble: unknown method `{}` (known: {})",
+                    s.method,
+                    EnsembleMethod::names()
+                )
+            })?,
             weights: s.weights,
             members,
             blend: s.blend,
@@ -214,13 +221,17 @@ impl Model for Ensemble {
         }
         self.features = row_len / lookback;
         let valid = valid.filter(|(vx, _)| !vx.is_empty());
-        if ["blending", "dynamic"].contains(&self.method.as_str()) && valid.is_none() {
+        if matches!(
+            self.method,
+            EnsembleMethod::Blending | EnsembleMethod::Dynamic
+        ) && valid.is_none()
+        {
             return Err(format!(
                 "{} ensembles weigh their members on the validation tail: set `validation` above 0",
                 self.method
             ));
         }
-        if self.method == "stacking" {
+        if self.method == EnsembleMethod::Stacking {
             self.blend = Some(self.stack(x, y)?);
         }
         for i in 0..self.members.len() {
@@ -235,8 +246,8 @@ impl Model for Ensemble {
             return Ok(());
         };
         let preds = self.member_predictions(vx)?;
-        match self.method.as_str() {
-            "blending" => {
+        match self.method {
+            EnsembleMethod::Blending => {
                 let rows: Vec<Vec<f64>> = (0..vy.len())
                     .map(|i| preds.iter().map(|p| p[i]).collect())
                     .collect();
@@ -244,7 +255,7 @@ impl Model for Ensemble {
                     "blending: too few or degenerate validation rows for the blend weights",
                 )?);
             }
-            "dynamic" => {
+            EnsembleMethod::Dynamic => {
                 let skill: Vec<f64> = preds
                     .iter()
                     .map(|p| {
@@ -259,7 +270,7 @@ impl Model for Ensemble {
                     .collect();
                 self.weights = skill_weights(&skill);
             }
-            _ => {}
+            EnsembleMethod::Voting | EnsembleMethod::Stacking => {}
         }
         Ok(())
     }
@@ -295,7 +306,7 @@ impl Model for Ensemble {
             ));
         }
         serde_json::to_string(&Saved {
-            method: self.method.clone(),
+            method: self.method.name().to_string(),
             weights: self.weights.clone(),
             blend: self.blend.clone(),
             features: self.features,

@@ -1,25 +1,25 @@
 //! The model a trial's settings name, or the one an artifact holds. LightGBM and the LSTM are
 //! there only when the crate is built with their features (`lightgbm`, `lstm`).
 use super::{ensemble::Ensemble, Model, ModelSettings, Ridge, RidgeFit};
+use mlt_protocol::spec::ModelKind;
 
 /// The model the settings name.
 pub fn model_for(s: &ModelSettings) -> Result<Box<dyn Model>, String> {
-    match s.name.as_str() {
-        "ridge" => Ok(Box::new(Ridge::new(s.alpha))),
+    match s.name {
+        ModelKind::Ridge => Ok(Box::new(Ridge::new(s.alpha))),
         #[cfg(feature = "lightgbm")]
-        "lightgbm" if s.staged => Ok(Box::new(super::lgbm_staged::LgbmStaged::new(s.clone()))),
+        ModelKind::Lightgbm if s.staged => {
+            Ok(Box::new(super::lgbm_staged::LgbmStaged::new(s.clone())))
+        }
         #[cfg(feature = "lightgbm")]
-        "lightgbm" => Ok(Box::new(super::lgbm::Lgbm::new(s.clone()))),
+        ModelKind::Lightgbm => Ok(Box::new(super::lgbm::Lgbm::new(s.clone()))),
         #[cfg(feature = "lstm")]
-        "lstm" => Ok(Box::new(super::lstm::Lstm::new(s.clone()))),
-        "ensemble" => Ok(Box::new(Ensemble::new(s.clone())?)),
+        ModelKind::Lstm => Ok(Box::new(super::lstm::Lstm::new(s.clone()))),
+        ModelKind::Ensemble => Ok(Box::new(Ensemble::new(s.clone())?)),
         #[cfg(not(feature = "lightgbm"))]
-        "lightgbm" => Err(not_built("lightgbm")),
+        ModelKind::Lightgbm => Err(not_built("lightgbm")),
         #[cfg(not(feature = "lstm"))]
-        "lstm" => Err(not_built("lstm")),
-        other => Err(format!(
-            "unknown model `{other}` (available: ridge, lightgbm, lstm, ensemble)"
-        )),
+        ModelKind::Lstm => Err(not_built("lstm")),
     }
 }
 

@@ -4,6 +4,7 @@
 //! LightGBM's own model text, with gain/split importance and mean |SHAP| (pred_contrib).
 use super::{Model, ModelSettings};
 use lightgbm3::{Booster, Dataset, ImportanceType};
+use mlt_spec::tables::LIGHTGBM;
 use serde_json::{json, Map, Value};
 
 /// A LightGBM model.
@@ -56,23 +57,22 @@ pub fn params(s: &ModelSettings, with_valid: bool) -> Value {
     };
     p.insert("objective".into(), json!(objective));
     p.insert("metric".into(), json!(metric));
-    p.insert("num_iterations".into(), json!(200));
-    p.insert("learning_rate".into(), json!(0.05));
     p.insert("num_threads".into(), json!(s.threads.max(1)));
     p.insert("seed".into(), json!(s.seed % (i32::MAX as u64)));
     p.insert("deterministic".into(), json!(true));
     p.insert("force_row_wise".into(), json!(true));
     p.insert("verbosity".into(), json!(-1));
-    for (k, v) in &s.params {
-        let integral = mlt_spec::tables::LIGHTGBM_SETTINGS
-            .iter()
-            .any(|(n, _, _, int)| n == k && *int);
-        let v = if integral {
-            json!(v.round() as i64)
-        } else {
-            json!(v)
-        };
-        p.insert(k.clone(), v);
+    // Every setting given (or with a default of ours), as its table says: whole numbers
+    // where LightGBM wants them.
+    for setting in LIGHTGBM {
+        if let Some(v) = setting.value(&s.params) {
+            let v = if setting.integral {
+                json!(v as i64)
+            } else {
+                json!(v)
+            };
+            p.insert(setting.name.into(), v);
+        }
     }
     if with_valid && s.early_stopping > 0 {
         p.insert("early_stopping_rounds".into(), json!(s.early_stopping));
@@ -232,7 +232,7 @@ pub(crate) mod tests {
 
     fn settings() -> ModelSettings {
         ModelSettings {
-            name: "lightgbm".into(),
+            name: mlt_protocol::spec::ModelKind::Lightgbm,
             threads: 1,
             early_stopping: 10,
             params: [("num_iterations".to_string(), 300.0)].into(),

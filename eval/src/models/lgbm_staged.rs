@@ -319,7 +319,7 @@ mod tests {
 
     fn settings(classify: bool) -> ModelSettings {
         ModelSettings {
-            name: "lightgbm".into(),
+            name: mlt_protocol::spec::ModelKind::Lightgbm,
             classify,
             threads: 1,
             early_stopping: 20,

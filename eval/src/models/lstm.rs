@@ -70,7 +70,12 @@ impl LstmConfig {
     /// From the model settings (spec `[objective.lstm]` and trial parameters), for rows of
     /// `row_len` = sequence × features values.
     pub fn from_settings(s: &ModelSettings, row_len: usize) -> Result<Self, String> {
-        let get = |k: &str, d: f64| s.params.get(k).copied().unwrap_or(d);
+        // Every setting from its table: the given value within its bounds, or its default.
+        let get = |k: &str| {
+            mlt_spec::tables::setting("lstm", k)
+                .and_then(|t| t.value(&s.params))
+                .expect("every LSTM setting has a default")
+        };
         let sequence = s.lookback.max(1) as usize;
         if row_len == 0 || !row_len.is_multiple_of(sequence) {
             return Err(format!(
@@ -80,14 +85,14 @@ impl LstmConfig {
         Ok(Self {
             features: row_len / sequence,
             sequence,
-            hidden: get("hidden", 32.0).round().clamp(1.0, 4096.0) as usize,
-            layers: get("layers", 1.0).round().clamp(1.0, 3.0) as usize,
-            dropout: get("dropout", 0.0).clamp(0.0, 0.9),
-            attention: get("attention", 0.0) > 0.5,
-            epochs: get("epochs", 30.0).round().clamp(1.0, 10_000.0) as usize,
-            batch: get("batch", 256.0).round().clamp(1.0, 65_536.0) as usize,
-            learning_rate: get("learning_rate", 1e-3),
-            weight_decay: get("weight_decay", 0.0),
+            hidden: get("hidden") as usize,
+            layers: get("layers") as usize,
+            dropout: get("dropout"),
+            attention: get("attention") > 0.5,
+            epochs: get("epochs") as usize,
+            batch: get("batch") as usize,
+            learning_rate: get("learning_rate"),
+            weight_decay: get("weight_decay"),
             classify: s.classify,
             horizons: if s.horizons.len() > 1 {
                 s.horizons.clone()
@@ -607,7 +612,7 @@ mod tests {
             params.insert(k.to_string(), *v);
         }
         ModelSettings {
-            name: "lstm".into(),
+            name: mlt_protocol::spec::ModelKind::Lstm,
             classify: true,
             lookback: 8,
             early_stopping: 5,

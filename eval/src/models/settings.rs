@@ -1,12 +1,13 @@
 //! What a model is built from: the spec's choice and settings, the trial's parameters, the
 //! slot's threads and GPU.
+use mlt_protocol::spec::ModelKind;
 
 /// What a model is built from: the spec's choice and settings, the trial's parameters, the
 /// slot's threads.
 #[derive(Clone, Debug, Default)]
 pub struct ModelSettings {
-    /// `ridge`, `lightgbm` or `lstm`.
-    pub name: String,
+    /// The model.
+    pub name: ModelKind,
     /// Ridge penalty.
     pub alpha: f64,
     /// Predict the probability of "up" (binary) instead of the forward return.

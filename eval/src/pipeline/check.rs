@@ -2,7 +2,7 @@
 use crate::features::{lookahead_check, parse, substitute};
 use crate::universe::load;
 use mlt_protocol::records::{ParamValue, Params};
-use mlt_protocol::spec::{Splits, WalkForwardSpec};
+use mlt_protocol::spec::{ModelKind, Splits, WalkForwardSpec};
 
 /// The checks a researcher gets at submit time, before anything runs: the data loads, every
 /// feature parses and passes the look-ahead guard with its `$parameters` at the low and at the
@@ -15,7 +15,7 @@ pub fn check(
     use mlt_protocol::spec::Distribution as D;
     // A multi-step head searched over: a lone LSTM, no more outputs than the horizon's days.
     for p in &space.params {
-        let lstm_member = spec.model == "ensemble" && p.name == "lstm.outputs";
+        let lstm_member = spec.model == ModelKind::Ensemble && p.name == "lstm.outputs";
         if p.name != "outputs" && !lstm_member {
             continue;
         }
@@ -32,8 +32,8 @@ pub fn check(
         let lstm_in_ensemble = spec
             .ensemble
             .as_ref()
-            .is_some_and(|e| e.members.iter().any(|m| m == "lstm"));
-        if spec.model != "lstm" {
+            .is_some_and(|e| e.members.contains(&ModelKind::Lstm));
+        if spec.model != ModelKind::Lstm {
             if most > 1.0 && lstm_in_ensemble {
                 return Err((
                     key,

@@ -60,6 +60,9 @@ pub struct Trial<'a> {
     pub workdir: Option<&'a str>,
     /// The model's seed (the trial's number; a hold-out evaluation keeps its source's).
     pub seed: u64,
+    /// A hold-out evaluation: one fold, trained on the window before the hold-out and tested
+    /// on it. Otherwise a search trial, which never sees the hold-out.
+    pub holdout: bool,
 }
 
 /// [`run_walk_forward`] with its timings.
@@ -100,7 +103,7 @@ fn evaluate(
 ) -> Result<Outcome, String> {
     let Prepared { trader, days, n } =
         prepare(spec, trial, (ctx.threads(), ctx.gpu()), timings, factory)?;
-    if spec.holdout_run {
+    if trial.holdout {
         let fold = holdout_fold(spec, n)?;
         return walk_forward_folds(&trader, &[fold], &days, ctx, timings);
     }

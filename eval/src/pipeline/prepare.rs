@@ -11,7 +11,8 @@ use crate::models::Factory;
 use crate::models::{output_horizons, ModelSettings};
 use crate::universe::{data_key, head, load};
 use mlt_protocol::records::ParamValue;
-use mlt_protocol::spec::WalkForwardSpec;
+use mlt_protocol::spec::{ModelKind, Sizing as SizingSpec, WalkForwardSpec};
+use mlt_spec::tables::{member_key, member_setting, setting};
 
 /// One instrument's features, labels and next-day returns.
 pub(super) struct Inst {
@@ -45,9 +46,6 @@ impl Inst {
     }
 }
 
-/// A model setting: name, lowest, highest, whether integral.
-type Setting = (&'static str, f64, f64, bool);
-
 /// Everything a trial's folds need: the bars (cut before the hold-out for search trials),
 /// features with the trial's parameters, labels, and the model's settings.
 pub(super) struct Prepared<'a> {
@@ -72,7 +70,7 @@ pub(super) fn prepare<'a>(
     let mut all_bars = cache::bars(&source, || load(&spec.data, workdir))?.to_vec();
     let n_all = all_bars.first().map_or(0, |b| b.len());
     let holdout = spec.holdout as usize;
-    if holdout > 0 && !spec.holdout_run {
+    if holdout > 0 && !trial.holdout {
         // The search never sees the hold-out: not its features, labels or returns.
         if n_all <= holdout {
             return Err(format!(
@@ -119,44 +117,31 @@ pub(super) fn prepare<'a>(
         Some(ParamValue::Int(x)) => *x as f64,
         _ => default,
     };
-    let sizing = match spec.sizing.as_str() {
-        "threshold" => Sizing::Threshold(num("threshold", spec.threshold)),
-        "probability" => Sizing::Probability,
-        _ => Sizing::Sign,
+    let sizing = match spec.sizing {
+        SizingSpec::Sign => Sizing::Sign,
+        SizingSpec::Threshold => Sizing::Threshold(num("threshold", spec.threshold)),
+        SizingSpec::Probability => Sizing::Probability,
     };
     // Model settings: the spec's, then the trial's parameters of those names. An ensemble's
     // settings are per member (`lightgbm.learning_rate`); an unprefixed name reaches every
     // member that has the setting.
     let mut model_params = spec.model_params.clone();
-    let settings_of = |model: &str| -> (&[Setting], &[(&str, &str)]) {
-        match model {
-            "lightgbm" => (
-                &mlt_spec::tables::LIGHTGBM_SETTINGS,
-                &mlt_spec::tables::LIGHTGBM_ALIASES,
-            ),
-            "lstm" => (&mlt_spec::tables::LSTM_SETTINGS, &[]),
-            _ => (&[], &[]),
-        }
-    };
-    let members: Vec<String> = match &spec.ensemble {
-        Some(e) => e.members.clone(),
-        None => vec![spec.model.clone()],
+    let members: Vec<&str> = match &spec.ensemble {
+        Some(e) => e.members.iter().map(|m| m.name()).collect(),
+        None => vec![spec.model.name()],
     };
     for (name, v) in params {
         for member in &members {
-            let (known, aliases) = settings_of(member);
             let bare = match name.split_once('.') {
-                Some((m, k)) if m == member => k,
-                Some(_) => continue,
+                Some(_) => match member_setting(member, name) {
+                    Some(k) => k,
+                    None => continue,
+                },
                 None => name.as_str(),
             };
-            let canonical = aliases
-                .iter()
-                .find(|(a, _)| *a == bare)
-                .map_or(bare, |(_, c)| c);
-            if !known.iter().any(|(n, ..)| *n == canonical) {
+            let Some(canonical) = setting(member, bare).map(|s| s.name) else {
                 continue;
-            }
+            };
             let x = match v {
                 ParamValue::Float(x) => *x,
                 ParamValue::Int(x) => *x as f64,
@@ -166,7 +151,7 @@ pub(super) fn prepare<'a>(
                 }
             };
             let key = if spec.ensemble.is_some() {
-                format!("{member}.{canonical}")
+                member_key(member, canonical)
             } else {
                 canonical.to_string()
             };
@@ -178,21 +163,17 @@ pub(super) fn prepare<'a>(
         features.push((name.clone(), substitute(text, params)?));
     }
     // The LSTM reads sequences of this many days; other models one day's row.
-    let lookback = if spec.model == "lstm" {
-        model_params
-            .get("sequence")
-            .copied()
-            .unwrap_or(30.0)
-            .round()
-            .max(1.0) as u32
+    let lstm = |name: &str| setting("lstm", name).and_then(|s| s.value(&model_params));
+    let lookback = if spec.model == ModelKind::Lstm {
+        lstm("sequence").unwrap_or(1.0) as u32
     } else {
         1
     };
     // A multi-step head (the LSTM's `outputs`) is fitted on the label over each of its
     // horizons; all of them reach no further than the label, so the purging is the label's.
-    let horizons = if spec.model == "lstm" {
-        let outputs = model_params.get("outputs").copied().unwrap_or(1.0);
-        output_horizons(outputs.round().clamp(1.0, 1e6) as u32, spec.horizon)
+    let horizons = if spec.model == ModelKind::Lstm {
+        let outputs = lstm("outputs").unwrap_or(1.0);
+        output_horizons(outputs as u32, spec.horizon)
             .map_err(|e| format!("the LSTM's head: {e}"))?
     } else {
         Vec::new()
@@ -208,7 +189,7 @@ pub(super) fn prepare<'a>(
         insts,
         sizing,
         model: ModelSettings {
-            name: spec.model.clone(),
+            name: spec.model,
             alpha: num("alpha", spec.alpha),
             classify: spec.classify,
             params: model_params,

@@ -1,4 +1,10 @@
 //! The walk-forward pipeline's tests: whole trials on the synthetic market and on files.
+// Without the model features the tests that need LightGBM or the LSTM are left out, and
+// with them some helpers.
+#![cfg_attr(
+    not(all(feature = "lightgbm", feature = "lstm")),
+    allow(dead_code, unused_imports)
+)]
 use super::*;
 use crate::data::Bars;
 use crate::labels::forward_return;
@@ -8,7 +14,7 @@ use crate::splits::walk_forward;
 use crate::synthetic::{generate, Synthetic};
 use mlt_protocol::messages::{Evaluation, Verdict};
 use mlt_protocol::records::{ParamValue, Params};
-use mlt_protocol::spec::DataSource;
+use mlt_protocol::spec::{DataSource, EnsembleMethod, ModelKind};
 
 struct Ctx(Vec<(u64, Vec<f64>)>);
 impl TrialContext for Ctx {
@@ -55,6 +61,7 @@ fn spec(features: &[(&str, &str)], strength: f64) -> WalkForwardSpec {
 struct Assigned {
     params: Params,
     seed: u64,
+    holdout: bool,
 }
 
 impl Assigned {
@@ -63,12 +70,17 @@ impl Assigned {
             params: &self.params,
             workdir: None,
             seed: self.seed,
+            holdout: self.holdout,
         }
     }
 }
 
 fn assign(params: Params) -> Assigned {
-    Assigned { params, seed: 0 }
+    Assigned {
+        params,
+        seed: 0,
+        holdout: false,
+    }
 }
 
 fn write_csv(path: &std::path::Path, b: &Bars) {
@@ -108,14 +120,16 @@ fn the_search_never_sees_the_holdout_and_the_holdout_run_tests_only_it() {
     write_csv(&w, &wild);
     let mut s = spec(&feats, 0.15);
     s.holdout = 250;
-    let run = |s: &WalkForwardSpec, file: &std::path::Path| {
+    let run = |holdout: bool, file: &std::path::Path| {
         let mut s = s.clone();
         s.data = DataSource::Files {
             paths: vec![file.display().to_string()],
             adjusted: false,
         };
         let mut ctx = Ctx(Vec::new());
-        let out = run_walk_forward(&s, &assign(params.clone()).trial(), &mut ctx);
+        let mut a = assign(params.clone());
+        a.holdout = holdout;
+        let out = run_walk_forward(&s, &a.trial(), &mut ctx);
         let Evaluation {
             values: v,
             metrics: m,
@@ -124,17 +138,16 @@ fn the_search_never_sees_the_holdout_and_the_holdout_run_tests_only_it() {
         } = done(out);
         (v, m, r, ctx.0)
     };
-    let (v1, m1, r1, steps) = run(&s, &a);
-    let (v2, m2, r2, _) = run(&s, &w);
+    let (v1, m1, r1, steps) = run(false, &a);
+    let (v2, m2, r2, _) = run(false, &w);
     // (2750 − 501) / 250 = 8 folds, none touching the last 250 days; identical results
     // whatever those days hold.
     assert_eq!(steps.len(), 8);
     assert!(r1.days.iter().all(|d| *d < b.days[2750]));
     assert_eq!((&v1, &m1, &r1), (&v2, &m2, &r2));
     // The hold-out run: one fold, trained on the 500 days before it (purged), tested on it.
-    s.holdout_run = true;
-    let (v3, _, r3, steps) = run(&s, &a);
-    let (v4, _, _, _) = run(&s, &w);
+    let (v3, _, r3, steps) = run(true, &a);
+    let (v4, _, _, _) = run(true, &w);
     assert_eq!(steps.len(), 1);
     assert_eq!(r3.days, b.days[2750..].to_vec());
     assert_ne!(v3, v4, "the hold-out run reads the hold-out");
@@ -224,7 +237,7 @@ fn lgbm_spec() -> WalkForwardSpec {
         ],
         0.3,
     );
-    s.model = "lightgbm".into();
+    s.model = ModelKind::Lightgbm;
     s.classify = true;
     s.validation = 0.2;
     s.objectives = vec!["accuracy".into()];
@@ -326,7 +339,7 @@ impl Model for Remember {
 #[test]
 fn the_lstm_finds_the_planted_edge_and_nothing_in_shuffled_labels() {
     let mut s = lgbm_spec();
-    s.model = "lstm".into();
+    s.model = ModelKind::Lstm;
     s.model_params = [
         ("sequence".to_string(), 10.0),
         ("hidden".to_string(), 16.0),
@@ -385,15 +398,15 @@ fn the_lstm_finds_the_planted_edge_and_nothing_in_shuffled_labels() {
 fn ensembles_vote_blend_and_weigh_by_recent_skill() {
     use mlt_protocol::spec::EnsembleSpec;
     let mut s = lgbm_spec();
-    s.model = "ensemble".into();
+    s.model = ModelKind::Ensemble;
     s.model_params = [
         ("lightgbm.num_iterations".to_string(), 100.0),
         ("lightgbm.num_leaves".to_string(), 7.0),
     ]
     .into();
     let ens = |method: &str, weights: Vec<f64>| EnsembleSpec {
-        method: method.into(),
-        members: vec!["ridge".into(), "lightgbm".into()],
+        method: method.parse().unwrap(),
+        members: vec![ModelKind::Ridge, ModelKind::Lightgbm],
         weights,
     };
     for method in ["voting", "blending", "dynamic", "stacking"] {
@@ -412,7 +425,7 @@ fn ensembles_vote_blend_and_weigh_by_recent_skill() {
     s.ensemble = Some(ens("voting", vec![1.0, 0.0]));
     let only_ridge = run_with(&s, Params::new(), model_for);
     let mut r = s.clone();
-    r.model = "ridge".into();
+    r.model = ModelKind::Ridge;
     r.ensemble = None;
     let ridge = run_with(&r, Params::new(), model_for);
     assert_eq!(only_ridge.returns, ridge.returns);
@@ -471,13 +484,13 @@ fn stacking_learns_only_from_out_of_fold_training_rows() {
     use mlt_protocol::spec::EnsembleSpec;
     let ix = Indexed::new(2000, 5, 0.3);
     let mut s = lgbm_spec();
-    s.model = "ensemble".into();
+    s.model = ModelKind::Ensemble;
     s.horizon = 3;
     ix.read_by(&mut s, "sum(returns, 5) / std(returns, 20)");
     s.model_params = [("lightgbm.num_iterations".to_string(), 30.0)].into();
     s.ensemble = Some(EnsembleSpec {
-        method: "stacking".into(),
-        members: vec!["ridge".into(), "lightgbm".into()],
+        method: EnsembleMethod::Stacking,
+        members: vec![ModelKind::Ridge, ModelKind::Lightgbm],
         weights: Vec::new(),
     });
     SEEN.with(|s| s.borrow_mut().clear());
@@ -537,7 +550,7 @@ fn a_stacked_ensemble_of_trials_learns_only_inside_each_training_window() {
         ),
     ];
     SEEN.with(|s| s.borrow_mut().clear());
-    let e = trial_ensemble::ensemble_with(&s, &members, "stacking", None, |s| {
+    let e = trial_ensemble::ensemble_with(&s, &members, EnsembleMethod::Stacking, None, |s| {
         Ok(Box::new(Recorder(0, model_for(s)?)))
     })
     .unwrap();
@@ -671,7 +684,7 @@ impl TrialContext for PruneAt {
 #[test]
 fn epochs_can_be_the_pruning_budget() {
     let mut s = lgbm_spec();
-    s.model = "lstm".into();
+    s.model = ModelKind::Lstm;
     s.budget_epochs = true;
     s.early_stopping = 0;
     s.model_params = [
@@ -841,7 +854,7 @@ fn a_multi_step_head_is_fitted_on_every_horizon_up_to_the_label() {
     let ix = Indexed::new(1200, 8, Synthetic::default().strength);
     let b = &ix.bars;
     let mut s = lgbm_spec();
-    s.model = "lstm".into();
+    s.model = ModelKind::Lstm;
     ix.read_by(&mut s, "sum(returns, 5)");
     s.train = 400;
     s.test = 200;

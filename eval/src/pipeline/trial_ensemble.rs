@@ -10,14 +10,14 @@ use crate::models::Factory;
 use crate::models::{model_for, ridge, RidgeFit};
 use crate::splits::Fold;
 use mlt_protocol::records::{Metrics, Params};
-use mlt_protocol::spec::{Splits, WalkForwardSpec};
+use mlt_protocol::spec::{EnsembleMethod, Splits, WalkForwardSpec};
 
 /// A study-level ensemble of trials, evaluated on the study's walk-forward folds and on its
 /// hold-out.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TrialEnsemble {
-    /// `voting`, `dynamic` or `blending`.
-    pub method: String,
+    /// How the members were combined.
+    pub method: EnsembleMethod,
     /// The ensemble's metrics over every fold of the search period.
     pub metrics: Metrics,
     /// Each member alone on the same folds (recomputed), in the order given.
@@ -45,8 +45,8 @@ struct Prior {
 
 /// Weights of members from their returns so far: equal for `voting` (or with no history),
 /// else dynamic weights ([`skill_weights`]) from each member's Sharpe so far.
-fn member_weights(method: &str, history: &[Vec<f64>]) -> Vec<f64> {
-    if method != "dynamic" || history.iter().any(|h| h.len() < 2) {
+fn member_weights(method: EnsembleMethod, history: &[Vec<f64>]) -> Vec<f64> {
+    if method != EnsembleMethod::Dynamic || history.iter().any(|h| h.len() < 2) {
         return vec![1.0 / history.len() as f64; history.len()];
     }
     let skill: Vec<f64> = history.iter().map(|h| m::sharpe(h)).collect();
@@ -128,7 +128,7 @@ fn stack_within(
 pub fn ensemble_of_trials(
     spec: &WalkForwardSpec,
     members: &[(u64, Params)],
-    method: &str,
+    method: EnsembleMethod,
     workdir: Option<&str>,
 ) -> Result<TrialEnsemble, String> {
     ensemble_with(spec, members, method, workdir, model_for)
@@ -138,7 +138,7 @@ pub fn ensemble_of_trials(
 pub(super) fn ensemble_with(
     spec: &WalkForwardSpec,
     members: &[(u64, Params)],
-    method: &str,
+    method: EnsembleMethod,
     workdir: Option<&str>,
     factory: Factory,
 ) -> Result<TrialEnsemble, String> {
@@ -149,7 +149,7 @@ pub(super) fn ensemble_with(
         return Err("ensembles of trials are evaluated on walk-forward splits".into());
     }
     let mut t = Timings::default();
-    let run = |spec: &WalkForwardSpec,
+    let run = |holdout: bool,
                folds_of: &dyn Fn(usize) -> Result<Vec<Fold>, String>,
                prior: Option<&Prior>,
                t: &mut Timings|
@@ -160,6 +160,7 @@ pub(super) fn ensemble_with(
                 params,
                 workdir,
                 seed: *trial,
+                holdout,
             };
             preps.push(prepare(spec, &trial, (1, None), t, factory)?);
         }
@@ -204,8 +205,10 @@ pub(super) fn ensemble_with(
                 None => (&seen.blend_x, &seen.blend_y),
             };
             let blend = match method {
-                "blending" if bx.len() >= 30 => ridge(bx, by, 1e-3),
-                "stacking" => Some(stack_within(&preps, &fold.train, spec.horizon, k, t)?),
+                EnsembleMethod::Blending if bx.len() >= 30 => ridge(bx, by, 1e-3),
+                EnsembleMethod::Stacking => {
+                    Some(stack_within(&preps, &fold.train, spec.horizon, k, t)?)
+                }
                 _ => None,
             };
             let combined = match &blend {
@@ -256,19 +259,17 @@ pub(super) fn ensemble_with(
         Ok((all, alone, weights, seen))
     };
     let search_folds = |n: usize| search_folds(spec, n);
-    let (all, alone, weights, prior) = run(spec, &search_folds, None, &mut t)?;
+    let (all, alone, weights, prior) = run(false, &search_folds, None, &mut t)?;
     let members_metrics: Vec<Metrics> = alone.iter().map(Traded::metrics).collect();
     let (mut holdout, mut holdout_members) = (None, Vec::new());
     if spec.holdout > 0 {
-        let mut hs = spec.clone();
-        hs.holdout_run = true;
         let fold = |n: usize| holdout_fold(spec, n).map(|f| vec![f]);
-        let (h_all, h_alone, _, _) = run(&hs, &fold, Some(&prior), &mut t)?;
+        let (h_all, h_alone, _, _) = run(true, &fold, Some(&prior), &mut t)?;
         holdout = Some(h_all.metrics());
         holdout_members = h_alone.iter().map(Traded::metrics).collect();
     }
     Ok(TrialEnsemble {
-        method: method.to_string(),
+        method,
         metrics: all.metrics(),
         members: members_metrics,
         weights,

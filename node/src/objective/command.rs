@@ -259,6 +259,7 @@ mod tests {
             .into(),
             objective: ObjectiveSpec::Command(spec.clone()),
             workdir: None,
+            run: Default::default(),
         };
         (spec, a)
     }

@@ -6,6 +6,7 @@ mod search;
 use crate::records::{ParamValue, Params};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 
 pub use search::*;
 
@@ -330,8 +331,8 @@ pub struct WalkForwardSpec {
     pub step: u32,
     /// Grow the training window from the start instead of rolling it.
     pub expanding: bool,
-    /// The model (`ridge`, `lightgbm` or `lstm`).
-    pub model: String,
+    /// The model.
+    pub model: ModelKind,
     /// The model's fixed settings (`[objective.lightgbm]` or `[objective.lstm]`); a trial
     /// parameter of the same name overrides one.
     pub model_params: BTreeMap<String, f64>,
@@ -351,8 +352,8 @@ pub struct WalkForwardSpec {
     pub budget_epochs: bool,
     /// Ridge penalty.
     pub alpha: f64,
-    /// How predictions become positions: `sign`, `threshold` or `probability`.
-    pub sizing: String,
+    /// How predictions become positions.
+    pub sizing: Sizing,
     /// Dead band of `threshold` sizing (in units of the predicted return).
     pub threshold: f64,
     /// No short positions.
@@ -373,12 +374,6 @@ pub struct WalkForwardSpec {
     pub holdout_top: u32,
     /// How the search period is split.
     pub splits: Splits,
-    /// Set by the scheduler on a hold-out evaluation's assignment (not a spec key): train on
-    /// the window before the hold-out, test on the hold-out.
-    pub holdout_run: bool,
-    /// Set by the scheduler on a hold-out evaluation (not a spec key): the seed of the trial it
-    /// evaluates, so the model is the one that trial trained. Otherwise the trial's number.
-    pub model_seed: Option<u64>,
 }
 
 impl WalkForwardSpec {
@@ -395,9 +390,9 @@ impl WalkForwardSpec {
             test: 63,
             step: 63,
             expanding: false,
-            model: "ridge".into(),
+            model: ModelKind::Ridge,
             alpha: 1.0,
-            sizing: "sign".into(),
+            sizing: Sizing::Sign,
             threshold: 0.0,
             long_only: false,
             cost_bps: 1.0,
@@ -407,8 +402,6 @@ impl WalkForwardSpec {
             holdout: 0,
             holdout_top: 5,
             splits: Splits::WalkForward,
-            holdout_run: false,
-            model_seed: None,
             model_params: BTreeMap::new(),
             validation: 0.0,
             early_stopping: 20,
@@ -419,15 +412,108 @@ impl WalkForwardSpec {
     }
 }
 
+/// Names a closed set of choices in specs, on the command line and in JSON: every name is
+/// known, and an unknown one is an error (never a fallback).
+macro_rules! named {
+    ($(#[$doc:meta])* $ty:ident { $($(#[$vdoc:meta])* $variant:ident = $name:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $ty {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $ty {
+            /// Every choice, in the order the docs list them.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// Its name in specs, on the command line and in JSON.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+
+            /// The choice `name` names.
+            pub fn from_name(name: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|c| c.name() == name)
+            }
+
+            /// The names, comma-separated (for error messages).
+            pub fn names() -> String {
+                Self::ALL.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                Self::from_name(s).ok_or_else(|| format!("`{s}` is not one of {}", Self::names()))
+            }
+        }
+    };
+}
+
+named! {
+    /// A walk-forward objective's model (`objective.model`) or an ensemble's member.
+    ModelKind {
+        /// Ridge regression (the baseline).
+        Ridge = "ridge",
+        /// LightGBM (gradient-boosted trees).
+        Lightgbm = "lightgbm",
+        /// An LSTM of feature sequences.
+        Lstm = "lstm",
+        /// Several models on the same rows (`[objective.ensemble]`).
+        Ensemble = "ensemble",
+    }
+}
+
+/// The spec's default model.
+impl Default for ModelKind {
+    fn default() -> Self {
+        ModelKind::Ridge
+    }
+}
+
+named! {
+    /// How predictions become positions (`objective.sizing`).
+    Sizing {
+        /// Long when the prediction says up, short when down.
+        Sign = "sign",
+        /// Flat inside a dead band of `threshold` around zero (or one half).
+        Threshold = "threshold",
+        /// A position in [-1, 1] from the probability of up (2p − 1).
+        Probability = "probability",
+    }
+}
+
+named! {
+    /// How an ensemble's members are combined.
+    EnsembleMethod {
+        /// Fixed weights (equal by default).
+        Voting = "voting",
+        /// Least-squares weights of the label on the members' predictions.
+        Blending = "blending",
+        /// Weights from each member's recent skill.
+        Dynamic = "dynamic",
+        /// A ridge meta-model on the members' out-of-fold predictions.
+        Stacking = "stacking",
+    }
+}
+
 /// `[objective.ensemble]`: several models fitted on the same rows, their predictions combined.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnsembleSpec {
-    /// `voting` (fixed weights), `blending` (least-squares weights on the validation tail),
-    /// `dynamic` (weights from each member's skill on the validation tail) or `stacking` (a
-    /// ridge meta-model on the members' out-of-fold predictions within the training rows).
-    pub method: String,
-    /// Member models: `ridge`, `lightgbm`, `lstm` (each at most once).
-    pub members: Vec<String>,
+    /// How the members' predictions are combined.
+    pub method: EnsembleMethod,
+    /// Member models: ridge, LightGBM, the LSTM (each at most once; not an ensemble).
+    pub members: Vec<ModelKind>,
     /// Voting weights, one per member (equal when empty).
     pub weights: Vec<f64>,
 }

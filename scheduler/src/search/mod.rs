@@ -5,10 +5,10 @@
 //! it stopped.
 //!
 //! ```text
-//! space.rs     internal lines (log, half-step widening, categorical index), unit cube
+//! space.rs     internal lines (log, half-step widening, categorical index), unit cube, draws
 //! special.rs   normal CDF / quantile (mlt-eval's), fast exp, log-sum-exp, truncated normal
 //! mo.rs        dominance, non-dominated sort, crowding distance, hypervolume
-//! random.rs    independent uniform sampling
+//! random.rs    independent uniform sampling (the random sampler)
 //! grid.rs      exhaustive grid, each point once
 //! qmc.rs       scrambled Sobol
 //! tpe/         TPE: univariate, multivariate, grouped, constant liar, MOTPE, constraints

@@ -3,9 +3,7 @@
 //! scheduler continues the same sequence.
 use super::space::assemble;
 use super::{trial_rng, Ask, Sampler, Suggestion};
-use mlt_protocol::records::{ParamValue, Params};
-use mlt_protocol::spec::Distribution;
-use rand::Rng;
+use mlt_protocol::records::Params;
 
 /// Independent uniform (log-uniform) sampling.
 pub struct RandomSampler {
@@ -16,54 +14,6 @@ impl RandomSampler {
     /// A sampler for a study seed.
     pub fn new(seed: u64) -> Self {
         Self { seed }
-    }
-}
-
-/// Draws one value of `dist`.
-pub fn draw(dist: &Distribution, rng: &mut impl Rng) -> ParamValue {
-    match dist {
-        Distribution::Float {
-            low,
-            high,
-            log,
-            step,
-        } => {
-            if low == high {
-                return ParamValue::Float(*low);
-            }
-            let x = if *log {
-                (rng.random_range(low.ln()..=high.ln()))
-                    .exp()
-                    .clamp(*low, *high)
-            } else if let Some(s) = step {
-                let n = ((high - low) / s + 1e-9).floor() as u64;
-                (low + s * rng.random_range(0..=n) as f64).min(*high)
-            } else {
-                rng.random_range(*low..=*high)
-            };
-            ParamValue::Float(x)
-        }
-        Distribution::Int {
-            low,
-            high,
-            log,
-            step,
-        } => {
-            let v = if *log {
-                let x = rng
-                    .random_range((*low as f64 - 0.5).max(0.5).ln()..(*high as f64 + 0.5).ln())
-                    .exp();
-                (x.round() as i64).clamp(*low, *high)
-            } else {
-                let n = (high - low) / step;
-                low + step * rng.random_range(0..=n)
-            };
-            ParamValue::Int(v)
-        }
-        Distribution::Categorical { choices } => {
-            choices[rng.random_range(0..choices.len())].clone()
-        }
-        Distribution::Fixed { value } => value.clone(),
     }
 }
 
@@ -81,6 +31,7 @@ impl Sampler for RandomSampler {
 mod tests {
     use super::*;
     use mlt_protocol::ids::TrialId;
+    use mlt_protocol::records::ParamValue;
     use mlt_protocol::spec::{Direction, SearchSpace};
 
     fn ask(s: &mut RandomSampler, space: &SearchSpace, n: u64) -> Params {

@@ -177,7 +177,7 @@ pub fn assemble(
             .and_then(|s| s.get(&p.name))
             .or_else(|| proposal.get(&p.name))
             .cloned()
-            .unwrap_or_else(|| super::random::draw(&p.dist, rng));
+            .unwrap_or_else(|| draw(&p.dist, rng));
         params.insert(p.name.clone(), v);
     }
     params
@@ -246,6 +246,54 @@ pub fn normal(rng: &mut impl Rng) -> f64 {
     let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
     let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Draws one value of `dist`.
+pub fn draw(dist: &Distribution, rng: &mut impl Rng) -> ParamValue {
+    match dist {
+        Distribution::Float {
+            low,
+            high,
+            log,
+            step,
+        } => {
+            if low == high {
+                return ParamValue::Float(*low);
+            }
+            let x = if *log {
+                (rng.random_range(low.ln()..=high.ln()))
+                    .exp()
+                    .clamp(*low, *high)
+            } else if let Some(s) = step {
+                let n = ((high - low) / s + 1e-9).floor() as u64;
+                (low + s * rng.random_range(0..=n) as f64).min(*high)
+            } else {
+                rng.random_range(*low..=*high)
+            };
+            ParamValue::Float(x)
+        }
+        Distribution::Int {
+            low,
+            high,
+            log,
+            step,
+        } => {
+            let v = if *log {
+                let x = rng
+                    .random_range((*low as f64 - 0.5).max(0.5).ln()..(*high as f64 + 0.5).ln())
+                    .exp();
+                (x.round() as i64).clamp(*low, *high)
+            } else {
+                let n = (high - low) / step;
+                low + step * rng.random_range(0..=n)
+            };
+            ParamValue::Int(v)
+        }
+        Distribution::Categorical { choices } => {
+            choices[rng.random_range(0..choices.len())].clone()
+        }
+        Distribution::Fixed { value } => value.clone(),
+    }
 }
 
 #[cfg(test)]

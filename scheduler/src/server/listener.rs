@@ -1,5 +1,6 @@
 //! The Listener actor: owns the QUIC endpoint and accepts connections. Each connection's
 //! handshake runs in its own task, so a slow or hostile peer delays nobody.
+use super::close;
 use super::session::{Session, SessionArgs};
 use crate::supervisor::Shared;
 use mlt_net::frames::{FrameReader, FrameWriter};
@@ -86,14 +87,6 @@ impl Actor for Listener {
         st.endpoint.close(0u32.into(), b"scheduler stopping");
         Ok(())
     }
-}
-
-/// Close codes sent to peers.
-pub mod close {
-    /// Handshake refused.
-    pub const REFUSED: u32 = 1;
-    /// A frame did not decode or was too large.
-    pub const BAD_FRAME: u32 = 2;
 }
 
 async fn refuse(

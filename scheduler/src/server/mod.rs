@@ -9,3 +9,11 @@ mod session;
 
 pub use listener::{Listener, ListenerArgs};
 pub use session::{Session, SessionArgs, SessionMsg, MAX_DATASET_BYTES, PBO_BLOCKS};
+
+/// Close codes sent to peers.
+pub mod close {
+    /// Handshake refused.
+    pub const REFUSED: u32 = 1;
+    /// A frame did not decode or was too large.
+    pub const BAD_FRAME: u32 = 2;
+}

@@ -1,6 +1,6 @@
 //! The Session actor: one per accepted connection. A reader task decodes frames and posts
 //! them here; a frame that does not decode closes the connection (the scheduler goes on).
-use super::listener::close;
+use super::close;
 use crate::registry::RegistryMsg;
 use crate::study::StudyMsg;
 use crate::supervisor::{Shared, SupervisorMsg};

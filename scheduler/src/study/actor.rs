@@ -9,7 +9,7 @@ use crate::store::StoreHandle;
 use mlt_net::Outbox;
 use mlt_protocol::ids::{NodeId, SlotId, TrialKey};
 use mlt_protocol::messages::{
-    AckMsg, AssignMsg, FinishMsg, ReportMsg, ToNode, Verdict, VerdictMsg,
+    AckMsg, AssignMsg, FinishMsg, ReportMsg, RunKind, ToNode, Verdict, VerdictMsg,
 };
 use mlt_protocol::records::{StudySummary, TrialRecord};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -136,15 +136,13 @@ impl Actor for StudyActor {
                     }
                     Some(key) => {
                         let t = &st.a.core.trials[key.trial.0 as usize];
-                        let mut objective = st.a.core.spec.objective.clone();
-                        if let (
-                            mlt_protocol::records::TrialOrigin::Holdout(src),
-                            mlt_protocol::spec::ObjectiveSpec::WalkForward(wf),
-                        ) = (&t.origin, &mut objective)
-                        {
-                            wf.holdout_run = true;
-                            wf.model_seed = Some(*src);
-                        }
+                        let objective = st.a.core.spec.objective.clone();
+                        let run = match t.origin {
+                            mlt_protocol::records::TrialOrigin::Holdout(source) => {
+                                RunKind::Holdout { source }
+                            }
+                            _ => RunKind::Search,
+                        };
                         let assign = ToNode::Assign(AssignMsg {
                             key,
                             slot,
@@ -152,6 +150,7 @@ impl Actor for StudyActor {
                             params: t.params.clone(),
                             objective,
                             workdir: st.a.core.row.workdir.clone(),
+                            run,
                         });
                         let frame = mlt_protocol::codec::encode(&assign, st.a.max_frame)?;
                         let metrics = st.a.metrics.clone();

@@ -1,0 +1,185 @@
+//! Where a client command's requests go: a running scheduler over QUIC, or a stopped
+//! scheduler's store read directly (`--data-dir`).
+use super::{CliError, Conn};
+use anyhow::{bail, Context};
+use mlt_net::{connect, ClientSession};
+use mlt_protocol::handshake::{Hello, Role};
+use mlt_protocol::messages::{FromClient, ToClient};
+use mlt_protocol::records::StatusReport;
+use mlt_protocol::token::Token;
+use mlt_scheduler::store::{Store, StoreError};
+use mlt_scheduler::study::StudyCore;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A connection to a scheduler.
+pub struct Online(ClientSession);
+
+impl Online {
+    pub async fn request(&mut self, m: FromClient) -> anyhow::Result<ToClient> {
+        self.0.writer.send(&m).await?;
+        match tokio::time::timeout(Duration::from_secs(60), self.0.reader.recv::<ToClient>()).await
+        {
+            Err(_) => bail!("the scheduler did not answer within 60 s"),
+            Ok(r) => r?.context("the scheduler closed the connection"),
+        }
+    }
+}
+
+/// A stopped scheduler's store, read directly.
+pub struct Offline {
+    studies: Vec<StudyCore>,
+    /// The store (for returns, artifacts and datasets).
+    pub store: Store,
+}
+
+impl Offline {
+    fn open(dir: &Path) -> Result<Offline, anyhow::Error> {
+        let store = Store::open(dir)?;
+        let mut loaded = store.load()?;
+        let mut studies = Vec::new();
+        for (id, row) in std::mem::take(&mut loaded.studies) {
+            let spec = mlt_spec::parse(&row.spec_toml, &row.source).map_err(|e| {
+                anyhow::anyhow!("stored spec of `{}` does not validate: {e}", row.name)
+            })?;
+            studies.push(StudyCore::new(
+                row,
+                spec,
+                loaded.trials.remove(&id).unwrap_or_default(),
+            ));
+        }
+        Ok(Offline { studies, store })
+    }
+
+    fn find(&self, name: &str) -> Option<&StudyCore> {
+        self.studies
+            .iter()
+            .find(|s| s.row.name == name || s.id().0.to_string() == name)
+    }
+
+    fn request(&self, m: FromClient) -> anyhow::Result<ToClient> {
+        let missing = |n: &str| anyhow::anyhow!("no study named `{n}` in this store");
+        Ok(match m {
+            FromClient::Status => ToClient::Status(StatusReport {
+                version: env!("CARGO_PKG_VERSION").into(),
+                studies: self.studies.iter().map(StudyCore::summary).collect(),
+                nodes: Vec::new(),
+                metrics: Default::default(),
+            }),
+            FromClient::Trials(r) => ToClient::Trials(self.find(&r.study).ok_or_else(|| missing(&r.study))?.trials.clone()),
+            FromClient::Best(r) => ToClient::Best(self.find(&r.study).ok_or_else(|| missing(&r.study))?.best()),
+            FromClient::Study(r) => ToClient::Study(self.find(&r.study).ok_or_else(|| missing(&r.study))?.summary()),
+            FromClient::StudySpec(r) => {
+                let row = &self.find(&r.study).ok_or_else(|| missing(&r.study))?.row;
+                ToClient::StudySpec(mlt_protocol::messages::SubmitMsg {
+                    spec_toml: row.spec_toml.clone(),
+                    source: row.source.clone(),
+                    workdir: row.workdir.clone(),
+                })
+            }
+            FromClient::Artifact(r) => {
+                let id = self.find(&r.study).ok_or_else(|| missing(&r.study))?.id();
+                ToClient::Artifact(
+                    self.store
+                        .artifact(id, mlt_protocol::ids::TrialId(r.trial))?
+                        .map(Box::new),
+                )
+            }
+            FromClient::Overfitting(r) => {
+                let id = self.find(&r.study).ok_or_else(|| missing(&r.study))?.id();
+                ToClient::Overfitting(mlt_eval::selection::study_pbo(
+                    &self.store.returns(id)?,
+                    mlt_scheduler::server::PBO_BLOCKS,
+                ))
+            }
+            FromClient::Submit(_) | FromClient::Cancel(_) | FromClient::HasDataset(_) | FromClient::PutDataset(_) => bail!("this needs a running scheduler (the store was read offline: pass --scheduler, or start it)"),
+        })
+    }
+}
+
+pub enum Target {
+    Online(Box<Online>),
+    Offline(Offline),
+}
+
+impl Target {
+    pub async fn request(&mut self, m: FromClient) -> anyhow::Result<ToClient> {
+        let reply = match self {
+            Target::Online(o) => o.request(m).await?,
+            Target::Offline(o) => o.request(m)?,
+        };
+        if let ToClient::Error(e) = reply {
+            return Err(match e.kind {
+                mlt_protocol::messages::ErrorKind::InvalidSpec => CliError::Spec(e.message).into(),
+                _ => anyhow::anyhow!(e.message),
+            });
+        }
+        Ok(reply)
+    }
+}
+
+fn read_trimmed(p: &Path) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string(p)
+        .with_context(|| format!("reading {}", p.display()))?
+        .trim()
+        .to_string())
+}
+
+async fn online(addr: &str, token: &str) -> anyhow::Result<Online> {
+    let token = Token::parse(token).map_err(|e| CliError::Connect(format!("--token: {e}")))?;
+    if token.role != Role::Client {
+        return Err(CliError::Connect(
+            "this is a node join token; client commands need the client token (DIR/client-token)"
+                .into(),
+        )
+        .into());
+    }
+    let hello = Hello {
+        protocol_version: 0,
+        role: Role::Client,
+        secret: String::new(),
+        name: whoami(),
+        node: None,
+    };
+    let s = connect(addr, &token, hello, Duration::from_secs(10))
+        .await
+        .map_err(|e| CliError::Connect(e.to_string()))?;
+    Ok(Online(s))
+}
+
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "client".into())
+}
+
+/// Finds the scheduler (or its store) as the flags say.
+pub async fn target(conn: &Conn, allow_offline: bool) -> anyhow::Result<Target> {
+    let dir = conn
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./mlt-data"));
+    if let Some(addr) = &conn.scheduler {
+        let token = match &conn.token {
+            Some(t) => t.clone(),
+            None => read_trimmed(&dir.join("client-token"))
+                .context("no --token (or MLT_TOKEN) given")?,
+        };
+        return Ok(Target::Online(Box::new(online(addr, &token).await?)));
+    }
+    if allow_offline && dir.join("store.redb").exists() {
+        match Offline::open(&dir) {
+            Ok(o) => return Ok(Target::Offline(o)),
+            Err(e)
+                if e.downcast_ref::<StoreError>()
+                    .is_some_and(|s| matches!(s, StoreError::Locked(_))) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let addr = read_trimmed(&dir.join("address")).map_err(|_| {
+        CliError::Connect(format!("no --scheduler given and no scheduler found in {} (start one, or pass --scheduler HOST:PORT --token TOKEN)", dir.display()))
+    })?;
+    let token = match &conn.token {
+        Some(t) => t.clone(),
+        None => read_trimmed(&dir.join("client-token"))?,
+    };
+    Ok(Target::Online(Box::new(online(&addr, &token).await?)))
+}
