@@ -98,11 +98,8 @@ fn fold_overhead(
     data: DataSource,
     features: &[(String, String)],
 ) -> Result<(), String> {
-    let spec = WalkForwardSpec {
-        test: 126,
-        step: 126,
-        ..WalkForwardSpec::new(data, features.to_vec())
-    };
+    let mut spec = WalkForwardSpec::new(data, features.to_vec());
+    (spec.windows.test, spec.windows.step) = (126, 126);
     let (out, t) = run_walk_forward_timed(&spec, &trial(), &mut Quiet);
     if let Outcome::Failed(e) = out {
         return Err(e);

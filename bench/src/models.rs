@@ -12,7 +12,7 @@ use mlt_eval::data::{read_csv, Bars};
 use mlt_eval::features::{eval, parse};
 use mlt_eval::labels::direction;
 use mlt_eval::models::lgbm::Lgbm;
-use mlt_eval::models::ModelSettings;
+use mlt_eval::models::{ModelSettings, Slot, Training};
 use mlt_eval::splits::walk_forward;
 use mlt_eval::synthetic::{generate, Synthetic};
 use mlt_eval::{run_walk_forward_timed, validation_split, Timings};
@@ -22,15 +22,13 @@ use std::path::Path;
 use std::time::Instant;
 
 fn spec(data: DataSource, features: &[(String, String)], rounds: f64) -> WalkForwardSpec {
-    WalkForwardSpec {
-        classify: true,
-        test: 126,
-        step: 126,
-        model: mlt_protocol::spec::ModelKind::Lightgbm,
-        model_params: [("num_iterations".to_string(), rounds)].into(),
-        validation: 0.2,
-        ..WalkForwardSpec::new(data, features.to_vec())
-    }
+    let mut s = WalkForwardSpec::new(data, features.to_vec());
+    s.label.classify = true;
+    (s.windows.test, s.windows.step) = (126, 126);
+    s.model.kind = mlt_protocol::spec::ModelKind::Lightgbm;
+    s.model.settings = [("num_iterations".to_string(), rounds)].into();
+    s.model.validation = 0.2;
+    s
 }
 
 /// The bare lightgbm3 work of the same trial: per fold, the same rows, the same parameters.
@@ -60,17 +58,23 @@ fn bare(spec: &WalkForwardSpec, bars: &Bars) -> Result<(f64, usize), String> {
     let params = Lgbm::new(ModelSettings {
         name: mlt_protocol::spec::ModelKind::Lightgbm,
         classify: true,
-        params: spec.model_params.clone(),
-        early_stopping: spec.early_stopping,
-        threads: 1,
-        seed: 0,
+        params: spec.model.settings.clone(),
+        training: Training {
+            early_stopping: spec.model.early_stopping,
+            ..Default::default()
+        },
+        slot: Slot {
+            threads: 1,
+            seed: 0,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .params(true);
     // The arrays are built before the clock starts: only LightGBM's own work is timed.
     let mut work = Vec::new();
     for f in &folds {
-        let (fit, valid) = validation_split(&f.train, spec.validation, 1);
+        let (fit, valid) = validation_split(&f.train, spec.model.validation, 1);
         let (x, y) = gather(&fit);
         let (vx, vy) = gather(&valid);
         let test: Vec<f64> = f.test.iter().filter_map(|&t| row(t)).flatten().collect();
@@ -341,8 +345,14 @@ fn lstm_throughput(n: usize, epochs: usize) -> anyhow::Result<()> {
     let settings = ModelSettings {
         name: mlt_protocol::spec::ModelKind::Lstm,
         classify: true,
-        lookback: steps as u32,
-        seed: 1,
+        rows: mlt_eval::models::Rows {
+            lookback: steps as u32,
+            ..Default::default()
+        },
+        slot: Slot {
+            seed: 1,
+            ..Default::default()
+        },
         params: [
             ("sequence", steps as f64),
             ("hidden", hidden as f64),

@@ -403,16 +403,18 @@ fn walk_forward_objectives_are_checked() {
         panic!()
     };
     assert_eq!(
-        w.objectives,
+        w.report.objectives,
         vec!["sharpe".to_string(), "max_drawdown".to_string()]
     );
-    assert!(w.report_per_fold && w.train == 504 && w.test == 63 && w.step == 63);
+    assert!(
+        w.report.per_fold && w.windows.train == 504 && w.windows.test == 63 && w.windows.step == 63
+    );
     // `value` means sharpe.
     let v = wf("", "data = \"synthetic\"\nfeatures = { m = \"returns\" }").unwrap();
     let ObjectiveSpec::WalkForward(w) = &v.objective else {
         panic!()
     };
-    assert_eq!(w.objectives, vec!["sharpe".to_string()]);
+    assert_eq!(w.report.objectives, vec!["sharpe".to_string()]);
     let e = wf("objectives = [\"profit\"]", "data = \"synthetic\"\nfeatures = { m = \"returns\" }\nfunction = \"branin\"\nreport = \"weekly\"\nmodel = \"xgb\"")
         .unwrap_err()
         .to_string();
@@ -436,14 +438,14 @@ fn walk_forward_objectives_are_checked() {
     let ObjectiveSpec::WalkForward(w) = &ok.objective else {
         panic!()
     };
-    assert_eq!(w.model_params.get("lightgbm.num_leaves"), Some(&15.0));
+    assert_eq!(w.model.settings.get("lightgbm.num_leaves"), Some(&15.0));
     assert_eq!(
-        w.ensemble.as_ref().unwrap().method,
+        w.model.ensemble.as_ref().unwrap().method,
         EnsembleMethod::Stacking
     );
-    assert_eq!((w.holdout, w.validation), (250, 0.2));
+    assert_eq!((w.windows.holdout, w.model.validation), (250, 0.2));
     assert!(matches!(
-        w.splits,
+        w.windows.splits,
         Splits::Cpcv {
             groups: 5,
             test_groups: 2,
@@ -492,7 +494,7 @@ fn walk_forward_objectives_are_checked() {
     let ObjectiveSpec::WalkForward(w) = &ok.objective else {
         panic!()
     };
-    assert_eq!(w.model_params.get("outputs"), Some(&5.0));
+    assert_eq!(w.model.settings.get("outputs"), Some(&5.0));
     let e = wf(
         "",
         &format!("{base}model = \"lstm\"\nhorizon = 2\n[objective.lstm]\noutputs = 3\n"),

@@ -108,7 +108,7 @@ fn validate(cx: &mut Ctx, raw: RawSpec) -> Option<Spec> {
     // A walk-forward study's objectives and constraints are its metrics.
     let mut objective = objective;
     if let (Some(ObjectiveSpec::WalkForward(wf)), Some(st)) = (objective.as_mut(), study.as_ref()) {
-        wf.objectives = st
+        wf.report.objectives = st
             .objectives
             .iter()
             .map(|o| {

@@ -354,18 +354,30 @@ pub(crate) fn walk_forward(
             false
         }
     };
-    Some(ObjectiveSpec::WalkForward(Box::new(WalkForwardSpec {
-        data,
-        features,
-        horizon,
-        classify,
+    let windows = WindowSpec {
         train: days(cx, &o.train, "objective.train", 504, 20),
         test,
         step: days(cx, &o.step, "objective.step", test as i64, 1),
         expanding: o.expanding.as_ref().is_some_and(|e| *e.get_ref()),
+        splits,
+        holdout: match &o.holdout {
+            None => 0,
+            Some(h) if *h.get_ref() == 0 => 0,
+            Some(_) => days(cx, &o.holdout, "objective.holdout", 0, 20),
+        },
+        holdout_top: days(cx, &o.holdout_top, "objective.holdout_top", 5, 1).min(1000),
+    };
+    let model = ModelSpec {
         // An unknown name is an error above, and the spec is refused.
-        model: ModelKind::from_name(&model).unwrap_or(ModelKind::Ridge),
+        kind: ModelKind::from_name(&model).unwrap_or(ModelKind::Ridge),
+        settings: model_params,
         alpha: num_value(cx, &o.alpha, "objective.alpha", 1.0, 0.0, 1e12),
+        ensemble,
+        validation,
+        early_stopping,
+        categorical,
+    };
+    let trading = TradingSpec {
         sizing,
         threshold: num_value(cx, &o.threshold, "objective.threshold", 0.0, 0.0, 1.0),
         long_only: o.long_only.as_ref().is_some_and(|e| *e.get_ref()),
@@ -378,21 +390,19 @@ pub(crate) fn walk_forward(
             0.0,
             10_000.0,
         ),
-        report_per_fold,
-        objectives: Vec::new(),
-        holdout: match &o.holdout {
-            None => 0,
-            Some(h) if *h.get_ref() == 0 => 0,
-            Some(_) => days(cx, &o.holdout, "objective.holdout", 0, 20),
+    };
+    Some(ObjectiveSpec::WalkForward(Box::new(WalkForwardSpec {
+        data,
+        features,
+        label: LabelSpec { horizon, classify },
+        windows,
+        model,
+        trading,
+        report: ReportSpec {
+            objectives: Vec::new(),
+            per_fold: report_per_fold,
+            budget_epochs,
         },
-        holdout_top: days(cx, &o.holdout_top, "objective.holdout_top", 5, 1).min(1000),
-        model_params,
-        validation,
-        early_stopping,
-        categorical,
-        ensemble,
-        budget_epochs,
-        splits,
     })))
 }
 

@@ -71,11 +71,11 @@ impl Ensemble {
                 .filter_map(|(k, v)| member_setting(name.name(), k).map(|k| (k.to_string(), *v)))
                 .collect();
             let lookback = if *name == ModelKind::Lstm {
-                s.lookback.max(1) as usize
+                s.rows.lookback.max(1) as usize
             } else {
                 1
             };
-            s.lookback = lookback as u32;
+            s.rows.lookback = lookback as u32;
             members.push(Member {
                 name: name.name().to_string(),
                 model: factory(&s)?,
@@ -156,7 +156,7 @@ impl Ensemble {
     /// Stacking's meta-model from out-of-fold predictions within the training rows
     /// ([`crate::combine`]; the rows are purged by the label's reach).
     fn stack(&mut self, x: &[Vec<f64>], y: &[f64]) -> Result<RidgeFit, String> {
-        let purge = self.settings.purge_rows;
+        let purge = self.settings.rows.purge_rows;
         let (mut meta_x, mut meta_y) = (Vec::new(), Vec::new());
         for (fit, block) in stacking_blocks(x.len(), |start| start.saturating_sub(purge), 2) {
             let mut preds = Vec::new();

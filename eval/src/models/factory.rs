@@ -8,7 +8,7 @@ pub fn model_for(s: &ModelSettings) -> Result<Box<dyn Model>, String> {
     match s.name {
         ModelKind::Ridge => Ok(Box::new(Ridge::new(s.alpha))),
         #[cfg(feature = "lightgbm")]
-        ModelKind::Lightgbm if s.staged => {
+        ModelKind::Lightgbm if s.training.staged => {
             Ok(Box::new(super::lgbm_staged::LgbmStaged::new(s.clone())))
         }
         #[cfg(feature = "lightgbm")]

@@ -57,8 +57,8 @@ pub fn params(s: &ModelSettings, with_valid: bool) -> Value {
     };
     p.insert("objective".into(), json!(objective));
     p.insert("metric".into(), json!(metric));
-    p.insert("num_threads".into(), json!(s.threads.max(1)));
-    p.insert("seed".into(), json!(s.seed % (i32::MAX as u64)));
+    p.insert("num_threads".into(), json!(s.slot.threads.max(1)));
+    p.insert("seed".into(), json!(s.slot.seed % (i32::MAX as u64)));
     p.insert("deterministic".into(), json!(true));
     p.insert("force_row_wise".into(), json!(true));
     p.insert("verbosity".into(), json!(-1));
@@ -74,11 +74,14 @@ pub fn params(s: &ModelSettings, with_valid: bool) -> Value {
             p.insert(setting.name.into(), v);
         }
     }
-    if with_valid && s.early_stopping > 0 {
-        p.insert("early_stopping_rounds".into(), json!(s.early_stopping));
+    if with_valid && s.training.early_stopping > 0 {
+        p.insert(
+            "early_stopping_rounds".into(),
+            json!(s.training.early_stopping),
+        );
     }
-    if !s.categorical.is_empty() {
-        let cols: Vec<String> = s.categorical.iter().map(|c| c.to_string()).collect();
+    if !s.rows.categorical.is_empty() {
+        let cols: Vec<String> = s.rows.categorical.iter().map(|c| c.to_string()).collect();
         p.insert("categorical_feature".into(), json!(cols.join(",")));
     }
     Value::Object(p)
@@ -111,10 +114,11 @@ impl Model for Lgbm {
         let d = row_width(x)?;
         let lgb = |e: lightgbm3::Error| format!("LightGBM: {e}");
         let mut train = Dataset::from_slice(&flat(x), &labels(y), d as i32, true).map_err(lgb)?;
-        if self.settings.features.len() == d {
+        if self.settings.rows.features.len() == d {
             // LightGBM's names allow no spaces or JSON punctuation.
             let names: Vec<String> = self
                 .settings
+                .rows
                 .features
                 .iter()
                 .map(|n| {
@@ -162,7 +166,7 @@ impl Model for Lgbm {
                 self.n_features
             ));
         }
-        let threads = format!("num_threads={}", self.settings.threads.max(1));
+        let threads = format!("num_threads={}", self.settings.slot.threads.max(1));
         b.predict_with_params(&flat(rows), self.n_features as i32, true, &threads)
             .map_err(|e| format!("LightGBM: {e}"))
     }
@@ -214,6 +218,7 @@ impl Model for Lgbm {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::models::{Slot, Training};
     use rand::{Rng, SeedableRng};
 
     /// Three features in [-1, 1]; y depends on x0 (strongly) and x1 (weakly); x2 is noise.
@@ -233,8 +238,14 @@ pub(crate) mod tests {
     fn settings() -> ModelSettings {
         ModelSettings {
             name: mlt_protocol::spec::ModelKind::Lightgbm,
-            threads: 1,
-            early_stopping: 10,
+            slot: Slot {
+                threads: 1,
+                ..Default::default()
+            },
+            training: Training {
+                early_stopping: 10,
+                ..Default::default()
+            },
             params: [("num_iterations".to_string(), 300.0)].into(),
             ..Default::default()
         }
@@ -291,7 +302,7 @@ pub(crate) mod tests {
         assert_eq!(p["num_iterations"], 3);
         assert_eq!(p["objective"], "regression");
         few.classify = true;
-        few.categorical = vec![0, 2];
+        few.rows.categorical = vec![0, 2];
         let p = Lgbm::new(few).params(true);
         assert_eq!(p["objective"], "binary");
         assert_eq!(p["categorical_feature"], "0,2");

@@ -153,9 +153,9 @@ impl Model for LgbmStaged {
                 .map(|(vx, vy)| (flat(vx), vy.to_vec(), vec![self.init; vx.len()])),
             best: None,
             max_stages: total.div_ceil(self.stage_rounds),
-            patience: (self.settings.early_stopping as usize)
+            patience: (self.settings.training.early_stopping as usize)
                 .div_ceil(self.stage_rounds)
-                .max(usize::from(self.settings.early_stopping > 0)),
+                .max(usize::from(self.settings.training.early_stopping > 0)),
         });
         Ok(())
     }
@@ -307,6 +307,7 @@ impl Model for LgbmStaged {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::{Slot, Training};
 
     /// LightGBM's test rows; a classifier learns the sign of the label.
     fn data(n: usize, seed: u64, classify: bool) -> (Vec<Vec<f64>>, Vec<f64>) {
@@ -321,9 +322,14 @@ mod tests {
         ModelSettings {
             name: mlt_protocol::spec::ModelKind::Lightgbm,
             classify,
-            threads: 1,
-            early_stopping: 20,
-            staged: true,
+            slot: Slot {
+                threads: 1,
+                ..Default::default()
+            },
+            training: Training {
+                early_stopping: 20,
+                staged: true,
+            },
             params: [("num_iterations".to_string(), 200.0)].into(),
             ..Default::default()
         }

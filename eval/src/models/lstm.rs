@@ -76,7 +76,7 @@ impl LstmConfig {
                 .and_then(|t| t.value(&s.params))
                 .expect("every LSTM setting has a default")
         };
-        let sequence = s.lookback.max(1) as usize;
+        let sequence = s.rows.lookback.max(1) as usize;
         if row_len == 0 || !row_len.is_multiple_of(sequence) {
             return Err(format!(
                 "rows of {row_len} values are not sequences of {sequence} steps"
@@ -94,8 +94,8 @@ impl LstmConfig {
             learning_rate: get("learning_rate"),
             weight_decay: get("weight_decay"),
             classify: s.classify,
-            horizons: if s.horizons.len() > 1 {
-                s.horizons.clone()
+            horizons: if s.rows.horizons.len() > 1 {
+                s.rows.horizons.clone()
             } else {
                 Vec::new()
             },
@@ -397,8 +397,8 @@ impl Model for Lstm {
                 .collect()
         };
 
-        let plain = device(self.settings.gpu);
-        plain.seed(self.settings.seed);
+        let plain = device(self.settings.slot.gpu);
+        plain.seed(self.settings.slot.seed);
         let train_dev = plain.clone().autodiff();
         let net = c.init(&train_dev);
         let mut adam = AdamConfig::new();
@@ -416,11 +416,11 @@ impl Model for Lstm {
             valid,
             net,
             optim: adam.init(),
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(self.settings.seed),
+            rng: rand_chacha::ChaCha8Rng::seed_from_u64(self.settings.slot.seed),
             train_dev,
             best: None,
             epoch: 0,
-            patience: self.settings.early_stopping as usize,
+            patience: self.settings.training.early_stopping as usize,
         });
         self.fitted = Some(Fitted {
             config: c,
@@ -576,6 +576,7 @@ impl Model for Lstm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::{Rows, Slot, Training};
     use rand::Rng;
 
     /// Sequences of 2 features over 8 steps; the label is the sign of feature 0 three steps
@@ -614,9 +615,18 @@ mod tests {
         ModelSettings {
             name: mlt_protocol::spec::ModelKind::Lstm,
             classify: true,
-            lookback: 8,
-            early_stopping: 5,
-            seed: 3,
+            rows: Rows {
+                lookback: 8,
+                ..Default::default()
+            },
+            training: Training {
+                early_stopping: 5,
+                ..Default::default()
+            },
+            slot: Slot {
+                seed: 3,
+                ..Default::default()
+            },
             params,
             ..Default::default()
         }
@@ -687,7 +697,7 @@ mod tests {
         let (tx, ty) = data(400, 3);
         let mut s = settings(&[("hidden", 24.0), ("epochs", 60.0)]);
         s.classify = false;
-        s.horizons = vec![1, 2];
+        s.rows.horizons = vec![1, 2];
         let mut m = Lstm::new(s.clone());
         // One target per row is not enough for two outputs.
         assert!(Lstm::new(s).fit(&x, &y[..x.len()], None).is_err());

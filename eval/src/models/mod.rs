@@ -30,7 +30,7 @@ pub use factory::{load_model, model_for};
 /// Makes a model from its settings: [`model_for`], or an instrumented one in tests.
 pub type Factory = fn(&ModelSettings) -> Result<Box<dyn Model>, String>;
 pub use ridge::{ridge, Ridge, RidgeFit};
-pub use settings::{output_horizons, ModelSettings};
+pub use settings::{output_horizons, ModelSettings, Rows, Slot, Training};
 
 /// A model of the label from the features.
 pub trait Model {

@@ -2,41 +2,62 @@
 //! slot's threads and GPU.
 use mlt_protocol::spec::ModelKind;
 
-/// What a model is built from: the spec's choice and settings, the trial's parameters, the
-/// slot's threads.
+/// What a model is built from: the spec's choice and settings merged with the trial's
+/// parameters, how it trains, the rows it reads, and the worker slot it runs on.
 #[derive(Clone, Debug, Default)]
 pub struct ModelSettings {
     /// The model.
     pub name: ModelKind,
+    /// Its settings by the names of mlt-spec's tables (the spec's, overridden by the trial's
+    /// parameters); an ensemble's as `member.name`.
+    pub params: std::collections::BTreeMap<String, f64>,
     /// Ridge penalty.
     pub alpha: f64,
     /// Predict the probability of "up" (binary) instead of the forward return.
     pub classify: bool,
-    /// LightGBM settings (spec, overridden by the trial's parameters of the same names).
-    pub params: std::collections::BTreeMap<String, f64>,
+    /// With `name = ensemble`: its members and how they are combined.
+    pub ensemble: Option<mlt_protocol::spec::EnsembleSpec>,
+    /// How it trains.
+    pub training: Training,
+    /// The rows it reads.
+    pub rows: Rows,
+    /// The worker slot it runs on.
+    pub slot: Slot,
+}
+
+/// How a model trains.
+#[derive(Clone, Debug, Default)]
+pub struct Training {
     /// Rounds without improvement on the validation tail before stopping (0: never).
     pub early_stopping: u32,
-    /// Columns LightGBM treats as categorical.
-    pub categorical: Vec<usize>,
+    /// Train boosted models in stages (rounds as the pruning budget).
+    pub staged: bool,
+}
+
+/// The rows a model reads.
+#[derive(Clone, Debug, Default)]
+pub struct Rows {
     /// Feature names, in column order (kept in LightGBM's model text).
     pub features: Vec<String>,
+    /// Columns LightGBM treats as categorical.
+    pub categorical: Vec<usize>,
     /// Steps per input sequence (the LSTM); 1 for models of single rows.
     pub lookback: u32,
     /// Days ahead of each target a multi-step head is fitted on, shortest first, the label's
     /// horizon last ([`output_horizons`]); empty (or one) for models of the label alone.
     pub horizons: Vec<u32>,
-    /// The GPU of the worker slot, for models that use one (the LSTM with `cuda`).
-    pub gpu: Option<u32>,
-    /// With `name = "ensemble"`: its members and how they are combined (member settings are
-    /// in `params` as `member.key`).
-    pub ensemble: Option<mlt_protocol::spec::EnsembleSpec>,
     /// Training rows (in time order) whose labels reach the next `purge_rows` rows: the
     /// horizon times the instruments. Models that cut their training rows purge this many.
     pub purge_rows: usize,
-    /// Train boosted models in stages (rounds as the pruning budget).
-    pub staged: bool,
-    /// Threads the model may use (the worker slot's CPUs).
+}
+
+/// The worker slot a model runs on.
+#[derive(Clone, Debug, Default)]
+pub struct Slot {
+    /// Threads the model may use (the slot's CPUs).
     pub threads: u32,
+    /// The slot's GPU, for models that use one (the LSTM with `cuda`).
+    pub gpu: Option<u32>,
     /// Seed.
     pub seed: u64,
 }

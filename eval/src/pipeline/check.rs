@@ -15,7 +15,7 @@ pub fn check(
     use mlt_protocol::spec::Distribution as D;
     // A multi-step head searched over: a lone LSTM, no more outputs than the horizon's days.
     for p in &space.params {
-        let lstm_member = spec.model == ModelKind::Ensemble && p.name == "lstm.outputs";
+        let lstm_member = spec.model.kind == ModelKind::Ensemble && p.name == "lstm.outputs";
         if p.name != "outputs" && !lstm_member {
             continue;
         }
@@ -30,22 +30,23 @@ pub fn check(
         };
         let key = format!("space.{}", p.name);
         let lstm_in_ensemble = spec
+            .model
             .ensemble
             .as_ref()
             .is_some_and(|e| e.members.contains(&ModelKind::Lstm));
-        if spec.model != ModelKind::Lstm {
+        if spec.model.kind != ModelKind::Lstm {
             if most > 1.0 && lstm_in_ensemble {
                 return Err((
                     key,
                     "a multi-step head needs `model = \"lstm\"` (an ensemble's members predict the label alone)".into(),
                 ));
             }
-        } else if most.round() > spec.horizon as f64 {
+        } else if most.round() > spec.label.horizon as f64 {
             return Err((
                 key,
                 format!(
                     "reaches {most} outputs, more than the {}-day horizon allows",
-                    spec.horizon
+                    spec.label.horizon
                 ),
             ));
         }
@@ -92,27 +93,29 @@ pub fn check(
         }
     }
     let n_all = insts.iter().map(|b| b.len()).min().unwrap_or(0);
-    let n = n_all.saturating_sub(spec.holdout as usize);
-    let held = if spec.holdout > 0 {
-        format!(" (after the {}-day hold-out)", spec.holdout)
+    let n = n_all.saturating_sub(spec.windows.holdout as usize);
+    let held = if spec.windows.holdout > 0 {
+        format!(" (after the {}-day hold-out)", spec.windows.holdout)
     } else {
         String::new()
     };
-    match &spec.splits {
+    match &spec.windows.splits {
         Splits::WalkForward => {
-            let need = spec.train as usize + spec.horizon as usize + spec.test as usize;
+            let need = spec.windows.train as usize
+                + spec.label.horizon as usize
+                + spec.windows.test as usize;
             if n < need {
                 return Err((
                     "objective.train".into(),
                     format!(
                         "{n} bars{held} are too few for {} training + {} purge + {} test days",
-                        spec.train, spec.horizon, spec.test
+                        spec.windows.train, spec.label.horizon, spec.windows.test
                     ),
                 ));
             }
         }
         Splits::Cpcv { groups, .. } => {
-            let need = *groups as usize * (2 * spec.horizon as usize + 20);
+            let need = *groups as usize * (2 * spec.label.horizon as usize + 20);
             if n < need {
                 return Err((
                     "objective.groups".into(),
@@ -123,14 +126,17 @@ pub fn check(
             }
         }
     }
-    if spec.holdout > 0
-        && n_all < spec.holdout as usize + spec.train as usize + spec.horizon as usize
+    if spec.windows.holdout > 0
+        && n_all
+            < spec.windows.holdout as usize
+                + spec.windows.train as usize
+                + spec.label.horizon as usize
     {
         return Err((
             "objective.holdout".into(),
             format!(
                 "{n_all} bars are too few for a {}-day training window, a {}-day purge and a {}-day hold-out",
-                spec.train, spec.horizon, spec.holdout
+                spec.windows.train, spec.label.horizon, spec.windows.holdout
             ),
         ));
     }

@@ -24,7 +24,7 @@ pub(super) fn walk_forward_folds(
     let mut prev_pos = vec![0.0; trader.insts.len()];
     // Running sums of the OOS returns: the common objectives need no pass over the history.
     let (mut s1, mut s2, mut wins) = (0.0f64, 0.0f64, 0usize);
-    let cheap = spec.objectives.iter().all(|o| {
+    let cheap = spec.report.objectives.iter().all(|o| {
         [
             "sharpe",
             "sharpe_per_period",
@@ -49,7 +49,7 @@ pub(super) fn walk_forward_folds(
             s2 += v * v;
             wins += usize::from(*v > 0.0);
         }
-        let reported = if spec.report_per_fold {
+        let reported = if spec.report.per_fold {
             traded.metrics()
         } else if cheap {
             let n = all.r.len() as f64;
@@ -161,7 +161,7 @@ pub(super) fn cpcv_paths(
         }
         last = Some((fitted, fold.test.clone()));
         so_far.extend(&split);
-        let reported = if spec.report_per_fold {
+        let reported = if spec.report.per_fold {
             split.metrics()
         } else {
             so_far.metrics()

@@ -107,10 +107,10 @@ fn evaluate(
         let fold = holdout_fold(spec, n)?;
         return walk_forward_folds(&trader, &[fold], &days, ctx, timings);
     }
-    match &spec.splits {
+    match &spec.windows.splits {
         Splits::WalkForward => {
             let folds = search_folds(spec, n)?;
-            if spec.budget_epochs {
+            if spec.report.budget_epochs {
                 return epoch_folds(&trader, &folds, &days, ctx, timings);
             }
             walk_forward_folds(&trader, &folds, &days, ctx, timings)
@@ -124,7 +124,7 @@ fn evaluate(
                 n,
                 *groups as usize,
                 *test_groups as usize,
-                spec.horizon as usize,
+                spec.label.horizon as usize,
                 *embargo as usize,
             )
             .map_err(|e| format!("splits: {e}"))?;
@@ -137,11 +137,11 @@ fn evaluate(
 fn search_folds(spec: &WalkForwardSpec, n: usize) -> Result<Vec<Fold>, String> {
     walk_forward(
         n,
-        spec.train as usize,
-        spec.test as usize,
-        spec.step as usize,
-        spec.expanding,
-        spec.horizon as usize,
+        spec.windows.train as usize,
+        spec.windows.test as usize,
+        spec.windows.step as usize,
+        spec.windows.expanding,
+        spec.label.horizon as usize,
     )
     .map_err(|e| format!("splits: {e}"))
 }
@@ -149,13 +149,13 @@ fn search_folds(spec: &WalkForwardSpec, n: usize) -> Result<Vec<Fold>, String> {
 /// The hold-out's one fold over `n` days: the training window that ends (purged) where the
 /// hold-out starts, tested on the hold-out.
 fn holdout_fold(spec: &WalkForwardSpec, n: usize) -> Result<Fold, String> {
-    let holdout = spec.holdout as usize;
+    let holdout = spec.windows.holdout as usize;
     let start = n.saturating_sub(holdout);
-    let end = start.saturating_sub(spec.horizon as usize);
-    let from = if spec.expanding {
+    let end = start.saturating_sub(spec.label.horizon as usize);
+    let from = if spec.windows.expanding {
         0
     } else {
-        end.saturating_sub(spec.train as usize)
+        end.saturating_sub(spec.windows.train as usize)
     };
     if end <= from || holdout == 0 {
         return Err("no training window before the hold-out".into());

@@ -8,7 +8,7 @@ use crate::cache;
 use crate::features::{lookahead_check, parse, substitute};
 use crate::labels::{direction, forward_return};
 use crate::models::Factory;
-use crate::models::{output_horizons, ModelSettings};
+use crate::models::{output_horizons, ModelSettings, Rows, Slot, Training};
 use crate::universe::{data_key, head, load};
 use mlt_protocol::records::ParamValue;
 use mlt_protocol::spec::{ModelKind, Sizing as SizingSpec, WalkForwardSpec};
@@ -69,7 +69,7 @@ pub(super) fn prepare<'a>(
     let source = data_key(&spec.data, workdir);
     let mut all_bars = cache::bars(&source, || load(&spec.data, workdir))?.to_vec();
     let n_all = all_bars.first().map_or(0, |b| b.len());
-    let holdout = spec.holdout as usize;
+    let holdout = spec.windows.holdout as usize;
     if holdout > 0 && !trial.holdout {
         // The search never sees the hold-out: not its features, labels or returns.
         if n_all <= holdout {
@@ -81,9 +81,9 @@ pub(super) fn prepare<'a>(
     }
     timings.load = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
-    let h = spec.horizon as usize;
+    let h = spec.label.horizon as usize;
     let label_of = |close: &[f64], days: usize| {
-        if spec.classify {
+        if spec.label.classify {
             direction(close, days)
         } else {
             forward_return(close, days)
@@ -117,18 +117,18 @@ pub(super) fn prepare<'a>(
         Some(ParamValue::Int(x)) => *x as f64,
         _ => default,
     };
-    let sizing = match spec.sizing {
+    let sizing = match spec.trading.sizing {
         SizingSpec::Sign => Sizing::Sign,
-        SizingSpec::Threshold => Sizing::Threshold(num("threshold", spec.threshold)),
+        SizingSpec::Threshold => Sizing::Threshold(num("threshold", spec.trading.threshold)),
         SizingSpec::Probability => Sizing::Probability,
     };
     // Model settings: the spec's, then the trial's parameters of those names. An ensemble's
     // settings are per member (`lightgbm.learning_rate`); an unprefixed name reaches every
     // member that has the setting.
-    let mut model_params = spec.model_params.clone();
-    let members: Vec<&str> = match &spec.ensemble {
+    let mut model_params = spec.model.settings.clone();
+    let members: Vec<&str> = match &spec.model.ensemble {
         Some(e) => e.members.iter().map(|m| m.name()).collect(),
-        None => vec![spec.model.name()],
+        None => vec![spec.model.kind.name()],
     };
     for (name, v) in params {
         for member in &members {
@@ -150,7 +150,7 @@ pub(super) fn prepare<'a>(
                     return Err(format!("parameter `{name}` must be a number, got `{s}`"))
                 }
             };
-            let key = if spec.ensemble.is_some() {
+            let key = if spec.model.ensemble.is_some() {
                 member_key(member, canonical)
             } else {
                 canonical.to_string()
@@ -164,16 +164,16 @@ pub(super) fn prepare<'a>(
     }
     // The LSTM reads sequences of this many days; other models one day's row.
     let lstm = |name: &str| setting("lstm", name).and_then(|s| s.value(&model_params));
-    let lookback = if spec.model == ModelKind::Lstm {
+    let lookback = if spec.model.kind == ModelKind::Lstm {
         lstm("sequence").unwrap_or(1.0) as u32
     } else {
         1
     };
     // A multi-step head (the LSTM's `outputs`) is fitted on the label over each of its
     // horizons; all of them reach no further than the label, so the purging is the label's.
-    let horizons = if spec.model == ModelKind::Lstm {
+    let horizons = if spec.model.kind == ModelKind::Lstm {
         let outputs = lstm("outputs").unwrap_or(1.0);
-        output_horizons(outputs as u32, spec.horizon)
+        output_horizons(outputs as u32, spec.label.horizon)
             .map_err(|e| format!("the LSTM's head: {e}"))?
     } else {
         Vec::new()
@@ -189,26 +189,29 @@ pub(super) fn prepare<'a>(
         insts,
         sizing,
         model: ModelSettings {
-            name: spec.model,
-            alpha: num("alpha", spec.alpha),
-            classify: spec.classify,
+            name: spec.model.kind,
+            alpha: num("alpha", spec.model.alpha),
+            classify: spec.label.classify,
             params: model_params,
-            early_stopping: spec.early_stopping,
-            categorical: spec
-                .categorical
-                .iter()
-                .filter_map(|c| spec.features.iter().position(|(f, _)| f == c))
-                .collect(),
-            threads,
-            seed,
-            features: spec.features.iter().map(|(n, _)| n.clone()).collect(),
-            lookback,
-            horizons,
-            gpu,
-            ensemble: spec.ensemble.clone(),
-            // Rows per day and the label's reach, for purging inside the training rows.
-            purge_rows: (spec.horizon as usize) * all_bars.len(),
-            staged: spec.budget_epochs,
+            ensemble: spec.model.ensemble.clone(),
+            training: Training {
+                early_stopping: spec.model.early_stopping,
+                staged: spec.report.budget_epochs,
+            },
+            rows: Rows {
+                features: spec.features.iter().map(|(n, _)| n.clone()).collect(),
+                categorical: spec
+                    .model
+                    .categorical
+                    .iter()
+                    .filter_map(|c| spec.features.iter().position(|(f, _)| f == c))
+                    .collect(),
+                lookback,
+                horizons,
+                // Rows per day and the label's reach, for purging inside the training rows.
+                purge_rows: (spec.label.horizon as usize) * all_bars.len(),
+            },
+            slot: Slot { threads, gpu, seed },
         },
         factory,
         features,

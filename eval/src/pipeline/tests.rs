@@ -46,15 +46,11 @@ fn spec(features: &[(&str, &str)], strength: f64) -> WalkForwardSpec {
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
-    WalkForwardSpec {
-        train: 500,
-        test: 250,
-        step: 250,
-        cost_bps: 0.0,
-        slippage_bps: 0.0,
-        objectives: vec!["sharpe".into(), "max_drawdown".into()],
-        ..WalkForwardSpec::new(data, features)
-    }
+    let mut s = WalkForwardSpec::new(data, features);
+    (s.windows.train, s.windows.test, s.windows.step) = (500, 250, 250);
+    (s.trading.cost_bps, s.trading.slippage_bps) = (0.0, 0.0);
+    s.report.objectives = vec!["sharpe".into(), "max_drawdown".into()];
+    s
 }
 
 /// A trial's parameters and seed (its number), as a node would hand them over.
@@ -119,7 +115,7 @@ fn the_search_never_sees_the_holdout_and_the_holdout_run_tests_only_it() {
     write_csv(&a, &b);
     write_csv(&w, &wild);
     let mut s = spec(&feats, 0.15);
-    s.holdout = 250;
+    s.windows.holdout = 250;
     let run = |holdout: bool, file: &std::path::Path| {
         let mut s = s.clone();
         s.data = DataSource::Files {
@@ -161,7 +157,7 @@ fn cpcv_reports_every_split_and_averages_its_paths() {
         .into_iter()
         .collect();
     let mut s = spec(&feats, 0.15);
-    s.splits = Splits::Cpcv {
+    s.windows.splits = Splits::Cpcv {
         groups: 6,
         test_groups: 2,
         embargo: 5,
@@ -237,11 +233,11 @@ fn lgbm_spec() -> WalkForwardSpec {
         ],
         0.3,
     );
-    s.model = ModelKind::Lightgbm;
-    s.classify = true;
-    s.validation = 0.2;
-    s.objectives = vec!["accuracy".into()];
-    s.model_params = [
+    s.model.kind = ModelKind::Lightgbm;
+    s.label.classify = true;
+    s.model.validation = 0.2;
+    s.report.objectives = vec!["accuracy".into()];
+    s.model.settings = [
         ("num_iterations".to_string(), 200.0),
         ("num_leaves".to_string(), 7.0),
         ("min_data_in_leaf".to_string(), 40.0),
@@ -339,8 +335,8 @@ impl Model for Remember {
 #[test]
 fn the_lstm_finds_the_planted_edge_and_nothing_in_shuffled_labels() {
     let mut s = lgbm_spec();
-    s.model = ModelKind::Lstm;
-    s.model_params = [
+    s.model.kind = ModelKind::Lstm;
+    s.model.settings = [
         ("sequence".to_string(), 10.0),
         ("hidden".to_string(), 16.0),
         ("epochs".to_string(), 15.0),
@@ -398,8 +394,8 @@ fn the_lstm_finds_the_planted_edge_and_nothing_in_shuffled_labels() {
 fn ensembles_vote_blend_and_weigh_by_recent_skill() {
     use mlt_protocol::spec::EnsembleSpec;
     let mut s = lgbm_spec();
-    s.model = ModelKind::Ensemble;
-    s.model_params = [
+    s.model.kind = ModelKind::Ensemble;
+    s.model.settings = [
         ("lightgbm.num_iterations".to_string(), 100.0),
         ("lightgbm.num_leaves".to_string(), 7.0),
     ]
@@ -410,7 +406,7 @@ fn ensembles_vote_blend_and_weigh_by_recent_skill() {
         weights,
     };
     for method in ["voting", "blending", "dynamic", "stacking"] {
-        s.ensemble = Some(ens(method, Vec::new()));
+        s.model.ensemble = Some(ens(method, Vec::new()));
         let e = run_with(&s, Params::new(), model_for);
         let acc = e.metrics["balanced_accuracy"];
         assert!(acc > 0.58, "{method}: balanced accuracy {acc}");
@@ -422,16 +418,16 @@ fn ensembles_vote_blend_and_weigh_by_recent_skill() {
         assert!(p.is_finite(), "{method}: {p}");
     }
     // Voting with all the weight on ridge is the ridge model, trade for trade.
-    s.ensemble = Some(ens("voting", vec![1.0, 0.0]));
+    s.model.ensemble = Some(ens("voting", vec![1.0, 0.0]));
     let only_ridge = run_with(&s, Params::new(), model_for);
     let mut r = s.clone();
-    r.model = ModelKind::Ridge;
-    r.ensemble = None;
+    r.model.kind = ModelKind::Ridge;
+    r.model.ensemble = None;
     let ridge = run_with(&r, Params::new(), model_for);
     assert_eq!(only_ridge.returns, ridge.returns);
     // Blending and dynamic weights need the validation tail.
-    s.validation = 0.0;
-    s.ensemble = Some(ens("blending", Vec::new()));
+    s.model.validation = 0.0;
+    s.model.ensemble = Some(ens("blending", Vec::new()));
     let mut ctx = Ctx(Vec::new());
     let out = run_walk_forward(&s, &assign(Params::new()).trial(), &mut ctx);
     assert!(
@@ -484,11 +480,11 @@ fn stacking_learns_only_from_out_of_fold_training_rows() {
     use mlt_protocol::spec::EnsembleSpec;
     let ix = Indexed::new(2000, 5, 0.3);
     let mut s = lgbm_spec();
-    s.model = ModelKind::Ensemble;
-    s.horizon = 3;
+    s.model.kind = ModelKind::Ensemble;
+    s.label.horizon = 3;
     ix.read_by(&mut s, "sum(returns, 5) / std(returns, 20)");
-    s.model_params = [("lightgbm.num_iterations".to_string(), 30.0)].into();
-    s.ensemble = Some(EnsembleSpec {
+    s.model.settings = [("lightgbm.num_iterations".to_string(), 30.0)].into();
+    s.model.ensemble = Some(EnsembleSpec {
         method: EnsembleMethod::Stacking,
         members: vec![ModelKind::Ridge, ModelKind::Lightgbm],
         weights: Vec::new(),
@@ -537,8 +533,8 @@ fn a_stacked_ensemble_of_trials_learns_only_inside_each_training_window() {
     let ix = Indexed::new(3000, 3, 0.3);
     let mut s = spec(&[], 0.3);
     ix.read_by(&mut s, "sum(returns, 5) / std(returns, 20)");
-    s.horizon = 3;
-    s.holdout = 250;
+    s.label.horizon = 3;
+    s.windows.holdout = 250;
     let members = [
         (
             0,
@@ -684,10 +680,10 @@ impl TrialContext for PruneAt {
 #[test]
 fn epochs_can_be_the_pruning_budget() {
     let mut s = lgbm_spec();
-    s.model = ModelKind::Lstm;
-    s.budget_epochs = true;
-    s.early_stopping = 0;
-    s.model_params = [
+    s.model.kind = ModelKind::Lstm;
+    s.report.budget_epochs = true;
+    s.model.early_stopping = 0;
+    s.model.settings = [
         ("sequence".to_string(), 5.0),
         ("hidden".to_string(), 8.0),
         ("epochs".to_string(), 4.0),
@@ -716,8 +712,8 @@ fn epochs_can_be_the_pruning_budget() {
     assert!(matches!(out, Outcome::Pruned), "{out:?}");
     assert_eq!(p.1, vec![1, 2]);
     // A multi-step head trains epoch by epoch the same way, and keeps its horizons.
-    s.horizon = 2;
-    s.model_params.insert("outputs".into(), 2.0);
+    s.label.horizon = 2;
+    s.model.settings.insert("outputs".into(), 2.0);
     let mut ctx = Ctx(Vec::new());
     let e = done(run_walk_forward(
         &s,
@@ -734,7 +730,7 @@ fn epochs_can_be_the_pruning_budget() {
 #[test]
 fn boosting_rounds_can_be_the_pruning_budget() {
     let mut s = lgbm_spec();
-    s.budget_epochs = true;
+    s.report.budget_epochs = true;
     // 200 rounds in stages of 20: at most 10 reports, one per stage, over all 9 folds.
     let mut ctx = Ctx(Vec::new());
     let e = done(run_walk_forward(
@@ -761,7 +757,7 @@ fn boosting_rounds_can_be_the_pruning_budget() {
 #[test]
 fn trial_parameters_reach_lightgbm_by_name_or_alias() {
     let mut s = lgbm_spec();
-    s.validation = 0.0;
+    s.model.validation = 0.0;
     let params: Params = [
         ("n_estimators".to_string(), ParamValue::Int(3)),
         ("learning_rate".to_string(), ParamValue::Float(0.2)),
@@ -854,14 +850,14 @@ fn a_multi_step_head_is_fitted_on_every_horizon_up_to_the_label() {
     let ix = Indexed::new(1200, 8, Synthetic::default().strength);
     let b = &ix.bars;
     let mut s = lgbm_spec();
-    s.model = ModelKind::Lstm;
+    s.model.kind = ModelKind::Lstm;
     ix.read_by(&mut s, "sum(returns, 5)");
-    s.train = 400;
-    s.test = 200;
-    s.step = 200;
-    s.horizon = 4;
-    s.classify = false;
-    s.model_params = [
+    s.windows.train = 400;
+    s.windows.test = 200;
+    s.windows.step = 200;
+    s.label.horizon = 4;
+    s.label.classify = false;
+    s.model.settings = [
         ("sequence".to_string(), 3.0),
         ("hidden".to_string(), 4.0),
         ("epochs".to_string(), 2.0),
@@ -893,7 +889,7 @@ fn a_multi_step_head_is_fitted_on_every_horizon_up_to_the_label() {
     let last = p.rows.iter().rposition(|r| r[1].is_finite()).unwrap();
     assert!(p.rows[last][0].is_finite());
     // More outputs than the label has days is an error naming the setting.
-    s.model_params.insert("outputs".into(), 5.0);
+    s.model.settings.insert("outputs".into(), 5.0);
     let mut ctx = Ctx(Vec::new());
     let err = evaluate(
         &s,
@@ -940,10 +936,10 @@ fn early_stopping_never_sees_a_test_row() {
     for (horizon, validation, cpcv_splits) in [(1, 0.2, false), (5, 0.3, false), (3, 0.25, true)] {
         let mut s = lgbm_spec();
         ix.read_by(&mut s, "sum(returns, 5)");
-        s.horizon = horizon;
-        s.validation = validation;
+        s.label.horizon = horizon;
+        s.model.validation = validation;
         if cpcv_splits {
-            s.splits = Splits::Cpcv {
+            s.windows.splits = Splits::Cpcv {
                 groups: 5,
                 test_groups: 2,
                 embargo: 2,
@@ -1014,7 +1010,7 @@ fn the_momentum_edge_is_found_out_of_sample_and_reported_per_fold() {
     assert_eq!(ctx.0[8].1, values);
     // ... and from running sums when every objective allows it: the same numbers.
     let mut sharpe_only = spec(&feats, 0.15);
-    sharpe_only.objectives = vec!["sharpe".into(), "win_rate".into()];
+    sharpe_only.report.objectives = vec!["sharpe".into(), "win_rate".into()];
     let mut c3 = Ctx(Vec::new());
     let Evaluation {
         values: v3,
@@ -1033,7 +1029,7 @@ fn the_momentum_edge_is_found_out_of_sample_and_reported_per_fold() {
     assert!(metrics["accuracy"] > 0.5);
     // Per-fold reports: each fold's own Sharpe (the first fold's equals the cumulative one).
     let mut per = spec(&feats, 0.15);
-    per.report_per_fold = true;
+    per.report.per_fold = true;
     let mut ctx2 = Ctx(Vec::new());
     run_walk_forward(&per, &assign(params.clone()).trial(), &mut ctx2);
     assert_eq!(ctx2.0[0].1, ctx.0[0].1);
@@ -1057,7 +1053,7 @@ fn the_momentum_edge_is_found_out_of_sample_and_reported_per_fold() {
     );
     // Classifying the direction finds the same edge.
     let mut cls = spec(&feats, 0.15);
-    cls.classify = true;
+    cls.label.classify = true;
     let out = run_walk_forward(&cls, &assign(params.clone()).trial(), &mut Ctx(Vec::new()));
     let c = done(out).metrics;
     assert!(c["sharpe"] > 0.5 && c["accuracy"] > 0.5, "{c:?}");
@@ -1094,7 +1090,7 @@ fn the_metrics_a_spec_may_name_are_exactly_those_a_trial_reports() {
     let feats = [("mom", "sum(returns, 5) / std(returns, 20)")];
     let allowed: BTreeSet<&str> = WALK_FORWARD_METRICS.into_iter().collect();
     let mut s = spec(&feats, 0.15);
-    s.objectives = WALK_FORWARD_METRICS.iter().map(|m| m.to_string()).collect();
+    s.report.objectives = WALK_FORWARD_METRICS.iter().map(|m| m.to_string()).collect();
     let mut ctx = Ctx(Vec::new());
     let e = done(run_walk_forward(
         &s,
@@ -1106,7 +1102,7 @@ fn the_metrics_a_spec_may_name_are_exactly_those_a_trial_reports() {
     // Every objective is reported after every fold, not only at the end.
     assert!(!ctx.0.is_empty() && ctx.0.iter().all(|(_, v)| v.len() == allowed.len()));
     // CPCV reports the same, plus its paths' count and the spread of their Sharpe ratios.
-    s.splits = Splits::Cpcv {
+    s.windows.splits = Splits::Cpcv {
         groups: 6,
         test_groups: 2,
         embargo: 5,

@@ -59,7 +59,8 @@ pub(super) fn metrics_of(r: &[f64], pos: &[f64], pred: &[f64], next: &[f64]) -> 
 
 /// The objectives' values among a trial's metrics (NaN for one it does not report).
 pub(super) fn values_of(spec: &WalkForwardSpec, metrics: &Metrics) -> Vec<f64> {
-    spec.objectives
+    spec.report
+        .objectives
         .iter()
         .map(|o| metrics.get(o).copied().unwrap_or(f64::NAN))
         .collect()

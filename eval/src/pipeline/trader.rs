@@ -67,7 +67,7 @@ impl Trader<'_> {
     /// Rows in time order (day by day, instruments within a day), so that a model may cut
     /// them chronologically (stacking's out-of-fold predictions do).
     pub(super) fn gather(&self, rows: &[usize]) -> (Vec<Vec<f64>>, Vec<f64>) {
-        let lb = self.model.lookback as usize;
+        let lb = self.model.rows.lookback as usize;
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for &t in rows {
             for inst in &self.insts {
@@ -105,8 +105,11 @@ impl Trader<'_> {
         staged: bool,
         timings: &mut Timings,
     ) -> Result<Fitted, String> {
-        let (fit_rows, valid_rows) =
-            validation_split(train, self.spec.validation, self.spec.horizon as usize);
+        let (fit_rows, valid_rows) = validation_split(
+            train,
+            self.spec.model.validation,
+            self.spec.label.horizon as usize,
+        );
         let (x, y) = self.gather(&fit_rows);
         let (vx, vy) = self.gather(&valid_rows);
         let mut model = (self.factory)(&self.model)?;
@@ -121,7 +124,7 @@ impl Trader<'_> {
         timings.fit += clock.elapsed().as_secs_f64();
         timings.folds += 1;
         // The label is every row's last target.
-        let k = self.model.horizons.len().max(1);
+        let k = self.model.rows.horizons.len().max(1);
         let labels: Vec<f64> = y.iter().skip(k - 1).step_by(k).copied().collect();
         let (b0, scale) = label_scale(&labels);
         Ok(Fitted {
@@ -166,7 +169,7 @@ impl Trader<'_> {
             .flat_map(|inst| {
                 tested
                     .iter()
-                    .filter_map(|&t| inst.seq(t, self.model.lookback as usize))
+                    .filter_map(|&t| inst.seq(t, self.model.rows.lookback as usize))
             })
             .collect();
         let imp = f.model.importance(&x)?;
@@ -175,8 +178,8 @@ impl Trader<'_> {
             format: f.model.format().into(),
             model: f.model.save()?,
             features: self.features.clone(),
-            classify: self.spec.classify,
-            horizon: self.spec.horizon,
+            classify: self.spec.label.classify,
+            horizon: self.spec.label.horizon,
             adjusted: match &self.spec.data {
                 DataSource::Files { adjusted, .. } | DataSource::Datasets { adjusted, .. } => {
                     *adjusted
@@ -185,7 +188,7 @@ impl Trader<'_> {
             },
             trained: (day(f.rows.first()), day(f.rows.last())),
             rounds: f.model.rounds(),
-            lookback: self.model.lookback,
+            lookback: self.model.rows.lookback,
             importance: imp
                 .into_iter()
                 .zip(&self.features)
@@ -234,7 +237,7 @@ impl Trader<'_> {
     /// The fitted model's predictions of the `test` rows, per instrument (NaN where a feature
     /// is missing).
     pub(super) fn predict(&self, f: &Fitted, test: &[usize]) -> Result<Vec<Vec<f64>>, String> {
-        let lb = self.model.lookback as usize;
+        let lb = self.model.rows.lookback as usize;
         let mut out = Vec::with_capacity(self.insts.len());
         for inst in &self.insts {
             // One call for the rows with every feature; NaN (no position) for the others.
@@ -273,7 +276,7 @@ impl Trader<'_> {
             // A classifier's prediction is the probability of "up": centre it for sign and
             // threshold sizing. A regression's predicted return goes through a logistic of its
             // scale for probability sizing.
-            let sized: Vec<f64> = if spec.classify {
+            let sized: Vec<f64> = if spec.label.classify {
                 if self.sizing == Sizing::Probability {
                     pred.iter().map(|p| p.clamp(0.0, 1.0)).collect()
                 } else {
@@ -286,14 +289,19 @@ impl Trader<'_> {
             } else {
                 pred.clone()
             };
-            let pos = positions(&sized, self.sizing, spec.long_only);
+            let pos = positions(&sized, self.sizing, spec.trading.long_only);
             let nx: Vec<f64> = test.iter().map(|&t| inst.next[t]).collect();
             let mut with_prev = vec![prev[i]];
             with_prev.extend(&pos);
             let mut nx0 = vec![0.0];
             nx0.extend(&nx);
             // The first entry is the carried-over position (no return, no trade from it).
-            let r = strategy_returns(&with_prev, &nx0, spec.cost_bps, spec.slippage_bps);
+            let r = strategy_returns(
+                &with_prev,
+                &nx0,
+                spec.trading.cost_bps,
+                spec.trading.slippage_bps,
+            );
             prev[i] = *pos.last().unwrap_or(&prev[i]);
             for (j, v) in r[1..].iter().enumerate() {
                 out.r[j] += v / k_inst;
@@ -302,7 +310,7 @@ impl Trader<'_> {
             // Direction scores read "up" as a positive prediction.
             out.pred.extend(
                 pred.iter()
-                    .map(|p| if spec.classify { p - 0.5 } else { *p }),
+                    .map(|p| if spec.label.classify { p - 0.5 } else { *p }),
             );
             out.next.extend(nx);
         }

@@ -145,7 +145,7 @@ pub(super) fn ensemble_with(
     if members.len() < 2 {
         return Err("an ensemble needs at least two trials".into());
     }
-    if !matches!(spec.splits, Splits::WalkForward) {
+    if !matches!(spec.windows.splits, Splits::WalkForward) {
         return Err("ensembles of trials are evaluated on walk-forward splits".into());
     }
     let mut t = Timings::default();
@@ -207,7 +207,7 @@ pub(super) fn ensemble_with(
             let blend = match method {
                 EnsembleMethod::Blending if bx.len() >= 30 => ridge(bx, by, 1e-3),
                 EnsembleMethod::Stacking => {
-                    Some(stack_within(&preps, &fold.train, spec.horizon, k, t)?)
+                    Some(stack_within(&preps, &fold.train, spec.label.horizon, k, t)?)
                 }
                 _ => None,
             };
@@ -244,7 +244,7 @@ pub(super) fn ensemble_with(
                 for (r, &day) in fold.test.iter().enumerate() {
                     let v: Vec<f64> = preds.iter().map(|p| p[i][r]).collect();
                     let y = inst.label[day];
-                    if day + spec.horizon as usize >= next
+                    if day + spec.label.horizon as usize >= next
                         || !y.is_finite()
                         || !v.iter().all(|x| x.is_finite())
                     {
@@ -262,7 +262,7 @@ pub(super) fn ensemble_with(
     let (all, alone, weights, prior) = run(false, &search_folds, None, &mut t)?;
     let members_metrics: Vec<Metrics> = alone.iter().map(Traded::metrics).collect();
     let (mut holdout, mut holdout_members) = (None, Vec::new());
-    if spec.holdout > 0 {
+    if spec.windows.holdout > 0 {
         let fold = |n: usize| holdout_fold(spec, n).map(|f| vec![f]);
         let (h_all, h_alone, _, _) = run(true, &fold, Some(&prior), &mut t)?;
         holdout = Some(h_all.metrics());

@@ -318,11 +318,31 @@ pub struct WalkForwardSpec {
     pub data: DataSource,
     /// Feature name → expression.
     pub features: Vec<(String, String)>,
-    /// Label: forward return over this many days.
+    /// What is predicted.
+    pub label: LabelSpec,
+    /// How the data is cut into training and test windows, and the hold-out.
+    pub windows: WindowSpec,
+    /// The model and how it is fitted.
+    pub model: ModelSpec,
+    /// How predictions become positions and what trading them costs.
+    pub trading: TradingSpec,
+    /// What a trial reports, and when.
+    pub report: ReportSpec,
+}
+
+/// `objective.horizon` and `objective.label`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabelSpec {
+    /// Forward return over this many days.
     pub horizon: u32,
     /// Classify the direction of the forward return (1 up, 0 otherwise) instead of
     /// regressing it; predictions are then probabilities of "up".
     pub classify: bool,
+}
+
+/// `objective.train`, `test`, `step`, `expanding`, `splits`, `holdout`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowSpec {
     /// Training window (days).
     pub train: u32,
     /// Test window (days).
@@ -331,11 +351,27 @@ pub struct WalkForwardSpec {
     pub step: u32,
     /// Grow the training window from the start instead of rolling it.
     pub expanding: bool,
-    /// The model.
-    pub model: ModelKind,
-    /// The model's fixed settings (`[objective.lightgbm]` or `[objective.lstm]`); a trial
-    /// parameter of the same name overrides one.
-    pub model_params: BTreeMap<String, f64>,
+    /// How the search period is split.
+    pub splits: Splits,
+    /// Days at the end of the data that the search never sees (0: none).
+    pub holdout: u32,
+    /// How many of the best trials are evaluated on the hold-out when the search ends.
+    pub holdout_top: u32,
+}
+
+/// `objective.model` and its settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Which model.
+    pub kind: ModelKind,
+    /// Its fixed settings (`[objective.lightgbm]`, `[objective.lstm]`; an ensemble's as
+    /// `member.name`), by the names of mlt-spec's setting tables; a trial parameter of the
+    /// same name (or alias) overrides one.
+    pub settings: BTreeMap<String, f64>,
+    /// Ridge penalty.
+    pub alpha: f64,
+    /// With `kind = ensemble`: its members and how they are combined.
+    pub ensemble: Option<EnsembleSpec>,
     /// Share of each training window, cut from its end, held back for early stopping (never
     /// from the test window; purged by the horizon from the rows before it). 0: none.
     pub validation: f64,
@@ -344,14 +380,11 @@ pub struct WalkForwardSpec {
     pub early_stopping: u32,
     /// Features LightGBM treats as categorical (their values are taken as integer codes).
     pub categorical: Vec<String>,
-    /// With `model = "ensemble"`: how its members are combined.
-    pub ensemble: Option<EnsembleSpec>,
-    /// The pruning budget: after each epoch of every fold's LSTM (`budget = "epochs"`) or each
-    /// stage of boosting rounds of every fold's LightGBM (`budget = "rounds"`) instead of after
-    /// each fold.
-    pub budget_epochs: bool,
-    /// Ridge penalty.
-    pub alpha: f64,
+}
+
+/// `objective.sizing`, `threshold`, `long_only`, `cost_bps`, `slippage_bps`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TradingSpec {
     /// How predictions become positions.
     pub sizing: Sizing,
     /// Dead band of `threshold` sizing (in units of the predicted return).
@@ -362,18 +395,21 @@ pub struct WalkForwardSpec {
     pub cost_bps: f64,
     /// Slippage per unit traded, basis points.
     pub slippage_bps: f64,
-    /// Intermediate reports: the objectives on all out-of-sample returns so far (`false`,
-    /// the default) or on the latest fold alone (`true`, for the paired pruner).
-    pub report_per_fold: bool,
+}
+
+/// What a walk-forward trial reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportSpec {
     /// The metrics reported as the trial's values, one per study direction (`value` =
     /// `sharpe`); filled from `study.objectives`.
     pub objectives: Vec<String>,
-    /// Days at the end of the data that the search never sees (0: none).
-    pub holdout: u32,
-    /// How many of the best trials are evaluated on the hold-out when the search ends.
-    pub holdout_top: u32,
-    /// How the search period is split.
-    pub splits: Splits,
+    /// Intermediate reports: the objectives on all out-of-sample returns so far (`false`,
+    /// the default) or on the latest fold alone (`true`, for the paired pruner).
+    pub per_fold: bool,
+    /// The pruning budget: after each epoch of every fold's LSTM (`budget = "epochs"`) or each
+    /// stage of boosting rounds of every fold's LightGBM (`budget = "rounds"`) instead of after
+    /// each fold.
+    pub budget_epochs: bool,
 }
 
 impl WalkForwardSpec {
@@ -384,30 +420,40 @@ impl WalkForwardSpec {
         Self {
             data,
             features,
-            horizon: 1,
-            classify: false,
-            train: 504,
-            test: 63,
-            step: 63,
-            expanding: false,
-            model: ModelKind::Ridge,
-            alpha: 1.0,
-            sizing: Sizing::Sign,
-            threshold: 0.0,
-            long_only: false,
-            cost_bps: 1.0,
-            slippage_bps: 1.0,
-            report_per_fold: false,
-            objectives: vec!["sharpe".into()],
-            holdout: 0,
-            holdout_top: 5,
-            splits: Splits::WalkForward,
-            model_params: BTreeMap::new(),
-            validation: 0.0,
-            early_stopping: 20,
-            categorical: Vec::new(),
-            ensemble: None,
-            budget_epochs: false,
+            label: LabelSpec {
+                horizon: 1,
+                classify: false,
+            },
+            windows: WindowSpec {
+                train: 504,
+                test: 63,
+                step: 63,
+                expanding: false,
+                splits: Splits::WalkForward,
+                holdout: 0,
+                holdout_top: 5,
+            },
+            model: ModelSpec {
+                kind: ModelKind::Ridge,
+                settings: BTreeMap::new(),
+                alpha: 1.0,
+                ensemble: None,
+                validation: 0.0,
+                early_stopping: 20,
+                categorical: Vec::new(),
+            },
+            trading: TradingSpec {
+                sizing: Sizing::Sign,
+                threshold: 0.0,
+                long_only: false,
+                cost_bps: 1.0,
+                slippage_bps: 1.0,
+            },
+            report: ReportSpec {
+                objectives: vec!["sharpe".into()],
+                per_fold: false,
+                budget_epochs: false,
+            },
         }
     }
 }

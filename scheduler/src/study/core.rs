@@ -297,8 +297,8 @@ impl StudyCore {
     /// period (walk-forward studies with `holdout`). Returns how many were queued.
     fn add_holdout_trials(&mut self, ops: &mut Vec<StoreOp>) -> u64 {
         let top = match &self.spec.objective {
-            mlt_protocol::spec::ObjectiveSpec::WalkForward(wf) if wf.holdout > 0 => {
-                wf.holdout_top as usize
+            mlt_protocol::spec::ObjectiveSpec::WalkForward(wf) if wf.windows.holdout > 0 => {
+                wf.windows.holdout_top as usize
             }
             _ => return 0,
         };
