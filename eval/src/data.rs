@@ -28,6 +28,20 @@ impl Bars {
         self.days.len()
     }
 
+    /// The first `n` bars (all of them when there are fewer).
+    pub fn head(&self, n: usize) -> Bars {
+        let n = n.min(self.len());
+        Bars {
+            instrument: self.instrument.clone(),
+            days: self.days[..n].to_vec(),
+            open: self.open[..n].to_vec(),
+            high: self.high[..n].to_vec(),
+            low: self.low[..n].to_vec(),
+            close: self.close[..n].to_vec(),
+            volume: self.volume.as_ref().map(|v| v[..n].to_vec()),
+        }
+    }
+
     /// Whether there are no bars.
     pub fn is_empty(&self) -> bool {
         self.days.is_empty()

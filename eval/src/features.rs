@@ -393,18 +393,6 @@ pub fn eval(e: &Expr, b: &Bars) -> Result<Vec<f64>, String> {
     })
 }
 
-fn cut(b: &Bars, end: usize) -> Bars {
-    Bars {
-        instrument: b.instrument.clone(),
-        days: b.days[..end].to_vec(),
-        open: b.open[..end].to_vec(),
-        high: b.high[..end].to_vec(),
-        low: b.low[..end].to_vec(),
-        close: b.close[..end].to_vec(),
-        volume: b.volume.as_ref().map(|v| v[..end].to_vec()),
-    }
-}
-
 /// How many earlier bars the value of `e` at t reads at most (None: all of them, as an
 /// exponential average does). Reads of later bars are not counted: the guard catches those.
 pub fn lookback(e: &Expr) -> Option<usize> {
@@ -504,7 +492,7 @@ pub fn guard(
     let n = b.len();
     for k in 1..=checks {
         let t = (n - 1 - allowed.min(n - 1)) * k / (checks + 1);
-        let part = f(&cut(b, (t + 1 + allowed).min(n)))?;
+        let part = f(&b.head(t + 1 + allowed))?;
         let (a, c) = (part[t], full[t]);
         let same = (a.is_nan() && c.is_nan()) || (a - c).abs() <= 1e-9 * c.abs().max(1.0);
         if !same {

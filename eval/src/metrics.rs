@@ -35,6 +35,61 @@ pub fn sharpe(r: &[f64]) -> f64 {
     sharpe_per_period(r) * PERIODS.sqrt()
 }
 
+/// Sums of a return series (count, Σr, Σr²): its Sharpe ratio without a pass over the history
+/// (a trial's report after every fold), and sums of parts that add up (PBO's blocks).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sums {
+    /// Count.
+    pub n: f64,
+    /// Σr.
+    pub s1: f64,
+    /// Σr².
+    pub s2: f64,
+}
+
+impl Sums {
+    /// The sums of `r`, NaNs skipped.
+    pub fn of(r: &[f64]) -> Sums {
+        let mut s = Sums::default();
+        for v in r.iter().filter(|v| !v.is_nan()) {
+            s.push(*v);
+        }
+        s
+    }
+
+    /// Adds one return (a NaN makes the sums NaN).
+    pub fn push(&mut self, v: f64) {
+        self.n += 1.0;
+        self.s1 += v;
+        self.s2 += v * v;
+    }
+
+    /// Adds the sums of another part.
+    pub fn merge(&mut self, o: &Sums) {
+        self.n += o.n;
+        self.s1 += o.s1;
+        self.s2 += o.s2;
+    }
+
+    /// Mean.
+    pub fn mean(&self) -> f64 {
+        self.s1 / self.n
+    }
+
+    /// Standard deviation (ddof 1).
+    pub fn std(&self) -> f64 {
+        let m = self.mean();
+        ((self.s2 - self.n * m * m) / (self.n - 1.0))
+            .max(0.0)
+            .sqrt()
+    }
+
+    /// Per-period Sharpe ratio: mean / std (ddof 1).
+    pub fn sharpe_per_period(&self) -> f64 {
+        self.mean() / self.std()
+    }
+}
+
 /// Annualised downside deviation below `required` (per period), over all observations.
 pub fn downside_risk(r: &[f64], required: f64) -> f64 {
     let x = finite(r);
@@ -208,5 +263,22 @@ mod tests {
         // CVaR: the mean of the returns at or below the VaR; win rate over non-NaN periods.
         close(conditional_value_at_risk(&v, 0.2), 41.0);
         close(win_rate(&MIXED), 6.0 / 8.0);
+    }
+
+    #[test]
+    fn running_sums_give_the_same_sharpe_and_add_up_by_parts() {
+        let r = [0.01, -0.02, 0.015, f64::NAN, 0.003, -0.007, 0.02];
+        let all = Sums::of(&r);
+        assert!((all.sharpe_per_period() - sharpe_per_period(&r)).abs() < 1e-12);
+        assert!((all.sharpe_per_period() * PERIODS.sqrt() - sharpe(&r)).abs() < 1e-12);
+        assert!((all.sharpe_per_period() - moments(&r).sharpe).abs() < 1e-12);
+        let mut parts = Sums::of(&r[..3]);
+        parts.merge(&Sums::of(&r[3..]));
+        assert_eq!(parts.n, all.n);
+        assert!((parts.s1 - all.s1).abs() < 1e-15 && (parts.s2 - all.s2).abs() < 1e-15);
+        // Pushed one by one, a NaN is not skipped: it makes the sums NaN.
+        let mut pushed = Sums::default();
+        r.iter().for_each(|v| pushed.push(*v));
+        assert!(pushed.sharpe_per_period().is_nan());
     }
 }

@@ -7,6 +7,7 @@ use crate::special::{norm_cdf, norm_ppf};
 /// The Euler–Mascheroni constant.
 pub const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 
+use crate::metrics::Sums;
 pub use crate::metrics::{moments, Moments};
 
 /// Probabilistic Sharpe Ratio: P(true Sharpe > `benchmark`) given an observed per-period
@@ -85,33 +86,22 @@ pub fn pbo(columns: &[Vec<f64>], s: usize) -> Result<Pbo, String> {
     }
     let block = t / s;
     // sums[i][b] = (count, Σr, Σr²) of strategy i's block b.
-    let sums: Vec<Vec<(f64, f64, f64)>> = columns
+    let sums: Vec<Vec<Sums>> = columns
         .iter()
         .map(|c| {
             (0..s)
-                .map(|b| {
-                    c[b * block..(b + 1) * block]
-                        .iter()
-                        .filter(|v| !v.is_nan())
-                        .fold((0.0, 0.0, 0.0), |(k, s1, s2), v| {
-                            (k + 1.0, s1 + v, s2 + v * v)
-                        })
-                })
+                .map(|b| Sums::of(&c[b * block..(b + 1) * block]))
                 .collect()
         })
         .collect();
     let sharpe_of = |i: usize, mask: u32, want: bool| {
-        let (mut k, mut s1, mut s2) = (0.0, 0.0, 0.0);
-        for (b, (bk, b1, b2)) in sums[i].iter().enumerate() {
+        let mut part = Sums::default();
+        for (b, block) in sums[i].iter().enumerate() {
             if (mask & (1 << b) != 0) == want {
-                k += bk;
-                s1 += b1;
-                s2 += b2;
+                part.merge(block);
             }
         }
-        let m = s1 / k;
-        let sd = ((s2 - k * m * m) / (k - 1.0)).max(0.0).sqrt();
-        let sr = m / sd;
+        let sr = part.sharpe_per_period();
         if sr.is_nan() {
             f64::NEG_INFINITY
         } else {

@@ -113,20 +113,6 @@ pub fn data_key(data: &DataSource, workdir: Option<&str>) -> String {
     }
 }
 
-/// Bars cut to their first `n` days.
-pub fn head(b: &Bars, n: usize) -> Bars {
-    let n = n.min(b.len());
-    Bars {
-        instrument: b.instrument.clone(),
-        days: b.days[..n].to_vec(),
-        open: b.open[..n].to_vec(),
-        high: b.high[..n].to_vec(),
-        low: b.low[..n].to_vec(),
-        close: b.close[..n].to_vec(),
-        volume: b.volume.as_ref().map(|v| v[..n].to_vec()),
-    }
-}
-
 #[cfg(test)]
 mod load_tests {
     use super::*;

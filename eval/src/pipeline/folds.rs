@@ -5,6 +5,7 @@ use super::traded::{values_of, Traded};
 use super::trader::Trader;
 use super::Timings;
 use crate::context::TrialContext;
+use crate::metrics::{Sums, PERIODS};
 use crate::splits::{Cpcv, Fold};
 use mlt_protocol::messages::{Evaluation, Outcome, Verdict};
 use mlt_protocol::records::{Metrics, ReturnSeries};
@@ -23,7 +24,7 @@ pub(super) fn walk_forward_folds(
     let mut last = None;
     let mut prev_pos = vec![0.0; trader.insts.len()];
     // Running sums of the OOS returns: the common objectives need no pass over the history.
-    let (mut s1, mut s2, mut wins) = (0.0f64, 0.0f64, 0usize);
+    let (mut sums, mut wins) = (Sums::default(), 0usize);
     let cheap = spec.report.objectives.iter().all(|o| {
         [
             "sharpe",
@@ -45,20 +46,18 @@ pub(super) fn walk_forward_folds(
         all.extend(&traded);
         last = Some((fitted, fold.test.clone()));
         for v in &traded.r {
-            s1 += v;
-            s2 += v * v;
+            sums.push(*v);
             wins += usize::from(*v > 0.0);
         }
         let reported = if spec.report.per_fold {
             traded.metrics()
         } else if cheap {
             let n = all.r.len() as f64;
-            let mean = s1 / n;
-            let sd = ((s2 - n * mean * mean) / (n - 1.0)).max(0.0).sqrt();
+            let (sr, sd) = (sums.sharpe_per_period(), sums.std());
             [
-                ("sharpe", mean / sd * 252f64.sqrt()),
-                ("sharpe_per_period", mean / sd),
-                ("annual_volatility", sd * 252f64.sqrt()),
+                ("sharpe", sr * PERIODS.sqrt()),
+                ("sharpe_per_period", sr),
+                ("annual_volatility", sd * PERIODS.sqrt()),
                 ("win_rate", wins as f64 / n),
                 ("observations", n),
             ]

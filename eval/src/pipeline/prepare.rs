@@ -9,7 +9,7 @@ use crate::features::{lookahead_check, parse, substitute};
 use crate::labels::{direction, forward_return};
 use crate::models::Factory;
 use crate::models::{output_horizons, ModelSettings, Rows, Slot, Training};
-use crate::universe::{data_key, head, load};
+use crate::universe::{data_key, load};
 use mlt_protocol::records::ParamValue;
 use mlt_protocol::spec::{ModelKind, Sizing as SizingSpec, WalkForwardSpec};
 use mlt_spec::tables::{member_key, member_setting, setting};
@@ -77,7 +77,7 @@ pub(super) fn prepare<'a>(
                 "{n_all} bars leave nothing before a {holdout}-day hold-out"
             ));
         }
-        all_bars = all_bars.iter().map(|b| head(b, n_all - holdout)).collect();
+        all_bars = all_bars.iter().map(|b| b.head(n_all - holdout)).collect();
     }
     timings.load = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
