@@ -5,12 +5,13 @@ use super::trader::Trader;
 use super::{Timings, Trial};
 use crate::backtest::Sizing;
 use crate::cache;
+use crate::data::Bars;
 use crate::features::{lookahead_check, parse, substitute};
 use crate::labels::{direction, forward_return};
 use crate::models::Factory;
 use crate::models::{output_horizons, ModelSettings, Rows, Slot, Training};
 use crate::universe::{data_key, load};
-use mlt_protocol::records::ParamValue;
+use mlt_protocol::records::{ParamValue, Params};
 use mlt_protocol::spec::{ModelKind, Sizing as SizingSpec, WalkForwardSpec};
 use mlt_spec::tables::{member_key, member_setting, setting};
 
@@ -54,7 +55,8 @@ pub(super) struct Prepared<'a> {
     pub(super) n: usize,
 }
 
-/// Prepares `trial` on a worker slot's `(threads, gpu)`.
+/// Prepares `trial` on a worker slot's `(threads, gpu)`: its bars, every instrument's
+/// features and labels, and its model's settings.
 pub(super) fn prepare<'a>(
     spec: &'a WalkForwardSpec,
     trial: &Trial,
@@ -62,13 +64,51 @@ pub(super) fn prepare<'a>(
     timings: &mut Timings,
     factory: Factory,
 ) -> Result<Prepared<'a>, String> {
-    let (params, workdir, seed) = (trial.params, trial.workdir, trial.seed);
     let clock = std::time::Instant::now();
-    // Later trials on this node take the bars read for an earlier one (the key changes when a
-    // file does).
-    let source = data_key(&spec.data, workdir);
-    let mut all_bars = cache::bars(&source, || load(&spec.data, workdir))?.to_vec();
-    let n_all = all_bars.first().map_or(0, |b| b.len());
+    let (source, all_bars) = bars(spec, trial)?;
+    timings.load = clock.elapsed().as_secs_f64();
+    let clock = std::time::Instant::now();
+    let mut insts = Vec::new();
+    for (i, b) in all_bars.iter().enumerate() {
+        insts.push(instrument(spec, trial.params, &format!("{source}#{i}"), b)?);
+    }
+    timings.features = clock.elapsed().as_secs_f64();
+    let mut model = model_settings(spec, trial.params, all_bars.len())?;
+    model.slot = Slot {
+        threads,
+        gpu,
+        seed: trial.seed,
+    };
+    // A multi-step head's targets: the label's kind over each of its horizons.
+    for (inst, b) in insts.iter_mut().zip(&all_bars) {
+        inst.paths = (model.rows.horizons.iter())
+            .map(|&d| label(spec, &b.close, d as usize))
+            .collect();
+    }
+    let mut features = Vec::new();
+    for (name, text) in &spec.features {
+        features.push((name.clone(), substitute(text, trial.params)?));
+    }
+    let n = all_bars.first().map_or(0, |b| b.len());
+    let days = all_bars.first().map_or(Vec::new(), |b| b.days.clone());
+    let trader = Trader {
+        spec,
+        insts,
+        sizing: sizing(spec, trial.params),
+        model,
+        factory,
+        features,
+        days: days.clone(),
+    };
+    Ok(Prepared { trader, days, n })
+}
+
+/// The bars of the study's data source (read once per node and kept, the key changing when a
+/// file does), cut before the hold-out unless `trial` evaluates it; and the source's key.
+fn bars(spec: &WalkForwardSpec, trial: &Trial) -> Result<(String, Vec<Bars>), String> {
+    let source = data_key(&spec.data, trial.workdir);
+    let mut all = cache::bars(&source, || load(&spec.data, trial.workdir))?.to_vec();
+    let n_all = all.first().map_or(0, |b| b.len());
     let holdout = spec.windows.holdout as usize;
     if holdout > 0 && !trial.holdout {
         // The search never sees the hold-out: not its features, labels or returns.
@@ -77,55 +117,75 @@ pub(super) fn prepare<'a>(
                 "{n_all} bars leave nothing before a {holdout}-day hold-out"
             ));
         }
-        all_bars = all_bars.iter().map(|b| b.head(n_all - holdout)).collect();
+        all = all.iter().map(|b| b.head(n_all - holdout)).collect();
     }
-    timings.load = clock.elapsed().as_secs_f64();
-    let clock = std::time::Instant::now();
-    let h = spec.label.horizon as usize;
-    let label_of = |close: &[f64], days: usize| {
-        if spec.label.classify {
-            direction(close, days)
-        } else {
-            forward_return(close, days)
-        }
-    };
-    let mut insts = Vec::new();
-    for (i, bars) in all_bars.iter().enumerate() {
-        let mut cols = Vec::new();
-        for (name, text) in &spec.features {
-            let text = substitute(text, params).map_err(|e| format!("feature `{name}`: {e}"))?;
-            let e = parse(&text).map_err(|e| format!("feature `{name}` = `{text}`: {e}"))?;
-            // The guard computes the feature on all the data: that is the column. Kept on the
-            // node for later trials with the same data and expression.
-            let key = (format!("{source}#{i}#{}", bars.len()), text.clone());
-            cols.push(cache::get_or_compute(key, || {
-                lookahead_check(name, &e, bars, 25)
-            })?);
-        }
-        insts.push(Inst {
-            cols,
-            label: label_of(&bars.close, h),
-            paths: Vec::new(),
-            next: forward_return(&bars.close, 1),
-        });
+    Ok((source, all))
+}
+
+/// The label over `days` days: the forward return, or its direction for a classifier.
+fn label(spec: &WalkForwardSpec, close: &[f64], days: usize) -> Vec<f64> {
+    if spec.label.classify {
+        direction(close, days)
+    } else {
+        forward_return(close, days)
     }
-    timings.features = clock.elapsed().as_secs_f64();
-    let n = all_bars.first().map_or(0, |b| b.len());
-    let days = all_bars.first().map_or(Vec::new(), |b| b.days.clone());
-    let num = |k: &str, default: f64| match params.get(k) {
+}
+
+/// One instrument's feature columns (each guarded against look-ahead on all the data, and
+/// kept on the node under `source` for later trials with the same data and expression), its
+/// label and its next-day returns.
+fn instrument(
+    spec: &WalkForwardSpec,
+    params: &Params,
+    source: &str,
+    bars: &Bars,
+) -> Result<Inst, String> {
+    let mut cols = Vec::new();
+    for (name, text) in &spec.features {
+        let text = substitute(text, params).map_err(|e| format!("feature `{name}`: {e}"))?;
+        let e = parse(&text).map_err(|e| format!("feature `{name}` = `{text}`: {e}"))?;
+        let key = (format!("{source}#{}", bars.len()), text.clone());
+        cols.push(cache::get_or_compute(key, || {
+            lookahead_check(name, &e, bars, 25)
+        })?);
+    }
+    Ok(Inst {
+        cols,
+        label: label(spec, &bars.close, spec.label.horizon as usize),
+        paths: Vec::new(),
+        next: forward_return(&bars.close, 1),
+    })
+}
+
+/// A number among the trial's parameters, else `default`.
+fn number(params: &Params, name: &str, default: f64) -> f64 {
+    match params.get(name) {
         Some(ParamValue::Float(x)) => *x,
         Some(ParamValue::Int(x)) => *x as f64,
         _ => default,
-    };
-    let sizing = match spec.trading.sizing {
+    }
+}
+
+/// How the trial's predictions become positions.
+fn sizing(spec: &WalkForwardSpec, params: &Params) -> Sizing {
+    match spec.trading.sizing {
         SizingSpec::Sign => Sizing::Sign,
-        SizingSpec::Threshold => Sizing::Threshold(num("threshold", spec.trading.threshold)),
+        SizingSpec::Threshold => {
+            Sizing::Threshold(number(params, "threshold", spec.trading.threshold))
+        }
         SizingSpec::Probability => Sizing::Probability,
-    };
-    // Model settings: the spec's, then the trial's parameters of those names. An ensemble's
-    // settings are per member (`lightgbm.learning_rate`); an unprefixed name reaches every
-    // member that has the setting.
-    let mut model_params = spec.model.settings.clone();
+    }
+}
+
+/// The model's settings: the spec's, then the trial's parameters of those names (or
+/// aliases). An ensemble's settings are per member (`lightgbm.learning_rate`); an unprefixed
+/// name reaches every member that has the setting. The slot is left to the caller.
+fn model_settings(
+    spec: &WalkForwardSpec,
+    params: &Params,
+    instruments: usize,
+) -> Result<ModelSettings, String> {
+    let mut settings = spec.model.settings.clone();
     let members: Vec<&str> = match &spec.model.ensemble {
         Some(e) => e.members.iter().map(|m| m.name()).collect(),
         None => vec![spec.model.kind.name()],
@@ -155,67 +215,46 @@ pub(super) fn prepare<'a>(
             } else {
                 canonical.to_string()
             };
-            model_params.insert(key, x);
+            settings.insert(key, x);
         }
     }
-    let mut features = Vec::new();
-    for (name, text) in &spec.features {
-        features.push((name.clone(), substitute(text, params)?));
-    }
+    let lstm = spec.model.kind == ModelKind::Lstm;
+    let of_lstm = |name: &str| setting("lstm", name).and_then(|s| s.value(&settings));
     // The LSTM reads sequences of this many days; other models one day's row.
-    let lstm = |name: &str| setting("lstm", name).and_then(|s| s.value(&model_params));
-    let lookback = if spec.model.kind == ModelKind::Lstm {
-        lstm("sequence").unwrap_or(1.0) as u32
+    let lookback = if lstm {
+        of_lstm("sequence").unwrap_or(1.0) as u32
     } else {
         1
     };
     // A multi-step head (the LSTM's `outputs`) is fitted on the label over each of its
     // horizons; all of them reach no further than the label, so the purging is the label's.
-    let horizons = if spec.model.kind == ModelKind::Lstm {
-        let outputs = lstm("outputs").unwrap_or(1.0);
+    let horizons = if lstm {
+        let outputs = of_lstm("outputs").unwrap_or(1.0);
         output_horizons(outputs as u32, spec.label.horizon)
             .map_err(|e| format!("the LSTM's head: {e}"))?
     } else {
         Vec::new()
     };
-    for (inst, bars) in insts.iter_mut().zip(&all_bars) {
-        inst.paths = horizons
-            .iter()
-            .map(|&d| label_of(&bars.close, d as usize))
-            .collect();
-    }
-    let trader = Trader {
-        spec,
-        insts,
-        sizing,
-        model: ModelSettings {
-            name: spec.model.kind,
-            alpha: num("alpha", spec.model.alpha),
-            classify: spec.label.classify,
-            params: model_params,
-            ensemble: spec.model.ensemble.clone(),
-            training: Training {
-                early_stopping: spec.model.early_stopping,
-                staged: spec.report.budget_epochs,
-            },
-            rows: Rows {
-                features: spec.features.iter().map(|(n, _)| n.clone()).collect(),
-                categorical: spec
-                    .model
-                    .categorical
-                    .iter()
-                    .filter_map(|c| spec.features.iter().position(|(f, _)| f == c))
-                    .collect(),
-                lookback,
-                horizons,
-                // Rows per day and the label's reach, for purging inside the training rows.
-                purge_rows: (spec.label.horizon as usize) * all_bars.len(),
-            },
-            slot: Slot { threads, gpu, seed },
+    Ok(ModelSettings {
+        name: spec.model.kind,
+        alpha: number(params, "alpha", spec.model.alpha),
+        classify: spec.label.classify,
+        params: settings,
+        ensemble: spec.model.ensemble.clone(),
+        training: Training {
+            early_stopping: spec.model.early_stopping,
+            staged: spec.report.budget_epochs,
         },
-        factory,
-        features,
-        days: days.clone(),
-    };
-    Ok(Prepared { trader, days, n })
+        rows: Rows {
+            features: spec.features.iter().map(|(n, _)| n.clone()).collect(),
+            categorical: (spec.model.categorical.iter())
+                .filter_map(|c| spec.features.iter().position(|(f, _)| f == c))
+                .collect(),
+            lookback,
+            horizons,
+            // Rows per day and the label's reach, for purging inside the training rows.
+            purge_rows: (spec.label.horizon as usize) * instruments,
+        },
+        slot: Slot::default(),
+    })
 }
