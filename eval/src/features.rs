@@ -30,6 +30,27 @@ pub enum Expr {
     Call(String, Vec<Expr>),
 }
 
+impl std::fmt::Display for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expr::Num(x) => write!(f, "{x}"),
+            Expr::Col(c) => write!(f, "{c}"),
+            Expr::Neg(x) => write!(f, "-{x}"),
+            Expr::Bin(op, a, b) => write!(f, "({a} {op} {b})"),
+            Expr::Call(name, args) => {
+                write!(f, "{name}(")?;
+                for (i, a) in args.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    write!(f, "{a}")?;
+                }
+                write!(f, ")")
+            }
+        }
+    }
+}
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
@@ -424,39 +445,115 @@ pub fn lookback(e: &Expr) -> Option<usize> {
     }
 }
 
-/// The look-ahead guard: the value of `e` at each of `checks` times t (spread over the data)
-/// computed on the data up to t must equal the value computed on all the data. Returns the
-/// feature on all the data. When the expression reads a bounded number L of earlier bars, the
-/// data up to t is also cut in front (to the 2L + 10 bars before t): the same value, and the
-/// guard costs O(checks · L) instead of O(checks · n). Cutting the front never hides a read
-/// of later bars; a lookback counted too short can only refuse a clean feature, never pass a
-/// leaking one.
-pub fn lookahead_check(name: &str, e: &Expr, b: &Bars, checks: usize) -> Result<Vec<f64>, String> {
-    let f = |bars: &Bars| eval(e, bars).map_err(|err| format!("feature `{name}`: {err}"));
-    match lookback(e) {
-        Some(l) => guard_window(name, &f, b, checks, 2 * l + 10),
-        None => guard(name, &f, b, checks, 0),
-    }
+/// How many bars after t the value of `e` at t reads (0: none, as a causal feature; negative
+/// when it reads only earlier bars), or an error when a period is not a whole number. The
+/// static half of the look-ahead guard: it covers every bar, not sampled dates.
+pub fn lead(e: &Expr) -> Result<i64, String> {
+    Ok(match e {
+        Expr::Num(_) | Expr::Col(_) => 0,
+        Expr::Neg(x) => lead(x)?,
+        Expr::Bin(_, a, b) => lead(a)?.max(lead(b)?),
+        Expr::Call(f, args) => match f.as_str() {
+            // x at t − p.
+            "ref" => lead(&args[0])? - window(&args[1], f)?,
+            // x at t and at t − p.
+            "delta" | "ret" => {
+                let x = lead(&args[0])?;
+                x.max(x - window(&args[1], f)?)
+            }
+            // Windows ending at t (their length is checked when evaluated).
+            "mean" | "std" | "min" | "max" | "sum" | "rank" | "zscore" | "ema" => lead(&args[0])?,
+            "corr" => lead(&args[0])?.max(lead(&args[1])?),
+            "log" | "abs" | "sign" => lead(&args[0])?,
+            // Indicators of the bars up to t.
+            _ => 0,
+        },
+    })
 }
 
-/// [`guard`] for features with a bounded lookback: each check evaluates only the `keep` bars
-/// up to t.
+/// The first sub-expression of `e` (outermost first) that reads a later bar although its own
+/// arguments do not: where a look-ahead enters.
+fn lookahead_source(e: &Expr) -> Option<&Expr> {
+    let children: Vec<&Expr> = match e {
+        Expr::Num(_) | Expr::Col(_) => Vec::new(),
+        Expr::Neg(x) => vec![x],
+        Expr::Bin(_, a, b) => vec![a, b],
+        Expr::Call(_, args) => args.iter().collect(),
+    };
+    if let Some(inner) = children.iter().find_map(|c| lookahead_source(c)) {
+        return Some(inner);
+    }
+    (lead(e).is_ok_and(|l| l > 0)).then_some(e)
+}
+
+/// The static look-ahead proof: `e` reads no bar after the day it is used, or an error naming
+/// the feature and the sub-expression that does.
+pub fn causal(name: &str, e: &Expr) -> Result<(), String> {
+    let l = lead(e).map_err(|err| format!("feature `{name}`: {err}"))?;
+    if l <= 0 {
+        return Ok(());
+    }
+    let what = lookahead_source(e).unwrap_or(e);
+    Err(format!(
+        "feature `{name}` looks ahead: `{what}` reads {} day(s) after the day it is used",
+        lead(what).unwrap_or(l)
+    ))
+}
+
+/// How many values the guard may evaluate for a feature with an unbounded lookback before it
+/// spaces its cuts out (a bounded one is checked at every day whatever the length).
+pub const GUARD_BUDGET: usize = 20_000_000;
+
+/// The look-ahead guard. First the static proof ([`causal`]); then, on the data, the value of
+/// `e` at every day t computed on the data up to t must equal its value on all the data, the
+/// missing-value pattern included (a value on one side and none on the other is a
+/// look-ahead). When the expression reads a bounded number L of earlier bars, the data up to
+/// t is also cut in front (to the 2L + 10 bars before t): the same value, and the guard costs
+/// O(n · L). Cutting the front never hides a read of later bars; a lookback counted too short
+/// can only refuse a clean feature, never pass a leaking one. A feature with an unbounded
+/// lookback (an exponential average) is compared at every day up to `budget` values evaluated,
+/// at evenly spaced days beyond. A feature with no value on any day is an error. Returns the
+/// feature on all the data.
+pub fn lookahead_check(name: &str, e: &Expr, b: &Bars, budget: usize) -> Result<Vec<f64>, String> {
+    causal(name, e)?;
+    let f = |bars: &Bars| eval(e, bars).map_err(|err| format!("feature `{name}`: {err}"));
+    let full = match lookback(e) {
+        Some(l) => guard_window(name, &f, b, 2 * l + 10)?,
+        None => {
+            let n = b.len().max(1);
+            let checks = (budget / n).clamp(25, n);
+            guard(name, &f, b, checks, 0)?
+        }
+    };
+    if !b.is_empty() && full.iter().all(|v| !v.is_finite()) {
+        return Err(format!(
+            "feature `{name}` has no value on any of the {} days (a window or shift as long as the data?)",
+            b.len()
+        ));
+    }
+    Ok(full)
+}
+
+/// The values a cut and the full data give at one day agree: both missing, or both values and
+/// equal to 1e-9 (relative).
+fn agree(a: f64, c: f64) -> bool {
+    (a.is_nan() && c.is_nan()) || (a - c).abs() <= 1e-9 * c.abs().max(1.0)
+}
+
+/// [`guard`] at every day for features with a bounded lookback: each check evaluates only the
+/// `keep` bars up to t.
 fn guard_window(
     name: &str,
     f: &dyn Fn(&Bars) -> Result<Vec<f64>, String>,
     b: &Bars,
-    checks: usize,
     keep: usize,
 ) -> Result<Vec<f64>, String> {
     let full = f(b)?;
-    let n = b.len();
-    for k in 1..=checks {
-        let t = (n - 1) * k / (checks + 1);
+    for t in 0..b.len() {
         let from = t.saturating_sub(keep);
         let part = f(&slice(b, from, t + 1))?;
         let (a, c) = (part[t - from], full[t]);
-        let same = (a.is_nan() && c.is_nan()) || (a - c).abs() <= 1e-9 * c.abs().max(1.0);
-        if !same {
+        if !agree(a, c) {
             return Err(format!(
                 "feature `{name}` looks ahead: at {} its value on the data up to that day is {a}, on all the data {c}",
                 crate::data::format_day(b.days[t]),
@@ -494,8 +591,7 @@ pub fn guard(
         let t = (n - 1 - allowed.min(n - 1)) * k / (checks + 1);
         let part = f(&b.head(t + 1 + allowed))?;
         let (a, c) = (part[t], full[t]);
-        let same = (a.is_nan() && c.is_nan()) || (a - c).abs() <= 1e-9 * c.abs().max(1.0);
-        if !same {
+        if !agree(a, c) {
             return Err(format!(
                 "feature `{name}` looks ahead: at {} its value on the data up to {} is {a}, on all the data {c}",
                 crate::data::format_day(b.days[t]),
@@ -504,6 +600,24 @@ pub fn guard(
         }
     }
     Ok(full)
+}
+
+/// The `$names` an expression uses, each once, in order of appearance.
+pub fn parameters(expr: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find('$') {
+        let tail = &rest[i + 1..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        if !name.is_empty() && !out.iter().any(|n| n == name) {
+            out.push(name.to_string());
+        }
+        rest = &tail[end..];
+    }
+    out
 }
 
 /// `$name` in an expression replaced by the trial's parameter of that name.
@@ -623,15 +737,126 @@ mod tests {
             "corr(returns, ref(returns, 1), 30)",
             "ema(close, 10) / close - 1",
         ] {
-            lookahead_check(ok, &parse(ok).unwrap(), &b, 25).unwrap();
+            lookahead_check(ok, &parse(ok).unwrap(), &b, GUARD_BUDGET).unwrap();
         }
         for leak in [
             "ref(close, -1)",
             "mean(ref(returns, -3), 5)",
             "delta(close, -2)",
         ] {
-            let e = lookahead_check("f", &parse(leak).unwrap(), &b, 25).unwrap_err();
+            let e = lookahead_check("f", &parse(leak).unwrap(), &b, GUARD_BUDGET).unwrap_err();
             assert!(e.contains("feature `f` looks ahead"), "{leak}: {e}");
         }
+    }
+
+    #[test]
+    fn the_static_proof_names_the_sub_expression_that_reads_ahead() {
+        let leaks = [
+            ("ref(close, -1)", "ref(close, -1)"),
+            ("mean(ref(returns, -3), 5) / close", "ref(returns, -3)"),
+            ("delta(close, -2)", "delta(close, -2)"),
+            ("ret(close, -1) * 0 + close", "ret(close, -1)"),
+            ("corr(returns, ref(volume, -1), 10)", "ref(volume, -1)"),
+            // Shifts that cancel out inside: the outer one still reaches tomorrow.
+            ("ref(ref(close, 2), -3)", "ref(ref(close, 2), -3)"),
+            // The class of the NaN-pattern leak: a future value fed to a function undefined on
+            // part of its domain, then multiplied by zero.
+            (
+                "log(ref(close, -1) / close - 1.02) * 0 + mean(returns, 5)",
+                "ref(close, -1)",
+            ),
+            ("log(delta(close, -1)) * 0 + close", "delta(close, -1)"),
+            ("rank(ret(close, -5), 10) * 0 + rsi(14)", "ret(close, -5)"),
+        ];
+        for (text, source) in leaks {
+            let e = causal("f", &parse(text).unwrap()).unwrap_err();
+            assert!(
+                e.contains("feature `f` looks ahead") && e.contains(&format!("`{source}`")),
+                "{text}: {e}"
+            );
+        }
+        for ok in [
+            "ref(close, 1)",
+            "ref(ref(close, -2), 3)",
+            "delta(close, 0)",
+            "ema(close, 10) / close",
+            "macd(12, 26) * rsi(14)",
+        ] {
+            causal("f", &parse(ok).unwrap()).unwrap();
+        }
+        assert_eq!(lead(&parse("delta(ref(close, -4), 2)").unwrap()), Ok(4));
+        assert_eq!(lead(&parse("ref(close, 3)").unwrap()), Ok(-3));
+    }
+
+    #[test]
+    fn the_guard_compares_every_day_and_the_missing_value_pattern() {
+        let b = bars();
+        let n = b.len();
+        // Leaks the static proof cannot see (the series is computed outside the language):
+        // the value is there only on days whose NEXT close rises by more than `cut`, a
+        // pattern of missing values that reads the future. The rarer the event, the fewer
+        // sampled dates would catch it; every day catches each.
+        // Cuts at quantiles of the daily return: from half the days present to 2% of them.
+        let mut r: Vec<f64> = b.close.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+        r.sort_by(f64::total_cmp);
+        let q = |p: f64| r[((r.len() - 1) as f64 * p) as usize];
+        for cut in [q(0.5), q(0.8), q(0.95), q(0.98)] {
+            let leak = |bars: &Bars| -> Result<Vec<f64>, String> {
+                let c = &bars.close;
+                Ok((0..c.len())
+                    .map(|t| match c.get(t + 1) {
+                        Some(next) if next / c[t] - 1.0 > cut => 1.0,
+                        _ => f64::NAN,
+                    })
+                    .collect())
+            };
+            let full = leak(&b).unwrap();
+            let present = full.iter().filter(|v| v.is_finite()).count();
+            assert!(present > 0 && present < n, "cut {cut}: {present} of {n}");
+            let e = guard_window("f", &leak, &b, 10).unwrap_err();
+            assert!(e.contains("feature `f` looks ahead"), "{e}");
+            let e = guard("f", &leak, &b, n, 0).unwrap_err();
+            assert!(e.contains("feature `f` looks ahead"), "{e}");
+        }
+        // A causal series with missing values passes.
+        let causal_gaps = |bars: &Bars| -> Result<Vec<f64>, String> {
+            let c = &bars.close;
+            Ok((0..c.len())
+                .map(|t| match t.checked_sub(1).map(|p| c[p]) {
+                    Some(prev) if c[t] > prev => 1.0,
+                    _ => f64::NAN,
+                })
+                .collect())
+        };
+        guard_window("g", &causal_gaps, &b, 10).unwrap();
+    }
+
+    #[test]
+    fn a_feature_with_no_value_on_any_day_is_an_error() {
+        let b = bars();
+        let e = lookahead_check("long", &parse("ref(close, 300)").unwrap(), &b, GUARD_BUDGET)
+            .unwrap_err();
+        assert!(
+            e.contains("feature `long` has no value on any of the 300 days"),
+            "{e}"
+        );
+        let e = lookahead_check(
+            "wide",
+            &parse("mean(close, 400)").unwrap(),
+            &b,
+            GUARD_BUDGET,
+        )
+        .unwrap_err();
+        assert!(e.contains("no value"), "{e}");
+        lookahead_check("ok", &parse("ref(close, 299)").unwrap(), &b, GUARD_BUDGET).unwrap();
+    }
+
+    #[test]
+    fn parameters_are_listed_once_in_order() {
+        assert_eq!(
+            parameters("ref(close, $k) / mean(returns, $w) + ref(open, $k)"),
+            vec!["k".to_string(), "w".to_string()]
+        );
+        assert!(parameters("close").is_empty());
     }
 }

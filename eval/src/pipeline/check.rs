@@ -1,12 +1,15 @@
 //! The submit-time check of a walk-forward objective, before anything runs.
-use crate::features::{lookahead_check, parse, substitute};
+use crate::features::{causal, lookahead_check, parameters, parse, substitute, GUARD_BUDGET};
 use crate::universe::load;
 use mlt_protocol::records::{ParamValue, Params};
 use mlt_protocol::spec::{ModelKind, Splits, WalkForwardSpec};
 
-/// The checks a researcher gets at submit time, before anything runs: the data loads, every
-/// feature parses and passes the look-ahead guard with its `$parameters` at the low and at the
-/// high end of their ranges. The error names the key (`objective.features.mom`) and the problem.
+/// The checks a researcher gets at submit time, before anything runs: the data loads; every
+/// feature parses and reads no later bar for every value the space allows its `$parameters`
+/// (the static proof: every choice of a categorical, both ends and the middle of a range);
+/// every feature passes the look-ahead guard on the data, at every day, with its
+/// `$parameters` at the low and at the high end of their ranges. The error names the key
+/// (`objective.features.mom`), the problem, and the parameters that cause it.
 pub fn check(
     spec: &WalkForwardSpec,
     space: &mlt_protocol::spec::SearchSpace,
@@ -82,13 +85,24 @@ pub fn check(
             })
             .collect()
     };
+    // The static proof, for every value the space allows in each feature's `$parameters`.
+    for (name, text) in &spec.features {
+        let key = format!("objective.features.{name}");
+        for params in assignments(text, space) {
+            let text = substitute(text, &params).map_err(|e| (key.clone(), e))?;
+            let e = parse(&text).map_err(|e| (key.clone(), format!("`{text}`: {e}")))?;
+            causal(name, &e).map_err(|e| (key.clone(), with_params(e, &params)))?;
+        }
+    }
+    // On the data: every day, at both ends of the ranges.
     for params in [ends(false), ends(true)] {
         for bars in &insts {
             for (name, text) in &spec.features {
                 let key = format!("objective.features.{name}");
                 let text = substitute(text, &params).map_err(|e| (key.clone(), e))?;
                 let e = parse(&text).map_err(|e| (key.clone(), format!("`{text}`: {e}")))?;
-                lookahead_check(name, &e, bars, 25).map_err(|e| (key.clone(), e))?;
+                lookahead_check(name, &e, bars, GUARD_BUDGET)
+                    .map_err(|e| (key.clone(), with_params(e, &params)))?;
             }
         }
     }
@@ -141,4 +155,84 @@ pub fn check(
         ));
     }
     Ok(())
+}
+
+/// Most combinations of `$parameter` values the static proof tries per feature; beyond, each
+/// parameter runs through its values with the others at one of theirs.
+const MAX_ASSIGNMENTS: usize = 10_000;
+
+/// The values of a parameter the static proof tries: every choice of a categorical; the two
+/// ends and the middle of a range (a period's reach is monotone in it).
+fn candidates(dist: &mlt_protocol::spec::Distribution) -> Vec<ParamValue> {
+    use mlt_protocol::spec::Distribution as D;
+    match dist {
+        D::Categorical { choices } => choices.clone(),
+        D::Fixed { value } => vec![value.clone()],
+        D::Int {
+            low, high, step, ..
+        } => {
+            let top = low + (high - low) / step * step;
+            let mid = low + (top - low) / 2 / step * step;
+            let mut v = vec![*low, mid, top];
+            v.dedup();
+            v.into_iter().map(ParamValue::Int).collect()
+        }
+        D::Float { low, high, .. } => [*low, (low + high) / 2.0, *high]
+            .into_iter()
+            .map(ParamValue::Float)
+            .collect(),
+    }
+}
+
+/// Every combination of candidate values of the parameters `text` uses (at most
+/// [`MAX_ASSIGNMENTS`]; beyond, each one's values with the others at their first).
+fn assignments(text: &str, space: &mlt_protocol::spec::SearchSpace) -> Vec<Params> {
+    let used: Vec<(String, Vec<ParamValue>)> = parameters(text)
+        .into_iter()
+        .filter_map(|n| {
+            let p = space.params.iter().find(|p| p.name == n)?;
+            Some((n, candidates(&p.dist)))
+        })
+        .collect();
+    let total = used
+        .iter()
+        .try_fold(1usize, |acc, (_, v)| acc.checked_mul(v.len().max(1)));
+    if total.is_some_and(|t| t <= MAX_ASSIGNMENTS) {
+        let mut out = vec![Params::new()];
+        for (name, values) in &used {
+            out = out
+                .iter()
+                .flat_map(|base| {
+                    values.iter().map(move |v| {
+                        let mut p = base.clone();
+                        p.insert(name.clone(), v.clone());
+                        p
+                    })
+                })
+                .collect();
+        }
+        return out;
+    }
+    let first: Params = used
+        .iter()
+        .filter_map(|(n, v)| Some((n.clone(), v.first()?.clone())))
+        .collect();
+    let mut out = vec![first.clone()];
+    for (name, values) in &used {
+        for v in values {
+            let mut p = first.clone();
+            p.insert(name.clone(), v.clone());
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// An error with the parameter values it was found at.
+fn with_params(e: String, params: &Params) -> String {
+    if params.is_empty() {
+        return e;
+    }
+    let at: Vec<String> = params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    format!("{e} (with {})", at.join(", "))
 }

@@ -6,7 +6,7 @@ use super::{Timings, Trial};
 use crate::backtest::Sizing;
 use crate::cache;
 use crate::data::Bars;
-use crate::features::{lookahead_check, parse, substitute};
+use crate::features::{lookahead_check, parse, substitute, GUARD_BUDGET};
 use crate::labels::{direction, forward_return};
 use crate::models::Factory;
 use crate::models::{output_horizons, ModelSettings, Rows, Slot, Training};
@@ -146,7 +146,7 @@ fn instrument(
         let e = parse(&text).map_err(|e| format!("feature `{name}` = `{text}`: {e}"))?;
         let key = (format!("{source}#{}", bars.len()), text.clone());
         cols.push(cache::get_or_compute(key, || {
-            lookahead_check(name, &e, bars, 25)
+            lookahead_check(name, &e, bars, GUARD_BUDGET)
         })?);
     }
     Ok(Inst {

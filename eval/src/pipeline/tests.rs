@@ -1117,3 +1117,50 @@ fn the_metrics_a_spec_may_name_are_exactly_those_a_trial_reports() {
     assert!(allowed.is_subset(&reported));
     assert_eq!(extra, BTreeSet::from(["paths", "sharpe_path_std"]));
 }
+
+#[test]
+fn the_static_proof_tries_every_categorical_choice_and_the_middle_of_a_range() {
+    use mlt_protocol::spec::{Distribution, ParamSpec, SearchSpace};
+    let space = |dist: Distribution| SearchSpace {
+        params: vec![ParamSpec {
+            name: "k".into(),
+            dist,
+            when: Vec::new(),
+        }],
+    };
+    let s = spec(&[("peek", "mean(returns, 5) / ref(close, $k)")], 0.15);
+    // The first and the last choice are fine; the one in between reads tomorrow.
+    let cat = space(Distribution::Categorical {
+        choices: vec![ParamValue::Int(5), ParamValue::Int(-1), ParamValue::Int(10)],
+    });
+    let (key, e) = check(&s, &cat, None).unwrap_err();
+    assert_eq!(key, "objective.features.peek");
+    assert!(
+        e.contains("looks ahead") && e.contains("`ref(close, -1)`") && e.contains("k = -1"),
+        "{e}"
+    );
+    // So is a range whose low end reads ahead, and one whose ends are fine is accepted.
+    let low = space(Distribution::Int {
+        low: -2,
+        high: 10,
+        step: 1,
+        log: false,
+    });
+    let (_, e) = check(&s, &low, None).unwrap_err();
+    assert!(
+        e.contains("`ref(close, -2)`") && e.contains("k = -2"),
+        "{e}"
+    );
+    let fine = space(Distribution::Int {
+        low: 1,
+        high: 10,
+        step: 1,
+        log: false,
+    });
+    check(&s, &fine, None).unwrap();
+    // A feature with no value on any day is refused by name, not left to fail every trial.
+    let empty = spec(&[("far", "ref(close, 5000)")], 0.15);
+    let (key, e) = check(&empty, &SearchSpace::default(), None).unwrap_err();
+    assert_eq!(key, "objective.features.far");
+    assert!(e.contains("has no value on any of the 3000 days"), "{e}");
+}
