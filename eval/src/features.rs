@@ -500,6 +500,38 @@ pub fn causal(name: &str, e: &Expr) -> Result<(), String> {
     ))
 }
 
+/// The power of price a feature's value scales with (1: a price level such as `close` or
+/// `atr(14)`; 0: a ratio, a return or an oscillator; −1: `1 / close`). With adjusted data
+/// every price is scaled by a factor that depends on later dividends, so only a feature of
+/// power 0 is free of it.
+pub fn price_power(e: &Expr) -> i32 {
+    match e {
+        Expr::Num(_) => 0,
+        Expr::Col(c) => i32::from(matches!(c.as_str(), "open" | "high" | "low" | "close")),
+        Expr::Neg(x) => price_power(x),
+        Expr::Bin('*', a, b) => price_power(a) + price_power(b),
+        Expr::Bin('/', a, b) => price_power(a) - price_power(b),
+        // A sum or difference scales with its largest term (`close - 100` is a level).
+        Expr::Bin(_, a, b) => {
+            let (p, q) = (price_power(a), price_power(b));
+            if p.abs() >= q.abs() {
+                p
+            } else {
+                q
+            }
+        }
+        Expr::Call(f, args) => match f.as_str() {
+            "ref" | "delta" | "mean" | "std" | "min" | "max" | "sum" | "ema" | "abs" => {
+                price_power(&args[0])
+            }
+            "atr" => 1,
+            // A logarithm of a level moves with the factor too (additively).
+            "log" => i32::from(price_power(&args[0]) != 0),
+            _ => 0,
+        },
+    }
+}
+
 /// How many values the guard may evaluate for a feature with an unbounded lookback before it
 /// spaces its cuts out (a bounded one is checked at every day whatever the length).
 pub const GUARD_BUDGET: usize = 20_000_000;
@@ -858,5 +890,34 @@ mod tests {
             vec!["k".to_string(), "w".to_string()]
         );
         assert!(parameters("close").is_empty());
+    }
+
+    #[test]
+    fn price_levels_are_told_from_ratios() {
+        let p = |s: &str| price_power(&parse(s).unwrap());
+        for level in [
+            "close",
+            "mean(close, 20)",
+            "atr(14)",
+            "close - 100",
+            "ema(high, 5)",
+            "log(close)",
+        ] {
+            assert_ne!(p(level), 0, "{level}");
+        }
+        for ratio in [
+            "close / ref(close, 5)",
+            "ret(close, 5)",
+            "returns",
+            "std(returns, 20)",
+            "atr(14) / close",
+            "rsi(14) / 100",
+            "macd(12, 26)",
+            "zscore(close, 20)",
+            "log(close / open)",
+            "delta(close, 1) / close",
+        ] {
+            assert_eq!(p(ratio), 0, "{ratio}");
+        }
     }
 }

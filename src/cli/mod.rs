@@ -371,6 +371,9 @@ pub fn check_objective(
             .and_then(|p| p.parent().map(|d| d.display().to_string()));
         mlt_eval::check_walk_forward(wf, &spec.space, dir.as_deref())
             .map_err(|(key, msg)| CliError::Spec(format!("{source}: `{key}`: {msg}")))?;
+        for (key, msg) in mlt_eval::adjusted_levels(wf) {
+            eprintln!("warning: {source}: `{key}`: {msg}");
+        }
     }
     Ok(())
 }

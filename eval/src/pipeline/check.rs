@@ -1,8 +1,10 @@
 //! The submit-time check of a walk-forward objective, before anything runs.
-use crate::features::{causal, lookahead_check, parameters, parse, substitute, GUARD_BUDGET};
+use crate::features::{
+    causal, lookahead_check, parameters, parse, price_power, substitute, GUARD_BUDGET,
+};
 use crate::universe::load;
 use mlt_protocol::records::{ParamValue, Params};
-use mlt_protocol::spec::{ModelKind, Splits, WalkForwardSpec};
+use mlt_protocol::spec::{DataSource, ModelKind, Splits, WalkForwardSpec};
 
 /// The checks a researcher gets at submit time, before anything runs: the data loads; every
 /// feature parses and reads no later bar for every value the space allows its `$parameters`
@@ -155,6 +157,44 @@ pub fn check(
         ));
     }
     Ok(())
+}
+
+/// Warnings for features that use a raw price level on adjusted data, where every price is
+/// scaled by a factor that depends on later dividends (key, message).
+pub fn adjusted_levels(spec: &WalkForwardSpec) -> Vec<(String, String)> {
+    let adjusted = match &spec.data {
+        DataSource::Files { adjusted, .. } | DataSource::Datasets { adjusted, .. } => *adjusted,
+        DataSource::Synthetic { .. } => false,
+    };
+    if !adjusted {
+        return Vec::new();
+    }
+    spec.features
+        .iter()
+        .filter_map(|(name, text)| {
+            // `$parameters` are periods: any value gives the same dimension.
+            let plain: String = text
+                .split('$')
+                .enumerate()
+                .map(|(i, part)| {
+                    if i == 0 {
+                        return part.to_string();
+                    }
+                    let end = part
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(part.len());
+                    format!("1{}", &part[end..])
+                })
+                .collect();
+            let e = parse(&plain).ok()?;
+            (price_power(&e) != 0).then(|| {
+                (
+                    format!("objective.features.{name}"),
+                    "a raw price level on adjusted data (`adjusted = true`): the adjustment factor depends on later dividends and splits, so the level carries a little of the future; use a ratio (e.g. `close / ref(close, 5)`) or `adjusted = false`".to_string(),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Most combinations of `$parameter` values the static proof tries per feature; beyond, each

@@ -17,7 +17,7 @@ mod traded;
 mod trader;
 mod trial_ensemble;
 
-pub use check::check;
+pub use check::{adjusted_levels, check};
 pub use trader::{validation_split, MAX_ARTIFACT};
 pub use trial_ensemble::{ensemble_of_trials, TrialEnsemble};
 

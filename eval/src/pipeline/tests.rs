@@ -1164,3 +1164,31 @@ fn the_static_proof_tries_every_categorical_choice_and_the_middle_of_a_range() {
     assert_eq!(key, "objective.features.far");
     assert!(e.contains("has no value on any of the 3000 days"), "{e}");
 }
+
+#[test]
+fn a_raw_price_level_on_adjusted_data_is_warned_about() {
+    let mut s = spec(
+        &[
+            ("level", "mean(close, $w)"),
+            ("ratio", "close / ref(close, $w) - 1"),
+            ("atr", "atr(14)"),
+        ],
+        0.1,
+    );
+    // Synthetic bars are never adjusted.
+    assert!(adjusted_levels(&s).is_empty());
+    s.data = DataSource::Files {
+        paths: vec!["spy.csv".into()],
+        adjusted: true,
+    };
+    let keys: Vec<String> = adjusted_levels(&s).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        keys,
+        vec!["objective.features.level", "objective.features.atr"]
+    );
+    s.data = DataSource::Files {
+        paths: vec!["spy.csv".into()],
+        adjusted: false,
+    };
+    assert!(adjusted_levels(&s).is_empty());
+}
