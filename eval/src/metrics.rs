@@ -2,7 +2,7 @@
 //! data and 252 periods a year, sample standard deviation (ddof = 1), a risk-free rate of 0
 //! per period, downside deviation averaged over all observations, drawdowns on the compounded
 //! wealth curve (a negative fraction), VaR as numpy's linearly interpolated percentile and CVaR
-//! as the mean of the returns at or below it. NaN returns are skipped by every statistic
+//! as the mean of the lowest ⌊(n − 1) · cutoff⌋ + 1 returns. NaN returns are skipped by every statistic
 //! except the length used by the annual return (CAGR).
 
 /// Periods in a year.
@@ -168,11 +168,17 @@ pub fn value_at_risk(r: &[f64], cutoff: f64) -> f64 {
     percentile(r, cutoff)
 }
 
-/// Conditional value at risk: the mean of the returns at or below the VaR.
+/// Conditional value at risk, as empyrical defines it: the mean of the lowest
+/// ⌊(n − 1) · cutoff⌋ + 1 returns (NaNs skipped). Ties at the VaR (the many exact zeros of
+/// flat days) count only as far as that number reaches, not all of them.
 pub fn conditional_value_at_risk(r: &[f64], cutoff: f64) -> f64 {
-    let var = value_at_risk(r, cutoff);
-    let tail: Vec<f64> = finite(r).into_iter().filter(|x| *x <= var).collect();
-    mean(&tail)
+    let mut s = finite(r);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s.sort_by(f64::total_cmp);
+    let k = ((s.len() - 1) as f64 * cutoff).floor() as usize;
+    mean(&s[..=k.min(s.len() - 1)])
 }
 
 /// Moments of a return series, as the selection statistics (PSR, DSR, minTRL) take them.
@@ -260,8 +266,17 @@ mod tests {
         close(value_at_risk(&v, 0.1), 41.0);
         close(value_at_risk(&v, 0.2), 81.0);
         close(value_at_risk(&v, 0.3), 81.5);
-        // CVaR: the mean of the returns at or below the VaR; win rate over non-NaN periods.
+        // CVaR: the mean of the lowest ⌊(n − 1)·cutoff⌋ + 1 returns; win rate over non-NaN
+        // periods.
         close(conditional_value_at_risk(&v, 0.2), 41.0);
+        // Ties at the VaR: 900 flat days, 40 losses of 1%, 60 gains of 1%. The lowest
+        // ⌊999 · 0.05⌋ + 1 = 50 returns are the 40 losses and 10 zeros: −0.4% / 50 · 100.
+        // (The mean of every return at or below the VaR, 0, would be −0.4 / 940 = −0.000426.)
+        let mut flat = vec![0.0; 900];
+        flat.extend([-0.01; 40]);
+        flat.extend([0.01; 60]);
+        close(value_at_risk(&flat, 0.05), 0.0);
+        close(conditional_value_at_risk(&flat, 0.05), -0.008);
         close(win_rate(&MIXED), 6.0 / 8.0);
     }
 
