@@ -409,6 +409,22 @@ fn walk_forward_objectives_are_checked() {
     assert!(
         w.report.per_fold && w.windows.train == 504 && w.windows.test == 63 && w.windows.step == 63
     );
+    // Overlapping test windows would count days twice.
+    let e = wf(
+        "",
+        "data = \"synthetic\"\nfeatures = { m = \"returns\" }\ntest = 63\nstep = 21",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`objective.step`") && e.contains("overlap") && e.contains("63-day"),
+        "{e}"
+    );
+    wf(
+        "",
+        "data = \"synthetic\"\nfeatures = { m = \"returns\" }\ntest = 63\nstep = 126",
+    )
+    .unwrap();
     // `value` means sharpe.
     let v = wf("", "data = \"synthetic\"\nfeatures = { m = \"returns\" }").unwrap();
     let ObjectiveSpec::WalkForward(w) = &v.objective else {

@@ -367,6 +367,17 @@ pub(crate) fn walk_forward(
         },
         holdout_top: days(cx, &o.holdout_top, "objective.holdout_top", 5, 1).min(1000),
     };
+    if matches!(windows.splits, Splits::WalkForward) && windows.step < windows.test {
+        let sp = o.step.as_ref().map_or(span.clone(), |v| v.span());
+        cx.err(
+            sp,
+            "objective.step",
+            format!(
+                "{} days is shorter than the {}-day test window: the test windows would overlap and count days twice (inflating the observations behind PSR, DSR and the annual figures); use a step of at least `test`",
+                windows.step, windows.test
+            ),
+        );
+    }
     let model = ModelSpec {
         // An unknown name is an error above, and the spec is refused.
         kind: ModelKind::from_name(&model).unwrap_or(ModelKind::Ridge),

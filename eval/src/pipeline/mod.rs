@@ -133,8 +133,15 @@ fn evaluate(
     }
 }
 
-/// The search period's purged walk-forward folds over `n` days.
+/// The search period's purged walk-forward folds over `n` days (test windows never overlap: a
+/// day is counted once).
 fn search_folds(spec: &WalkForwardSpec, n: usize) -> Result<Vec<Fold>, String> {
+    if spec.windows.step < spec.windows.test {
+        return Err(format!(
+            "splits: a {}-day step is shorter than the {}-day test window (days would count twice)",
+            spec.windows.step, spec.windows.test
+        ));
+    }
     walk_forward(
         n,
         spec.windows.train as usize,

@@ -1192,3 +1192,30 @@ fn a_raw_price_level_on_adjusted_data_is_warned_about() {
     };
     assert!(adjusted_levels(&s).is_empty());
 }
+
+#[test]
+fn overlapping_test_windows_are_refused_so_a_day_counts_once() {
+    let mut s = spec(&[("mom", "sum(returns, 5) / std(returns, 20)")], 0.15);
+    s.windows.step = 100;
+    let out = run_walk_forward(&s, &assign(Params::new()).trial(), &mut Ctx(Vec::new()));
+    let Outcome::Failed(msg) = out else {
+        panic!("{out:?}")
+    };
+    assert!(
+        msg.contains("100-day step") && msg.contains("250-day test"),
+        "{msg}"
+    );
+    // With step = test every out-of-sample day is traded once.
+    s.windows.step = 250;
+    let e = done(run_walk_forward(
+        &s,
+        &assign(Params::new()).trial(),
+        &mut Ctx(Vec::new()),
+    ));
+    let days = &e.returns.days;
+    assert!(
+        days.windows(2).all(|w| w[0] < w[1]),
+        "days in order, none twice"
+    );
+    assert_eq!(e.metrics["observations"], days.len() as f64);
+}
