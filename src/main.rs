@@ -9,8 +9,23 @@ mod config;
 
 use clap::Parser;
 
+/// A command that prints (`predict … | head -1`) ends quietly when its reader goes away, as
+/// Unix tools do: SIGPIPE's default action instead of Rust's "ignore, then panic on the
+/// failed write". Commands that run trials keep ignoring it (see `Cli::runs_trials`).
+#[allow(unsafe_code)]
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: called once at the start of `main`, before any other thread exists; restoring
+    // a signal's default disposition has no other effect on this process's state.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
     let args = cli::Cli::parse();
+    if !args.runs_trials() {
+        end_quietly_on_a_closed_pipe();
+    }
     let filter = std::env::var("MLT_LOG").unwrap_or_else(|_| args.default_log().to_string());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

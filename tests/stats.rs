@@ -141,3 +141,52 @@ fn stats_reproduce_the_reference_vectors_and_name_bad_input() {
     let out = stats(&["pbo", p.to_str().unwrap(), "--splits", "5"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("even"));
 }
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    // The reader is gone before the command starts: its first write meets a closed pipe.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(util::bin())
+        .args(["stats", "pbo", "--help"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{err}");
+    // Ended by SIGPIPE, as `cat` is, or by a clean exit.
+    assert!(
+        out.status.signal() == Some(libc::SIGPIPE) || out.status.success(),
+        "{:?}: {err}",
+        out.status
+    );
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(util::bin())
+        .args([
+            "stats",
+            "dsr",
+            "--sharpe",
+            "0.1",
+            "--trials",
+            "10",
+            "--variance",
+            "0.001",
+        ])
+        .args(["--observations", "500", "--skew", "0", "--kurtosis", "3"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}: {err}",
+        out.status
+    );
+}

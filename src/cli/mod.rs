@@ -296,6 +296,15 @@ pub enum Format {
 
 impl Cli {
     /// Log level when MLT_LOG is unset: chatty for servers, quiet for clients.
+    /// Whether the command runs trials in this process (a node: the `command` objective writes
+    /// to its programs' pipes, and a program that exits early must not kill the node).
+    pub fn runs_trials(&self) -> bool {
+        matches!(
+            self.command,
+            Command::Run { .. } | Command::Scheduler { .. } | Command::Join { .. }
+        )
+    }
+
     pub fn default_log(&self) -> &'static str {
         match self.command {
             Command::Scheduler { .. } | Command::Join { .. } => "info",
