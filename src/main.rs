@@ -1,7 +1,8 @@
 //! mlt-cluster: one binary for the scheduler, the nodes and the clients.
 //!
 //! Exit codes: 0 success; 1 error; 2 usage; 3 invalid spec or configuration;
-//! 4 the scheduler refused us (token, fingerprint, version) or could not be reached.
+//! 4 the scheduler refused us (token, fingerprint, version) or could not be reached;
+//! 5 `run` ended without a single complete trial.
 #![deny(unsafe_code)]
 
 mod cli;

@@ -106,3 +106,26 @@ fn steps_pruning_kills_and_failures_carry_stderr() {
     assert_eq!(best[0]["state"], "complete");
     c.assert_no_panics();
 }
+
+#[test]
+fn run_fails_with_its_own_code_when_no_trial_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("fail.toml");
+    std::fs::write(
+        &spec,
+        "[study]\nname = \"fail\"\nn_trials = 2\n[objective]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"exit 7\"]\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = util::offline(&["run", spec.to_str().unwrap()], &data);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("study fail ended without a complete trial (2 failed"),
+        "{err}"
+    );
+    // The summary is still printed, and the study kept.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("0 complete"), "{text}");
+    assert!(data.join("store.redb").exists());
+}

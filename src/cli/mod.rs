@@ -318,6 +318,9 @@ impl Cli {
 pub enum CliError {
     #[error("{0}")]
     Spec(String),
+    /// `run` ended, and no trial of its study completed.
+    #[error("{0}")]
+    NoResult(String),
     #[error("{0}")]
     Connect(String),
 }
@@ -391,6 +394,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     match e.downcast_ref::<CliError>() {
         Some(CliError::Spec(_)) => 3,
         Some(CliError::Connect(_)) => 4,
+        Some(CliError::NoResult(_)) => 5,
         None => 1,
     }
 }

@@ -232,6 +232,17 @@ pub async fn run(
     }
     if interrupted {
         eprintln!("interrupted: the study is kept in {}; resume it with `mlt-cluster scheduler --data-dir {}` and a node", data_dir.display(), data_dir.display());
+    } else if s.counts.complete == 0 {
+        return Err(CliError::NoResult(format!(
+            "study {} ended without a complete trial ({} failed, {} pruned, {} lost): see `mlt-cluster trials {} --data-dir {}` for each trial's message",
+            s.name,
+            s.counts.failed,
+            s.counts.pruned,
+            s.counts.lost,
+            s.name,
+            data_dir.display()
+        ))
+        .into());
     }
     Ok(())
 }
