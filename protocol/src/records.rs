@@ -364,7 +364,8 @@ pub struct StudySummary {
     pub state: StudyState,
     /// Budget.
     pub n_trials: u64,
-    /// Trials by state.
+    /// The search's own trials by state (sampled or enqueued; not the hold-out evaluations, not
+    /// the trials copied by a warm start).
     pub counts: TrialCounts,
     /// Best values so far (single objective), or None.
     pub best_value: Option<f64>,
@@ -374,8 +375,10 @@ pub struct StudySummary {
     pub directions: Vec<String>,
     /// Milliseconds since the Unix epoch.
     pub created_ms: u64,
-    /// Of the trials counted, the hold-out evaluations queued after the search (not budget).
+    /// The hold-out evaluations queued after the search (not budget, not in `counts`).
     pub holdout_runs: u64,
+    /// The trials a warm start copied from another study (not in `counts`).
+    pub warm_started: u64,
 }
 
 /// A node in a listing.

@@ -26,10 +26,17 @@ pub fn summary_line(s: &StudySummary) -> String {
         (Some(t), Some(v)) => format!("; best trial {t}: {v:.6}"),
         _ => String::new(),
     };
-    let holdout = if s.holdout_runs > 0 {
-        format!(" (+{} hold-out evaluations)", s.holdout_runs)
-    } else {
+    let mut extra = Vec::new();
+    if s.holdout_runs > 0 {
+        extra.push(format!("+{} hold-out evaluations", s.holdout_runs));
+    }
+    if s.warm_started > 0 {
+        extra.push(format!("+{} warm-started", s.warm_started));
+    }
+    let holdout = if extra.is_empty() {
         String::new()
+    } else {
+        format!(" ({})", extra.join(", "))
     };
     format!(
         "study {} {}: {} complete, {} pruned, {} failed, {} lost of {}{holdout}{best}",

@@ -580,12 +580,19 @@ impl StudyCore {
         } else {
             None
         };
+        // The search's own trials, apart from hold-out evaluations and warm-start copies.
+        let mut counts = TrialCounts::default();
+        for t in &self.trials {
+            if matches!(t.origin, TrialOrigin::Sampler | TrialOrigin::Enqueued(_)) {
+                counts.add(t.state);
+            }
+        }
         StudySummary {
             id: self.id(),
             name: self.row.name.clone(),
             state: self.row.state,
             n_trials: self.spec.study.n_trials,
-            counts: self.counts.clone(),
+            counts,
             best_value: best.as_ref().and_then(|t| t.values.as_ref()).map(|v| v[0]),
             best_trial: best.map(|t| t.number),
             directions: self
@@ -597,6 +604,7 @@ impl StudyCore {
                 .collect(),
             created_ms: self.row.created_ms,
             holdout_runs: self.n_holdout,
+            warm_started: self.n_warm,
         }
     }
 }

@@ -240,6 +240,11 @@ fn the_best_trials_are_evaluated_on_the_holdout_when_the_search_ends() {
     assert!(!c.trials[0].metrics.contains_key("holdout_sharpe"));
     assert!(!ops.iter().any(|o| matches!(o, StoreOp::Returns(..))));
     assert_eq!(c.best()[0].number, TrialId(4));
+    // The summary counts the search's 6 trials and the 3 hold-out runs apart.
+    let s = c.summary();
+    assert_eq!(s.counts.finished(), 6);
+    assert_eq!(s.counts.complete + s.counts.pruned, 6);
+    assert_eq!((s.holdout_runs, s.warm_started), (3, 0));
     // A restart from the stored trials does not evaluate them again.
     let again = StudyCore::new(c.row.clone(), c.spec.clone(), c.trials.clone());
     assert_eq!(again.trials.len(), 9);
