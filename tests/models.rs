@@ -163,6 +163,14 @@ fn a_lightgbm_study_keeps_its_models_and_they_predict_new_data() {
     let pruned = trials.iter().find(|t| t["state"] == "pruned").unwrap()["number"].to_string();
     let out = util::offline(&["artifact", "lgbm-spy", &pruned], data.path());
     assert!(String::from_utf8_lossy(&out.stderr).contains("kept no model"));
+    // A trial the study does not have is named as such.
+    let out = util::offline(&["artifact", "lgbm-spy", "999"], data.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("study `lgbm-spy` has no trial 999 (its trials are numbered 0 to"),
+        "{err}"
+    );
+    assert!(!out.status.success());
 }
 
 #[test]

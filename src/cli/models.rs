@@ -17,6 +17,21 @@ async fn fetch(t: &mut Target, study: &str, trial: u64) -> anyhow::Result<ModelA
     match r {
         ToClient::Artifact(Some(a)) => Ok(*a),
         ToClient::Artifact(None) => {
+            let trials = match t
+                .request(FromClient::Trials(mlt_protocol::messages::StudyRefMsg {
+                    study: study.to_string(),
+                }))
+                .await?
+            {
+                ToClient::Trials(v) => v,
+                _ => Vec::new(),
+            };
+            if !trials.iter().any(|t| t.number.0 == trial) {
+                bail!(
+                    "study `{study}` has no trial {trial} (its trials are numbered 0 to {})",
+                    trials.len().saturating_sub(1)
+                );
+            }
             bail!("trial {trial} of `{study}` kept no model (only complete walk-forward trials do)")
         }
         other => bail!("unexpected answer: {other:?}"),
