@@ -488,3 +488,50 @@ fn a_cpcv_study_reports_every_split_and_stores_its_paths() {
     let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(b[0]["selection"]["pbo"]["observations"], 2750, "{b}");
 }
+
+#[test]
+fn run_overrides_the_specs_budget_seed_and_name_without_editing_it() {
+    let quickstart =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.toml");
+    let before = std::fs::read_to_string(&quickstart).unwrap();
+    let once = |seed: &str| {
+        let data = tempfile::tempdir().unwrap();
+        let out = util::offline(
+            &[
+                "run",
+                quickstart.to_str().unwrap(),
+                "--n-trials",
+                "4",
+                "--seed",
+                seed,
+                "--name",
+                "renamed",
+                "--slots",
+                "1",
+                "--json",
+            ],
+            data.path(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["study"]["name"], "renamed");
+        assert_eq!(v["study"]["n_trials"], 4);
+        let out = util::offline(&["trials", "renamed", "--json"], data.path());
+        let trials: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let trials = trials.as_array().unwrap().clone();
+        assert_eq!(trials.len(), 4);
+        trials
+            .iter()
+            .map(|t| t["params"].clone())
+            .collect::<Vec<_>>()
+    };
+    // The seed reaches the sampler: the same seed, the same points; another, others.
+    let (a, b, c) = (once("5"), once("5"), once("6"));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    assert_eq!(std::fs::read_to_string(&quickstart).unwrap(), before);
+}

@@ -19,9 +19,9 @@ pub async fn submit(
     spec: &Path,
     follow: bool,
     conn: &Conn,
-    data: &[std::path::PathBuf],
+    over: &super::SpecOverrides,
 ) -> anyhow::Result<()> {
-    let text = super::spec_text(spec, data)?;
+    let text = super::spec_text(spec, over)?;
     let source = spec.display().to_string();
     // Validate here first: the error names the file as the researcher knows it.
     let parsed = mlt_spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;

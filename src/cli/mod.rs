@@ -60,9 +60,8 @@ pub enum Command {
         /// Print the final summary as JSON.
         #[arg(long)]
         json: bool,
-        /// Replace a walk_forward spec's data with this CSV (repeat for several instruments).
-        #[arg(long = "data")]
-        data: Vec<PathBuf>,
+        #[command(flatten)]
+        over: SpecOverrides,
     },
     /// Start the scheduler: writes DIR/join-token and DIR/client-token, prints the join command.
     Scheduler {
@@ -111,9 +110,8 @@ pub enum Command {
         /// Show a progress bar until the study ends.
         #[arg(long)]
         follow: bool,
-        /// Replace a walk_forward spec's data with this CSV (repeat for several instruments).
-        #[arg(long = "data")]
-        data: Vec<PathBuf>,
+        #[command(flatten)]
+        over: SpecOverrides,
         #[command(flatten)]
         conn: Conn,
     },
@@ -325,24 +323,67 @@ pub enum CliError {
     Connect(String),
 }
 
-/// The spec's text, with a walk_forward objective's data replaced by `data` (absolute paths)
-/// when given: one spec serves many instruments.
-pub fn spec_text(path: &std::path::Path, data: &[PathBuf]) -> anyhow::Result<String> {
+/// What `run` and `submit` may change in a spec without editing its file.
+#[derive(Args, Clone, Debug, Default)]
+pub struct SpecOverrides {
+    /// Replace a walk_forward spec's data with this CSV (repeat for several instruments).
+    #[arg(long = "data")]
+    pub data: Vec<PathBuf>,
+    /// The study's budget instead of `study.n_trials`.
+    #[arg(long)]
+    pub n_trials: Option<u64>,
+    /// The study's seed instead of `study.seed`.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The study's name instead of `study.name`.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// The spec's text, with the overrides applied: a walk_forward objective's data replaced by
+/// `--data` (absolute paths; one spec serves many instruments), and `--n-trials`, `--seed`,
+/// `--name` set in `[study]`.
+pub fn spec_text(path: &std::path::Path, over: &SpecOverrides) -> anyhow::Result<String> {
     use anyhow::Context;
-    let text =
+    let mut text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    if data.is_empty() {
+    let source = path.display().to_string();
+    if !over.data.is_empty() {
+        let mut files = Vec::new();
+        for d in &over.data {
+            let full = d
+                .canonicalize()
+                .map_err(|e| CliError::Spec(format!("--data {}: {e}", d.display())))?;
+            files.push(full.display().to_string());
+        }
+        text =
+            set_data(&text, &source, &files).map_err(|e| CliError::Spec(format!("--data: {e}")))?;
+    }
+    let study: Vec<(&str, toml::Value)> = [
+        (
+            "n_trials",
+            over.n_trials.map(|n| toml::Value::Integer(n as i64)),
+        ),
+        ("seed", over.seed.map(|n| toml::Value::Integer(n as i64))),
+        ("name", over.name.clone().map(toml::Value::String)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect();
+    if study.is_empty() {
         return Ok(text);
     }
-    let mut files = Vec::new();
-    for d in data {
-        let full = d
-            .canonicalize()
-            .map_err(|e| CliError::Spec(format!("--data {}: {e}", d.display())))?;
-        files.push(full.display().to_string());
+    let mut doc: toml::Table =
+        toml::from_str(&text).map_err(|e| CliError::Spec(format!("{source}: {}", e.message())))?;
+    let table = doc
+        .entry("study")
+        .or_insert_with(|| toml::Value::Table(Default::default()))
+        .as_table_mut()
+        .ok_or_else(|| CliError::Spec(format!("{source}: `study` is not a table")))?;
+    for (k, v) in study {
+        table.insert(k.to_string(), v);
     }
-    set_data(&text, &path.display().to_string(), &files)
-        .map_err(|e| CliError::Spec(format!("--data: {e}")).into())
+    Ok(toml::to_string(&doc)?)
 }
 
 /// `text` with its walk_forward objective's `data` set to `files` (and no `[objective.synthetic]`).
@@ -406,8 +447,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             slots,
             json,
-            data,
-        } => serve::run(&spec, data_dir, slots, json, &data).await,
+            over,
+        } => serve::run(&spec, data_dir, slots, json, &over).await,
         Command::Scheduler {
             config,
             listen,
@@ -426,9 +467,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Submit {
             spec,
             follow,
-            data,
+            over,
             conn,
-        } => client::submit(&spec, follow, &conn, &data).await,
+        } => client::submit(&spec, follow, &conn, &over).await,
         Command::Status { json, conn } => client::status(json, &conn).await,
         Command::Trials { study, json, conn } => client::trials(&study, json, &conn).await,
         Command::Best { study, json, conn } => client::best(&study, json, &conn).await,

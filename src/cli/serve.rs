@@ -149,9 +149,9 @@ pub async fn run(
     data_dir: PathBuf,
     slots: Option<u32>,
     json: bool,
-    data: &[PathBuf],
+    over: &super::SpecOverrides,
 ) -> anyhow::Result<()> {
-    let text = super::spec_text(spec_path, data)?;
+    let text = super::spec_text(spec_path, over)?;
     let source = spec_path.display().to_string();
     let parsed = mlt_spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
     super::check_objective(&parsed, spec_path, &source)?;
