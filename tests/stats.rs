@@ -190,3 +190,47 @@ fn a_closed_pipe_ends_the_command_quietly() {
         out.status
     );
 }
+
+#[test]
+fn rows_out_of_date_order_are_sorted_with_a_warning_and_prices_are_told_from_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let prices = [100.0, 101.0, 99.5, 102.0, 103.5, 102.5, 104.0, 106.0];
+    let rows: Vec<String> = prices
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("2024-01-{:02},{p}", i + 2))
+        .collect();
+    let sorted = dir.path().join("sorted.csv");
+    std::fs::write(&sorted, format!("Date,Close\n{}\n", rows.join("\n"))).unwrap();
+    let reversed = dir.path().join("reversed.csv");
+    let back: Vec<String> = rows.iter().rev().cloned().collect();
+    std::fs::write(&reversed, format!("Date,Close\n{}\n", back.join("\n"))).unwrap();
+    let a = json(&["returns", sorted.to_str().unwrap(), "--prices", "--json"]);
+    let out = stats(&["returns", reversed.to_str().unwrap(), "--prices", "--json"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("reversed.csv: 7 rows out of date order in `Date`: sorted by date"),
+        "{err}"
+    );
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(a["sharpe"], b["sharpe"]);
+    assert!(a["sharpe"].as_f64().unwrap() > 0.0);
+    // Prices passed as returns: computed as given, with a hint.
+    let out = stats(&["returns", sorted.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`Close` looks like prices") && err.contains("--prices"),
+        "{err}"
+    );
+    // Returns are not prices.
+    let r = dir.path().join("r.csv");
+    std::fs::write(
+        &r,
+        "Date,r\n2024-01-02,0.01\n2024-01-03,-0.02\n2024-01-04,0.015\n2024-01-05,0.003\n",
+    )
+    .unwrap();
+    let out = stats(&["returns", r.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).trim().is_empty());
+}

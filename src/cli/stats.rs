@@ -32,6 +32,7 @@ fn read_columns(path: &Path) -> anyhow::Result<Vec<(String, Vec<f64>)>> {
         }
     };
     let mut out = Vec::new();
+    let rows = in_date_order(path, &names, rows);
     for (j, name) in names.iter().enumerate() {
         if rows[0].1.get(j).and_then(|s| parse(s)).is_none() {
             continue; // a label column such as a date
@@ -53,6 +54,65 @@ fn read_columns(path: &Path) -> anyhow::Result<Vec<(String, Vec<f64>)>> {
         bail!("{}: no numeric column", path.display());
     }
     Ok(out)
+}
+
+/// The rows in date order when the file has a date column (the first whose first cell is a
+/// date), with a warning naming the file when they were not: returns are a sequence, and a
+/// reversed file would give the opposite drawdowns and a wrong Sharpe of prices. Rows of the
+/// same date are warned about and kept in the file's order.
+fn in_date_order<'a>(
+    path: &Path,
+    names: &[String],
+    mut rows: Vec<(usize, Vec<&'a str>)>,
+) -> Vec<(usize, Vec<&'a str>)> {
+    use mlt_eval::data::parse_day;
+    let Some(j) = (0..names.len()).find(|&j| {
+        rows[0]
+            .1
+            .get(j)
+            .is_some_and(|c| c.len() >= 10 && parse_day(c).is_some())
+    }) else {
+        return rows;
+    };
+    let day = |r: &(usize, Vec<&str>)| r.1.get(j).and_then(|c| parse_day(c));
+    if rows.iter().any(|r| day(r).is_none()) {
+        return rows;
+    }
+    let out_of_order = rows.windows(2).filter(|w| day(&w[1]) < day(&w[0])).count();
+    let repeated = rows.windows(2).filter(|w| day(&w[1]) == day(&w[0])).count();
+    if out_of_order > 0 {
+        rows.sort_by_key(|r| day(r));
+        eprintln!(
+            "warning: {}: {out_of_order} rows out of date order in `{}`: sorted by date",
+            path.display(),
+            names[j]
+        );
+    }
+    let repeated = if out_of_order > 0 {
+        rows.windows(2).filter(|w| day(&w[1]) == day(&w[0])).count()
+    } else {
+        repeated
+    };
+    if repeated > 0 {
+        eprintln!(
+            "warning: {}: {repeated} rows repeat the date before them in `{}`",
+            path.display(),
+            names[j]
+        );
+    }
+    rows
+}
+
+/// Whether a column of returns looks like prices: every value positive and a typical one far
+/// above any daily return (returns are fractions: 0.01 is 1%).
+fn looks_like_prices(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() || v.iter().any(|x| *x <= 0.0) {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let median = v[v.len() / 2];
+    (median > 0.5).then_some(median)
 }
 
 /// `stats returns`.
@@ -83,6 +143,12 @@ pub fn returns(
     let r: Vec<f64> = if prices {
         values.windows(2).map(|w| w[1] / w[0] - 1.0).collect()
     } else {
+        if let Some(median) = looks_like_prices(values) {
+            eprintln!(
+                "warning: {}: `{name}` looks like prices, not returns (all positive, median {median}): pass --prices to compute returns from them",
+                file.display()
+            );
+        }
         values.clone()
     };
     if r.iter().filter(|x| !x.is_nan()).count() < 3 {
