@@ -19,6 +19,41 @@ fn a_lightgbm_study_keeps_its_models_and_they_predict_new_data() {
     let best: serde_json::Value = serde_json::from_slice(&best.stdout).unwrap();
     let n = best[0]["number"].as_u64().unwrap().to_string();
     assert!(best[0]["metrics"]["holdout_sharpe"].is_f64(), "{best}");
+    // DSR's Sharpe variance: the complete trials' and the pruned trials' over the folds they
+    // reached (their last report: the cumulative annualised Sharpe), never the hold-out runs.
+    let search = |t: &&serde_json::Value| t["origin"] == "sampler";
+    let mut srs: Vec<f64> = complete
+        .iter()
+        .map(|t| t["metrics"]["sharpe_per_period"].as_f64().unwrap())
+        .collect();
+    let pruned: Vec<f64> = trials
+        .iter()
+        .filter(search)
+        .filter(|t| t["state"] == "pruned")
+        .filter_map(|t| {
+            let steps = t["intermediate"].as_object()?;
+            let last = steps
+                .iter()
+                .max_by_key(|(k, _)| k.parse::<u64>().unwrap())?;
+            Some(last.1[0].as_f64()? / 252f64.sqrt())
+        })
+        .collect();
+    assert!(!pruned.is_empty(), "Hyperband pruned nothing");
+    srs.extend(&pruned);
+    let m = srs.iter().sum::<f64>() / srs.len() as f64;
+    let var = srs.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (srs.len() - 1) as f64;
+    let sel = &best[0]["selection"];
+    assert_eq!(sel["variance_over"]["pruned"], pruned.len() as u64, "{sel}");
+    assert_eq!(
+        sel["variance_over"]["complete"],
+        complete.len() as u64,
+        "{sel}"
+    );
+    let got = sel["sharpe_variance"].as_f64().unwrap();
+    assert!(
+        (got - var).abs() <= 1e-12 * var.max(1e-12),
+        "{got} vs {var}"
+    );
 
     // The artifact: LightGBM's model text, its features with the trial's parameters, SHAP.
     let out = util::offline(&["artifact", "lgbm-spy", &n, "--json"], data.path());

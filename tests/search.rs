@@ -316,6 +316,14 @@ fn a_walk_forward_study_runs_and_reports_every_fold() {
     );
     assert!(dsr < psr, "{sel}");
     assert_eq!(sel["trials"], 40.0);
+    // Its reports are each fold's own Sharpe: a pruned trial has no Sharpe over its folds, and
+    // the variance is the complete trials' alone, as `best` says.
+    assert_eq!(sel["variance_over"]["pruned"], 0, "{sel}");
+    assert_eq!(
+        sel["variance_over"]["complete"],
+        complete.len() as u64,
+        "{sel}"
+    );
     // PBO by CSCV over every complete search trial's stored out-of-sample returns (8 folds
     // x 250 days each, the same days for every trial).
     let pbo = &sel["pbo"];

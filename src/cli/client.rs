@@ -132,11 +132,23 @@ pub async fn best(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
     };
     // Selection statistics beside a walk-forward winner: PSR against 0 and the Deflated
     // Sharpe Ratio with N = every trial the study tried.
+    // Whether a pruned trial's last report is its Sharpe over the folds it reached: the first
+    // objective is the Sharpe, reported over all out-of-sample returns so far.
+    let cumulative_sharpe = match t.request(FromClient::StudySpec(study_ref(study))).await? {
+        ToClient::StudySpec(sub) => match mlt_spec::parse(&sub.spec_toml, &sub.source) {
+            Ok(spec) => matches!(&spec.objective,
+                mlt_protocol::spec::ObjectiveSpec::WalkForward(w)
+                    if !w.report.per_fold
+                        && w.report.objectives.first().is_some_and(|o| o == "sharpe")),
+            Err(_) => false,
+        },
+        _ => false,
+    };
     let selection = match (
         ts.as_slice(),
         t.request(FromClient::Trials(study_ref(study))).await?,
     ) {
-        ([best], ToClient::Trials(all)) => selection_stats(best, &all),
+        ([best], ToClient::Trials(all)) => selection_stats(best, &all, cumulative_sharpe),
         _ => None,
     };
     // The Probability of Backtest Overfitting over every complete trial's OOS returns.
@@ -162,11 +174,13 @@ pub async fn best(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
         print!("{}", output::trials_table(&ts));
         if let Some(s) = &selection {
             println!(
-                "selection: PSR(0) {:.4}, deflated Sharpe {:.4} (best of {:.0} trials, Sharpe variance {:.3e}), minimum track record {:.0} days",
+                "selection: PSR(0) {:.4}, deflated Sharpe {:.4} (best of {:.0} trials, Sharpe variance {:.3e} over {} complete and {} pruned), minimum track record {:.0} days",
                 s["psr_0"].as_f64().unwrap_or(f64::NAN),
                 s["dsr"].as_f64().unwrap_or(f64::NAN),
                 s["trials"].as_f64().unwrap_or(f64::NAN),
                 s["sharpe_variance"].as_f64().unwrap_or(f64::NAN),
+                s["variance_over"]["complete"],
+                s["variance_over"]["pruned"],
                 s["min_track_record_95"].as_f64().unwrap_or(f64::NAN),
             );
         }
@@ -187,9 +201,14 @@ pub async fn best(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
 }
 
 /// PSR, DSR and the minimum track record of `best` among `all` (walk-forward metrics needed).
+/// DSR's N counts every search trial tried; the variance of their Sharpe ratios takes each
+/// complete trial's, and, when `pruned_sharpe` (its reports are the Sharpe over all folds so
+/// far), each pruned trial's over the folds it reached: leaving the pruned out would keep only
+/// the survivors and understate the spread the best was chosen from.
 fn selection_stats(
     best: &mlt_protocol::records::TrialRecord,
     all: &[mlt_protocol::records::TrialRecord],
+    pruned_sharpe: bool,
 ) -> Option<serde_json::Value> {
     use mlt_eval::selection as stats;
     let g = |k: &str| best.metrics.get(k).copied();
@@ -199,12 +218,28 @@ fn selection_stats(
         g("skew")?,
         g("kurtosis")?,
     );
-    let srs: Vec<f64> = all
-        .iter()
-        .filter(|x| !matches!(x.origin, mlt_protocol::records::TrialOrigin::Holdout(_)))
-        .filter_map(|x| x.metrics.get("sharpe_per_period").copied())
-        .filter(|v| v.is_finite())
-        .collect();
+    use mlt_protocol::records::{TrialOrigin, TrialState};
+    let (mut srs, mut from_pruned) = (Vec::new(), 0u64);
+    for x in all {
+        if matches!(x.origin, TrialOrigin::Holdout(_)) {
+            continue;
+        }
+        let sr = match x.state {
+            TrialState::Complete => x.metrics.get("sharpe_per_period").copied(),
+            // The last report: the annualised Sharpe of the folds the trial reached.
+            TrialState::Pruned if pruned_sharpe => x
+                .intermediate
+                .values()
+                .next_back()
+                .and_then(|v| v.first())
+                .map(|s| s / mlt_eval::metrics::PERIODS.sqrt()),
+            _ => None,
+        };
+        if let Some(v) = sr.filter(|v| v.is_finite()) {
+            srs.push(v);
+            from_pruned += u64::from(x.state == TrialState::Pruned);
+        }
+    }
     let search = |x: &&mlt_protocol::records::TrialRecord| {
         !matches!(x.origin, mlt_protocol::records::TrialOrigin::Holdout(_))
     };
@@ -226,6 +261,7 @@ fn selection_stats(
         "sr0": stats::deflated_benchmark(var, tried.max(1.0)),
         "trials": tried,
         "sharpe_variance": var,
+        "variance_over": { "complete": srs.len() as u64 - from_pruned, "pruned": from_pruned },
         "min_track_record_95": stats::min_track_record(sr, 0.0, g3, g4, 0.95),
     }))
 }
