@@ -389,3 +389,33 @@ fn succeeded(out: std::process::Output) -> Vec<u8> {
     );
     out.stdout
 }
+
+#[test]
+fn a_relative_data_dir_is_the_current_directorys_whatever_the_specs_folder() {
+    let cwd = tempfile::tempdir().unwrap();
+    let spy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/SPY.csv");
+    if !spy.exists() {
+        return; // the shared data is not on this machine
+    }
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lgbm-spy.toml");
+    let out = std::process::Command::new(util::bin())
+        .current_dir(cwd.path())
+        .args([
+            "run",
+            example.to_str().unwrap(),
+            "--data-dir",
+            "d",
+            "--data",
+        ])
+        .arg(&spy)
+        .args(["--n-trials", "3", "--slots", "1"])
+        .env("MLT_LOG", "warn")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("data in d"), "{err}");
+    assert!(cwd.path().join("d/store.redb").exists());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(" 0 failed"), "{text}");
+}

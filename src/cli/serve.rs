@@ -55,7 +55,8 @@ pub async fn scheduler(
         })?;
     }
     if let Some(d) = data_dir {
-        c.data_dir = d;
+        c.data_dir =
+            std::path::absolute(&d).with_context(|| format!("--data-dir {}", d.display()))?;
     }
     if advertise.is_some() {
         c.advertise = advertise;
@@ -137,7 +138,8 @@ pub async fn join(
         slots,
         reconnect_max: Duration::from_millis(c.reconnect_max_ms),
         drain_timeout: Duration::from_secs(c.drain_timeout_s),
-        cache_dir: cache_dir.unwrap_or_else(default_cache_dir),
+        cache_dir: std::path::absolute(cache_dir.unwrap_or_else(default_cache_dir))
+            .context("--cache-dir")?,
     };
     run_node(cfg, stop_signal())
         .await
@@ -155,6 +157,11 @@ pub async fn run(
     let source = spec_path.display().to_string();
     let parsed = mlt_spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
     super::check_objective(&parsed, spec_path, &source)?;
+    // Relative paths are the current directory's, whatever the spec's folder (the local node
+    // reads its dataset cache from here while resolving the spec's files against the spec's).
+    let shown = data_dir.clone();
+    let data_dir = std::path::absolute(&data_dir)
+        .with_context(|| format!("--data-dir {}", data_dir.display()))?;
     let mut cfg = SchedulerConfig::new("127.0.0.1:0".parse().expect("addr"), data_dir.clone());
     cfg.heartbeat = Duration::from_millis(500);
     let handle = Scheduler::start(cfg).await?;
@@ -191,7 +198,7 @@ pub async fn run(
         })
         .await
         .map_err(|e| CliError::Spec(e.message))?;
-    eprintln!("study {} (data in {})", sub.name, data_dir.display());
+    eprintln!("study {} (data in {})", sub.name, shown.display());
     let interrupted = tokio::select! {
         _ = stop_signal() => true,
         _ = async {
@@ -231,7 +238,7 @@ pub async fn run(
         }
     }
     if interrupted {
-        eprintln!("interrupted: the study is kept in {}; resume it with `mlt-cluster scheduler --data-dir {}` and a node", data_dir.display(), data_dir.display());
+        eprintln!("interrupted: the study is kept in {}; resume it with `mlt-cluster scheduler --data-dir {}` and a node", shown.display(), shown.display());
     } else if s.counts.complete == 0 {
         return Err(CliError::NoResult(format!(
             "study {} ended without a complete trial ({} failed, {} pruned, {} lost): see `mlt-cluster trials {} --data-dir {}` for each trial's message",
@@ -240,7 +247,7 @@ pub async fn run(
             s.counts.pruned,
             s.counts.lost,
             s.name,
-            data_dir.display()
+            shown.display()
         ))
         .into());
     }
