@@ -128,4 +128,13 @@ fn run_fails_with_its_own_code_when_no_trial_completes() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("0 complete"), "{text}");
     assert!(data.join("store.redb").exists());
+    // Its scheduler is gone: a command that needs one says so at once (the store is free),
+    // instead of trying the stale address.
+    let out = util::offline(&["cancel", "fail"], &data);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("no scheduler is running on"), "{err}");
+    // One that can read the store does.
+    let out = util::offline(&["trials", "fail", "--json"], &data);
+    assert!(out.status.success());
 }

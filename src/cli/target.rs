@@ -165,9 +165,18 @@ pub async fn target(conn: &Conn, allow_offline: bool) -> anyhow::Result<Target> 
         };
         return Ok(Target::Online(Box::new(online(addr, &token).await?)));
     }
-    if allow_offline && dir.join("store.redb").exists() {
+    if dir.join("store.redb").exists() {
         match Offline::open(&dir) {
-            Ok(o) => return Ok(Target::Offline(o)),
+            Ok(o) if allow_offline => return Ok(Target::Offline(o)),
+            // The store is not in use: no scheduler runs on it, and its address is stale.
+            Ok(_) => {
+                return Err(CliError::Connect(format!(
+                    "no scheduler is running on {} (its store is not in use); this command needs one: start it with `mlt-cluster scheduler --data-dir {}`",
+                    dir.display(),
+                    dir.display()
+                ))
+                .into())
+            }
             Err(e)
                 if e.downcast_ref::<StoreError>()
                     .is_some_and(|s| matches!(s, StoreError::Locked(_))) => {}
