@@ -142,53 +142,52 @@ fn stats_reproduce_the_reference_vectors_and_name_bad_input() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("even"));
 }
 
+/// Runs `mlt-cluster ARGS` with its stdout a pipe whose reader is gone before it starts, so
+/// that its first write meets a closed pipe: its status and stderr.
+fn into_a_closed_pipe(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(util::bin())
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn a_closed_pipe_ends_the_command_quietly() {
     use std::os::unix::process::ExitStatusExt;
-    // The reader is gone before the command starts: its first write meets a closed pipe.
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    let out = Command::new(util::bin())
-        .args(["stats", "pbo", "--help"])
-        .stdout(writer)
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (status, err) = into_a_closed_pipe(&["stats", "pbo", "--help"]);
     assert!(!err.contains("panicked"), "{err}");
-    assert_ne!(out.status.code(), Some(101), "{err}");
+    assert_ne!(status.code(), Some(101), "{err}");
     // Ended by SIGPIPE, as `cat` is, or by a clean exit.
     assert!(
-        out.status.signal() == Some(libc::SIGPIPE) || out.status.success(),
-        "{:?}: {err}",
-        out.status
+        status.signal() == Some(libc::SIGPIPE) || status.success(),
+        "{status:?}: {err}"
     );
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    let out = Command::new(util::bin())
-        .args([
-            "stats",
-            "dsr",
-            "--sharpe",
-            "0.1",
-            "--trials",
-            "10",
-            "--variance",
-            "0.001",
-        ])
-        .args(["--observations", "500", "--skew", "0", "--kurtosis", "3"])
-        .stdout(writer)
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (status, err) = into_a_closed_pipe(&[
+        "stats",
+        "dsr",
+        "--sharpe",
+        "0.1",
+        "--trials",
+        "10",
+        "--variance",
+        "0.001",
+        "--observations",
+        "500",
+        "--skew",
+        "0",
+        "--kurtosis",
+        "3",
+    ]);
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGPIPE),
-        "{:?}: {err}",
-        out.status
-    );
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?}: {err}");
 }
 
 #[test]
