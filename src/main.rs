@@ -24,6 +24,8 @@ fn end_quietly_on_a_closed_pipe() {
 
 fn main() {
     let args = cli::Cli::parse();
+    // Only the commands that print JSON take `--json` (clap refuses it elsewhere).
+    let json = std::env::args().skip(1).any(|a| a == "--json");
     if !args.runs_trials() {
         end_quietly_on_a_closed_pipe();
     }
@@ -41,7 +43,15 @@ fn main() {
         Ok(()) => 0,
         Err(e) => {
             let code = cli::exit_code(&e);
-            eprintln!("error: {e:#}");
+            if json {
+                // Under `--json` the error is JSON too, so a program reading us parses both.
+                eprintln!(
+                    "{}",
+                    serde_json::json!({ "error": format!("{e:#}"), "exit_code": code })
+                );
+            } else {
+                eprintln!("error: {e:#}");
+            }
             code
         }
     };

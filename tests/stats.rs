@@ -233,3 +233,17 @@ fn rows_out_of_date_order_are_sorted_with_a_warning_and_prices_are_told_from_ret
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).trim().is_empty());
 }
+
+#[test]
+fn under_json_an_error_is_json_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.csv");
+    let out = stats(&["returns", missing.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert!(err["error"].as_str().unwrap().contains("nope.csv"), "{err}");
+    assert_eq!(err["exit_code"], 1);
+    // Without `--json`, a sentence.
+    let out = stats(&["returns", missing.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
+}
