@@ -65,6 +65,17 @@ fn a_lightgbm_study_keeps_its_models_and_they_predict_new_data() {
     let a: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(a["format"], "lightgbm");
     assert!(a["classify"].as_bool().unwrap());
+    // The training window as dates: YYYY-MM-DD, the first before the last.
+    let trained: Vec<&str> = a["trained"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert!(
+        trained.len() == 2 && trained[0] < trained[1] && trained[0].len() == 10,
+        "{trained:?}"
+    );
     let feats = a["features"].as_array().unwrap();
     assert_eq!(feats.len(), 6);
     // `$w` was replaced by the trial's value.

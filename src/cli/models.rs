@@ -58,11 +58,14 @@ pub async fn artifact(
 ) -> anyhow::Result<()> {
     let mut t = target(conn, true).await?;
     let a = fetch(&mut t, study, trial).await?;
+    let day = mlt_eval::data::format_day;
     if json {
-        return write_out(out.as_deref(), &(serde_json::to_string_pretty(&a)? + "\n"));
+        // Dates as dates (the store keeps days since 1970-01-01).
+        let mut v = serde_json::to_value(&a)?;
+        v["trained"] = serde_json::json!([day(a.trained.0), day(a.trained.1)]);
+        return write_out(out.as_deref(), &(serde_json::to_string_pretty(&v)? + "\n"));
     }
     write_out(out.as_deref(), &a.model)?;
-    let day = mlt_eval::data::format_day;
     eprintln!(
         "{} model of trial {trial}: {} features, trained {} to {}{}",
         a.format,
