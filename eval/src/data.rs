@@ -30,15 +30,19 @@ impl Bars {
 
     /// The first `n` bars (all of them when there are fewer).
     pub fn head(&self, n: usize) -> Bars {
-        let n = n.min(self.len());
+        self.slice(0, n.min(self.len()))
+    }
+
+    /// Bars `start..end`.
+    pub fn slice(&self, start: usize, end: usize) -> Bars {
         Bars {
             instrument: self.instrument.clone(),
-            days: self.days[..n].to_vec(),
-            open: self.open[..n].to_vec(),
-            high: self.high[..n].to_vec(),
-            low: self.low[..n].to_vec(),
-            close: self.close[..n].to_vec(),
-            volume: self.volume.as_ref().map(|v| v[..n].to_vec()),
+            days: self.days[start..end].to_vec(),
+            open: self.open[start..end].to_vec(),
+            high: self.high[start..end].to_vec(),
+            low: self.low[start..end].to_vec(),
+            close: self.close[start..end].to_vec(),
+            volume: self.volume.as_ref().map(|v| v[start..end].to_vec()),
         }
     }
 

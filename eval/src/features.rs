@@ -534,7 +534,7 @@ pub fn price_power(e: &Expr) -> i32 {
 
 /// How many values the guard may evaluate for a feature with an unbounded lookback before it
 /// spaces its cuts out (a bounded one is checked at every day whatever the length).
-pub const GUARD_BUDGET: usize = 20_000_000;
+const GUARD_BUDGET: usize = 20_000_000;
 
 /// The look-ahead guard. First the static proof ([`causal`]); then, on the data, the value of
 /// `e` at every day t computed on the data up to t must equal its value on all the data, the
@@ -543,17 +543,17 @@ pub const GUARD_BUDGET: usize = 20_000_000;
 /// t is also cut in front (to the 2L + 10 bars before t): the same value, and the guard costs
 /// O(n · L). Cutting the front never hides a read of later bars; a lookback counted too short
 /// can only refuse a clean feature, never pass a leaking one. A feature with an unbounded
-/// lookback (an exponential average) is compared at every day up to `budget` values evaluated,
-/// at evenly spaced days beyond. A feature with no value on any day is an error. Returns the
+/// lookback (an exponential average) is compared at every day up to [`GUARD_BUDGET`] values
+/// evaluated, at evenly spaced days beyond. A feature with no value on any day is an error. Returns the
 /// feature on all the data.
-pub fn lookahead_check(name: &str, e: &Expr, b: &Bars, budget: usize) -> Result<Vec<f64>, String> {
+pub fn lookahead_check(name: &str, e: &Expr, b: &Bars) -> Result<Vec<f64>, String> {
     causal(name, e)?;
     let f = |bars: &Bars| eval(e, bars).map_err(|err| format!("feature `{name}`: {err}"));
     let full = match lookback(e) {
         Some(l) => guard_window(name, &f, b, 2 * l + 10)?,
         None => {
             let n = b.len().max(1);
-            let checks = (budget / n).clamp(25, n);
+            let checks = (GUARD_BUDGET / n).clamp(25, n);
             guard(name, &f, b, checks, 0)?
         }
     };
@@ -583,7 +583,7 @@ fn guard_window(
     let full = f(b)?;
     for t in 0..b.len() {
         let from = t.saturating_sub(keep);
-        let part = f(&slice(b, from, t + 1))?;
+        let part = f(&b.slice(from, t + 1))?;
         let (a, c) = (part[t - from], full[t]);
         if !agree(a, c) {
             return Err(format!(
@@ -593,18 +593,6 @@ fn guard_window(
         }
     }
     Ok(full)
-}
-
-fn slice(b: &Bars, start: usize, end: usize) -> Bars {
-    Bars {
-        instrument: b.instrument.clone(),
-        days: b.days[start..end].to_vec(),
-        open: b.open[start..end].to_vec(),
-        high: b.high[start..end].to_vec(),
-        low: b.low[start..end].to_vec(),
-        close: b.close[start..end].to_vec(),
-        volume: b.volume.as_ref().map(|v| v[start..end].to_vec()),
-    }
 }
 
 /// The guard for any series built from the bars: its value at t computed on the data up to
@@ -634,20 +622,25 @@ pub fn guard(
     Ok(full)
 }
 
+/// The first `$name` in `text`: the text before it, the name, the text after it.
+fn next_parameter(text: &str) -> Option<(&str, &str, &str)> {
+    let i = text.find('$')?;
+    let tail = &text[i + 1..];
+    let end = tail
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(tail.len());
+    Some((&text[..i], &tail[..end], &tail[end..]))
+}
+
 /// The `$names` an expression uses, each once, in order of appearance.
 pub fn parameters(expr: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut rest = expr;
-    while let Some(i) = rest.find('$') {
-        let tail = &rest[i + 1..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(tail.len());
-        let name = &tail[..end];
+    while let Some((_, name, after)) = next_parameter(rest) {
         if !name.is_empty() && !out.iter().any(|n| n == name) {
             out.push(name.to_string());
         }
-        rest = &tail[end..];
+        rest = after;
     }
     out
 }
@@ -656,13 +649,8 @@ pub fn parameters(expr: &str) -> Vec<String> {
 pub fn substitute(expr: &str, params: &Params) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = expr;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i + 1..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(tail.len());
-        let name = &tail[..end];
+    while let Some((before, name, after)) = next_parameter(rest) {
+        out.push_str(before);
         let v = match params.get(name) {
             Some(ParamValue::Int(x)) => x.to_string(),
             Some(ParamValue::Float(x)) => format!("{x:?}"),
@@ -672,7 +660,7 @@ pub fn substitute(expr: &str, params: &Params) -> Result<String, String> {
             None => return Err(format!("`${name}` is not a parameter of this trial")),
         };
         out.push_str(&v);
-        rest = &tail[end..];
+        rest = after;
     }
     out.push_str(rest);
     Ok(out)
@@ -746,7 +734,7 @@ mod tests {
             let lb = lookback(&e).unwrap();
             for t in [100, 200, 299] {
                 let from = t - (2 * lb + 10).min(t);
-                let part = eval(&e, &slice(&b, from, t + 1)).unwrap();
+                let part = eval(&e, &b.slice(from, t + 1)).unwrap();
                 assert!(
                     (part[t - from] - full[t]).abs() <= 1e-9 * full[t].abs().max(1.0),
                     "{f} at {t}"
@@ -769,14 +757,14 @@ mod tests {
             "corr(returns, ref(returns, 1), 30)",
             "ema(close, 10) / close - 1",
         ] {
-            lookahead_check(ok, &parse(ok).unwrap(), &b, GUARD_BUDGET).unwrap();
+            lookahead_check(ok, &parse(ok).unwrap(), &b).unwrap();
         }
         for leak in [
             "ref(close, -1)",
             "mean(ref(returns, -3), 5)",
             "delta(close, -2)",
         ] {
-            let e = lookahead_check("f", &parse(leak).unwrap(), &b, GUARD_BUDGET).unwrap_err();
+            let e = lookahead_check("f", &parse(leak).unwrap(), &b).unwrap_err();
             assert!(e.contains("feature `f` looks ahead"), "{leak}: {e}");
         }
     }
@@ -866,21 +854,14 @@ mod tests {
     #[test]
     fn a_feature_with_no_value_on_any_day_is_an_error() {
         let b = bars();
-        let e = lookahead_check("long", &parse("ref(close, 300)").unwrap(), &b, GUARD_BUDGET)
-            .unwrap_err();
+        let e = lookahead_check("long", &parse("ref(close, 300)").unwrap(), &b).unwrap_err();
         assert!(
             e.contains("feature `long` has no value on any of the 300 days"),
             "{e}"
         );
-        let e = lookahead_check(
-            "wide",
-            &parse("mean(close, 400)").unwrap(),
-            &b,
-            GUARD_BUDGET,
-        )
-        .unwrap_err();
+        let e = lookahead_check("wide", &parse("mean(close, 400)").unwrap(), &b).unwrap_err();
         assert!(e.contains("no value"), "{e}");
-        lookahead_check("ok", &parse("ref(close, 299)").unwrap(), &b, GUARD_BUDGET).unwrap();
+        lookahead_check("ok", &parse("ref(close, 299)").unwrap(), &b).unwrap();
     }
 
     #[test]

@@ -418,6 +418,22 @@ mod tests {
         }
     }
 
+    /// Trial `trial` on slot 0: a walk-forward study of an uploaded dataset.
+    fn on_dataset(trial: u64, sha: &str) -> AssignMsg {
+        let mut a = assign(trial, 0);
+        let data = DataSource::Datasets {
+            files: vec![DatasetRef {
+                sha256: sha.to_string(),
+                name: "bars.csv".into(),
+            }],
+            adjusted: false,
+        };
+        a.objective = ObjectiveSpec::WalkForward(Box::new(
+            mlt_protocol::spec::WalkForwardSpec::new(data, Vec::new()),
+        ));
+        a
+    }
+
     fn done(trial: u64, slot: u32) -> NodeEvent {
         NodeEvent::Done {
             key: key(trial),
@@ -564,19 +580,7 @@ mod tests {
         let out = Sent::default();
         let bytes = b"Date,Open,High,Low,Close\n2024-01-02,1,1,1,1\n".to_vec();
         let sha = hex::encode(Sha256::digest(&bytes));
-        let mut a = assign(1, 0);
-        a.objective =
-            ObjectiveSpec::WalkForward(Box::new(mlt_protocol::spec::WalkForwardSpec::new(
-                DataSource::Datasets {
-                    files: vec![DatasetRef {
-                        sha256: sha.clone(),
-                        name: "spy.csv".into(),
-                    }],
-                    adjusted: false,
-                },
-                Vec::new(),
-            )));
-        st.on_frame(ToNode::Assign(a), &out);
+        st.on_frame(ToNode::Assign(on_dataset(1, &sha)), &out);
         let fetch = |offset| {
             FromNode::FetchDataset(FetchDatasetMsg {
                 sha256: sha.clone(),
@@ -617,19 +621,7 @@ mod tests {
         let (mut st, started) = node(1, dir.path());
         let out = Sent::default();
         let sha = "0".repeat(64);
-        let mut a = assign(1, 0);
-        a.objective =
-            ObjectiveSpec::WalkForward(Box::new(mlt_protocol::spec::WalkForwardSpec::new(
-                DataSource::Datasets {
-                    files: vec![DatasetRef {
-                        sha256: sha.clone(),
-                        name: "x.csv".into(),
-                    }],
-                    adjusted: false,
-                },
-                Vec::new(),
-            )));
-        st.on_frame(ToNode::Assign(a), &out);
+        st.on_frame(ToNode::Assign(on_dataset(1, &sha)), &out);
         out.take();
         st.on_frame(
             ToNode::DatasetChunk(DatasetChunkMsg {

@@ -2,6 +2,8 @@
 //! trial parameters) with their bounds and aliases, and the metrics a walk-forward trial
 //! reports (its objectives and constraints may name only these).
 
+use mlt_protocol::spec::ModelKind;
+
 /// One model setting, defined once: spec validation, the merging of a trial's parameters
 /// and the model itself all read it from here (as LightGBM's `config.h` does for its own).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -102,30 +104,30 @@ pub const LSTM: &[Setting] = &[
     Setting::new("outputs", 1.0, 1000.0, true).or(1.0),
 ];
 
-/// The settings of a model kind (`ridge` and `ensemble` have none of their own).
-pub fn settings_of(model: &str) -> &'static [Setting] {
+/// The settings of a model kind (ridge and ensembles have none of their own).
+pub fn settings_of(model: ModelKind) -> &'static [Setting] {
     match model {
-        "lightgbm" => LIGHTGBM,
-        "lstm" => LSTM,
-        _ => &[],
+        ModelKind::Lightgbm => LIGHTGBM,
+        ModelKind::Lstm => LSTM,
+        ModelKind::Ridge | ModelKind::Ensemble => &[],
     }
 }
 
 /// The setting of `model` that `name` (a name or an alias) names.
-pub fn setting(model: &str, name: &str) -> Option<&'static Setting> {
+pub fn setting(model: ModelKind, name: &str) -> Option<&'static Setting> {
     settings_of(model).iter().find(|s| s.is(name))
 }
 
 /// An ensemble member's setting as the ensemble keeps it: `lightgbm.learning_rate`.
-pub fn member_key(member: &str, setting: &str) -> String {
+pub fn member_key(member: ModelKind, setting: &str) -> String {
     format!("{member}.{setting}")
 }
 
 /// The setting of `member` that an ensemble's key holds (`lightgbm.learning_rate` →
 /// `learning_rate`), or `None` for another member's.
-pub fn member_setting<'a>(member: &str, key: &'a str) -> Option<&'a str> {
+pub fn member_setting(member: ModelKind, key: &str) -> Option<&str> {
     key.split_once('.')
-        .filter(|(m, _)| *m == member)
+        .filter(|(m, _)| *m == member.name())
         .map(|(_, k)| k)
 }
 
@@ -180,19 +182,20 @@ mod tests {
 
     #[test]
     fn a_setting_is_found_by_name_or_alias_and_clamped_to_its_bounds() {
-        let s = setting("lightgbm", "n_estimators").unwrap();
+        use ModelKind::{Lightgbm, Lstm, Ridge};
+        let s = setting(Lightgbm, "n_estimators").unwrap();
         assert_eq!(s.name, "num_iterations");
         assert_eq!(s.clamp(12.6), 13.0);
         assert_eq!(s.clamp(0.0), 1.0);
-        assert!(setting("lightgbm", "hidden").is_none());
-        assert!(setting("ridge", "alpha").is_none());
+        assert!(setting(Lightgbm, "hidden").is_none());
+        assert!(setting(Ridge, "alpha").is_none());
         let given = [("hidden".to_string(), 5000.0)].into();
-        let hidden = setting("lstm", "hidden").unwrap();
+        let hidden = setting(Lstm, "hidden").unwrap();
         assert_eq!(hidden.value(&given), Some(4096.0));
-        assert_eq!(setting("lstm", "epochs").unwrap().value(&given), Some(30.0));
-        assert_eq!(setting("lightgbm", "max_bin").unwrap().value(&given), None);
-        assert_eq!(member_key("lstm", "hidden"), "lstm.hidden");
-        assert_eq!(member_setting("lstm", "lstm.hidden"), Some("hidden"));
-        assert_eq!(member_setting("lstm", "lightgbm.max_bin"), None);
+        assert_eq!(setting(Lstm, "epochs").unwrap().value(&given), Some(30.0));
+        assert_eq!(setting(Lightgbm, "max_bin").unwrap().value(&given), None);
+        assert_eq!(member_key(Lstm, "hidden"), "lstm.hidden");
+        assert_eq!(member_setting(Lstm, "lstm.hidden"), Some("hidden"));
+        assert_eq!(member_setting(Lstm, "lightgbm.max_bin"), None);
     }
 }

@@ -2,7 +2,7 @@
 //! its settings, costs, hold-out.
 use crate::keys::Keys;
 use crate::keys::{days, num_value, EMPTY};
-use crate::tables::{member_key, LIGHTGBM, LSTM};
+use crate::tables::{member_key, settings_of};
 use crate::validate::Ctx;
 use mlt_protocol::spec::*;
 use std::collections::BTreeMap;
@@ -138,11 +138,12 @@ pub(crate) fn walk_forward(
                 .is_some_and(|e| e.members.iter().any(|m| m.name() == name))
     };
     let mut model_params = BTreeMap::new();
-    for (table, section, name, settings) in [
-        (&o.lightgbm, "objective.lightgbm", "lightgbm", LIGHTGBM),
-        (&o.lstm, "objective.lstm", "lstm", LSTM),
+    for (table, section, kind) in [
+        (&o.lightgbm, "objective.lightgbm", ModelKind::Lightgbm),
+        (&o.lstm, "objective.lstm", ModelKind::Lstm),
     ] {
         let Some(t) = table else { continue };
+        let name = kind.name();
         if !uses(name) {
             cx.err(
                 t.span(),
@@ -156,7 +157,7 @@ pub(crate) fn walk_forward(
             table: t.get_ref(),
             asked: BTreeSet::new(),
         };
-        for setting in settings {
+        for setting in settings_of(kind) {
             let (key, lo, hi, int) = (setting.name, setting.low, setting.high, setting.integral);
             let v = if key == "attention" {
                 k.get(key)
@@ -172,7 +173,7 @@ pub(crate) fn walk_forward(
             if let Some(v) = v {
                 // An ensemble keeps each member's settings apart: `lightgbm.learning_rate`.
                 let key = if model == "ensemble" {
-                    member_key(name, key)
+                    member_key(kind, key)
                 } else {
                     key.to_string()
                 };

@@ -219,11 +219,12 @@ fn selection_stats(
         g("kurtosis")?,
     );
     use mlt_protocol::records::{TrialOrigin, TrialState};
-    let (mut srs, mut from_pruned) = (Vec::new(), 0u64);
+    let (mut srs, mut from_pruned, mut tried) = (Vec::new(), 0u64, 0u64);
     for x in all {
         if matches!(x.origin, TrialOrigin::Holdout(_)) {
             continue;
         }
+        tried += u64::from(x.state.is_finished());
         let sr = match x.state {
             TrialState::Complete => x.metrics.get("sharpe_per_period").copied(),
             // The last report: the annualised Sharpe of the folds the trial reached.
@@ -240,14 +241,7 @@ fn selection_stats(
             from_pruned += u64::from(x.state == TrialState::Pruned);
         }
     }
-    let search = |x: &&mlt_protocol::records::TrialRecord| {
-        !matches!(x.origin, mlt_protocol::records::TrialOrigin::Holdout(_))
-    };
-    let tried = all
-        .iter()
-        .filter(search)
-        .filter(|x| x.state.is_finished())
-        .count() as f64;
+    let tried = tried as f64;
     let n = srs.len() as f64;
     let var = if n > 1.0 {
         let m = srs.iter().sum::<f64>() / n;

@@ -79,7 +79,6 @@ fn in_date_order<'a>(
         return rows;
     }
     let out_of_order = rows.windows(2).filter(|w| day(&w[1]) < day(&w[0])).count();
-    let repeated = rows.windows(2).filter(|w| day(&w[1]) == day(&w[0])).count();
     if out_of_order > 0 {
         rows.sort_by_key(|r| day(r));
         eprintln!(
@@ -88,11 +87,7 @@ fn in_date_order<'a>(
             names[j]
         );
     }
-    let repeated = if out_of_order > 0 {
-        rows.windows(2).filter(|w| day(&w[1]) == day(&w[0])).count()
-    } else {
-        repeated
-    };
+    let repeated = rows.windows(2).filter(|w| day(&w[1]) == day(&w[0])).count();
     if repeated > 0 {
         eprintln!(
             "warning: {}: {repeated} rows repeat the date before them in `{}`",

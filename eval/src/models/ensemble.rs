@@ -68,7 +68,7 @@ impl Ensemble {
             s.params = settings
                 .params
                 .iter()
-                .filter_map(|(k, v)| member_setting(name.name(), k).map(|k| (k.to_string(), *v)))
+                .filter_map(|(k, v)| member_setting(*name, k).map(|k| (k.to_string(), *v)))
                 .collect();
             let lookback = if *name == ModelKind::Lstm {
                 s.rows.lookback.max(1) as usize

@@ -72,7 +72,7 @@ impl LstmConfig {
     pub fn from_settings(s: &ModelSettings, row_len: usize) -> Result<Self, String> {
         // Every setting from its table: the given value within its bounds, or its default.
         let get = |k: &str| {
-            mlt_spec::tables::setting("lstm", k)
+            mlt_spec::tables::setting(mlt_protocol::spec::ModelKind::Lstm, k)
                 .and_then(|t| t.value(&s.params))
                 .expect("every LSTM setting has a default")
         };

@@ -1,10 +1,8 @@
 //! The submit-time check of a walk-forward objective, before anything runs.
-use crate::features::{
-    causal, lookahead_check, parameters, parse, price_power, substitute, GUARD_BUDGET,
-};
+use crate::features::{causal, lookahead_check, parameters, parse, price_power, substitute};
 use crate::universe::load;
 use mlt_protocol::records::{ParamValue, Params};
-use mlt_protocol::spec::{DataSource, ModelKind, Splits, WalkForwardSpec};
+use mlt_protocol::spec::{ModelKind, Splits, WalkForwardSpec};
 
 /// The checks a researcher gets at submit time, before anything runs: the data loads; every
 /// feature parses and reads no later bar for every value the space allows its `$parameters`
@@ -103,7 +101,7 @@ pub fn check(
                 let key = format!("objective.features.{name}");
                 let text = substitute(text, &params).map_err(|e| (key.clone(), e))?;
                 let e = parse(&text).map_err(|e| (key.clone(), format!("`{text}`: {e}")))?;
-                lookahead_check(name, &e, bars, GUARD_BUDGET)
+                lookahead_check(name, &e, bars)
                     .map_err(|e| (key.clone(), with_params(e, &params)))?;
             }
         }
@@ -162,30 +160,18 @@ pub fn check(
 /// Warnings for features that use a raw price level on adjusted data, where every price is
 /// scaled by a factor that depends on later dividends (key, message).
 pub fn adjusted_levels(spec: &WalkForwardSpec) -> Vec<(String, String)> {
-    let adjusted = match &spec.data {
-        DataSource::Files { adjusted, .. } | DataSource::Datasets { adjusted, .. } => *adjusted,
-        DataSource::Synthetic { .. } => false,
-    };
-    if !adjusted {
+    if !spec.data.adjusted() {
         return Vec::new();
     }
     spec.features
         .iter()
         .filter_map(|(name, text)| {
             // `$parameters` are periods: any value gives the same dimension.
-            let plain: String = text
-                .split('$')
-                .enumerate()
-                .map(|(i, part)| {
-                    if i == 0 {
-                        return part.to_string();
-                    }
-                    let end = part
-                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                        .unwrap_or(part.len());
-                    format!("1{}", &part[end..])
-                })
+            let ones: Params = parameters(text)
+                .into_iter()
+                .map(|n| (n, ParamValue::Int(1)))
                 .collect();
+            let plain = substitute(text, &ones).ok()?;
             let e = parse(&plain).ok()?;
             (price_power(&e) != 0).then(|| {
                 (

@@ -6,7 +6,7 @@ use super::{Timings, Trial};
 use crate::backtest::Sizing;
 use crate::cache;
 use crate::data::Bars;
-use crate::features::{lookahead_check, parse, substitute, GUARD_BUDGET};
+use crate::features::{lookahead_check, parse, substitute};
 use crate::labels::{direction, forward_return};
 use crate::models::Factory;
 use crate::models::{output_horizons, ModelSettings, Rows, Slot, Training};
@@ -146,7 +146,7 @@ fn instrument(
         let e = parse(&text).map_err(|e| format!("feature `{name}` = `{text}`: {e}"))?;
         let key = (format!("{source}#{}", bars.len()), text.clone());
         cols.push(cache::get_or_compute(key, || {
-            lookahead_check(name, &e, bars, GUARD_BUDGET)
+            lookahead_check(name, &e, bars)
         })?);
     }
     Ok(Inst {
@@ -186,20 +186,20 @@ fn model_settings(
     instruments: usize,
 ) -> Result<ModelSettings, String> {
     let mut settings = spec.model.settings.clone();
-    let members: Vec<&str> = match &spec.model.ensemble {
-        Some(e) => e.members.iter().map(|m| m.name()).collect(),
-        None => vec![spec.model.kind.name()],
+    let members: Vec<ModelKind> = match &spec.model.ensemble {
+        Some(e) => e.members.clone(),
+        None => vec![spec.model.kind],
     };
     for (name, v) in params {
         for member in &members {
             let bare = match name.split_once('.') {
-                Some(_) => match member_setting(member, name) {
+                Some(_) => match member_setting(*member, name) {
                     Some(k) => k,
                     None => continue,
                 },
                 None => name.as_str(),
             };
-            let Some(canonical) = setting(member, bare).map(|s| s.name) else {
+            let Some(canonical) = setting(*member, bare).map(|s| s.name) else {
                 continue;
             };
             let x = match v {
@@ -211,7 +211,7 @@ fn model_settings(
                 }
             };
             let key = if spec.model.ensemble.is_some() {
-                member_key(member, canonical)
+                member_key(*member, canonical)
             } else {
                 canonical.to_string()
             };
@@ -219,7 +219,7 @@ fn model_settings(
         }
     }
     let lstm = spec.model.kind == ModelKind::Lstm;
-    let of_lstm = |name: &str| setting("lstm", name).and_then(|s| s.value(&settings));
+    let of_lstm = |name: &str| setting(ModelKind::Lstm, name).and_then(|s| s.value(&settings));
     // The LSTM reads sequences of this many days; other models one day's row.
     let lookback = if lstm {
         of_lstm("sequence").unwrap_or(1.0) as u32

@@ -9,7 +9,7 @@ use crate::models::{Factory, Model, ModelSettings};
 use crate::splits::Fold;
 use mlt_protocol::messages::{Evaluation, Outcome};
 use mlt_protocol::records::{FeatureImportance, ModelArtifact, ReturnSeries};
-use mlt_protocol::spec::{DataSource, WalkForwardSpec};
+use mlt_protocol::spec::WalkForwardSpec;
 
 /// The largest model text kept with a trial (it travels in the trial's result frame).
 pub const MAX_ARTIFACT: usize = 8 << 20;
@@ -180,12 +180,7 @@ impl Trader<'_> {
             features: self.features.clone(),
             classify: self.spec.label.classify,
             horizon: self.spec.label.horizon,
-            adjusted: match &self.spec.data {
-                DataSource::Files { adjusted, .. } | DataSource::Datasets { adjusted, .. } => {
-                    *adjusted
-                }
-                DataSource::Synthetic { .. } => false,
-            },
+            adjusted: self.spec.data.adjusted(),
             trained: (day(f.rows.first()), day(f.rows.last())),
             rounds: f.model.rounds(),
             lookback: self.model.rows.lookback,

@@ -279,6 +279,16 @@ pub enum DataSource {
     },
 }
 
+impl DataSource {
+    /// Whether prices are scaled by adjusted close / close (never for the synthetic market).
+    pub fn adjusted(&self) -> bool {
+        match self {
+            DataSource::Files { adjusted, .. } | DataSource::Datasets { adjusted, .. } => *adjusted,
+            DataSource::Synthetic { .. } => false,
+        }
+    }
+}
+
 /// A file uploaded to the scheduler, by content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetRef {
