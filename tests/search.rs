@@ -543,3 +543,114 @@ fn run_overrides_the_specs_budget_seed_and_name_without_editing_it() {
     assert_ne!(a, c);
     assert_eq!(std::fs::read_to_string(&quickstart).unwrap(), before);
 }
+
+#[test]
+fn the_holdout_ledger_counts_every_look_across_studies_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("peek.toml");
+    std::fs::write(
+        &spec,
+        "[study]\nname = \"peek\"\nn_trials = 4\ndirections = [\"maximize\"]\nobjectives = [\"sharpe\"]\nseed = 1\n\
+         [space]\nw = { type = \"int\", low = 5, high = 40 }\n\
+         [objective]\nkind = \"walk_forward\"\ndata = \"synthetic\"\nsynthetic = { days = 1500, seed = 4, strength = 0.1 }\n\
+         features = { mom = \"sum(returns, 5) / std(returns, $w)\" }\ntrain = 500\ntest = 250\nholdout = 250\nholdout_top = 2\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    // Two studies on the same data and hold-out, each run by its own scheduler process on
+    // the same store (the second a restart of the first's).
+    let run = |name: &str| {
+        let out = util::offline(
+            &[
+                "run",
+                spec.to_str().unwrap(),
+                "--name",
+                name,
+                "--slots",
+                "1",
+            ],
+            &data,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = run("peek-a");
+    assert!(
+        first.contains("2 evaluations on this hold-out (1 study)"),
+        "{first}"
+    );
+    let second = run("peek-b");
+    assert!(
+        second.contains("4 evaluations on this hold-out (2 studies)"),
+        "{second}"
+    );
+    // `best` of the first study, read later, counts the second's looks too.
+    let best = |name: &str| -> serde_json::Value {
+        let out = util::offline(&["best", name, "--json"], &data);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let a = best("peek-a");
+    let l = &a[0]["holdout_ledger"];
+    assert_eq!(
+        (l["evaluations"].as_u64(), l["studies"].as_u64()),
+        (Some(4), Some(2)),
+        "{a}"
+    );
+    assert_eq!(l["this_study"], 2);
+    let dsr = l["deflated_sharpe"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&dsr), "{l}");
+
+    // `returns`: the winner's daily trading, and its hold-out evaluation's, as CSV; the
+    // metrics are those of these very rows.
+    let b = best("peek-b");
+    let n = b[0]["number"].as_u64().unwrap().to_string();
+    let rows = |extra: &[&str]| -> Vec<Vec<String>> {
+        let mut args = vec!["returns", "peek-b", n.as_str(), "--csv"];
+        args.extend(extra);
+        let out = util::offline(&args, &data);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut lines = text.lines();
+        assert!(lines
+            .next()
+            .unwrap()
+            .starts_with("decided,earned,position_"));
+        lines
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect()
+    };
+    let col = |rows: &[Vec<String>], i: usize| -> Vec<f64> {
+        rows.iter().map(|r| r[i].parse().unwrap()).collect()
+    };
+    let search = rows(&[]);
+    let m = &b[0]["metrics"];
+    assert_eq!(search.len() as f64, m["observations"].as_f64().unwrap());
+    let (r, bench) = (col(&search, 3), col(&search, 4));
+    let ir = mlt_eval::metrics::relative(&r, &bench).information_ratio;
+    assert!(
+        (ir - m["information_ratio"].as_f64().unwrap()).abs() < 1e-9,
+        "{ir} vs {m}"
+    );
+    // Each return is earned the next trading day.
+    assert!(search.iter().all(|row| row[1] > row[0]));
+    let held = rows(&["--holdout"]);
+    assert_eq!(held.len(), 250);
+    let hs = mlt_eval::metrics::sharpe(&col(&held, 3));
+    assert!(
+        (hs - m["holdout_sharpe"].as_f64().unwrap()).abs() < 1e-9,
+        "{hs} vs {m}"
+    );
+    // The hold-out's last day has no next bar: nothing is earned on it.
+    assert_eq!(held.last().unwrap()[1], "");
+    let out = util::offline(&["returns", "peek-b", "99"], &data);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no trial 99"));
+}

@@ -220,6 +220,73 @@ pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
     cov / (va * vb).sqrt()
 }
 
+/// A strategy against its benchmark over the same days.
+///
+/// The active return is a = r − b. `excess_return` is its annualised mean (252 · mean(a),
+/// arithmetic, so that it matches the information ratio), `information_ratio` its mean over
+/// its standard deviation (ddof 1) · √252, `excess_t` the t-statistic of its mean
+/// (mean / (std / √n)). `alpha` and `beta` are the OLS regression r = α + β · b + ε, alpha
+/// annualised (252 · α); their t-statistics test each against 0 with the residual variance on
+/// n − 2 degrees of freedom. Days where either return is NaN are skipped.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Relative {
+    /// The benchmark's annualised Sharpe ratio.
+    pub benchmark_sharpe: f64,
+    /// The benchmark's compound annual growth rate.
+    pub benchmark_return: f64,
+    /// 252 · mean(r − b).
+    pub excess_return: f64,
+    /// mean(r − b) / std(r − b) · √252.
+    pub information_ratio: f64,
+    /// The t-statistic of mean(r − b).
+    pub excess_t: f64,
+    /// 252 · the regression's intercept.
+    pub alpha: f64,
+    /// The intercept's t-statistic.
+    pub alpha_t: f64,
+    /// The regression's slope on the benchmark.
+    pub beta: f64,
+    /// The slope's t-statistic (against 0).
+    pub beta_t: f64,
+}
+
+/// `r` against the benchmark `b` (equally long, day by day): see [`Relative`].
+pub fn relative(r: &[f64], b: &[f64]) -> Relative {
+    let (x, y): (Vec<f64>, Vec<f64>) = b
+        .iter()
+        .zip(r)
+        .filter(|(b, r)| !b.is_nan() && !r.is_nan())
+        .map(|(b, r)| (*b, *r))
+        .unzip();
+    let n = x.len() as f64;
+    let active: Vec<f64> = y.iter().zip(&x).map(|(r, b)| r - b).collect();
+    let (ma, sa) = (mean(&active), std(&active));
+    let (mx, my) = (mean(&x), mean(&y));
+    let sxx: f64 = x.iter().map(|v| (v - mx).powi(2)).sum();
+    let sxy: f64 = x.iter().zip(&y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let beta = sxy / sxx;
+    let alpha = my - beta * mx;
+    let ssr: f64 = x
+        .iter()
+        .zip(&y)
+        .map(|(a, b)| (b - alpha - beta * a).powi(2))
+        .sum();
+    let s2 = ssr / (n - 2.0);
+    let se_beta = (s2 / sxx).sqrt();
+    let se_alpha = (s2 * (1.0 / n + mx * mx / sxx)).sqrt();
+    Relative {
+        benchmark_sharpe: sharpe(b),
+        benchmark_return: annual_return(b),
+        excess_return: ma * PERIODS,
+        information_ratio: ma / sa * PERIODS.sqrt(),
+        excess_t: ma / (sa / n.sqrt()),
+        alpha: alpha * PERIODS,
+        alpha_t: alpha / se_alpha,
+        beta,
+        beta_t: beta / se_beta,
+    }
+}
+
 /// Share of periods with a positive return.
 pub fn win_rate(r: &[f64]) -> f64 {
     let x = finite(r);
@@ -278,6 +345,39 @@ mod tests {
         close(value_at_risk(&flat, 0.05), 0.0);
         close(conditional_value_at_risk(&flat, 0.05), -0.008);
         close(win_rate(&MIXED), 6.0 / 8.0);
+    }
+
+    /// A five-day series against its benchmark, by hand:
+    /// b = [1, −1, 2, 0, 3] %, r = [2, −1, 3, 1, 4] % (r = 1 % + b, except day 2).
+    /// Active a = [1, 0, 1, 1, 1] %: mean 0.8 %, variance (4 · 0.2² + 0.8²) / 4 = 0.2 %²,
+    /// std √0.2 % = 0.4472 %.
+    /// Regression: mean b = 1 %, mean r = 1.8 %; Sxx = (0 + 4 + 1 + 1 + 4)·10⁻⁴ = 10⁻³;
+    /// Sxy = (0·0.2 + (−2)(−2.8) + 1·1.2 + (−1)(−0.8) + 2·2.2)·10⁻⁴ = 12·10⁻⁴: β = 1.2,
+    /// α = 1.8 % − 1.2 · 1 % = 0.6 %. Residuals (%): 2 − 0.6 − 1.2 = 0.2, −1 − 0.6 + 1.2 = −0.4,
+    /// 3 − 0.6 − 2.4 = 0, 1 − 0.6 − 0 = 0.4, 4 − 0.6 − 3.6 = −0.2: SSR = 0.4·10⁻⁴,
+    /// s² = SSR / 3; se(β) = √(s² / Sxx), se(α) = √(s² (1/5 + 10⁻⁴ / Sxx)).
+    #[test]
+    fn the_benchmark_comparison_by_hand() {
+        let b = [0.01, -0.01, 0.02, 0.0, 0.03];
+        let r = [0.02, -0.01, 0.03, 0.01, 0.04];
+        let x = relative(&r, &b);
+        let sa = 0.2f64.sqrt() / 100.0;
+        close(x.excess_return, 0.008 * 252.0);
+        close(x.information_ratio, 0.008 / sa * 252f64.sqrt());
+        close(x.excess_t, 0.008 / (sa / 5f64.sqrt()));
+        close(x.beta, 1.2);
+        close(x.alpha, 0.006 * 252.0);
+        let s2 = 0.4e-4 / 3.0;
+        close(x.beta_t, 1.2 / (s2 / 1e-3f64).sqrt());
+        close(x.alpha_t, 0.006 / (s2 * (0.2 + 1e-4 / 1e-3)).sqrt());
+        close(x.benchmark_sharpe, sharpe(&b));
+        close(x.benchmark_return, annual_return(&b));
+        // NaN days are skipped on both sides.
+        let mut r2 = r.to_vec();
+        r2.push(f64::NAN);
+        let mut b2 = b.to_vec();
+        b2.push(0.05);
+        close(relative(&r2, &b2).beta, 1.2);
     }
 
     #[test]

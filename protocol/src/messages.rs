@@ -69,6 +69,10 @@ pub enum FromClient {
     Artifact(TrialRefMsg),
     /// A study's spec as it was submitted.
     StudySpec(StudyRefMsg),
+    /// A trial's trading day by day.
+    Daily(TrialRefMsg),
+    /// The hold-out ledger of the windows a study's hold-out evaluations were tested on.
+    Ledger(StudyRefMsg),
 }
 
 /// Scheduler → client.
@@ -98,6 +102,10 @@ pub enum ToClient {
     Artifact(Option<Box<ModelArtifact>>),
     /// A study's spec text, its file name and the folder it was submitted from.
     StudySpec(SubmitMsg),
+    /// A trial's trading day by day (None: it has none: not complete, or not walk-forward).
+    Daily(Option<Box<crate::records::DailySeries>>),
+    /// The hold-out ledger of a study's windows.
+    Ledger(Vec<crate::records::LedgerCount>),
 }
 
 /// Payload of [`ToNode::Assign`].
@@ -242,10 +250,12 @@ pub struct Evaluation {
     pub values: Vec<f64>,
     /// Named metrics.
     pub metrics: crate::records::Metrics,
-    /// Out-of-sample daily returns.
-    pub returns: crate::records::ReturnSeries,
+    /// Out-of-sample trading, day by day.
+    pub daily: crate::records::DailySeries,
     /// The model fitted on the last fold (None when it could not be saved).
     pub model: Option<crate::records::ModelArtifact>,
+    /// A hold-out evaluation's data and window (None for a search trial).
+    pub holdout: Option<crate::records::HoldoutWindow>,
 }
 
 /// Payload of [`FromNode::Finish`].

@@ -113,6 +113,101 @@ pub struct ReturnSeries {
     pub values: Vec<f64>,
 }
 
+/// A trial's out-of-sample trading, day by day: what `mlt-cluster returns` prints.
+///
+/// Row `i` is a decision at the close of `decided[i]`: the portfolio holds `positions[i]` (one
+/// per instrument) from that close to the next, and earns `returns[i]` (after costs) on the
+/// day `earned[i]`, the next bar's date (None past the end of the data, where nothing is
+/// earned). `benchmark[i]` is what buy-and-hold of the traded instrument (or the equal-weight
+/// universe) earned over the same day.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DailySeries {
+    /// Decision days (days since the Unix epoch).
+    pub decided: Vec<i64>,
+    /// The days the returns are earned on: the next bar's date.
+    pub earned: Vec<Option<i64>>,
+    /// The strategy's return, after costs.
+    pub returns: Vec<f64>,
+    /// The benchmark's return over the same day.
+    pub benchmark: Vec<f64>,
+    /// The instruments, in the order of each row of `positions`.
+    pub instruments: Vec<String>,
+    /// The positions held, one row per day, one column per instrument.
+    pub positions: Vec<Vec<f64>>,
+}
+
+impl DailySeries {
+    /// Whether every column has one entry per day.
+    pub fn is_consistent(&self) -> bool {
+        let n = self.decided.len();
+        self.earned.len() == n
+            && self.returns.len() == n
+            && self.benchmark.len() == n
+            && self.positions.len() == n
+            && self
+                .positions
+                .iter()
+                .all(|p| p.len() == self.instruments.len())
+    }
+
+    /// The returns by decision day (the series PBO compares across trials).
+    pub fn by_decision_day(&self) -> ReturnSeries {
+        ReturnSeries {
+            days: self.decided.clone(),
+            values: self.returns.clone(),
+        }
+    }
+}
+
+/// The data a hold-out evaluation was tested on: the content hash of the whole dataset (every
+/// instrument's dates and prices, after alignment) and the hold-out's first and last day. The
+/// store's hold-out ledger counts evaluations per window.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HoldoutWindow {
+    /// SHA-256 of the aligned bars, hex.
+    pub data: String,
+    /// The hold-out's first day (days since the Unix epoch).
+    pub first: i64,
+    /// Its last day.
+    pub last: i64,
+}
+
+impl HoldoutWindow {
+    /// The ledger's key: `data:first:last`.
+    pub fn key(&self) -> String {
+        format!("{}:{}:{}", self.data, self.first, self.last)
+    }
+
+    /// The window of a ledger key.
+    pub fn from_key(key: &str) -> Option<HoldoutWindow> {
+        let mut parts = key.rsplitn(3, ':');
+        let last = parts.next()?.parse().ok()?;
+        let first = parts.next()?.parse().ok()?;
+        Some(HoldoutWindow {
+            data: parts.next()?.to_string(),
+            first,
+            last,
+        })
+    }
+}
+
+/// How often a hold-out has been looked at: the store's ledger for one window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LedgerCount {
+    /// The data and window.
+    pub window: HoldoutWindow,
+    /// Hold-out evaluations on it, of every study in the store.
+    pub evaluations: u64,
+    /// The studies they belong to.
+    pub studies: u64,
+    /// Those of the study asked about.
+    pub this_study: u64,
+    /// Their trial numbers (each a hold-out evaluation of its own).
+    pub trials: Vec<u64>,
+    /// The variance of their Sharpe ratios per period (ddof 1; 0 with one).
+    pub sharpe_variance: f64,
+}
+
 /// A model fitted by a trial (on its last fold), with what is needed to use it again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelArtifact {

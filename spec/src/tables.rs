@@ -132,7 +132,7 @@ pub fn member_setting(member: ModelKind, key: &str) -> Option<&str> {
 }
 
 /// Metrics a walk-forward trial reports, usable as objectives and in constraints.
-pub const WALK_FORWARD_METRICS: [&str; 19] = [
+pub const WALK_FORWARD_METRICS: [&str; 30] = [
     "sharpe",
     "sortino",
     "annual_return",
@@ -152,6 +152,17 @@ pub const WALK_FORWARD_METRICS: [&str; 19] = [
     "skew",
     "kurtosis",
     "observations",
+    "benchmark_sharpe",
+    "benchmark_return",
+    "excess_return",
+    "information_ratio",
+    "excess_t",
+    "alpha",
+    "alpha_t",
+    "beta",
+    "beta_t",
+    "time_in_market",
+    "long_days",
 ];
 
 #[cfg(test)]

@@ -120,13 +120,31 @@ pub async fn trials(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> 
     if json {
         println!("{}", serde_json::to_string_pretty(&ts)?);
     } else {
-        print!("{}", output::trials_table(&ts));
+        let ledger = ledger(&mut t, study).await?;
+        print!("{}", output::trials_table(&ts, &ledger));
     }
     Ok(())
 }
 
+/// The hold-out ledger of a study's windows.
+async fn ledger(
+    t: &mut Target,
+    study: &str,
+) -> anyhow::Result<Vec<mlt_protocol::records::LedgerCount>> {
+    match t.request(FromClient::Ledger(study_ref(study))).await? {
+        ToClient::Ledger(l) => Ok(l),
+        other => bail!("unexpected answer: {other:?}"),
+    }
+}
+
 pub async fn best(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
     let mut t = target(conn, true).await?;
+    best_on(&mut t, study, json).await
+}
+
+/// `best` against a target: the best trial (or the Pareto front) with, for a walk-forward
+/// winner, its selection statistics, PBO, benchmark comparison, warnings and hold-out ledger.
+pub async fn best_on(t: &mut Target, study: &str, json: bool) -> anyhow::Result<()> {
     let ToClient::Best(ts) = t.request(FromClient::Best(study_ref(study))).await? else {
         bail!("unexpected answer")
     };
@@ -159,6 +177,7 @@ pub async fn best(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
         (Some(_), ToClient::Overfitting(r)) => r,
         _ => None,
     };
+    let ledger = ledger(t, study).await?;
     if json {
         let mut v = serde_json::to_value(&ts)?;
         if let (Some(sel), Some(first)) = (&selection, v.get_mut(0)) {
@@ -167,11 +186,19 @@ pub async fn best(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
                 first["selection"]["pbo"] = serde_json::to_value(o)?;
             }
         }
+        // Each hold-out figure with the ledger of its hold-out and its deflated Sharpe.
+        for (x, v) in ts.iter().zip(v.as_array_mut().into_iter().flatten()) {
+            if let Some(l) = output::ledger_of(x, &ledger) {
+                v["holdout_ledger"] = serde_json::to_value(l)?;
+                v["holdout_ledger"]["deflated_sharpe"] =
+                    serde_json::json!(output::holdout_dsr(x, l));
+            }
+        }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if ts.is_empty() {
         println!("no complete trial yet");
     } else {
-        print!("{}", output::trials_table(&ts));
+        print!("{}", output::trials_table(&ts, &ledger));
         if let Some(s) = &selection {
             println!(
                 "selection: PSR(0) {:.4}, deflated Sharpe {:.4} (best of {:.0} trials, Sharpe variance {:.3e} over {} complete and {} pruned), minimum track record {:.0} days",
@@ -195,6 +222,11 @@ pub async fn best(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
                 "overfitting: PBO {:.3} over {} trials x {} days (CSCV, {} blocks, {} splits){top}",
                 o.pbo, o.strategies, o.observations, o.blocks, o.combinations
             );
+        }
+        if let [one] = ts.as_slice() {
+            for line in output::benchmark_lines(one) {
+                println!("{line}");
+            }
         }
     }
     Ok(())

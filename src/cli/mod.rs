@@ -6,6 +6,7 @@
 //! datasets.rs  the data files a spec names: hashed, uploaded once, named by hash
 //! client.rs    submit, status, trials, best, cancel, export
 //! models.rs    artifact, predict, ensemble: a trial's kept model, its predictions, ensembles
+//! returns.rs   returns: a trial's trading day by day, beside its benchmark
 //! stats.rs     stats returns|dsr|pbo on a researcher's files
 //! output.rs    tables, JSON and CSV
 //! ```
@@ -13,6 +14,7 @@ mod client;
 mod datasets;
 mod models;
 mod output;
+mod returns;
 mod serve;
 mod stats;
 mod target;
@@ -171,6 +173,26 @@ pub enum Command {
         /// The whole artifact as JSON (model text, features, settings, importance, SHAP).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A trial's out-of-sample trading day by day: the decision day, the day the return is
+    /// earned (the next bar's), the position in each instrument, the strategy's return after
+    /// costs and the benchmark's (buy-and-hold of the instrument, or the equal-weight universe).
+    Returns {
+        /// Study name or id.
+        study: String,
+        /// Trial number.
+        trial: u64,
+        /// The trial's evaluation on the hold-out instead of its search folds.
+        #[arg(long)]
+        holdout: bool,
+        /// One JSON document.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// CSV with a header row.
+        #[arg(long)]
+        csv: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -487,6 +509,21 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             json,
             conn,
         } => models::artifact(&study, trial, out, json, &conn).await,
+        Command::Returns {
+            study,
+            trial,
+            holdout,
+            json,
+            csv,
+            conn,
+        } => {
+            let shape = match (json, csv) {
+                (true, _) => returns::Shape::Json,
+                (_, true) => returns::Shape::Csv,
+                _ => returns::Shape::Table,
+            };
+            returns::returns(&study, trial, holdout, shape, &conn).await
+        }
         Command::Predict {
             study,
             trial,

@@ -1,5 +1,7 @@
 //! Human-readable tables and CSV.
-use mlt_protocol::records::{ParamValue, StatusReport, StudySummary, TrialOrigin, TrialRecord};
+use mlt_protocol::records::{
+    LedgerCount, ParamValue, StatusReport, StudySummary, TrialOrigin, TrialRecord,
+};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -109,7 +111,75 @@ pub fn status_table(s: &StatusReport, offline: bool) -> String {
     o
 }
 
-pub fn trials_table(ts: &[TrialRecord]) -> String {
+/// The ledger entry of the hold-out evaluation a trial carries (`holdout_trial`).
+pub fn ledger_of<'a>(t: &TrialRecord, ledger: &'a [LedgerCount]) -> Option<&'a LedgerCount> {
+    let h = *t.metrics.get("holdout_trial")? as u64;
+    ledger.iter().find(|l| l.trials.contains(&h))
+}
+
+/// The deflated Sharpe ratio of a trial's hold-out Sharpe: N is every evaluation the ledger
+/// holds on that hold-out (all studies), the variance theirs.
+pub fn holdout_dsr(t: &TrialRecord, l: &LedgerCount) -> Option<f64> {
+    let h = |k: &str| t.metrics.get(&format!("holdout_{k}")).copied();
+    Some(mlt_eval::selection::dsr(
+        h("sharpe_per_period")?,
+        l.sharpe_variance,
+        l.evaluations.max(1) as f64,
+        h("observations")?,
+        h("skew")?,
+        h("kurtosis")?,
+    ))
+}
+
+/// The trial against its benchmark over the same days, and the warnings a quant should not
+/// miss: a position that barely changes, an excess return that is not significant.
+pub fn benchmark_lines(t: &TrialRecord) -> Vec<String> {
+    let g = |k: &str| t.metrics.get(k).copied();
+    let mut out = Vec::new();
+    let (Some(bs), Some(ir)) = (g("benchmark_sharpe"), g("information_ratio")) else {
+        return out;
+    };
+    let pct = |k: &str| 100.0 * g(k).unwrap_or(f64::NAN);
+    let num = |k: &str| g(k).unwrap_or(f64::NAN);
+    out.push(format!(
+        "benchmark: buy-and-hold Sharpe {bs:.3}, annual return {:.2}% over the same days; excess return {:.2}%/yr (t {:.2}), information ratio {ir:.3}, alpha {:.2}%/yr (t {:.2}), beta {:.3} (t {:.2}); in the market {:.1}% of days, net long {:.1}%",
+        pct("benchmark_return"),
+        pct("excess_return"),
+        num("excess_t"),
+        pct("alpha"),
+        num("alpha_t"),
+        num("beta"),
+        num("beta_t"),
+        pct("time_in_market"),
+        pct("long_days"),
+    ));
+    let n = t.number.0;
+    if num("long_days") >= LONG_WARNING {
+        out.push(format!(
+            "warning: trial {n} is net long on {:.1}% of days: its position barely changes, and its return is mostly the market's (beta {:.2})",
+            pct("long_days"),
+            num("beta")
+        ));
+    }
+    // Skill is the return beyond the benchmark exposure: the regression's alpha (a
+    // market-neutral strategy's raw excess r − b also carries the market's own noise).
+    // (NaN, too few days to tell, is not significant either.)
+    if num("alpha_t").is_nan() || num("alpha_t") < SIGNIFICANT_T {
+        out.push(format!(
+            "warning: trial {n}'s return beyond its benchmark exposure is not significant (alpha t {:.2} < {SIGNIFICANT_T}; excess return t {:.2}): its Sharpe may be the market's, not skill",
+            num("alpha_t"),
+            num("excess_t")
+        ));
+    }
+    out
+}
+
+/// `best` warns when a winner is net long on at least this share of days.
+pub const LONG_WARNING: f64 = 0.95;
+/// ... and when the t-statistic of its alpha over the benchmark is below this (5 %, two-sided).
+pub const SIGNIFICANT_T: f64 = 1.96;
+
+pub fn trials_table(ts: &[TrialRecord], ledger: &[LedgerCount]) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -148,10 +218,23 @@ pub fn trials_table(ts: &[TrialRecord]) -> String {
         // A trial evaluated on the hold-out shows how it did there.
         let h = |k: &str| t.metrics.get(&format!("holdout_{k}")).copied();
         if let Some(sr) = h("sharpe") {
+            // How often this hold-out has been looked at, by every study in the store.
+            let seen = match ledger_of(t, ledger) {
+                Some(l) => format!(
+                    "; {} evaluation{} on this hold-out ({} stud{}), deflated Sharpe {:.3} over them",
+                    l.evaluations,
+                    if l.evaluations == 1 { "" } else { "s" },
+                    l.studies,
+                    if l.studies == 1 { "y" } else { "ies" },
+                    holdout_dsr(t, l).unwrap_or(f64::NAN)
+                ),
+                None => String::new(),
+            };
             let _ = writeln!(
                 o,
-                "{:>6} hold-out: Sharpe {sr:.3}, annual return {:.2}%, max drawdown {:.2}% over {:.0} days never seen by the search",
+                "{:>6} hold-out: Sharpe {sr:.3} (buy-and-hold {:.3}), annual return {:.2}%, max drawdown {:.2}% over {:.0} days never seen by the search{seen}",
                 "",
+                h("benchmark_sharpe").unwrap_or(f64::NAN),
                 100.0 * h("annual_return").unwrap_or(f64::NAN),
                 100.0 * h("max_drawdown").unwrap_or(f64::NAN),
                 h("observations").unwrap_or(f64::NAN)
@@ -243,4 +326,102 @@ pub fn trials_csv(ts: &[TrialRecord]) -> String {
         o += &(row.join(",") + "\n");
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlt_protocol::ids::{StudyId, TrialId};
+    use mlt_protocol::records::{HoldoutWindow, TrialState};
+
+    fn trial(metrics: &[(&str, f64)]) -> TrialRecord {
+        TrialRecord {
+            study: StudyId(1),
+            number: TrialId(7),
+            state: TrialState::Complete,
+            attempt: 1,
+            values: Some(vec![1.0]),
+            params: Default::default(),
+            intermediate: Default::default(),
+            node: None,
+            slot: None,
+            message: None,
+            created_ms: 0,
+            started_ms: None,
+            finished_ms: None,
+            origin: Default::default(),
+            generation: None,
+            constraints: None,
+            metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_winner_that_is_always_long_without_alpha_is_flagged_and_a_skilled_one_is_not() {
+        let market = trial(&[
+            ("benchmark_sharpe", 1.1),
+            ("benchmark_return", 0.12),
+            ("information_ratio", 0.05),
+            ("excess_return", 0.001),
+            ("excess_t", 0.1),
+            ("alpha", 0.002),
+            ("alpha_t", 0.4),
+            ("beta", 0.98),
+            ("beta_t", 40.0),
+            ("time_in_market", 1.0),
+            ("long_days", 0.97),
+        ]);
+        let lines = benchmark_lines(&market);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].contains("buy-and-hold Sharpe 1.100") && lines[0].contains("beta 0.980"));
+        assert!(lines[1].contains("net long on 97.0% of days"), "{lines:?}");
+        assert!(lines[2].contains("alpha t 0.40 < 1.96"), "{lines:?}");
+        let skilled = trial(&[
+            ("benchmark_sharpe", 1.1),
+            ("information_ratio", 1.2),
+            ("excess_t", 1.5),
+            ("alpha_t", 3.0),
+            ("long_days", 0.55),
+        ]);
+        assert_eq!(benchmark_lines(&skilled).len(), 1);
+        // No benchmark metrics (a study from an earlier version, or not walk-forward): nothing.
+        assert!(benchmark_lines(&trial(&[("sharpe", 2.0)])).is_empty());
+    }
+
+    #[test]
+    fn a_holdout_figure_carries_its_ledger() {
+        let t = trial(&[
+            ("holdout_sharpe", 1.5),
+            ("holdout_sharpe_per_period", 0.1),
+            ("holdout_observations", 250.0),
+            ("holdout_skew", 0.0),
+            ("holdout_kurtosis", 3.0),
+            ("holdout_trial", 12.0),
+        ]);
+        let l = LedgerCount {
+            window: HoldoutWindow::default(),
+            evaluations: 40,
+            studies: 3,
+            this_study: 5,
+            trials: vec![10, 11, 12, 13, 14],
+            sharpe_variance: 0.002,
+        };
+        let text = trials_table(std::slice::from_ref(&t), std::slice::from_ref(&l));
+        assert!(
+            text.contains("40 evaluations on this hold-out (3 studies)"),
+            "{text}"
+        );
+        // Deflated over 40 looks, the same Sharpe is worth less than over one.
+        let one = LedgerCount {
+            evaluations: 1,
+            ..l.clone()
+        };
+        assert!(holdout_dsr(&t, &l).unwrap() < holdout_dsr(&t, &one).unwrap());
+        // A ledger entry of other evaluations is not this trial's.
+        let other = LedgerCount {
+            trials: vec![3],
+            ..l
+        };
+        assert!(ledger_of(&t, &[other]).is_none());
+    }
 }

@@ -221,22 +221,35 @@ pub async fn run(
         None => Vec::new(),
     };
     let failed = handle.failed();
-    handle.stop().await;
     if let Some(why) = failed {
+        handle.stop().await;
         anyhow::bail!("scheduler stopped: {why}");
     }
-    let s = summary.context("the study vanished")?;
-    if json {
+    let Some(s) = summary else {
+        handle.stop().await;
+        anyhow::bail!("the study vanished");
+    };
+    let reported = if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "study": s, "best": best }))?
         );
+        Ok(())
     } else {
         println!("{}", super::output::summary_line(&s));
-        if !best.is_empty() {
-            print!("{}", super::output::trials_table(&best));
+        // The same report as `best`, asked of the scheduler as a client would.
+        let conn = super::Conn {
+            scheduler: Some(handle.addr.to_string()),
+            token: Some(handle.shared.identity.client_token.encode()),
+            data_dir: None,
+        };
+        match super::target::target(&conn, false).await {
+            Ok(mut t) => super::client::best_on(&mut t, &s.name, false).await,
+            Err(e) => Err(e),
         }
-    }
+    };
+    handle.stop().await;
+    reported?;
     if interrupted {
         eprintln!("interrupted: the study is kept in {}; resume it with `mlt-cluster scheduler --data-dir {}` and a node", shown.display(), shown.display());
     } else if s.counts.complete == 0 {

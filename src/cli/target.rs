@@ -85,6 +85,18 @@ impl Offline {
                         .map(Box::new),
                 )
             }
+            FromClient::Daily(r) => {
+                let id = self.find(&r.study).ok_or_else(|| missing(&r.study))?.id();
+                ToClient::Daily(
+                    self.store
+                        .daily(id, mlt_protocol::ids::TrialId(r.trial))?
+                        .map(Box::new),
+                )
+            }
+            FromClient::Ledger(r) => {
+                let id = self.find(&r.study).ok_or_else(|| missing(&r.study))?.id();
+                ToClient::Ledger(self.store.ledger(id)?)
+            }
             FromClient::Overfitting(r) => {
                 let id = self.find(&r.study).ok_or_else(|| missing(&r.study))?.id();
                 ToClient::Overfitting(mlt_eval::selection::study_pbo(

@@ -8,7 +8,7 @@ use crate::context::TrialContext;
 use crate::metrics::{Sums, PERIODS};
 use crate::splits::{Cpcv, Fold};
 use mlt_protocol::messages::{Evaluation, Outcome, Verdict};
-use mlt_protocol::records::{Metrics, ReturnSeries};
+use mlt_protocol::records::Metrics;
 
 /// Walk-forward folds in order, positions carried from one to the next; after each fold the
 /// objectives on the out-of-sample returns so far (or the fold's own) are reported.
@@ -73,7 +73,7 @@ pub(super) fn walk_forward_folds(
         }
     }
     let clock = std::time::Instant::now();
-    let out = trader.evaluation(folds, days, all, last);
+    let out = trader.evaluation(days, all, last);
     timings.keep = clock.elapsed().as_secs_f64();
     Ok(out)
 }
@@ -125,7 +125,7 @@ pub(super) fn epoch_folds(
         }
         // Every fold has finished: the last report is the result itself.
         let last = fitted.pop().map(|f| (f, last_fold.test.clone()));
-        return Ok(trader.evaluation(folds, days, all, last));
+        return Ok(trader.evaluation(days, all, last));
     }
 }
 
@@ -171,20 +171,31 @@ pub(super) fn cpcv_paths(
         }
     }
     let mut path_metrics = Vec::new();
-    let mut mean_r: Vec<f64> = Vec::new();
+    // The paths' mean day by day: returns and positions (the benchmark is every path's).
+    let mut mean_path: Option<Traded> = None;
+    let w = 1.0 / c.paths.len() as f64;
     for path in &c.paths {
         let mut p = Traded::default();
         for (g, &f) in path.iter().enumerate() {
             p.extend(&per[&(f, g)]);
         }
-        if mean_r.is_empty() {
-            mean_r = vec![0.0; p.r.len()];
-        }
-        for (m, v) in mean_r.iter_mut().zip(&p.r) {
-            *m += v / c.paths.len() as f64;
+        match &mut mean_path {
+            None => {
+                let mut m = p.clone();
+                m.r.iter_mut().for_each(|v| *v *= w);
+                m.held.iter_mut().flatten().for_each(|v| *v *= w);
+                mean_path = Some(m);
+            }
+            Some(m) => {
+                m.r.iter_mut().zip(&p.r).for_each(|(a, v)| *a += v * w);
+                for (a, v) in m.held.iter_mut().flatten().zip(p.held.iter().flatten()) {
+                    *a += v * w;
+                }
+            }
         }
         path_metrics.push(p.metrics());
     }
+    let mean_path = mean_path.ok_or("CPCV made no backtest path")?;
     let mut metrics = Metrics::new();
     for k in path_metrics[0].keys() {
         let vals: Vec<f64> = path_metrics.iter().map(|m| m[k]).collect();
@@ -196,18 +207,11 @@ pub(super) fn cpcv_paths(
         sharpes.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (sharpes.len().max(2) - 1) as f64;
     metrics.insert("sharpe_path_std".into(), var.sqrt());
     metrics.insert("paths".into(), c.paths.len() as f64);
-    let returns = ReturnSeries {
-        days: c
-            .groups
-            .iter()
-            .flat_map(|g| g.clone().map(|t| days[t]))
-            .collect(),
-        values: mean_r,
-    };
     Ok(Outcome::Evaluated(Box::new(Evaluation {
         values: values_of(spec, &metrics),
         metrics,
-        returns,
+        daily: mean_path.daily(days, &trader.instruments),
         model: trader.keep(last.as_ref()),
+        holdout: None,
     })))
 }

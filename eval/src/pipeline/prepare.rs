@@ -11,7 +11,7 @@ use crate::labels::{direction, forward_return};
 use crate::models::Factory;
 use crate::models::{output_horizons, ModelSettings, Rows, Slot, Training};
 use crate::universe::{data_key, load};
-use mlt_protocol::records::{ParamValue, Params};
+use mlt_protocol::records::{HoldoutWindow, ParamValue, Params};
 use mlt_protocol::spec::{ModelKind, Sizing as SizingSpec, WalkForwardSpec};
 use mlt_spec::tables::{member_key, member_setting, setting};
 
@@ -91,6 +91,11 @@ pub(super) fn prepare<'a>(
     }
     let n = all_bars.first().map_or(0, |b| b.len());
     let days = all_bars.first().map_or(Vec::new(), |b| b.days.clone());
+    let holdout = (trial.holdout && spec.windows.holdout > 0 && n > 0).then(|| HoldoutWindow {
+        data: content_hash(&all_bars),
+        first: days[n.saturating_sub(spec.windows.holdout as usize)],
+        last: days[n - 1],
+    });
     let trader = Trader {
         spec,
         insts,
@@ -99,6 +104,8 @@ pub(super) fn prepare<'a>(
         factory,
         features,
         days: days.clone(),
+        instruments: all_bars.iter().map(|b| b.instrument.clone()).collect(),
+        holdout,
     };
     Ok(Prepared { trader, days, n })
 }
@@ -120,6 +127,26 @@ fn bars(spec: &WalkForwardSpec, trial: &Trial) -> Result<(String, Vec<Bars>), St
         all = all.iter().map(|b| b.head(n_all - holdout)).collect();
     }
     Ok((source, all))
+}
+
+/// SHA-256 of the aligned bars (hex): every instrument's dates and open, high, low and close,
+/// in order. Names and file paths are left out: a renamed copy of the same data is the same
+/// data, and its hold-out is the same hold-out.
+pub(crate) fn content_hash(bars: &[Bars]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for b in bars {
+        h.update((b.len() as u64).to_le_bytes());
+        for d in &b.days {
+            h.update(d.to_le_bytes());
+        }
+        for col in [&b.open, &b.high, &b.low, &b.close] {
+            for v in col {
+                h.update(v.to_bits().to_le_bytes());
+            }
+        }
+    }
+    h.finalize().iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The label over `days` days: the forward return, or its direction for a classifier.

@@ -129,25 +129,52 @@ fn the_search_never_sees_the_holdout_and_the_holdout_run_tests_only_it() {
         let Evaluation {
             values: v,
             metrics: m,
-            returns: r,
+            daily: r,
+            holdout: h,
             ..
         } = done(out);
-        (v, m, r, ctx.0)
+        (v, m, r, ctx.0, h)
     };
-    let (v1, m1, r1, steps) = run(false, &a);
-    let (v2, m2, r2, _) = run(false, &w);
+    let (v1, m1, r1, steps, h1) = run(false, &a);
+    let (v2, m2, mut r2, _, _) = run(false, &w);
     // (2750 − 501) / 250 = 8 folds, none touching the last 250 days; identical results
     // whatever those days hold.
     assert_eq!(steps.len(), 8);
-    assert!(r1.days.iter().all(|d| *d < b.days[2750]));
-    assert_eq!((&v1, &m1, &r1), (&v2, &m2, &r2));
+    assert!(r1.decided.iter().all(|d| *d < b.days[2750]));
+    // Each return is earned on the next bar's day, never a hold-out day.
+    for (d, e) in r1.decided.iter().zip(&r1.earned) {
+        let i = b.days.iter().position(|x| x == d).unwrap();
+        assert_eq!(*e, Some(b.days[i + 1]));
+        assert!(i + 1 < 2750);
+    }
+    // (The instruments are named after their files.)
+    assert_eq!(
+        (&r1.instruments, &r2.instruments),
+        (&vec!["a".to_string()], &vec!["w".to_string()])
+    );
+    r2.instruments = r1.instruments.clone();
+    assert!(
+        (v1 == v2) && (m1 == m2) && (r1 == r2),
+        "the hold-out leaked into the search"
+    );
+    assert_eq!(h1, None, "a search trial has no hold-out window");
     // The hold-out run: one fold, trained on the 500 days before it (purged), tested on it.
-    let (v3, _, r3, steps) = run(true, &a);
-    let (v4, _, _, _) = run(true, &w);
+    let (v3, _, r3, steps, h3) = run(true, &a);
+    let (v4, _, _, _, h4) = run(true, &w);
     assert_eq!(steps.len(), 1);
-    assert_eq!(r3.days, b.days[2750..].to_vec());
+    assert_eq!(r3.decided, b.days[2750..].to_vec());
+    // The hold-out's last day earns nothing: there is no next bar.
+    let next: Vec<Option<i64>> = b.days[2751..].iter().map(|d| Some(*d)).collect();
+    assert_eq!(r3.earned[..249], next);
+    assert_eq!((r3.earned[249], r3.returns[249]), (None, 0.0));
     assert_ne!(v3, v4, "the hold-out run reads the hold-out");
     assert!(v3[0].is_finite());
+    // The ledger's key: the data's content and the hold-out's first and last day.
+    let (h3, h4) = (h3.unwrap(), h4.unwrap());
+    assert_eq!((h3.first, h3.last), (b.days[2750], b.days[2999]));
+    assert_eq!((h4.first, h4.last), (h3.first, h3.last));
+    assert_ne!(h3.data, h4.data, "other prices, another dataset");
+    assert_eq!(run(true, &a).4.unwrap(), h3, "the same data, the same key");
 }
 
 #[test]
@@ -167,13 +194,14 @@ fn cpcv_reports_every_split_and_averages_its_paths() {
     let Evaluation {
         values,
         metrics,
-        returns,
+        daily,
         ..
     } = done(out);
     // C(6, 2) = 15 splits, each reported; C(5, 1) = 5 paths covering all 3000 days.
     assert_eq!(ctx.0.len(), 15);
     assert_eq!(metrics["paths"], 5.0);
-    assert_eq!(returns.values.len(), 3000);
+    assert_eq!(daily.returns.len(), 3000);
+    assert!(daily.is_consistent());
     assert_eq!(values[0], metrics["sharpe"]);
     assert!(metrics["sharpe_path_std"] >= 0.0);
     // The planted edge holds on every path on average.
@@ -424,7 +452,7 @@ fn ensembles_vote_blend_and_weigh_by_recent_skill() {
     r.model.kind = ModelKind::Ridge;
     r.model.ensemble = None;
     let ridge = run_with(&r, Params::new(), model_for);
-    assert_eq!(only_ridge.returns, ridge.returns);
+    assert_eq!(only_ridge.daily, ridge.daily);
     // Blending and dynamic weights need the validation tail.
     s.model.validation = 0.0;
     s.model.ensemble = Some(ens("blending", Vec::new()));
@@ -700,7 +728,7 @@ fn epochs_can_be_the_pruning_budget() {
     let steps: Vec<u64> = ctx.0.iter().map(|(k, _)| *k).collect();
     assert_eq!(steps, vec![1, 2, 3, 4]);
     assert_eq!(ctx.0[3].1, e.values);
-    assert_eq!(e.returns.values.len(), 9 * 250);
+    assert_eq!(e.daily.returns.len(), 9 * 250);
     assert!(e
         .model
         .unwrap()
@@ -988,9 +1016,10 @@ fn the_momentum_edge_is_found_out_of_sample_and_reported_per_fold() {
     let Evaluation {
         values,
         metrics,
-        returns,
+        daily,
         ..
     } = done(out);
+    let returns = daily.by_decision_day();
     // 3000 days, 500 train, 250 test: (3000 − 501) / 250 = 9 folds, reported in order.
     assert_eq!(ctx.0.len(), 9);
     assert!(ctx
@@ -1212,10 +1241,79 @@ fn overlapping_test_windows_are_refused_so_a_day_counts_once() {
         &assign(Params::new()).trial(),
         &mut Ctx(Vec::new()),
     ));
-    let days = &e.returns.days;
+    let days = &e.daily.decided;
     assert!(
         days.windows(2).all(|w| w[0] < w[1]),
         "days in order, none twice"
     );
     assert_eq!(e.metrics["observations"], days.len() as f64);
+}
+
+/// A model that always predicts "up": buy-and-hold dressed as a model.
+struct AlwaysUp;
+
+impl Model for AlwaysUp {
+    fn fit(
+        &mut self,
+        _: &[Vec<f64>],
+        _: &[f64],
+        _: Option<(&[Vec<f64>], &[f64])>,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+    fn predict(&self, _: &[f64]) -> f64 {
+        1.0
+    }
+    fn format(&self) -> &'static str {
+        "ridge"
+    }
+    fn save(&self) -> Result<String, String> {
+        Ok("{}".into())
+    }
+}
+
+#[test]
+fn the_benchmark_is_buy_and_hold_over_the_same_days_and_unmasks_a_model_that_is_always_long() {
+    let feats = [("mom", "sum(returns, 5) / (std(returns, 20) * 2.236)")];
+    let mut s = spec(&feats, 0.15);
+    s.report.objectives = vec!["information_ratio".into()];
+    // A real model: the benchmark is the instrument's next-day return on each decision day,
+    // dated the day it is earned, and the metrics are those of the daily series.
+    let e = run_with(&s, Params::new(), model_for);
+    let b = generate(&Synthetic {
+        days: 3000,
+        seed: 3,
+        strength: 0.15,
+        ..Default::default()
+    })
+    .unwrap();
+    let next = forward_return(&b.close, 1);
+    let d = &e.daily;
+    assert!(d.is_consistent() && !d.returns.is_empty());
+    for i in 0..d.decided.len() {
+        let t = b.days.iter().position(|x| *x == d.decided[i]).unwrap();
+        assert_eq!(d.benchmark[i], next[t]);
+        assert_eq!(d.earned[i], Some(b.days[t + 1]));
+    }
+    let rel = m::relative(&d.returns, &d.benchmark);
+    assert_eq!(e.metrics["information_ratio"], rel.information_ratio);
+    assert_eq!(e.values, vec![rel.information_ratio]);
+    assert_eq!(e.metrics["beta"], rel.beta);
+    let held = d.positions.iter().filter(|p| p[0] != 0.0).count() as f64;
+    assert_eq!(e.metrics["time_in_market"], held / d.decided.len() as f64);
+    // The planted edge is skill: significant excess over buy-and-hold.
+    assert!(e.metrics["excess_t"] > 2.0, "{:?}", e.metrics);
+
+    // Always long, without costs: the strategy IS the benchmark. Its Sharpe is the market's,
+    // its excess return and alpha are 0, its beta 1, and it is long on every day.
+    let up = run_with(&s, Params::new(), |_| Ok(Box::new(AlwaysUp)));
+    let u = &up.metrics;
+    assert_eq!(u["long_days"], 1.0);
+    assert_eq!(u["time_in_market"], 1.0);
+    assert!((u["beta"] - 1.0).abs() < 1e-9, "{u:?}");
+    assert!(
+        u["excess_return"].abs() < 1e-9 && u["alpha"].abs() < 1e-9,
+        "{u:?}"
+    );
+    assert!((u["sharpe"] - u["benchmark_sharpe"]).abs() < 1e-9, "{u:?}");
 }

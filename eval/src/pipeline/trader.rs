@@ -6,9 +6,8 @@ use super::traded::{values_of, Traded};
 use super::Timings;
 use crate::backtest::{positions, strategy_returns, Sizing};
 use crate::models::{Factory, Model, ModelSettings};
-use crate::splits::Fold;
 use mlt_protocol::messages::{Evaluation, Outcome};
-use mlt_protocol::records::{FeatureImportance, ModelArtifact, ReturnSeries};
+use mlt_protocol::records::{FeatureImportance, HoldoutWindow, ModelArtifact};
 use mlt_protocol::spec::WalkForwardSpec;
 
 /// The largest model text kept with a trial (it travels in the trial's result frame).
@@ -25,6 +24,10 @@ pub(super) struct Trader<'a> {
     pub(super) features: Vec<(String, String)>,
     /// Dates of the rows.
     pub(super) days: Vec<i64>,
+    /// The instruments' names, in the order of `insts`.
+    pub(super) instruments: Vec<String>,
+    /// A hold-out evaluation's data and window.
+    pub(super) holdout: Option<HoldoutWindow>,
 }
 
 /// A model fitted on one split's training rows, with its label's scale.
@@ -139,24 +142,17 @@ impl Trader<'_> {
     /// model of the last fold.
     pub(super) fn evaluation(
         &self,
-        folds: &[Fold],
         days: &[i64],
         all: Traded,
         last: Option<(Fitted, Vec<usize>)>,
     ) -> Outcome {
         let metrics = all.metrics();
-        let returns = ReturnSeries {
-            days: folds
-                .iter()
-                .flat_map(|f| f.test.iter().map(|&t| days[t]))
-                .collect(),
-            values: all.r,
-        };
         Outcome::Evaluated(Box::new(Evaluation {
             values: values_of(self.spec, &metrics),
             metrics,
-            returns,
+            daily: all.daily(days, &self.instruments),
             model: self.keep(last.as_ref()),
+            holdout: self.holdout.clone(),
         }))
     }
 
@@ -265,6 +261,9 @@ impl Trader<'_> {
         let k_inst = self.insts.len() as f64;
         let mut out = Traded {
             r: vec![0.0; test.len()],
+            bench: vec![0.0; test.len()],
+            held: vec![Vec::with_capacity(self.insts.len()); test.len()],
+            rows: test.to_vec(),
             ..Default::default()
         };
         for (i, (inst, pred)) in self.insts.iter().zip(preds).enumerate() {
@@ -300,6 +299,9 @@ impl Trader<'_> {
             prev[i] = *pos.last().unwrap_or(&prev[i]);
             for (j, v) in r[1..].iter().enumerate() {
                 out.r[j] += v / k_inst;
+                // Buy-and-hold earns the day's return (nothing where it is unknown).
+                out.bench[j] += if nx[j].is_nan() { 0.0 } else { nx[j] / k_inst };
+                out.held[j].push(pos[j]);
             }
             out.pos.extend(pos);
             // Direction scores read "up" as a positive prediction.

@@ -448,6 +448,7 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
         | FromClient::Cancel(r)
         | FromClient::Study(r)
         | FromClient::Overfitting(r)
+        | FromClient::Ledger(r)
             if lookup(&r.study).is_none() =>
         {
             not_found(&r.study)
@@ -495,6 +496,30 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
                     .artifact(summary.id, mlt_protocol::ids::TrialId(r.trial))
                 {
                     Ok(a) => ToClient::Artifact(a.map(Box::new)),
+                    Err(e) => internal(e),
+                },
+                Err(e) => internal(e),
+            }
+        }
+        FromClient::Daily(r) if lookup(&r.study).is_none() => not_found(&r.study),
+        FromClient::Daily(r) => {
+            let actor = lookup(&r.study).expect("found");
+            match ractor::call_t!(actor, StudyMsg::Summary, CALL_MS) {
+                Ok(summary) => match shared
+                    .store
+                    .daily(summary.id, mlt_protocol::ids::TrialId(r.trial))
+                {
+                    Ok(d) => ToClient::Daily(d.map(Box::new)),
+                    Err(e) => internal(e),
+                },
+                Err(e) => internal(e),
+            }
+        }
+        FromClient::Ledger(r) => {
+            let actor = lookup(&r.study).expect("found");
+            match ractor::call_t!(actor, StudyMsg::Summary, CALL_MS) {
+                Ok(summary) => match shared.store.ledger(summary.id) {
+                    Ok(l) => ToClient::Ledger(l),
                     Err(e) => internal(e),
                 },
                 Err(e) => internal(e),

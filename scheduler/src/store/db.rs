@@ -1,7 +1,9 @@
 //! Opening, loading and writing the redb file.
 use super::schema::*;
 use mlt_protocol::ids::{StudyId, TrialId};
-use mlt_protocol::records::{DatasetInfo, ModelArtifact, ReturnSeries, TrialRecord};
+use mlt_protocol::records::{
+    DailySeries, DatasetInfo, HoldoutWindow, LedgerCount, ModelArtifact, ReturnSeries, TrialRecord,
+};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -133,9 +135,73 @@ impl Store {
             txn.open_table(DATASETS)?;
             txn.open_table(CHUNKS)?;
             txn.open_table(ARTIFACTS)?;
+            txn.open_table(DAILY)?;
+            txn.open_table(LEDGER)?;
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// A trial's trading day by day, if it completed a walk-forward evaluation.
+    pub fn daily(&self, study: StudyId, trial: TrialId) -> Result<Option<DailySeries>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DAILY)?;
+        let v = table.get((study.0, trial.0))?;
+        v.map(|v| decode("daily", v.value())).transpose()
+    }
+
+    /// The hold-out ledger for a study: every window its hold-out evaluations were tested on,
+    /// with how many evaluations of how many studies the store holds on that window, and the
+    /// variance of their Sharpe ratios per period.
+    pub fn ledger(&self, study: StudyId) -> Result<Vec<LedgerCount>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(LEDGER)?;
+        // The windows this study used (the ledger is small: one row per hold-out evaluation).
+        let mut windows = std::collections::BTreeSet::new();
+        for row in table.iter()? {
+            let (k, _) = row?;
+            let (w, s, _) = k.value();
+            if s == study.0 {
+                windows.insert(w.to_string());
+            }
+        }
+        let mut out = Vec::new();
+        for w in windows {
+            let mut studies = std::collections::BTreeSet::new();
+            let (mut sharpes, mut rows, mut here) = (Vec::new(), 0u64, Vec::new());
+            for row in table.range((w.as_str(), 0, 0)..=(w.as_str(), u64::MAX, u64::MAX))? {
+                let (k, v) = row?;
+                let (_, s, t) = k.value();
+                studies.insert(s);
+                rows += 1;
+                if s == study.0 {
+                    here.push(t);
+                }
+                let sr: f64 = decode("ledger", v.value())?;
+                if sr.is_finite() {
+                    sharpes.push(sr);
+                }
+            }
+            let n = sharpes.len() as f64;
+            let m = sharpes.iter().sum::<f64>() / n;
+            let var = if n > 1.0 {
+                sharpes.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0)
+            } else {
+                0.0
+            };
+            out.push(LedgerCount {
+                window: HoldoutWindow::from_key(&w).ok_or_else(|| StoreError::Corrupt {
+                    table: "ledger",
+                    error: format!("the key `{w}` is not data:first:last"),
+                })?,
+                evaluations: rows,
+                studies: studies.len() as u64,
+                this_study: here.len() as u64,
+                trials: here,
+                sharpe_variance: var,
+            });
+        }
+        Ok(out)
     }
 
     /// The out-of-sample returns stored for a study's trials.
@@ -304,6 +370,8 @@ impl Store {
             let mut meta = txn.open_table(META)?;
             let mut returns = txn.open_table(RETURNS)?;
             let mut artifacts = txn.open_table(ARTIFACTS)?;
+            let mut daily = txn.open_table(DAILY)?;
+            let mut ledger = txn.open_table(LEDGER)?;
             for op in ops {
                 match op {
                     StoreOp::Study(s) => {
@@ -335,6 +403,20 @@ impl Store {
                     }
                     StoreOp::Artifact(study, trial, a) => {
                         artifacts.insert((study.0, trial.0), encode(a).as_slice())?;
+                    }
+                    StoreOp::Daily(study, trial, d) => {
+                        daily.insert((study.0, trial.0), encode(d).as_slice())?;
+                    }
+                    StoreOp::Ledger {
+                        window,
+                        study,
+                        trial,
+                        sharpe,
+                    } => {
+                        ledger.insert(
+                            (window.as_str(), study.0, trial.0),
+                            encode(sharpe).as_slice(),
+                        )?;
                     }
                 }
             }
@@ -434,5 +516,51 @@ mod tests {
         }
         let err = Store::open(dir.path()).err().unwrap();
         assert!(err.to_string().contains("schema 9.0"), "{err}");
+    }
+
+    #[test]
+    fn the_holdout_ledger_counts_across_studies_and_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |w: &str, study: u64, trial: u64, sharpe: f64| StoreOp::Ledger {
+            window: w.to_string(),
+            study: StudyId(study),
+            trial: TrialId(trial),
+            sharpe,
+        };
+        let (a, b) = ("aa:100:349", "bb:100:349");
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let ops = vec![
+                entry(a, 1, 6, 0.10),
+                entry(a, 1, 7, 0.20),
+                entry(b, 1, 8, 0.50),
+                entry(a, 2, 3, 0.30),
+            ];
+            store.apply(&ops, &mut HashMap::new(), true).unwrap();
+        }
+        // Reopened (a restart), a third study looks at the same window once more.
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .apply(&[entry(a, 3, 0, f64::NAN)], &mut HashMap::new(), true)
+            .unwrap();
+        let l = store.ledger(StudyId(2)).unwrap();
+        assert_eq!(l.len(), 1);
+        let w = &l[0];
+        assert_eq!(
+            (w.window.data.as_str(), w.window.first, w.window.last),
+            ("aa", 100, 349)
+        );
+        assert_eq!((w.evaluations, w.studies, w.this_study), (4, 3, 1));
+        assert_eq!(w.trials, vec![3]);
+        // The variance of the finite Sharpe ratios 0.1, 0.2, 0.3 (ddof 1).
+        assert!((w.sharpe_variance - 0.01).abs() < 1e-12, "{w:?}");
+        // Study 1 used two windows.
+        let l = store.ledger(StudyId(1)).unwrap();
+        let counts: Vec<(u64, u64, u64)> = l
+            .iter()
+            .map(|w| (w.evaluations, w.studies, w.this_study))
+            .collect();
+        assert_eq!(counts, vec![(4, 3, 2), (1, 1, 1)]);
+        assert!(store.ledger(StudyId(9)).unwrap().is_empty());
     }
 }

@@ -11,6 +11,8 @@
 //! datasets      sha256 hex            → DatasetInfo    uploaded files, complete and verified
 //! chunks        (sha256 hex, index)   → bytes          their contents, DATASET_CHUNK each
 //! artifacts     (study, trial)        → ModelArtifact  the model a trial fitted on its last fold
+//! daily         (study, trial)        → DailySeries    positions, returns, benchmark by day
+//! ledger        (window, study, trial) → f64           hold-out evaluations: Sharpe per period
 //! ```
 use mlt_protocol::ids::{StudyId, TrialId};
 use mlt_protocol::records::{Params, StudyState, TrialRecord, TrialState};
@@ -22,7 +24,7 @@ pub const MAGIC: [u8; 4] = *b"MLTS";
 /// Major version: a store with another major is refused.
 pub const SCHEMA_MAJOR: u16 = 2;
 /// Minor version: additions readable by older minors.
-pub const SCHEMA_MINOR: u16 = 1;
+pub const SCHEMA_MINOR: u16 = 2;
 
 /// `meta`.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -45,6 +47,15 @@ pub const CHUNKS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("ch
 
 /// `artifacts` (minor 1).
 pub const ARTIFACTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("artifacts");
+
+/// `daily` (minor 2): every complete walk-forward evaluation's trading day by day, hold-out
+/// evaluations included (the `returns` table keeps the search trials' alone, for PBO).
+pub const DAILY: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("daily");
+
+/// `ledger` (minor 2): every hold-out evaluation of every study, keyed by the hold-out's data
+/// and window ([`mlt_protocol::records::HoldoutWindow::key`]); the value is its Sharpe ratio
+/// per period (postcard f64).
+pub const LEDGER: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("ledger");
 
 /// A study as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -113,4 +124,17 @@ pub enum StoreOp {
     Returns(StudyId, TrialId, mlt_protocol::records::ReturnSeries),
     /// A finished trial's model.
     Artifact(StudyId, TrialId, Box<mlt_protocol::records::ModelArtifact>),
+    /// A finished evaluation's trading, day by day.
+    Daily(StudyId, TrialId, Box<mlt_protocol::records::DailySeries>),
+    /// A hold-out evaluation entered in the ledger: its window key and Sharpe per period.
+    Ledger {
+        /// [`mlt_protocol::records::HoldoutWindow::key`].
+        window: String,
+        /// Study.
+        study: StudyId,
+        /// The hold-out evaluation (its own trial).
+        trial: TrialId,
+        /// Its Sharpe ratio per period.
+        sharpe: f64,
+    },
 }

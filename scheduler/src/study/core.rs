@@ -370,17 +370,18 @@ impl StudyCore {
         if !self.current(&key, node) {
             return FinishResult::Ignored;
         }
-        // A walk-forward evaluation: its returns and model are kept beside the trial.
-        let (outcome, returns, model) = match outcome {
+        // A walk-forward evaluation: its trading and model are kept beside the trial.
+        let (outcome, daily, model, window) = match outcome {
             Outcome::Evaluated(e) => {
                 let e = *e;
                 (
                     Outcome::Complete(e.values, e.metrics),
-                    Some(e.returns),
+                    Some(e.daily).filter(|d| d.is_consistent()),
                     e.model,
+                    e.holdout,
                 )
             }
-            o => (o, None, None),
+            o => (o, None, None, None),
         };
         let (state, values, message) = match outcome {
             Outcome::Complete(v, metrics) if v.len() == self.spec.study.directions.len() && v.iter().all(|x| !x.is_nan()) => {
@@ -412,19 +413,38 @@ impl StudyCore {
         }
         let origin = self.trials[key.trial.0 as usize].origin.clone();
         match (state, origin) {
-            // A hold-out evaluation: its metrics go to the trial it evaluated, as holdout_*.
+            // A hold-out evaluation: its metrics go to the trial it evaluated, as holdout_*,
+            // and it enters the ledger of its data and window.
             (TrialState::Complete, TrialOrigin::Holdout(src)) => {
                 let metrics = self.trials[key.trial.0 as usize].metrics.clone();
+                if let Some(w) = window {
+                    ops.push(StoreOp::Ledger {
+                        window: w.key(),
+                        study: key.study,
+                        trial: key.trial,
+                        sharpe: metrics
+                            .get("sharpe_per_period")
+                            .copied()
+                            .unwrap_or(f64::NAN),
+                    });
+                }
                 if let Some(s) = self.trials.get_mut(src as usize) {
                     for (k, v) in metrics {
                         s.metrics.insert(format!("holdout_{k}"), v);
                     }
+                    // Which evaluation it was: its daily trading and its ledger entry.
+                    s.metrics.insert("holdout_trial".into(), key.trial.0 as f64);
                     ops.push(StoreOp::Trial(s.clone()));
                 }
+                if let Some(d) = daily {
+                    ops.push(StoreOp::Daily(key.study, key.trial, Box::new(d)));
+                }
             }
+            // A search trial's returns by decision day go to PBO's table too.
             (TrialState::Complete, _) => {
-                if let Some(r) = returns.filter(|r| r.days.len() == r.values.len()) {
-                    ops.push(StoreOp::Returns(key.study, key.trial, r));
+                if let Some(d) = daily {
+                    ops.push(StoreOp::Returns(key.study, key.trial, d.by_decision_day()));
+                    ops.push(StoreOp::Daily(key.study, key.trial, Box::new(d)));
                 }
             }
             _ => {}

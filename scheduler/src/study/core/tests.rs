@@ -155,6 +155,18 @@ fn restored_waiting_trials_are_handed_out_again() {
     assert_eq!((k2.trial, k2.attempt), (TrialId(0), 2));
 }
 
+/// A one-instrument daily series with these decision days and returns.
+fn daily(days: &[i64], r: &[f64]) -> mlt_protocol::records::DailySeries {
+    mlt_protocol::records::DailySeries {
+        decided: days.to_vec(),
+        earned: days.iter().map(|d| Some(d + 1)).collect(),
+        returns: r.to_vec(),
+        benchmark: vec![0.0; r.len()],
+        instruments: vec!["X".into()],
+        positions: vec![vec![1.0]; r.len()],
+    }
+}
+
 #[test]
 fn the_best_trials_are_evaluated_on_the_holdout_when_the_search_ends() {
     let text = "[study]\nname = \"h\"\nn_trials = 6\ndirections = [\"maximize\"]\nobjectives = [\"sharpe\"]\n[pruner]\nkind = \"median\"\nn_startup_trials = 1\n[space]\nw = { type = \"int\", low = 5, high = 60 }\n[objective]\nkind = \"walk_forward\"\ndata = \"synthetic\"\nfeatures = { m = \"mean(returns, $w)\" }\nholdout = 250\nholdout_top = 3\n";
@@ -166,18 +178,16 @@ fn the_best_trials_are_evaluated_on_the_holdout_when_the_search_ends() {
     for (i, s) in sharpe.iter().enumerate() {
         let k = c.ask(N, S, i as u64, &mut ops).unwrap();
         let m: Metrics = [("sharpe".to_string(), *s)].into();
-        let r = mlt_protocol::records::ReturnSeries {
-            days: vec![1, 2],
-            values: vec![0.01, *s],
-        };
+        let r = daily(&[1, 2], &[0.01, *s]);
         c.finish(
             N,
             k,
             Outcome::Evaluated(Box::new(mlt_protocol::messages::Evaluation {
                 values: vec![*s],
                 metrics: m,
-                returns: r,
+                daily: r,
                 model: None,
+                holdout: None,
             })),
             10,
             &mut ops,
@@ -212,10 +222,15 @@ fn the_best_trials_are_evaluated_on_the_holdout_when_the_search_ends() {
             c.report(N, k, 1, vec![-9.0], 21, &mut ops),
             Verdict::Continue
         );
-        let m: Metrics = [("sharpe".to_string(), *hold)].into();
-        let r = mlt_protocol::records::ReturnSeries {
-            days: vec![900],
-            values: vec![0.0],
+        let m: Metrics = [
+            ("sharpe".to_string(), *hold),
+            ("sharpe_per_period".to_string(), *hold / 15.0),
+        ]
+        .into();
+        let window = mlt_protocol::records::HoldoutWindow {
+            data: "ab".into(),
+            first: 900,
+            last: 900,
         };
         c.finish(
             N,
@@ -223,8 +238,9 @@ fn the_best_trials_are_evaluated_on_the_holdout_when_the_search_ends() {
             Outcome::Evaluated(Box::new(mlt_protocol::messages::Evaluation {
                 values: vec![*hold],
                 metrics: m,
-                returns: r,
+                daily: daily(&[900], &[0.0]),
                 model: None,
+                holdout: Some(window),
             })),
             22,
             &mut ops,
@@ -237,8 +253,38 @@ fn the_best_trials_are_evaluated_on_the_holdout_when_the_search_ends() {
     assert_eq!(c.trials[4].metrics["holdout_sharpe"], 0.2);
     assert_eq!(c.trials[1].metrics["holdout_sharpe"], 2.0);
     assert_eq!(c.trials[3].metrics["holdout_sharpe"], -0.5);
+    assert_eq!(c.trials[3].metrics["holdout_trial"], 8.0);
     assert!(!c.trials[0].metrics.contains_key("holdout_sharpe"));
     assert!(!ops.iter().any(|o| matches!(o, StoreOp::Returns(..))));
+    // ... but their trading is kept, and each enters the ledger of its window.
+    let kept: Vec<TrialId> = ops
+        .iter()
+        .filter_map(|o| match o {
+            StoreOp::Daily(_, t, _) => Some(*t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kept, vec![TrialId(6), TrialId(7), TrialId(8)]);
+    let ledger: Vec<(String, TrialId, f64)> = ops
+        .iter()
+        .filter_map(|o| match o {
+            StoreOp::Ledger {
+                window,
+                trial,
+                sharpe,
+                ..
+            } => Some((window.clone(), *trial, *sharpe)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ledger,
+        vec![
+            ("ab:900:900".to_string(), TrialId(6), 0.2 / 15.0),
+            ("ab:900:900".to_string(), TrialId(7), 2.0 / 15.0),
+            ("ab:900:900".to_string(), TrialId(8), -0.5 / 15.0)
+        ]
+    );
     assert_eq!(c.best()[0].number, TrialId(4));
     // The summary counts the search's 6 trials and the 3 hold-out runs apart.
     let s = c.summary();
