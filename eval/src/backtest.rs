@@ -74,7 +74,7 @@ pub fn turnover(pos: &[f64]) -> f64 {
 
 /// Counts of (true up, false up, true down, false down) of predicted direction (`pred` > 0
 /// means up) against realised returns (> 0 is up); NaN pairs are skipped.
-fn confusion(pred: &[f64], actual: &[f64]) -> (f64, f64, f64, f64) {
+pub fn confusion(pred: &[f64], actual: &[f64]) -> (f64, f64, f64, f64) {
     let (mut tp, mut fp, mut tn, mut fn_) = (0.0, 0.0, 0.0, 0.0);
     for (p, a) in pred.iter().zip(actual) {
         if p.is_nan() || a.is_nan() {

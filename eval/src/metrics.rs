@@ -287,6 +287,31 @@ pub fn relative(r: &[f64], b: &[f64]) -> Relative {
     }
 }
 
+/// Ranks from 1, ties sharing their mean rank.
+fn ranks(x: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..x.len()).collect();
+    order.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    let mut out = vec![0.0; x.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && x[order[j + 1]] == x[order[i]] {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &order[i..=j] {
+            out[k] = rank;
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// Spearman's rank correlation (scipy.stats.spearmanr: Pearson on average ranks).
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    pearson(&ranks(a), &ranks(b))
+}
+
 /// Share of periods with a positive return.
 pub fn win_rate(r: &[f64]) -> f64 {
     let x = finite(r);
@@ -378,6 +403,25 @@ mod tests {
         let mut b2 = b.to_vec();
         b2.push(0.05);
         close(relative(&r2, &b2).beta, 1.2);
+    }
+
+    #[test]
+    fn spearman_ranks_ties_by_their_mean_as_scipy_does() {
+        // scipy.stats.spearmanr([1, 2, 2, 3, 5], [2, 1, 4, 4, 9]).statistic = 0.763158 (to 6
+        // places): ranks [1, 2.5, 2.5, 4, 5] and [2, 1, 3.5, 3.5, 5].
+        assert_eq!(
+            ranks(&[1.0, 2.0, 2.0, 3.0, 5.0]),
+            vec![1.0, 2.5, 2.5, 4.0, 5.0]
+        );
+        let s = spearman(&[1.0, 2.0, 2.0, 3.0, 5.0], &[2.0, 1.0, 4.0, 4.0, 9.0]);
+        let want = pearson(&[1.0, 2.5, 2.5, 4.0, 5.0], &[2.0, 1.0, 3.5, 3.5, 5.0]);
+        close(s, want);
+        assert!((s - 0.763158).abs() < 5e-7, "{s}");
+        // Monotone but not linear: 1.
+        close(
+            spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 8.0, 27.0, 64.0]),
+            1.0,
+        );
     }
 
     #[test]

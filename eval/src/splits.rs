@@ -8,7 +8,10 @@
 //! * [`cpcv`]: combinatorial purged cross-validation: `n_groups` contiguous groups, every
 //!   choice of `k` test groups, purging `purge` samples on both sides of each test block (label
 //!   windows overlap across the boundary both ways) and an embargo of `embargo` samples after
-//!   each test block; its C(N, k)·k/N backtest paths.
+//!   each test block; its C(N, k)·k/N backtest paths;
+//! * [`monte_carlo`]: Monte Carlo cross-validation: `windows` contiguous test windows of
+//!   `test` samples at seeded random positions, each trained on every other sample, purged
+//!   and embargoed as CPCV's blocks are.
 use std::collections::BTreeSet;
 
 /// One split.
@@ -95,6 +98,47 @@ pub struct Cpcv {
     pub test_groups: Vec<Vec<usize>>,
     /// Backtest paths: for each path, the fold whose prediction covers each group.
     pub paths: Vec<Vec<usize>>,
+}
+
+/// Monte Carlo cross-validation over `n` samples: `windows` test windows of `test` contiguous
+/// samples, starting at positions drawn uniformly (ChaCha8 seeded by `seed`, so every trial
+/// of a study gets the same windows), returned in order of their start. Each is trained on
+/// every sample outside it, except the `purge` samples before it (their labels reach into it)
+/// and the `purge + embargo` samples after it. Windows may overlap one another.
+pub fn monte_carlo(
+    n: usize,
+    windows: usize,
+    test: usize,
+    purge: usize,
+    embargo: usize,
+    seed: u64,
+) -> Result<Vec<Fold>, String> {
+    use rand::{Rng, SeedableRng};
+    if windows == 0 || test == 0 {
+        return Err("windows and test must be positive".into());
+    }
+    // At least as many training samples as test samples remain around any window.
+    if 2 * test + 2 * purge + embargo > n {
+        return Err(format!(
+            "{n} samples are too few for {test}-sample test windows with a purge of {purge} and an embargo of {embargo} (each window must leave at least {test} samples to train on)"
+        ));
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut starts: Vec<usize> = (0..windows)
+        .map(|_| rng.random_range(0..=n - test))
+        .collect();
+    starts.sort_unstable();
+    Ok(starts
+        .into_iter()
+        .map(|start| {
+            let end = start + test;
+            let (lo, hi) = (start.saturating_sub(purge), (end + purge + embargo).min(n));
+            Fold {
+                train: (0..lo).chain(hi..n).collect(),
+                test: (start..end).collect(),
+            }
+        })
+        .collect())
 }
 
 /// All `k`-subsets of `0..n` in lexicographic order.
@@ -287,6 +331,18 @@ mod tests {
             .unwrap_err()
             .contains("too few"));
         assert!(time_series_split(12, 1, None, 0, None).is_err());
+        // Monte Carlo: a 3-sample window trained on everything else, purged by 1 on both
+        // sides and embargoed by 1 after.
+        let mc = monte_carlo(12, 4, 3, 1, 1, 9).unwrap();
+        assert_eq!(mc.len(), 4);
+        for f in &mc {
+            let s = f.test[0];
+            let want: Vec<usize> = (0..12).filter(|&t| t + 1 < s || t > s + 2 + 2).collect();
+            assert_eq!(f.train, want);
+        }
+        assert!(monte_carlo(12, 4, 5, 1, 1, 9)
+            .unwrap_err()
+            .contains("too few"));
         assert!(cpcv(12, 3, 3, 0, 0).is_err());
     }
 }
@@ -333,6 +389,27 @@ mod properties {
                     assert!(f.train.iter().all(|t| !f.test.contains(t)));
                 }
                 assert_eq!(c.paths.len(), c.folds.len() * k / groups);
+            }
+            let windows = rng.random_range(1..30);
+            let seed = rng.random::<u64>();
+            if let Ok(folds) = monte_carlo(n, windows, test, h, embargo, seed) {
+                assert_eq!(folds.len(), windows);
+                // The same seed, the same windows.
+                assert_eq!(
+                    monte_carlo(n, windows, test, h, embargo, seed).unwrap(),
+                    folds
+                );
+                for f in &folds {
+                    let (first, last) = (f.test[0], *f.test.last().unwrap());
+                    assert_eq!(last - first + 1, test, "contiguous");
+                    assert!(last < n);
+                    for &t in &f.train {
+                        // Purged on both sides, embargoed after.
+                        assert!(t + h < first || t > last + h + embargo, "n {n} h {h}");
+                    }
+                    assert!(f.train.len() >= test);
+                }
+                assert!(folds.windows(2).all(|w| w[0].test[0] <= w[1].test[0]));
             }
         }
     }

@@ -134,6 +134,41 @@ pub struct DailySeries {
     pub instruments: Vec<String>,
     /// The positions held, one row per day, one column per instrument.
     pub positions: Vec<Vec<f64>>,
+    /// These days broken down by fold, calendar year and market regime.
+    pub stability: Stability,
+}
+
+/// Some of a trial's out-of-sample days (a fold, a year, a regime) and how it did on them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Slice {
+    /// Which: the fold's number from 1, the year, `calm`/`normal`/`volatile`, `up`/`down`.
+    pub label: String,
+    /// Days.
+    pub days: u64,
+    /// Annualised Sharpe ratio of their returns.
+    pub sharpe: f64,
+    /// Their compounded return.
+    pub total_return: f64,
+    /// The share of days with a position that made money (NaN: never in the market).
+    pub hit_rate: f64,
+    /// Spearman's correlation of the predictions and the realised forward returns over the
+    /// label's horizon (the information coefficient; NaN with fewer than 3 pairs).
+    pub ic: f64,
+}
+
+/// Robustness of a trial's out-of-sample trading: per fold (walk-forward fold, CPCV group,
+/// Monte Carlo window), per calendar year of the day a return is earned, per terciles of the
+/// benchmark's trailing 63-day volatility, and per sign of its trailing 63-day return.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stability {
+    /// Per fold, in order.
+    pub folds: Vec<Slice>,
+    /// Per calendar year.
+    pub years: Vec<Slice>,
+    /// `calm`, `normal`, `volatile`.
+    pub volatility: Vec<Slice>,
+    /// `up`, `down`.
+    pub trend: Vec<Slice>,
 }
 
 impl DailySeries {

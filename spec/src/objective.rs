@@ -52,6 +52,8 @@ pub(crate) fn objective(
         ("groups", o.groups.as_ref().map(|v| v.span())),
         ("test_groups", o.test_groups.as_ref().map(|v| v.span())),
         ("embargo", o.embargo.as_ref().map(|v| v.span())),
+        ("windows", o.windows.as_ref().map(|v| v.span())),
+        ("split_seed", o.split_seed.as_ref().map(|v| v.span())),
         ("lightgbm", o.lightgbm.as_ref().map(|v| v.span())),
         ("lstm", o.lstm.as_ref().map(|v| v.span())),
         ("ensemble", o.ensemble.as_ref().map(|v| v.span())),

@@ -93,6 +93,8 @@ pub struct RawObjective {
     pub groups: Option<S<i64>>,
     pub test_groups: Option<S<i64>>,
     pub embargo: Option<S<i64>>,
+    pub windows: Option<S<i64>>,
+    pub split_seed: Option<S<i64>>,
     pub lightgbm: Option<S<RawTable>>,
     pub lstm: Option<S<RawTable>>,
     pub ensemble: Option<S<RawTable>>,

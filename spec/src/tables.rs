@@ -132,7 +132,7 @@ pub fn member_setting(member: ModelKind, key: &str) -> Option<&str> {
 }
 
 /// Metrics a walk-forward trial reports, usable as objectives and in constraints.
-pub const WALK_FORWARD_METRICS: [&str; 30] = [
+pub const WALK_FORWARD_METRICS: [&str; 37] = [
     "sharpe",
     "sortino",
     "annual_return",
@@ -148,6 +148,11 @@ pub const WALK_FORWARD_METRICS: [&str; 30] = [
     "recall",
     "f1",
     "balanced_accuracy",
+    "true_up",
+    "false_up",
+    "true_down",
+    "false_down",
+    "ic",
     "sharpe_per_period",
     "skew",
     "kurtosis",
@@ -163,6 +168,8 @@ pub const WALK_FORWARD_METRICS: [&str; 30] = [
     "beta_t",
     "time_in_market",
     "long_days",
+    "positive_folds",
+    "fold_sharpe_std",
 ];
 
 #[cfg(test)]

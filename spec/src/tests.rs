@@ -468,6 +468,42 @@ fn walk_forward_objectives_are_checked() {
             embargo: 0
         }
     ));
+    // Monte Carlo cross-validation: its windows, seed and embargo, and nothing of CPCV's.
+    let ok = wf(
+        "",
+        &format!("{base}splits = \"monte_carlo\"\nwindows = 30\nsplit_seed = 9\nembargo = 5\n"),
+    )
+    .unwrap();
+    let ObjectiveSpec::WalkForward(w) = &ok.objective else {
+        panic!()
+    };
+    assert_eq!(
+        w.windows.splits,
+        Splits::MonteCarlo {
+            windows: 30,
+            embargo: 5,
+            seed: 9
+        }
+    );
+    let e = wf(
+        "",
+        &format!("{base}splits = \"monte_carlo\"\ngroups = 4\nwindows = 1\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "`objective.groups`: only with `splits = \"cpcv\"`",
+        "`objective.windows`: must be between 2",
+    ] {
+        assert!(e.contains(want), "{want}\n{e}");
+    }
+    let e = wf("", &format!("{base}windows = 10\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`objective.windows`: only with `splits = \"monte_carlo\"`"),
+        "{e}"
+    );
     let e = wf(
         "",
         &format!("{base}model = \"lightgbm\"\nholdout = 5\ngroups = 3\ncategorical = [\"nope\"]\n[objective.lightgbm]\nnum_leaves = 1\nleaves = 3\n[objective.lstm]\nhidden = 8\n"),

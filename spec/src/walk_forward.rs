@@ -285,23 +285,46 @@ pub(crate) fn walk_forward(
             false
         }
     };
-    let splits = match o.splits.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
-        None | Some(("walk_forward", _)) => {
-            for (key, v) in [
-                ("groups", &o.groups),
-                ("test_groups", &o.test_groups),
-                ("embargo", &o.embargo),
-            ] {
-                if let Some(v) = v {
-                    cx.err(
-                        v.span(),
-                        format!("objective.{key}"),
-                        "only with `splits = \"cpcv\"`",
-                    );
-                }
-            }
-            Splits::WalkForward
+    let kind = o.splits.as_ref().map(|r| (r.get_ref().as_str(), r.span()));
+    // Keys that belong to one kind of split only.
+    let allowed: &[&str] = match kind {
+        Some(("cpcv", _)) => &["groups", "test_groups", "embargo"],
+        Some(("monte_carlo", _)) => &["windows", "split_seed", "embargo"],
+        _ => &[],
+    };
+    for (key, v, only) in [
+        ("groups", &o.groups, "only with `splits = \"cpcv\"`"),
+        (
+            "test_groups",
+            &o.test_groups,
+            "only with `splits = \"cpcv\"`",
+        ),
+        (
+            "embargo",
+            &o.embargo,
+            "only with `splits = \"cpcv\"` or `\"monte_carlo\"`",
+        ),
+        (
+            "windows",
+            &o.windows,
+            "only with `splits = \"monte_carlo\"`",
+        ),
+        (
+            "split_seed",
+            &o.split_seed,
+            "only with `splits = \"monte_carlo\"`",
+        ),
+    ] {
+        if let (Some(v), false) = (v, allowed.contains(&key)) {
+            cx.err(v.span(), format!("objective.{key}"), only);
         }
+    }
+    let embargo = match &o.embargo {
+        Some(e) if *e.get_ref() == 0 => 0,
+        _ => days(cx, &o.embargo, "objective.embargo", 0, 0),
+    };
+    let splits = match kind {
+        None | Some(("walk_forward", _)) => Splits::WalkForward,
         Some(("cpcv", sp)) => {
             let groups = days(cx, &o.groups, "objective.groups", 6, 2).min(20);
             let test_groups = days(cx, &o.test_groups, "objective.test_groups", 2, 1);
@@ -312,21 +335,33 @@ pub(crate) fn walk_forward(
                     format!("must be less than `groups` ({groups}), got {test_groups}"),
                 );
             }
-            let embargo = match &o.embargo {
-                Some(e) if *e.get_ref() == 0 => 0,
-                _ => days(cx, &o.embargo, "objective.embargo", 0, 0),
-            };
             Splits::Cpcv {
                 groups,
                 test_groups,
                 embargo,
             }
         }
+        Some(("monte_carlo", _)) => {
+            let windows = days(cx, &o.windows, "objective.windows", 20, 2).min(1000);
+            let seed = match &o.split_seed {
+                Some(s) if *s.get_ref() < 0 => {
+                    cx.err(s.span(), "objective.split_seed", "must be 0 or more");
+                    0
+                }
+                Some(s) => *s.get_ref() as u64,
+                None => 0,
+            };
+            Splits::MonteCarlo {
+                windows,
+                embargo,
+                seed,
+            }
+        }
         Some((other, sp)) => {
             cx.err(
                 sp,
                 "objective.splits",
-                format!("must be \"walk_forward\" or \"cpcv\", got `{other}`"),
+                format!("must be \"walk_forward\", \"cpcv\" or \"monte_carlo\", got `{other}`"),
             );
             Splits::WalkForward
         }

@@ -178,8 +178,25 @@ pub async fn best_on(t: &mut Target, study: &str, json: bool) -> anyhow::Result<
         _ => None,
     };
     let ledger = ledger(t, study).await?;
+    // The winner's trading broken down by fold, year and regime.
+    let stability = match ts.as_slice() {
+        [one] => match t
+            .request(FromClient::Daily(mlt_protocol::messages::TrialRefMsg {
+                study: study.to_string(),
+                trial: one.number.0,
+            }))
+            .await?
+        {
+            ToClient::Daily(d) => d.map(|d| d.stability),
+            _ => None,
+        },
+        _ => None,
+    };
     if json {
         let mut v = serde_json::to_value(&ts)?;
+        if let (Some(st), Some(first)) = (&stability, v.get_mut(0)) {
+            first["stability"] = serde_json::to_value(st)?;
+        }
         if let (Some(sel), Some(first)) = (&selection, v.get_mut(0)) {
             first["selection"] = sel.clone();
             if let Some(o) = &overfit {
@@ -226,6 +243,11 @@ pub async fn best_on(t: &mut Target, study: &str, json: bool) -> anyhow::Result<
         if let [one] = ts.as_slice() {
             for line in output::benchmark_lines(one) {
                 println!("{line}");
+            }
+            if let Some(st) = &stability {
+                for line in output::stability_lines(one, st) {
+                    println!("{line}");
+                }
             }
         }
     }

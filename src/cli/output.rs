@@ -1,6 +1,6 @@
 //! Human-readable tables and CSV.
 use mlt_protocol::records::{
-    LedgerCount, ParamValue, StatusReport, StudySummary, TrialOrigin, TrialRecord,
+    LedgerCount, ParamValue, Slice, Stability, StatusReport, StudySummary, TrialOrigin, TrialRecord,
 };
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -171,6 +171,54 @@ pub fn benchmark_lines(t: &TrialRecord) -> Vec<String> {
             num("excess_t")
         ));
     }
+    out
+}
+
+/// The winner's stability: positive folds and their spread, then the Sharpe ratio (and
+/// compounded return) of every fold, calendar year and market regime.
+pub fn stability_lines(t: &TrialRecord, st: &Stability) -> Vec<String> {
+    let g = |k: &str| t.metrics.get(k).copied().unwrap_or(f64::NAN);
+    let mut out = Vec::new();
+    if st.folds.is_empty() {
+        return out;
+    }
+    let positive = st.folds.iter().filter(|f| f.sharpe > 0.0).count();
+    out.push(format!(
+        "stability: {positive} of {} folds with a positive Sharpe (spread {:.3}), information coefficient {:.4}, hits {:.0} of {:.0} up calls and {:.0} of {:.0} down calls",
+        st.folds.len(),
+        g("fold_sharpe_std"),
+        g("ic"),
+        g("true_up"),
+        g("true_up") + g("false_up"),
+        g("true_down"),
+        g("true_down") + g("false_down"),
+    ));
+    let row = |name: &str, parts: &[Slice], with_return: bool| {
+        let cells: Vec<String> = parts
+            .iter()
+            .map(|p| {
+                if with_return {
+                    format!(
+                        "{} {:.2} ({:+.1}%)",
+                        p.label,
+                        p.sharpe,
+                        100.0 * p.total_return
+                    )
+                } else {
+                    format!("{} {:.2}", p.label, p.sharpe)
+                }
+            })
+            .collect();
+        format!("  {name:<10} {}", cells.join("  "))
+    };
+    out.push(row("by fold", &st.folds, false));
+    out.push(row("by year", &st.years, true));
+    let mut regimes = st.volatility.clone();
+    regimes.extend(st.trend.iter().map(|p| Slice {
+        label: format!("trend {}", p.label),
+        ..p.clone()
+    }));
+    out.push(row("by regime", &regimes, true));
     out
 }
 

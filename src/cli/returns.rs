@@ -205,6 +205,7 @@ mod tests {
             benchmark: vec![0.02, -0.5],
             instruments: vec!["SPY".into(), "Q,Q".into()],
             positions: vec![vec![1.0, -0.5], vec![0.0, -1.0]],
+            stability: Default::default(),
         };
         assert_eq!(
             csv(&d),

@@ -128,6 +128,18 @@ pub fn check(
                 ));
             }
         }
+        Splits::MonteCarlo { embargo, .. } => {
+            let need = 2 * (spec.windows.test + spec.label.horizon) as usize + *embargo as usize;
+            if n < need {
+                return Err((
+                    "objective.test".into(),
+                    format!(
+                        "{n} bars{held} are too few for Monte Carlo windows of {} test days (at least {need}: every window must leave as many days to train on)",
+                        spec.windows.test
+                    ),
+                ));
+            }
+        }
         Splits::Cpcv { groups, .. } => {
             let need = *groups as usize * (2 * spec.label.horizon as usize + 20);
             if n < need {

@@ -41,7 +41,8 @@ pub(super) fn walk_forward_folds(
         }
         let fitted = trader.fit(&fold.train, &format!("fold {}", k + 1), timings)?;
         let clock = std::time::Instant::now();
-        let traded = trader.trade(&fitted, &fold.test, &mut prev_pos)?;
+        let mut traded = trader.trade(&fitted, &fold.test, &mut prev_pos)?;
+        traded.fold = vec![k as u32; traded.r.len()];
         timings.trade += clock.elapsed().as_secs_f64();
         all.extend(&traded);
         last = Some((fitted, fold.test.clone()));
@@ -113,8 +114,10 @@ pub(super) fn epoch_folds(
         timings.fit += clock.elapsed().as_secs_f64();
         let mut all = Traded::default();
         let mut prev = vec![0.0; trader.insts.len()];
-        for (f, fold) in fitted.iter().zip(folds) {
-            all.extend(&trader.trade(f, &fold.test, &mut prev)?);
+        for (k, (f, fold)) in fitted.iter().zip(folds).enumerate() {
+            let mut t = trader.trade(f, &fold.test, &mut prev)?;
+            t.fold = vec![k as u32; t.r.len()];
+            all.extend(&t);
         }
         let verdict = ctx.report(step, values_of(spec, &all.metrics()));
         if active.iter().any(|a| *a) {
@@ -154,7 +157,8 @@ pub(super) fn cpcv_paths(
         for &g in &c.test_groups[f] {
             let rows: Vec<usize> = c.groups[g].clone().collect();
             let mut flat = vec![0.0; trader.insts.len()];
-            let t = trader.trade(&fitted, &rows, &mut flat)?;
+            let mut t = trader.trade(&fitted, &rows, &mut flat)?;
+            t.fold = vec![g as u32; t.r.len()];
             split.extend(&t);
             per.insert((f, g), t);
         }
@@ -196,21 +200,87 @@ pub(super) fn cpcv_paths(
         path_metrics.push(p.metrics());
     }
     let mean_path = mean_path.ok_or("CPCV made no backtest path")?;
-    let mut metrics = Metrics::new();
-    for k in path_metrics[0].keys() {
-        let vals: Vec<f64> = path_metrics.iter().map(|m| m[k]).collect();
-        metrics.insert(k.clone(), vals.iter().sum::<f64>() / vals.len() as f64);
-    }
-    let sharpes: Vec<f64> = path_metrics.iter().map(|m| m["sharpe"]).collect();
-    let mean = sharpes.iter().sum::<f64>() / sharpes.len() as f64;
-    let var =
-        sharpes.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (sharpes.len().max(2) - 1) as f64;
-    metrics.insert("sharpe_path_std".into(), var.sqrt());
+    let mut metrics = mean_metrics(&path_metrics);
+    metrics.insert("sharpe_path_std".into(), sharpe_spread(&path_metrics));
     metrics.insert("paths".into(), c.paths.len() as f64);
     Ok(Outcome::Evaluated(Box::new(Evaluation {
         values: values_of(spec, &metrics),
         metrics,
-        daily: mean_path.daily(days, &trader.instruments),
+        daily: mean_path.daily(days, &trader.instruments, &trader.regimes),
+        model: trader.keep(last.as_ref()),
+        holdout: None,
+    })))
+}
+
+/// Every metric's mean over several backtests (CPCV's paths, Monte Carlo's windows).
+fn mean_metrics(each: &[Metrics]) -> Metrics {
+    let mut out = Metrics::new();
+    let Some(first) = each.first() else {
+        return out;
+    };
+    for k in first.keys() {
+        let sum: f64 = each.iter().map(|m| m[k]).sum();
+        out.insert(k.clone(), sum / each.len() as f64);
+    }
+    out
+}
+
+/// The standard deviation (ddof 1) of their Sharpe ratios (0 for one).
+fn sharpe_spread(each: &[Metrics]) -> f64 {
+    let s: Vec<f64> = each.iter().map(|m| m["sharpe"]).collect();
+    let mean = s.iter().sum::<f64>() / s.len() as f64;
+    let var = s.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (s.len().max(2) - 1) as f64;
+    var.sqrt()
+}
+
+/// Monte Carlo cross-validation: each window is fitted on its training days and trades its
+/// test window from a flat position; after each window the objectives' means over the windows
+/// so far (or the window's own) are reported. The result is the mean of every metric over
+/// the windows, with `windows` and `sharpe_window_std`; the stored daily trading takes each
+/// day once, from the earliest window that tests it.
+pub(super) fn monte_carlo_windows(
+    trader: &Trader,
+    folds: &[Fold],
+    days: &[i64],
+    ctx: &mut dyn TrialContext,
+    timings: &mut Timings,
+) -> Result<Outcome, String> {
+    let spec = trader.spec;
+    let mut each = Vec::new();
+    let mut kept = Traded::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut last = None;
+    for (k, fold) in folds.iter().enumerate() {
+        if ctx.stopped() {
+            return Ok(Outcome::Pruned);
+        }
+        let fitted = trader.fit(&fold.train, &format!("window {}", k + 1), timings)?;
+        let mut flat = vec![0.0; trader.insts.len()];
+        let clock = std::time::Instant::now();
+        let mut t = trader.trade(&fitted, &fold.test, &mut flat)?;
+        timings.trade += clock.elapsed().as_secs_f64();
+        t.fold = vec![k as u32; t.r.len()];
+        each.push(t.metrics());
+        kept.extend(&t.only_days(|row| seen.insert(row)));
+        last = Some((fitted, fold.test.clone()));
+        let reported = if spec.report.per_fold {
+            each[k].clone()
+        } else {
+            mean_metrics(&each)
+        };
+        match ctx.report(k as u64 + 1, values_of(spec, &reported)) {
+            Verdict::Continue => {}
+            Verdict::Prune | Verdict::Stale => return Ok(Outcome::Pruned),
+        }
+    }
+    let mut metrics = mean_metrics(&each);
+    metrics.insert("sharpe_window_std".into(), sharpe_spread(&each));
+    metrics.insert("windows".into(), folds.len() as f64);
+    kept.sort_by_row();
+    Ok(Outcome::Evaluated(Box::new(Evaluation {
+        values: values_of(spec, &metrics),
+        metrics,
+        daily: kept.daily(days, &trader.instruments, &trader.regimes),
         model: trader.keep(last.as_ref()),
         holdout: None,
     })))

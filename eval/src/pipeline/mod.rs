@@ -4,7 +4,8 @@
 //! prepare.rs         data (universe) → features (guarded, cached) → labels → model settings
 //! trader.rs          per split: fit on the training rows, predict the test rows, trade them
 //! traded.rs          out-of-sample returns → metrics → the objectives' values
-//! folds.rs           the fold loops: walk-forward, epochs as the budget, CPCV paths
+//! folds.rs           the fold loops: walk-forward, epochs as the budget, CPCV paths, Monte
+//!                    Carlo windows
 //! trial_ensemble.rs  the study's best trials combined and traded as one strategy
 //! check.rs           the submit-time check (data, features, look-ahead guard, sizes)
 //! ```
@@ -24,8 +25,8 @@ pub use trial_ensemble::{ensemble_of_trials, TrialEnsemble};
 use crate::context::TrialContext;
 use crate::models::model_for;
 use crate::models::Factory;
-use crate::splits::{cpcv, walk_forward, Fold};
-use folds::{cpcv_paths, epoch_folds, walk_forward_folds};
+use crate::splits::{cpcv, monte_carlo, walk_forward, Fold};
+use folds::{cpcv_paths, epoch_folds, monte_carlo_windows, walk_forward_folds};
 use mlt_protocol::messages::Outcome;
 use mlt_protocol::records::Params;
 use mlt_protocol::spec::{Splits, WalkForwardSpec};
@@ -129,6 +130,22 @@ fn evaluate(
             )
             .map_err(|e| format!("splits: {e}"))?;
             cpcv_paths(&trader, &c, &days, ctx, timings)
+        }
+        Splits::MonteCarlo {
+            windows,
+            embargo,
+            seed,
+        } => {
+            let folds = monte_carlo(
+                n,
+                *windows as usize,
+                spec.windows.test as usize,
+                spec.label.horizon as usize,
+                *embargo as usize,
+                *seed,
+            )
+            .map_err(|e| format!("splits: {e}"))?;
+            monte_carlo_windows(&trader, &folds, &days, ctx, timings)
         }
     }
 }

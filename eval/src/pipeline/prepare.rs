@@ -1,6 +1,7 @@
 //! A trial made ready for its folds: the bars (cut before the hold-out for search trials),
 //! every instrument's feature columns (guarded, cached on the node), labels and next-day
 //! returns, and the model's settings merged from the spec and the trial's parameters.
+use super::traded::Regimes;
 use super::trader::Trader;
 use super::{Timings, Trial};
 use crate::backtest::Sizing;
@@ -23,6 +24,8 @@ pub(super) struct Inst {
     /// label's last); empty for models of the label alone.
     pub(super) paths: Vec<Vec<f64>>,
     pub(super) next: Vec<f64>,
+    /// The forward return over the label's horizon (the IC's realised value).
+    pub(super) fwd: Vec<f64>,
 }
 
 impl Inst {
@@ -96,6 +99,11 @@ pub(super) fn prepare<'a>(
         first: days[n.saturating_sub(spec.windows.holdout as usize)],
         last: days[n - 1],
     });
+    // The benchmark's next-day return on each row: the instruments' equal-weight mean.
+    let bench: Vec<f64> = (0..n)
+        .map(|t| insts.iter().map(|i| i.next[t]).sum::<f64>() / insts.len().max(1) as f64)
+        .collect();
+    let regimes = Regimes::of(&bench);
     let trader = Trader {
         spec,
         insts,
@@ -106,6 +114,7 @@ pub(super) fn prepare<'a>(
         days: days.clone(),
         instruments: all_bars.iter().map(|b| b.instrument.clone()).collect(),
         holdout,
+        regimes,
     };
     Ok(Prepared { trader, days, n })
 }
@@ -181,6 +190,7 @@ fn instrument(
         label: label(spec, &bars.close, spec.label.horizon as usize),
         paths: Vec::new(),
         next: forward_return(&bars.close, 1),
+        fwd: forward_return(&bars.close, spec.label.horizon as usize),
     })
 }
 

@@ -1317,3 +1317,116 @@ fn the_benchmark_is_buy_and_hold_over_the_same_days_and_unmasks_a_model_that_is_
     );
     assert!((u["sharpe"] - u["benchmark_sharpe"]).abs() < 1e-9, "{u:?}");
 }
+
+#[test]
+fn monte_carlo_windows_are_purged_embargoed_reported_and_each_day_kept_once() {
+    let ix = Indexed::new(1500, 6, 0.15);
+    let mut s = spec(&[], 0.15);
+    ix.read_by(&mut s, "sum(returns, 5) / (std(returns, 20) * 2.236)");
+    s.model.kind = ModelKind::Ridge;
+    (s.windows.test, s.label.horizon) = (100, 3);
+    s.windows.splits = Splits::MonteCarlo {
+        windows: 12,
+        embargo: 4,
+        seed: 7,
+    };
+    SEEN.with(|s| s.borrow_mut().clear());
+    let mut ctx = Ctx(Vec::new());
+    let out = evaluate(
+        &s,
+        &assign(Params::new()).trial(),
+        &mut ctx,
+        &mut Timings::default(),
+        |s| Ok(Box::new(Recorder(0, model_for(s)?))),
+    )
+    .unwrap();
+    let e = done(out);
+    // One fit and one report per window.
+    let seen = SEEN.with(|s| s.borrow().clone());
+    assert_eq!(seen.len(), 12);
+    assert_eq!(ctx.0.len(), 12);
+    for (fit, _, test) in &seen {
+        // The rows it predicted: one contiguous window of 100 days (those with features).
+        let (first, last) = (test[0], *test.last().unwrap());
+        assert!(last - first < 100 && test.windows(2).all(|w| w[1] == w[0] + 1));
+        // No training row's 3-day label reaches the window; none within the embargo after.
+        assert!(
+            fit.iter().all(|&t| t + 3 < first || t > last + 3 + 4),
+            "window {first}..={last}"
+        );
+        assert!(
+            fit.iter().any(|&t| t > last),
+            "trained after the window too"
+        );
+    }
+    // Reported like CPCV: each metric's mean over the windows, with their count and spread.
+    assert_eq!(e.metrics["windows"], 12.0);
+    assert!(e.metrics["sharpe_window_std"] > 0.0);
+    assert_eq!(
+        e.values,
+        vec![e.metrics["sharpe"], e.metrics["max_drawdown"]]
+    );
+    // The daily series keeps each day once, in order, whatever the windows' overlaps.
+    let d = &e.daily;
+    assert!(d.is_consistent());
+    assert!(d.decided.windows(2).all(|w| w[0] < w[1]));
+    let tested: std::collections::BTreeSet<usize> = seen
+        .iter()
+        .flat_map(|(_, _, t)| t.iter().copied())
+        .collect();
+    assert_eq!(d.decided.len(), tested.len());
+    // The same seed, the same windows: a second trial is tested on the same days.
+    let again = run_with(&s, Params::new(), model_for);
+    assert_eq!(again.daily.decided, d.decided);
+    // Without the embargo and purge room the data is refused, naming the key.
+    s.windows.test = 750;
+    let (key, msg) = check(&s, &Default::default(), None).unwrap_err();
+    assert_eq!(key, "objective.test");
+    assert!(msg.contains("Monte Carlo"), "{msg}");
+}
+
+#[test]
+fn stability_breaks_the_days_down_by_fold_year_and_regime() {
+    let feats = [("mom", "sum(returns, 5) / (std(returns, 20) * 2.236)")];
+    let s = spec(&feats, 0.15);
+    let e = run_with(&s, Params::new(), model_for);
+    let d = &e.daily;
+    let st = &d.stability;
+    let n = d.decided.len() as u64;
+    // 9 folds of 250 days, in order; every breakdown covers every day once (the regimes
+    // every day with 63 returns behind it: all of them, the first fold starting at 501).
+    assert_eq!(st.folds.len(), 9);
+    let labels: Vec<&str> = st.folds.iter().map(|f| f.label.as_str()).collect();
+    assert_eq!(labels, vec!["1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    for part in [&st.folds, &st.years, &st.volatility, &st.trend] {
+        assert_eq!(part.iter().map(|p| p.days).sum::<u64>(), n);
+    }
+    let vol: Vec<&str> = st.volatility.iter().map(|f| f.label.as_str()).collect();
+    assert_eq!(vol, vec!["calm", "normal", "volatile"]);
+    assert!(st.volatility.iter().all(|v| v.days > n / 4), "terciles");
+    // A fold's figures are those of its days.
+    let r1 = &d.returns[..250];
+    assert_eq!(st.folds[0].sharpe, m::sharpe(r1));
+    let total = r1.iter().map(|x| 1.0 + x).product::<f64>() - 1.0;
+    assert!((st.folds[0].total_return - total).abs() < 1e-12);
+    let held: Vec<usize> = (0..250).filter(|&i| d.positions[i][0] != 0.0).collect();
+    let hits = held.iter().filter(|&&i| d.returns[i] > 0.0).count();
+    assert_eq!(st.folds[0].hit_rate, hits as f64 / held.len() as f64);
+    // Years follow the day each return is earned.
+    let first_year = &mlt_eval_day(d.earned[0].unwrap())[..4];
+    assert_eq!(st.years[0].label, first_year);
+    // The planted edge is information: the IC is positive, overall and in most folds.
+    assert!(e.metrics["ic"] > 0.0, "{:?}", e.metrics);
+    assert!(st.folds.iter().filter(|f| f.ic > 0.0).count() >= 7);
+    // The summary metrics agree with the folds.
+    let positive = st.folds.iter().filter(|f| f.sharpe > 0.0).count() as f64 / 9.0;
+    assert_eq!(e.metrics["positive_folds"], positive);
+    // Confusion counts: every (day, instrument) with a prediction and a known next return.
+    let c = ["true_up", "false_up", "true_down", "false_down"].map(|k| e.metrics[k]);
+    assert_eq!(c.iter().sum::<f64>(), n as f64);
+    assert_eq!((c[0] + c[2]) / n as f64, e.metrics["accuracy"]);
+}
+
+fn mlt_eval_day(d: i64) -> String {
+    crate::data::format_day(d)
+}

@@ -2,7 +2,7 @@
 //! tail for early stopping), predicts the test rows, trades them as an equal-weight portfolio
 //! with costs, and keeps the last fold's model as the trial's artifact.
 use super::prepare::Inst;
-use super::traded::{values_of, Traded};
+use super::traded::{values_of, Regimes, Traded};
 use super::Timings;
 use crate::backtest::{positions, strategy_returns, Sizing};
 use crate::models::{Factory, Model, ModelSettings};
@@ -28,6 +28,8 @@ pub(super) struct Trader<'a> {
     pub(super) instruments: Vec<String>,
     /// A hold-out evaluation's data and window.
     pub(super) holdout: Option<HoldoutWindow>,
+    /// The market's regime on each row (for the stability breakdown).
+    pub(super) regimes: Regimes,
 }
 
 /// A model fitted on one split's training rows, with its label's scale.
@@ -150,7 +152,7 @@ impl Trader<'_> {
         Outcome::Evaluated(Box::new(Evaluation {
             values: values_of(self.spec, &metrics),
             metrics,
-            daily: all.daily(days, &self.instruments),
+            daily: all.daily(days, &self.instruments, &self.regimes),
             model: self.keep(last.as_ref()),
             holdout: self.holdout.clone(),
         }))
@@ -259,12 +261,16 @@ impl Trader<'_> {
     ) -> Traded {
         let spec = self.spec;
         let k_inst = self.insts.len() as f64;
+        let days = test.len();
         let mut out = Traded {
-            r: vec![0.0; test.len()],
-            bench: vec![0.0; test.len()],
-            held: vec![Vec::with_capacity(self.insts.len()); test.len()],
+            r: vec![0.0; days],
+            bench: vec![0.0; days],
+            held: vec![Vec::with_capacity(self.insts.len()); days],
+            pred: vec![Vec::with_capacity(self.insts.len()); days],
+            next: vec![Vec::with_capacity(self.insts.len()); days],
+            fwd: vec![Vec::with_capacity(self.insts.len()); days],
             rows: test.to_vec(),
-            ..Default::default()
+            fold: vec![0; days],
         };
         for (i, (inst, pred)) in self.insts.iter().zip(preds).enumerate() {
             // A classifier's prediction is the probability of "up": centre it for sign and
@@ -298,18 +304,17 @@ impl Trader<'_> {
             );
             prev[i] = *pos.last().unwrap_or(&prev[i]);
             for (j, v) in r[1..].iter().enumerate() {
+                let t = test[j];
                 out.r[j] += v / k_inst;
                 // Buy-and-hold earns the day's return (nothing where it is unknown).
                 out.bench[j] += if nx[j].is_nan() { 0.0 } else { nx[j] / k_inst };
                 out.held[j].push(pos[j]);
+                // Direction scores read "up" as a positive prediction.
+                let p = pred[j];
+                out.pred[j].push(if spec.label.classify { p - 0.5 } else { p });
+                out.next[j].push(nx[j]);
+                out.fwd[j].push(inst.fwd[t]);
             }
-            out.pos.extend(pos);
-            // Direction scores read "up" as a positive prediction.
-            out.pred.extend(
-                pred.iter()
-                    .map(|p| if spec.label.classify { p - 0.5 } else { *p }),
-            );
-            out.next.extend(nx);
         }
         out
     }

@@ -177,12 +177,13 @@ pub(super) fn ensemble_with(
             for (j, p) in preps.iter().enumerate() {
                 let f = p.trader.fit(&fold.train, &format!("fold {}", k + 1), t)?;
                 let pr = p.trader.predict(&f, &fold.test)?;
-                let traded = p.trader.trade_predictions(
+                let mut traded = p.trader.trade_predictions(
                     &pr,
                     (f.b0, f.scale),
                     &fold.test,
                     &mut prev_alone[j],
                 );
+                traded.fold = vec![k as u32; traded.r.len()];
                 alone[j].extend(&traded);
                 preds.push(pr);
                 scales.push((f.b0, f.scale));
@@ -228,10 +229,11 @@ pub(super) fn ensemble_with(
                     .collect(),
                 None => combine(&preds, &w),
             };
-            let traded =
+            let mut traded =
                 preps[0]
                     .trader
                     .trade_predictions(&combined, (b0, sc), &fold.test, &mut prev_all);
+            traded.fold = vec![k as u32; traded.r.len()];
             all.extend(&traded);
             weights.push(match &blend {
                 Some(b) => b.slopes(),

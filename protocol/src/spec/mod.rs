@@ -589,4 +589,14 @@ pub enum Splits {
         /// Days dropped from training after each test block (beyond the purge).
         embargo: u32,
     },
+    /// Monte Carlo cross-validation: `windows` test windows of `test` days at seeded random
+    /// positions, each trained on every other day (purged, embargoed as CPCV's blocks).
+    MonteCarlo {
+        /// Test windows.
+        windows: u32,
+        /// Days dropped from training after each test window (beyond the purge).
+        embargo: u32,
+        /// Seed of the windows' positions (every trial of the study gets the same).
+        seed: u64,
+    },
 }

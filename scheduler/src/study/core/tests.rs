@@ -164,6 +164,7 @@ fn daily(days: &[i64], r: &[f64]) -> mlt_protocol::records::DailySeries {
         benchmark: vec![0.0; r.len()],
         instruments: vec!["X".into()],
         positions: vec![vec![1.0]; r.len()],
+        stability: Default::default(),
     }
 }
 
