@@ -654,3 +654,87 @@ fn the_holdout_ledger_counts_every_look_across_studies_and_restarts() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no trial 99"));
 }
+
+#[test]
+fn data_problems_are_printed_at_submit_and_kept_with_the_study() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.csv");
+    util::write_synthetic_csv(&full, 3, 1200);
+    // Only the date and the close, newest first, one date twice and one close missing.
+    let text = std::fs::read_to_string(&full).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let head: Vec<&str> = lines.remove(0).split(',').collect();
+    let (d, c) = (
+        head.iter()
+            .position(|h| h.eq_ignore_ascii_case("date"))
+            .unwrap(),
+        head.iter()
+            .position(|h| h.eq_ignore_ascii_case("close"))
+            .unwrap(),
+    );
+    let mut rows: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            format!("{},{}", cells[d], cells[c])
+        })
+        .collect();
+    rows[500] = format!("{},", rows[500].split(',').next().unwrap());
+    rows.insert(700, rows[700].clone());
+    rows.reverse();
+    std::fs::write(
+        dir.path().join("messy.csv"),
+        format!("date,close\n{}\n", rows.join("\n")),
+    )
+    .unwrap();
+    let spec = dir.path().join("messy.toml");
+    std::fs::write(
+        &spec,
+        "[study]\nname = \"messy\"\nn_trials = 2\n[space]\nw = { type = \"int\", low = 5, high = 20 }\n\
+         [objective]\nkind = \"walk_forward\"\ndata = \"messy.csv\"\nfeatures = { mom = \"sum(returns, 5) / std(returns, $w)\" }\n\
+         train = 400\ntest = 200\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = util::offline(&["run", spec.to_str().unwrap()], &data);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // Printed at submit, naming the file, with counts and the first places.
+    for want in [
+        "warning: data: messy.csv: rows are newest first: sorted oldest first",
+        "warning: data: messy.csv: 1 repeated date (the later row kept)",
+        "warning: data: messy.csv: 1 empty or NaN cell",
+        "warning: data: messy.csv: no open, high, low column",
+    ] {
+        assert!(err.contains(want), "{want}\n{err}");
+    }
+    // Kept with the study: `status` shows them after the run, from the store.
+    let out = util::offline(&["status"], &data);
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.contains("data problems of messy (found at submit):"),
+        "{status}"
+    );
+    assert!(status.contains("messy.csv: 1 repeated date"), "{status}");
+    let out = util::offline(&["status", "--json"], &data);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["studies"][0]["data_warnings"].as_array().unwrap().len(),
+        4,
+        "{v}"
+    );
+    // A feature that needs a column the file lacks is refused at submit, by name.
+    std::fs::write(
+        &spec,
+        "[study]\nname = \"hl\"\nn_trials = 2\n[objective]\nkind = \"walk_forward\"\ndata = \"messy.csv\"\n\
+         features = { range = \"(high - low) / close\" }\ntrain = 400\ntest = 200\n",
+    )
+    .unwrap();
+    let out = util::offline(&["run", spec.to_str().unwrap()], &data);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("range") && err.contains("needs `high`"),
+        "{err}"
+    );
+}

@@ -174,7 +174,7 @@ fn garbage_truncated_and_oversized_frames_close_only_that_connection() {
         // A spec the client did not check: refused by the scheduler, nothing stored.
         let mut s = connect(&c.addr(), &client, hello(Role::Client), Duration::from_secs(5)).await.unwrap();
         let bad = "[study]\nname = \"x\"\nn_trials = -1\n[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\n";
-        s.writer.send(&FromClient::Submit(SubmitMsg { spec_toml: bad.into(), source: "raw.toml".into(), workdir: None })).await.unwrap();
+        s.writer.send(&FromClient::Submit(SubmitMsg { spec_toml: bad.into(), source: "raw.toml".into(), workdir: None, notes: Vec::new() })).await.unwrap();
         match s.reader.recv::<ToClient>().await.unwrap() {
             Some(ToClient::Error(e)) => assert!(e.message.contains("raw.toml:3") && e.message.contains("n_trials"), "{}", e.message),
             other => panic!("expected an error, got {other:?}"),
@@ -202,7 +202,7 @@ fn garbage_truncated_and_oversized_frames_close_only_that_connection() {
         assert_eq!(s.reader.recv::<ToClient>().await.unwrap(), Some(ToClient::Dataset(None)));
         // A spec naming a dataset the scheduler does not hold is refused.
         let spec = format!("[study]\nname = \"d\"\nn_trials = 3\n[space]\nx = {{ type = \"int\", low = 2, high = 5 }}\n[objective]\nkind = \"walk_forward\"\ndata = \"sha256:{wrong}/x.csv\"\nfeatures = {{ m = \"mean(close, $x)\" }}\n");
-        s.writer.send(&FromClient::Submit(SubmitMsg { spec_toml: spec, source: "raw.toml".into(), workdir: None })).await.unwrap();
+        s.writer.send(&FromClient::Submit(SubmitMsg { spec_toml: spec, source: "raw.toml".into(), workdir: None, notes: Vec::new() })).await.unwrap();
         match s.reader.recv::<ToClient>().await.unwrap() {
             Some(ToClient::Error(e)) => assert!(e.message.contains("objective.data") && e.message.contains("not on this scheduler"), "{}", e.message),
             other => panic!("expected an error, got {other:?}"),

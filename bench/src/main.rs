@@ -282,6 +282,7 @@ async fn cluster_run(k: u32, slots: u32, trials: u64, steps: u32) -> anyhow::Res
             spec_toml: spec,
             source: "bench.toml".into(),
             workdir: None,
+            notes: Vec::new(),
         }),
     )
     .await?

@@ -20,6 +20,9 @@ pub struct Bars {
     pub close: Vec<f64>,
     /// Volume, when the file has it.
     pub volume: Option<Vec<f64>>,
+    /// Price columns the file does not have (`open`, `high`, `low`: NaN here); a feature that
+    /// uses one fails with its name.
+    pub absent: Vec<String>,
 }
 
 impl Bars {
@@ -43,6 +46,7 @@ impl Bars {
             low: self.low[start..end].to_vec(),
             close: self.close[start..end].to_vec(),
             volume: self.volume.as_ref().map(|v| v[start..end].to_vec()),
+            absent: self.absent.clone(),
         }
     }
 
@@ -87,14 +91,120 @@ pub struct DataReport {
     pub duplicates: usize,
     /// Whether the rows had to be sorted by date.
     pub reordered: bool,
+    /// Whether they were newest first (reversed, not merely out of order).
+    pub reversed: bool,
     /// Cells that were empty, `nan` or `null`.
     pub nans: usize,
+    /// Rows with fewer cells than the header (the missing ones count as NaN cells).
+    pub short_rows: usize,
+    /// Rows with a price of zero or less (kept as they are: returns through them are wrong).
+    pub non_positive: usize,
     /// Rows where high < max(open, close) or low > min(open, close) or high < low.
     pub ohlc_inconsistent: usize,
     /// Gaps of more than 5 calendar days between consecutive bars.
     pub gaps: usize,
-    /// One line per finding, naming the row's date.
+    /// Price columns the file does not have (open, high, low): features that use one fail
+    /// with its name.
+    pub absent: Vec<String>,
+    /// One line per finding, naming the row's date or line.
     pub warnings: Vec<String>,
+    /// The findings by kind (for [`DataReport::problems`]).
+    notes: Vec<(Problem, String)>,
+}
+
+/// The kinds of data problems a loader reports, in the order they are listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Problem {
+    Reversed,
+    Unsorted,
+    Duplicate,
+    Short,
+    Missing,
+    NonPositive,
+    Inconsistent,
+    Gap,
+}
+
+impl Problem {
+    fn describe(self, n: usize) -> String {
+        let s = |one: &str, many: &str| {
+            if n == 1 {
+                one.to_string()
+            } else {
+                many.to_string()
+            }
+        };
+        match self {
+            Problem::Reversed => "rows are newest first: sorted oldest first".into(),
+            Problem::Unsorted => "rows are not in date order: sorted".into(),
+            Problem::Duplicate => {
+                format!("{n} repeated {} (the later row kept)", s("date", "dates"))
+            }
+            Problem::Short => format!(
+                "{n} {} fewer cells than the header (the missing cells are NaN)",
+                s("row has", "rows have")
+            ),
+            Problem::Missing => format!(
+                "{n} empty or NaN {} (no feature, label or return on those days)",
+                s("cell", "cells")
+            ),
+            Problem::NonPositive => format!(
+                "{n} {} a price of zero or less (kept: returns through them are meaningless)",
+                s("row has", "rows have")
+            ),
+            Problem::Inconsistent => format!(
+                "{n} inconsistent {} (high below open or close, or low above them)",
+                s("bar", "bars")
+            ),
+            Problem::Gap => format!("{n} {} of more than 5 calendar days", s("gap", "gaps")),
+        }
+    }
+}
+
+impl DataReport {
+    fn note(&mut self, kind: Problem, what: String) {
+        self.warnings.push(what.clone());
+        self.notes.push((kind, what));
+    }
+
+    /// The problems found, one line each naming the file: what, how many, and the first
+    /// three places (a date or a line). Empty for a clean file.
+    pub fn problems(&self, name: &str) -> Vec<String> {
+        let mut kinds: Vec<Problem> = self.notes.iter().map(|(k, _)| *k).collect();
+        kinds.sort();
+        kinds.dedup();
+        let mut out: Vec<String> = kinds
+            .into_iter()
+            .map(|k| {
+                let all: Vec<&String> = self
+                    .notes
+                    .iter()
+                    .filter(|(kk, _)| *kk == k)
+                    .map(|(_, w)| w)
+                    .collect();
+                let n = match k {
+                    Problem::Missing => self.nans,
+                    _ => all.len(),
+                };
+                let first = match k {
+                    Problem::Reversed | Problem::Unsorted => String::new(),
+                    _ => {
+                        let ex: Vec<&str> = all.iter().take(3).map(|w| w.as_str()).collect();
+                        format!("; first: {}", ex.join("; "))
+                    }
+                };
+                format!("{name}: {}{first}", k.describe(n))
+            })
+            .collect();
+        if !self.absent.is_empty() {
+            out.push(format!(
+                "{name}: no {} column (features that use {} fail)",
+                self.absent.join(", "),
+                if self.absent.len() == 1 { "it" } else { "them" }
+            ));
+        }
+        out
+    }
 }
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date (a time part after it is ignored).
@@ -146,12 +256,23 @@ pub fn read_csv(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), Strin
 /// and `volume` when there is one.
 struct Layout {
     date: usize,
-    open: usize,
-    high: usize,
-    low: usize,
+    open: Option<usize>,
+    high: Option<usize>,
+    low: Option<usize>,
     close: usize,
     adj: Option<usize>,
     volume: Option<usize>,
+}
+
+impl Layout {
+    /// The price columns the file lacks.
+    fn absent(&self) -> Vec<String> {
+        [("open", self.open), ("high", self.high), ("low", self.low)]
+            .into_iter()
+            .filter(|(_, c)| c.is_none())
+            .map(|(n, _)| n.to_string())
+            .collect()
+    }
 }
 
 fn layout(cols: &[String], name: &str, adjusted: bool) -> Result<Layout, String> {
@@ -164,9 +285,9 @@ fn layout(cols: &[String], name: &str, adjusted: bool) -> Result<Layout, String>
     };
     Ok(Layout {
         date: need(&["date", "datetime", "timestamp", "time"], "date")?,
-        open: need(&["open"], "open")?,
-        high: need(&["high"], "high")?,
-        low: need(&["low"], "low")?,
+        open: find(&["open"]),
+        high: find(&["high"]),
+        low: find(&["low"]),
         close: need(&["close"], "close")?,
         adj: if adjusted {
             find(&["adj close", "adj_close", "adjclose"])
@@ -185,10 +306,16 @@ fn bar(num: &mut impl FnMut(usize) -> Result<f64, String>, l: &Layout) -> Result
         Some(a) => num(a)? / c,
         None => 1.0,
     };
+    let mut price = |c: Option<usize>| -> Result<f64, String> {
+        Ok(match c {
+            Some(c) => num(c)? * factor,
+            None => f64::NAN,
+        })
+    };
     Ok([
-        num(l.open)? * factor,
-        num(l.high)? * factor,
-        num(l.low)? * factor,
+        price(l.open)?,
+        price(l.high)?,
+        price(l.low)?,
         c * factor,
         match l.volume {
             Some(v) => num(v)?,
@@ -282,6 +409,10 @@ pub fn read_parquet(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), S
                 Some(Field::UInt(v)) => f64::from(*v),
                 Some(Field::Null) | None => {
                     rep.nans += 1;
+                    rep.note(
+                        Problem::Missing,
+                        format!("row {} column `{}`", i + 1, cols[c]),
+                    );
                     f64::NAN
                 }
                 Some(other) => {
@@ -295,6 +426,7 @@ pub fn read_parquet(path: &Path, adjusted: bool) -> Result<(Bars, DataReport), S
         };
         rows.push((day, bar(&mut num, &l)?));
     }
+    rep.absent = l.absent();
     assemble(&name, rows, l.volume.is_some(), rep)
 }
 
@@ -315,6 +447,13 @@ pub fn parse_csv(text: &str, name: &str, adjusted: bool) -> Result<(Bars, DataRe
     let mut rows: Vec<(i64, [f64; 5])> = Vec::new();
     for (i, line) in lines {
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        if cells.len() < cols.len() {
+            rep.short_rows += 1;
+            rep.note(
+                Problem::Short,
+                format!("line {} ({} of {} cells)", i + 1, cells.len(), cols.len()),
+            );
+        }
         let cell = |c: usize| cells.get(c).copied().unwrap_or("");
         let day = parse_day(cell(l.date)).ok_or(format!(
             "{name}:{}: `{}` is not a date (YYYY-MM-DD)",
@@ -325,6 +464,10 @@ pub fn parse_csv(text: &str, name: &str, adjusted: bool) -> Result<(Bars, DataRe
             let s = cell(c);
             if s.is_empty() || s.eq_ignore_ascii_case("nan") || s.eq_ignore_ascii_case("null") {
                 rep.nans += 1;
+                rep.note(
+                    Problem::Missing,
+                    format!("line {} column `{}`", i + 1, cols[c]),
+                );
                 return Ok(f64::NAN);
             }
             s.parse::<f64>().map_err(|_| {
@@ -337,6 +480,7 @@ pub fn parse_csv(text: &str, name: &str, adjusted: bool) -> Result<(Bars, DataRe
         };
         rows.push((day, bar(&mut num, &l)?));
     }
+    rep.absent = l.absent();
     assemble(name, rows, l.volume.is_some(), rep)
 }
 
@@ -351,8 +495,19 @@ fn assemble(
     rep.rows = rows.len();
     if rows.windows(2).any(|w| w[1].0 < w[0].0) {
         rep.reordered = true;
-        rep.warnings
-            .push("rows are not in date order: sorted".into());
+        rep.reversed = rows.windows(2).all(|w| w[1].0 <= w[0].0);
+        if rep.reversed {
+            rep.note(
+                Problem::Reversed,
+                "rows are newest first: sorted oldest first".into(),
+            );
+        } else {
+            rep.note(
+                Problem::Unsorted,
+                "rows are not in date order: sorted".into(),
+            );
+        }
+        // Stable: of rows with the same date, the one later in the file stays later.
         rows.sort_by_key(|r| r.0);
     }
     let mut kept: Vec<(i64, [f64; 5])> = Vec::with_capacity(rows.len());
@@ -360,10 +515,10 @@ fn assemble(
         match kept.last_mut() {
             Some(last) if last.0 == r.0 => {
                 rep.duplicates += 1;
-                rep.warnings.push(format!(
-                    "{}: duplicate date, the later row kept",
-                    format_day(r.0)
-                ));
+                rep.note(
+                    Problem::Duplicate,
+                    format!("{}: duplicate date, the later row kept", format_day(r.0)),
+                );
                 *last = r;
             }
             _ => kept.push(r),
@@ -378,24 +533,41 @@ fn assemble(
             .file_stem()
             .map_or(name.to_string(), |s| s.to_string_lossy().into_owned()),
         volume: has_volume.then(Vec::new),
+        absent: rep.absent.clone(),
         ..Default::default()
     };
     for (k, (day, [o, h, l, c, v])) in kept.iter().enumerate() {
         if k > 0 && day - kept[k - 1].0 > 5 {
             rep.gaps += 1;
-            rep.warnings.push(format!(
-                "{}: {} calendar days since the previous bar",
-                format_day(*day),
-                day - kept[k - 1].0
-            ));
+            rep.note(
+                Problem::Gap,
+                format!(
+                    "{}: {} calendar days since the previous bar",
+                    format_day(*day),
+                    day - kept[k - 1].0
+                ),
+            );
         }
         let bad = h < &o.max(*c) || l > &o.min(*c) || h < l;
         if bad && [o, h, l, c].iter().all(|x| !x.is_nan()) {
             rep.ohlc_inconsistent += 1;
-            rep.warnings.push(format!(
-                "{}: inconsistent bar (open {o}, high {h}, low {l}, close {c})",
-                format_day(*day)
-            ));
+            rep.note(
+                Problem::Inconsistent,
+                format!(
+                    "{}: inconsistent bar (open {o}, high {h}, low {l}, close {c})",
+                    format_day(*day)
+                ),
+            );
+        }
+        if [o, h, l, c].iter().any(|x| **x <= 0.0) {
+            rep.non_positive += 1;
+            rep.note(
+                Problem::NonPositive,
+                format!(
+                    "{}: open {o}, high {h}, low {l}, close {c}",
+                    format_day(*day)
+                ),
+            );
         }
         bars.days.push(*day);
         bars.open.push(*o);
@@ -486,6 +658,73 @@ mod tests {
         )
         .unwrap();
         assert!(b.volume.is_none());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_count_and_first_places_never_silently_fixed() {
+        // Newest first, a repeated date, an empty cell, a short row, a zero price.
+        let text = "date,open,high,low,close\n\
+            2024-01-08,10,11,9,10\n\
+            2024-01-05,10,11,9,0\n\
+            2024-01-04,10,11,9,\n\
+            2024-01-04,10,11,9,10.2\n\
+            2024-01-03,10,11\n\
+            2024-01-02,10,11,9,10\n";
+        let (b, r) = parse_csv(text, "d.csv", false).unwrap();
+        assert!(r.reversed && r.reordered);
+        assert_eq!(b.days.len(), 5);
+        assert!(b.days.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!((r.duplicates, r.short_rows, r.non_positive), (1, 1, 1));
+        // The short row's two missing cells and the empty one.
+        assert_eq!(r.nans, 3);
+        let p = r.problems("d.csv");
+        let want = [
+            "d.csv: rows are newest first: sorted oldest first",
+            "d.csv: 1 repeated date (the later row kept); first: 2024-01-04: duplicate date, the later row kept",
+            "d.csv: 1 row has fewer cells than the header (the missing cells are NaN); first: line 6 (3 of 5 cells)",
+            "d.csv: 3 empty or NaN cells (no feature, label or return on those days); first: line 4 column `close`; line 6 column `close`; line 6 column `low`",
+            "d.csv: 1 row has a price of zero or less (kept: returns through them are meaningless); first: 2024-01-05: open 10, high 11, low 9, close 0",
+            "d.csv: 1 inconsistent bar (high below open or close, or low above them); first: 2024-01-05: inconsistent bar (open 10, high 11, low 9, close 0)",
+        ];
+        assert_eq!(p, want);
+        // Merely out of order is said so, not "newest first".
+        let (_, r) = parse_csv(
+            "date,close\n2024-01-03,1\n2024-01-02,1\n2024-01-04,1\n",
+            "u.csv",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            r.problems("u.csv")[0],
+            "u.csv: rows are not in date order: sorted"
+        );
+        assert!(parse_csv("date,close\n2024-01-02,1\n", "c.csv", false)
+            .unwrap()
+            .1
+            .problems("c.csv")
+            .iter()
+            .all(|p| p.contains("no open, high, low column")));
+    }
+
+    #[test]
+    fn a_file_with_only_the_columns_its_features_need_is_read() {
+        let (b, r) = parse_csv(
+            "Date,Close\n2024-01-02,10\n2024-01-03,11\n2024-01-04,12\n",
+            "c.csv",
+            false,
+        )
+        .unwrap();
+        assert_eq!(b.close, vec![10.0, 11.0, 12.0]);
+        assert_eq!(b.absent, vec!["open", "high", "low"]);
+        assert_eq!((r.nans, r.ohlc_inconsistent), (0, 0));
+        use crate::features::{eval, parse};
+        let ret = eval(&parse("ret(close, 1)").unwrap(), &b).unwrap();
+        assert!((ret[1] - 0.1).abs() < 1e-12);
+        // A feature that needs a price the file lacks says which, and whose.
+        let e = eval(&parse("high - low").unwrap(), &b).unwrap_err();
+        assert!(e.contains("needs `high`, which c does not have"), "{e}");
+        let e = eval(&parse("atr(14)").unwrap(), &b).unwrap_err();
+        assert!(e.contains("`atr` needs `high`"), "{e}");
     }
 
     #[test]

@@ -263,6 +263,12 @@ pub fn eval(e: &Expr, b: &Bars) -> Result<Vec<f64>, String> {
     let n = b.len();
     Ok(match e {
         Expr::Num(x) => vec![*x; n],
+        Expr::Col(c) if b.absent.contains(c) => {
+            return Err(format!(
+                "this feature needs `{c}`, which {} does not have",
+                b.instrument
+            ))
+        }
         Expr::Col(c) => match c.as_str() {
             "open" => b.open.clone(),
             "high" => b.high.clone(),
@@ -371,6 +377,12 @@ pub fn eval(e: &Expr, b: &Bars) -> Result<Vec<f64>, String> {
                 }
                 "atr" => {
                     let w = pos(0)?;
+                    if let Some(c) = b.absent.iter().find(|c| *c != "open") {
+                        return Err(format!(
+                            "`atr` needs `{c}`, which {} does not have",
+                            b.instrument
+                        ));
+                    }
                     let pc = shift(&b.close, 1);
                     let tr: Vec<f64> = (0..n)
                         .map(|t| {

@@ -1,7 +1,7 @@
 //! The universe of a study: one `Bars` per instrument from a data source (the seeded synthetic
 //! market or files), aligned on the dates every instrument has; what identifies those bars for
 //! the node's caches; and bars cut before a hold-out.
-use crate::data::{read_bars, Bars};
+use crate::data::{format_day, read_bars, Bars};
 use crate::synthetic::{generate, Synthetic};
 use mlt_protocol::spec::DataSource;
 use std::path::Path;
@@ -9,6 +9,16 @@ use std::path::Path;
 /// Loads the bars of a data source, one `Bars` per instrument, restricted to the dates all
 /// instruments have (relative files are taken from the study's folder).
 pub fn load(data: &DataSource, workdir: Option<&str>) -> Result<Vec<Bars>, String> {
+    load_reported(data, workdir).map(|(b, _)| b)
+}
+
+/// [`load`], with the data's problems: each file's ([`crate::data::DataReport::problems`])
+/// and the dates dropped because not every instrument has them.
+pub fn load_reported(
+    data: &DataSource,
+    workdir: Option<&str>,
+) -> Result<(Vec<Bars>, Vec<String>), String> {
+    let mut problems = Vec::new();
     let all: Vec<Bars> = match data {
         DataSource::Synthetic {
             days,
@@ -33,7 +43,9 @@ pub fn load(data: &DataSource, workdir: Option<&str>) -> Result<Vec<Bars>, Strin
                     Some(w) if p.is_relative() => Path::new(w).join(p),
                     _ => p.to_path_buf(),
                 };
-                read_bars(&full, *adjusted).map(|(b, _)| b)
+                let (b, report) = read_bars(&full, *adjusted)?;
+                problems.extend(report.problems(path));
+                Ok::<Bars, String>(b)
             })
             .collect::<Result<_, _>>()?,
         DataSource::Datasets { files, .. } => {
@@ -44,7 +56,7 @@ pub fn load(data: &DataSource, workdir: Option<&str>) -> Result<Vec<Bars>, Strin
         }
     };
     if all.len() < 2 {
-        return Ok(all);
+        return Ok((all, problems));
     }
     let mut common: std::collections::BTreeSet<i64> = all[0].days.iter().copied().collect();
     for b in &all[1..] {
@@ -54,7 +66,24 @@ pub fn load(data: &DataSource, workdir: Option<&str>) -> Result<Vec<Bars>, Strin
     if common.is_empty() {
         return Err("the instruments have no date in common".into());
     }
-    Ok(all
+    for b in &all {
+        let dropped: Vec<i64> = b
+            .days
+            .iter()
+            .copied()
+            .filter(|d| !common.contains(d))
+            .collect();
+        if !dropped.is_empty() {
+            let first: Vec<String> = dropped.iter().take(3).map(|d| format_day(*d)).collect();
+            problems.push(format!(
+                "{}: {} dates not in every instrument's data, dropped; first: {}",
+                b.instrument,
+                dropped.len(),
+                first.join(", ")
+            ));
+        }
+    }
+    let bars = all
         .into_iter()
         .map(|b| {
             let keep: Vec<usize> = (0..b.len())
@@ -69,9 +98,11 @@ pub fn load(data: &DataSource, workdir: Option<&str>) -> Result<Vec<Bars>, Strin
                 low: pick(&b.low),
                 close: pick(&b.close),
                 volume: b.volume.as_ref().map(|v| pick(v)),
+                absent: b.absent.clone(),
             }
         })
-        .collect())
+        .collect();
+    Ok((bars, problems))
 }
 
 /// What identifies the bars of a data source for the feature cache: the synthetic market's

@@ -290,6 +290,9 @@ pub struct SubmitMsg {
     pub source: String,
     /// The folder the spec was submitted from.
     pub workdir: Option<String>,
+    /// Problems the submitter found in the study's data (unsorted or repeated dates, missing
+    /// cells, …), one line each: kept with the study and shown by `status`.
+    pub notes: Vec<String>,
 }
 
 /// A trial of a study.

@@ -509,6 +509,8 @@ pub struct StudySummary {
     pub holdout_runs: u64,
     /// The trials a warm start copied from another study (not in `counts`).
     pub warm_started: u64,
+    /// Problems found in the study's data when it was submitted, one line each.
+    pub data_warnings: Vec<String>,
 }
 
 /// A node in a listing.

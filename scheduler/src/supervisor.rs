@@ -107,6 +107,11 @@ impl Shared {
     }
 }
 
+/// The most data-problem lines a study keeps from its submitter, and their longest length.
+pub const MAX_NOTES: usize = 64;
+/// See [`MAX_NOTES`].
+pub const MAX_NOTE_CHARS: usize = 1000;
+
 /// Messages to the Supervisor.
 pub enum SupervisorMsg {
     /// Validate a spec and start its study.
@@ -218,7 +223,8 @@ impl Actor for Supervisor {
                 }
             };
             let trials = loaded.trials.remove(&id).unwrap_or_default();
-            let core = StudyCore::new(row, spec, trials);
+            let mut core = StudyCore::new(row, spec, trials);
+            core.notes = loaded.notes.remove(&id).unwrap_or_default();
             tracing::info!(study = %core.row.name, state = %core.row.state, trials = core.trials.len(), "study restored");
             spawn_study(&me, &shared, &store, core).await?;
         }
@@ -328,7 +334,17 @@ impl Actor for Supervisor {
                         });
                     }
                 }
-                let core = StudyCore::new(row, spec, warm);
+                let mut core = StudyCore::new(row, spec, warm);
+                // What the submitter found in the data, bounded (a client sends it).
+                core.notes = sub
+                    .notes
+                    .iter()
+                    .take(MAX_NOTES)
+                    .map(|n| n.chars().take(MAX_NOTE_CHARS).collect())
+                    .collect();
+                if !core.notes.is_empty() {
+                    ops.push(StoreOp::Notes(id, core.notes.clone()));
+                }
                 tracing::info!(study = %name, %id, n_trials = core.spec.study.n_trials, "study created");
                 // The client hears of the study once it is durable.
                 st.store.write(

@@ -25,7 +25,7 @@ pub async fn submit(
     let source = spec.display().to_string();
     // Validate here first: the error names the file as the researcher knows it.
     let parsed = mlt_spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
-    super::check_objective(&parsed, spec, &source)?;
+    let notes = super::check_objective(&parsed, spec, &source)?;
     let files = super::datasets::local_files(&parsed, spec)
         .map_err(|e| CliError::Spec(format!("{source}: {e:#}")))?;
     let workdir = spec
@@ -49,6 +49,7 @@ pub async fn submit(
             spec_toml: text,
             source,
             workdir,
+            notes,
         }))
         .await?
     else {

@@ -434,23 +434,29 @@ pub fn set_data(text: &str, source: &str, files: &[String]) -> Result<String, St
 }
 
 /// Checks that need the data (walk-forward features against look-ahead), before submitting.
+/// The data's problems (unsorted or repeated dates, missing cells, …) are printed, one line
+/// each naming the file, and returned to be kept with the study.
 pub fn check_objective(
     spec: &mlt_protocol::spec::Spec,
     path: &std::path::Path,
     source: &str,
-) -> Result<(), CliError> {
+) -> Result<Vec<String>, CliError> {
+    let mut notes = Vec::new();
     if let mlt_protocol::spec::ObjectiveSpec::WalkForward(wf) = &spec.objective {
         let dir = path
             .canonicalize()
             .ok()
             .and_then(|p| p.parent().map(|d| d.display().to_string()));
-        mlt_eval::check_walk_forward(wf, &spec.space, dir.as_deref())
+        notes = mlt_eval::check_walk_forward(wf, &spec.space, dir.as_deref())
             .map_err(|(key, msg)| CliError::Spec(format!("{source}: `{key}`: {msg}")))?;
+        for n in &notes {
+            eprintln!("warning: data: {n}");
+        }
         for (key, msg) in mlt_eval::adjusted_levels(wf) {
             eprintln!("warning: {source}: `{key}`: {msg}");
         }
     }
-    Ok(())
+    Ok(notes)
 }
 
 pub fn exit_code(e: &anyhow::Error) -> i32 {

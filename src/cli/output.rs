@@ -81,6 +81,13 @@ pub fn status_table(s: &StatusReport, offline: bool) -> String {
             best
         );
     }
+    // What was found in each study's data when it was submitted.
+    for st in s.studies.iter().filter(|st| !st.data_warnings.is_empty()) {
+        let _ = writeln!(o, "\ndata problems of {} (found at submit):", st.name);
+        for w in &st.data_warnings {
+            let _ = writeln!(o, "  {w}");
+        }
+    }
     if !offline {
         let _ = writeln!(
             o,

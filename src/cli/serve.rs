@@ -156,7 +156,7 @@ pub async fn run(
     let text = super::spec_text(spec_path, over)?;
     let source = spec_path.display().to_string();
     let parsed = mlt_spec::parse(&text, &source).map_err(|e| CliError::Spec(e.to_string()))?;
-    super::check_objective(&parsed, spec_path, &source)?;
+    let notes = super::check_objective(&parsed, spec_path, &source)?;
     // Relative paths are the current directory's, whatever the spec's folder (the local node
     // reads its dataset cache from here while resolving the spec's files against the spec's).
     let shown = data_dir.clone();
@@ -195,6 +195,7 @@ pub async fn run(
             spec_toml: text,
             source,
             workdir,
+            notes,
         })
         .await
         .map_err(|e| CliError::Spec(e.message))?;

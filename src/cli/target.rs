@@ -42,11 +42,9 @@ impl Offline {
             let spec = mlt_spec::parse(&row.spec_toml, &row.source).map_err(|e| {
                 anyhow::anyhow!("stored spec of `{}` does not validate: {e}", row.name)
             })?;
-            studies.push(StudyCore::new(
-                row,
-                spec,
-                loaded.trials.remove(&id).unwrap_or_default(),
-            ));
+            let mut core = StudyCore::new(row, spec, loaded.trials.remove(&id).unwrap_or_default());
+            core.notes = loaded.notes.remove(&id).unwrap_or_default();
+            studies.push(core);
         }
         Ok(Offline { studies, store })
     }
@@ -75,6 +73,7 @@ impl Offline {
                     spec_toml: row.spec_toml.clone(),
                     source: row.source.clone(),
                     workdir: row.workdir.clone(),
+                    notes: Vec::new(),
                 })
             }
             FromClient::Artifact(r) => {

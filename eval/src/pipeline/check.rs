@@ -1,6 +1,6 @@
 //! The submit-time check of a walk-forward objective, before anything runs.
 use crate::features::{causal, lookahead_check, parameters, parse, price_power, substitute};
-use crate::universe::load;
+use crate::universe::load_reported;
 use mlt_protocol::records::{ParamValue, Params};
 use mlt_protocol::spec::{ModelKind, Splits, WalkForwardSpec};
 
@@ -9,12 +9,14 @@ use mlt_protocol::spec::{ModelKind, Splits, WalkForwardSpec};
 /// (the static proof: every choice of a categorical, both ends and the middle of a range);
 /// every feature passes the look-ahead guard on the data, at every day, with its
 /// `$parameters` at the low and at the high end of their ranges. The error names the key
-/// (`objective.features.mom`), the problem, and the parameters that cause it.
+/// (`objective.features.mom`), the problem, and the parameters that cause it. On success, the
+/// data's problems (unsorted or repeated dates, missing cells, …: see
+/// [`crate::universe::load_reported`]), one line each, for the researcher to read.
 pub fn check(
     spec: &WalkForwardSpec,
     space: &mlt_protocol::spec::SearchSpace,
     workdir: Option<&str>,
-) -> Result<(), (String, String)> {
+) -> Result<Vec<String>, (String, String)> {
     use mlt_protocol::spec::Distribution as D;
     // A multi-step head searched over: a lone LSTM, no more outputs than the horizon's days.
     for p in &space.params {
@@ -54,7 +56,8 @@ pub fn check(
             ));
         }
     }
-    let insts = load(&spec.data, workdir).map_err(|e| ("objective.data".to_string(), e))?;
+    let (insts, problems) =
+        load_reported(&spec.data, workdir).map_err(|e| ("objective.data".to_string(), e))?;
     let ends = |high: bool| -> Params {
         space
             .params
@@ -166,7 +169,7 @@ pub fn check(
             ),
         ));
     }
-    Ok(())
+    Ok(problems)
 }
 
 /// Warnings for features that use a raw price level on adjusted data, where every price is

@@ -480,6 +480,7 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
                         spec_toml: row.spec_toml,
                         source: row.source,
                         workdir: row.workdir,
+                        notes: Vec::new(),
                     }),
                     Ok(None) => not_found(&r.study),
                     Err(e) => internal(e),

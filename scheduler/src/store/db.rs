@@ -59,6 +59,8 @@ pub struct Loaded {
     pub next_study: u64,
     /// Next event sequence per study.
     pub next_event: HashMap<StudyId, u64>,
+    /// The problems found in each study's data at submit.
+    pub notes: HashMap<StudyId, Vec<String>>,
 }
 
 /// The open store.
@@ -137,6 +139,7 @@ impl Store {
             txn.open_table(ARTIFACTS)?;
             txn.open_table(DAILY)?;
             txn.open_table(LEDGER)?;
+            txn.open_table(NOTES)?;
         }
         txn.commit()?;
         Ok(())
@@ -329,6 +332,11 @@ impl Store {
                 }
             }
         }
+        for row in txn.open_table(NOTES)?.iter()? {
+            let (k, v) = row?;
+            out.notes
+                .insert(StudyId(k.value()), decode("notes", v.value())?);
+        }
         for row in txn.open_table(EVENTS)?.iter()? {
             let (k, _) = row?;
             let (study, seq) = k.value();
@@ -372,6 +380,7 @@ impl Store {
             let mut artifacts = txn.open_table(ARTIFACTS)?;
             let mut daily = txn.open_table(DAILY)?;
             let mut ledger = txn.open_table(LEDGER)?;
+            let mut notes = txn.open_table(NOTES)?;
             for op in ops {
                 match op {
                     StoreOp::Study(s) => {
@@ -403,6 +412,9 @@ impl Store {
                     }
                     StoreOp::Artifact(study, trial, a) => {
                         artifacts.insert((study.0, trial.0), encode(a).as_slice())?;
+                    }
+                    StoreOp::Notes(study, n) => {
+                        notes.insert(study.0, encode(n).as_slice())?;
                     }
                     StoreOp::Daily(study, trial, d) => {
                         daily.insert((study.0, trial.0), encode(d).as_slice())?;

@@ -13,6 +13,7 @@
 //! artifacts     (study, trial)        → ModelArtifact  the model a trial fitted on its last fold
 //! daily         (study, trial)        → DailySeries    positions, returns, benchmark by day
 //! ledger        (window, study, trial) → f64           hold-out evaluations: Sharpe per period
+//! notes         study                 → Vec<String>    problems found in its data at submit
 //! ```
 use mlt_protocol::ids::{StudyId, TrialId};
 use mlt_protocol::records::{Params, StudyState, TrialRecord, TrialState};
@@ -51,6 +52,10 @@ pub const ARTIFACTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("
 /// `daily` (minor 2): every complete walk-forward evaluation's trading day by day, hold-out
 /// evaluations included (the `returns` table keeps the search trials' alone, for PBO).
 pub const DAILY: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("daily");
+
+/// `notes` (minor 2): the problems found in a study's data when it was submitted (postcard
+/// `Vec<String>`).
+pub const NOTES: TableDefinition<u64, &[u8]> = TableDefinition::new("notes");
 
 /// `ledger` (minor 2): every hold-out evaluation of every study, keyed by the hold-out's data
 /// and window ([`mlt_protocol::records::HoldoutWindow::key`]); the value is its Sharpe ratio
@@ -126,6 +131,8 @@ pub enum StoreOp {
     Artifact(StudyId, TrialId, Box<mlt_protocol::records::ModelArtifact>),
     /// A finished evaluation's trading, day by day.
     Daily(StudyId, TrialId, Box<mlt_protocol::records::DailySeries>),
+    /// The problems found in a study's data at submit.
+    Notes(StudyId, Vec<String>),
     /// A hold-out evaluation entered in the ledger: its window key and Sharpe per period.
     Ledger {
         /// [`mlt_protocol::records::HoldoutWindow::key`].

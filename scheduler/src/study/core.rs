@@ -27,6 +27,8 @@ pub struct StudyCore {
     n_holdout: u64,
     sampler: Box<dyn Sampler>,
     pruner: Option<Box<dyn Pruner>>,
+    /// Problems found in the study's data at submit (shown by `status`).
+    pub notes: Vec<String>,
 }
 
 /// What became of a finish message.
@@ -70,6 +72,7 @@ impl StudyCore {
             n_holdout,
             sampler,
             pruner,
+            notes: Vec::new(),
         }
     }
 
@@ -625,6 +628,7 @@ impl StudyCore {
             created_ms: self.row.created_ms,
             holdout_runs: self.n_holdout,
             warm_started: self.n_warm,
+            data_warnings: self.notes.clone(),
         }
     }
 }
