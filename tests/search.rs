@@ -738,3 +738,39 @@ fn data_problems_are_printed_at_submit_and_kept_with_the_study() {
         "{err}"
     );
 }
+
+#[test]
+fn run_shows_live_progress_on_a_terminal_and_nothing_extra_in_a_pipe() {
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |data: &str| {
+        format!(
+            "{} run {} --data-dir {} --n-trials 30",
+            util::bin(),
+            spec.display(),
+            dir.path().join(data).display()
+        )
+    };
+    // On a terminal (util-linux `script` gives the command a pseudo-terminal and copies what
+    // it draws to its stdout): the bar with the counts, the best so far and the ETA.
+    let out = std::process::Command::new("script")
+        .args(["-qec", &run("tty"), "/dev/null"])
+        .env("MLT_LOG", "warn")
+        .output()
+        .expect("util-linux `script`");
+    let drawn = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{drawn}");
+    assert!(
+        drawn.contains("ETA") && drawn.contains("running,"),
+        "{drawn}"
+    );
+    assert!(drawn.contains("/30"), "{drawn}");
+    // In a pipe: the study's lines and no progress at all.
+    let out = util::offline(
+        &["run", spec.to_str().unwrap(), "--n-trials", "30"],
+        &dir.path().join("pipe"),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("ETA") && !err.contains('\r'), "{err}");
+}

@@ -62,32 +62,54 @@ pub async fn submit(
     Ok(())
 }
 
-/// Shows a progress bar until the study ends.
-pub async fn follow_study(t: &mut Target, name: &str) -> anyhow::Result<()> {
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
-        )
-        .expect("template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(name.to_string());
-    loop {
-        let ToClient::Study(s) = t.request(FromClient::Study(study_ref(name))).await? else {
-            bail!("unexpected answer")
-        };
-        bar.set_length(s.n_trials);
-        bar.set_position(s.counts.finished());
+/// A study's live progress on stderr: trials done of the budget, running, pruned, failed,
+/// the best value so far, elapsed time and ETA. Drawn only on a terminal: nothing is written
+/// when stderr is a pipe or a file.
+pub struct Progress(indicatif::ProgressBar);
+
+impl Progress {
+    pub fn new(name: &str) -> Progress {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, ETA {eta})",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(name.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Progress(bar)
+    }
+
+    pub fn update(&self, s: &mlt_protocol::records::StudySummary) {
+        self.0.set_length(s.n_trials);
+        self.0.set_position(s.counts.finished());
         let best = s
             .best_value
-            .map_or(String::new(), |b| format!(" best {b:.6}"));
-        bar.set_message(format!(
+            .map_or(String::new(), |b| format!(", best {b:.6}"));
+        self.0.set_message(format!(
             "{} running, {} pruned, {} failed{best}",
             s.counts.running,
             s.counts.pruned,
             s.counts.failed + s.counts.lost
         ));
+    }
+
+    /// Clears the bar: the summary that follows says the same, for good.
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Shows a progress bar until the study ends.
+pub async fn follow_study(t: &mut Target, name: &str) -> anyhow::Result<()> {
+    let bar = Progress::new(name);
+    loop {
+        let ToClient::Study(s) = t.request(FromClient::Study(study_ref(name))).await? else {
+            bail!("unexpected answer")
+        };
+        bar.update(&s);
         if s.state != StudyState::Running {
             bar.finish();
             eprintln!("{}", output::summary_line(&s));

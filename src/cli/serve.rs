@@ -200,19 +200,28 @@ pub async fn run(
         .await
         .map_err(|e| CliError::Spec(e.message))?;
     eprintln!("study {} (data in {})", sub.name, shown.display());
+    // The same live progress as `submit --follow`, on a terminal only.
+    let progress = (!json).then(|| super::client::Progress::new(&sub.name));
     let interrupted = tokio::select! {
         _ = stop_signal() => true,
         _ = async {
             loop {
                 match handle.summary(&sub.name).await {
-                    Some(s) if s.state != StudyState::Running => break,
-                    _ => {}
+                    Some(s) if s.state != StudyState::Running => {
+                        if let Some(p) = &progress { p.update(&s); }
+                        break;
+                    }
+                    Some(s) => if let Some(p) = &progress { p.update(&s) },
+                    None => {}
                 }
                 if handle.failed().is_some() { break; }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         } => false,
     };
+    if let Some(p) = &progress {
+        p.finish();
+    }
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), node).await;
     let summary = handle.summary(&sub.name).await;
