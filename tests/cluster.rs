@@ -180,3 +180,117 @@ fn sigterm_drains_a_node_which_finishes_its_trial_and_exits() {
     assert_eq!(count_state(&c.trials(&study), "complete"), 3);
     c.assert_no_panics();
 }
+
+/// A node spoken to directly (the protocol, no node process): it says what it runs.
+mod fake {
+    use mlt_net::{connect, ClientSession};
+    use mlt_protocol::handshake::{Hello, Role};
+    use mlt_protocol::ids::{NodeId, SlotId, TrialKey};
+    use mlt_protocol::messages::{
+        FromNode, HeartbeatMsg, RegisterMsg, RequestWorkMsg, SlotInfo, ToNode,
+    };
+    use mlt_protocol::token::Token;
+    use std::time::Duration;
+
+    pub async fn node(addr: &str, token: &str, id: u64, running: Vec<TrialKey>) -> ClientSession {
+        let hello = Hello {
+            protocol_version: 0,
+            role: Role::Node,
+            secret: String::new(),
+            name: "fake".into(),
+            node: Some(NodeId(id)),
+        };
+        let token = Token::parse(token).unwrap();
+        let mut s = connect(addr, &token, hello, Duration::from_secs(10))
+            .await
+            .unwrap();
+        s.writer
+            .send(&FromNode::Register(RegisterMsg {
+                node: NodeId(id),
+                slots: vec![SlotInfo {
+                    slot: SlotId(0),
+                    cpus: 1,
+                    gpus: Vec::new(),
+                }],
+                running: running.into_iter().map(|k| (k, SlotId(0))).collect(),
+            }))
+            .await
+            .unwrap();
+        s
+    }
+
+    pub async fn ask(s: &mut ClientSession) -> TrialKey {
+        s.writer
+            .send(&FromNode::RequestWork(RequestWorkMsg { slot: SlotId(0) }))
+            .await
+            .unwrap();
+        loop {
+            match s.reader.recv::<ToNode>().await.unwrap() {
+                Some(ToNode::Assign(a)) => return a.key,
+                Some(_) => continue,
+                None => panic!("the scheduler closed the connection"),
+            }
+        }
+    }
+
+    pub async fn beat(s: &mut ClientSession, running: Vec<TrialKey>) {
+        s.writer
+            .send(&FromNode::Heartbeat(HeartbeatMsg { running }))
+            .await
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_trial_its_node_does_not_run_goes_back_to_the_queue_long_before_the_lease() {
+    // A 60 s lease: nothing here may wait for it.
+    let c = Cluster::start("heartbeat_ms = 200\nlease_ms = 60000");
+    let spec = c.write("s.toml", &bench_spec("recon", 4, 0.0));
+    let study = c.submit(&spec);
+    let (addr, token) = (c.addr(), c.join_token());
+    let state = |trial: u64| -> String {
+        c.trials(&study)[trial as usize]["state"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (first, second) = rt.block_on(async {
+        // Registration: the node is handed a trial, its connection drops, and it registers
+        // again without it (as when the assignment died with a scheduler before it was sent).
+        let mut n = fake::node(&addr, &token, 41, Vec::new()).await;
+        let k = fake::ask(&mut n).await;
+        drop(n);
+        let mut n = fake::node(&addr, &token, 41, Vec::new()).await;
+        // Heartbeats: the next trial it is handed is never listed in its beats, which go on
+        // (so its lease never runs out) until the scheduler puts the trial back.
+        let k2 = loop {
+            let k2 = fake::ask(&mut n).await;
+            if k2.trial != k.trial {
+                break k2;
+            }
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut beats = 0;
+        loop {
+            fake::beat(&mut n, Vec::new()).await;
+            beats += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if beats % 5 == 0 && state(k2.trial.0) == "waiting" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never re-queued");
+        }
+        (k, k2)
+    });
+    // Both went back to the queue while the node stayed connected and beating: no lease
+    // expired (the heartbeat's grace is 5 s, the lease 60 s).
+    assert_eq!(state(first.trial.0), "waiting");
+    assert_eq!(state(second.trial.0), "waiting");
+    let s = c.json(&["status"]).unwrap();
+    assert!(s["metrics"]["reconciled"].as_u64().unwrap() >= 2, "{s}");
+    assert_eq!(s["metrics"]["leases_expired"], 0, "{s}");
+    let log = c.scheduler.as_ref().unwrap().log_text();
+    assert!(log.contains("the node does not run this trial"), "{log}");
+    c.assert_no_panics();
+}

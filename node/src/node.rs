@@ -154,7 +154,9 @@ async fn online(
             },
             Some(ev) = events.recv() => st.on_event(ev, Some(sink)),
             _ = beat.tick() => {
-                let running = st.running.keys().copied().collect();
+                // Everything the node holds: running, or finished and not yet acknowledged
+                // (the scheduler reconciles its leases against this list).
+                let running = st.running.keys().chain(st.unacked.keys()).copied().collect();
                 st.send(Some(sink), &FromNode::Heartbeat(HeartbeatMsg { running }));
             }
             _ = &mut shutdown, if st.draining.is_none() => {

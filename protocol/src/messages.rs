@@ -270,7 +270,9 @@ pub struct FinishMsg {
 /// Payload of [`FromNode::Heartbeat`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatMsg {
-    /// Trials running on the node now.
+    /// Trials the node holds now: running, or finished and not yet acknowledged. The
+    /// scheduler re-queues a trial it assigned to the node that is missing here for longer
+    /// than its grace, and stops one listed here that it does not hold there.
     pub running: Vec<TrialKey>,
 }
 

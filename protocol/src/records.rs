@@ -549,6 +549,8 @@ pub struct SchedulerMetrics {
     pub stale: u64,
     /// Leases that expired.
     pub leases_expired: u64,
+    /// Trials a node said it does not run (at registration or in a heartbeat), re-queued.
+    pub reconciled: u64,
     /// Durable store commits.
     pub commits: u64,
     /// Median time from a slot's request to its assignment being sent, in microseconds.

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub stale: AtomicU64,
     /// Leases expired.
     pub leases_expired: AtomicU64,
+    /// Trials a node said it does not run, put back in the queue.
+    pub reconciled: AtomicU64,
     /// Store commits.
     pub commits: AtomicU64,
     latency: Mutex<Vec<u64>>,
@@ -36,6 +38,7 @@ impl Default for Metrics {
             bad_frames: AtomicU64::new(0),
             stale: AtomicU64::new(0),
             leases_expired: AtomicU64::new(0),
+            reconciled: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             latency: Mutex::new(vec![0; BUCKETS]),
         }
@@ -86,6 +89,7 @@ impl Metrics {
             bad_frames: self.bad_frames.load(Relaxed),
             stale: self.stale.load(Relaxed),
             leases_expired: self.leases_expired.load(Relaxed),
+            reconciled: self.reconciled.load(Relaxed),
             commits: self.commits.load(Relaxed),
             assign_p50_us: self.assign_quantile_us(0.5),
             assign_p99_us: self.assign_quantile_us(0.99),

@@ -111,8 +111,8 @@ pub fn status_table(s: &StatusReport, offline: bool) -> String {
         let m = &s.metrics;
         let _ = writeln!(
             o,
-            "\nassigned {} · finished {} · stale {} · leases expired {} · refused {} · bad frames {} · commits {} · assign p50 {} µs, p99 {} µs",
-            m.assigned, m.finished, m.stale, m.leases_expired, m.refused, m.bad_frames, m.commits, m.assign_p50_us, m.assign_p99_us
+            "\nassigned {} · finished {} · stale {} · leases expired {} · reconciled {} · refused {} · bad frames {} · commits {} · assign p50 {} µs, p99 {} µs",
+            m.assigned, m.finished, m.stale, m.leases_expired, m.reconciled, m.refused, m.bad_frames, m.commits, m.assign_p50_us, m.assign_p99_us
         );
     }
     o

@@ -58,8 +58,8 @@ pub enum RegistryMsg {
         /// Session id.
         session: u64,
     },
-    /// Heartbeat.
-    Beat(NodeId),
+    /// Heartbeat, with the trials the node runs.
+    Beat(NodeId, Vec<TrialKey>),
     /// The node takes no more work.
     Draining(NodeId),
     /// A free slot.
@@ -147,6 +147,22 @@ impl RegistryState {
         }
     }
 
+    /// Acts on a node's account of its trials: what it does not run goes back to the queue,
+    /// what it runs unknown to us is stopped there.
+    fn reconciled(&mut self, node: NodeId, r: super::core::Reconciled) {
+        for key in r.lost {
+            tracing::warn!(%node, %key, "the node does not run this trial; it goes back to the queue");
+            self.metrics.reconciled.fetch_add(1, Relaxed);
+            if let Some(s) = self.studies.get(&key.study) {
+                let _ = s.cast(StudyMsg::Lost(key));
+            }
+        }
+        for key in r.stale {
+            tracing::info!(%node, %key, "the node runs a trial the scheduler does not hold there; stopping it");
+            self.stop(node, key, StopReason::Stale);
+        }
+    }
+
     fn expire(&mut self, key: TrialKey) {
         self.metrics.leases_expired.fetch_add(1, Relaxed);
         if let Some(s) = self.studies.get(&key.study) {
@@ -206,13 +222,11 @@ impl Actor for RegistryActor {
                 outbox,
             } => {
                 tracing::info!(%node, %name, slots = slots.len(), holding = running.len(), "node registered");
-                let stale = st
+                let r = st
                     .core
                     .node_up(node, name, slots, &running, session, Instant::now());
                 st.outboxes.insert(node, outbox);
-                for key in stale {
-                    st.stop(node, key, StopReason::Stale);
-                }
+                st.reconciled(node, r);
             }
             RegistryMsg::NodeDown { node, session } => {
                 st.core.node_down(node, session);
@@ -220,7 +234,10 @@ impl Actor for RegistryActor {
                     st.outboxes.remove(&node);
                 }
             }
-            RegistryMsg::Beat(node) => st.core.beat(node, Instant::now()),
+            RegistryMsg::Beat(node, running) => {
+                let r = st.core.beat(node, &running, Instant::now());
+                st.reconciled(node, r);
+            }
             RegistryMsg::Draining(node) => st.core.drain(node),
             RegistryMsg::RequestWork(node, slot, at) => st.core.request(node, slot, at),
             RegistryMsg::Assigned {

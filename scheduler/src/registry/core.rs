@@ -1,7 +1,10 @@
 //! Registry logic. A free slot's request waits in a queue until a study with work whose
 //! resources fit the slot is found; among those the study with the fewest trials running or
 //! being asked for wins (fair sharing). Leases: a node silent for longer than the lease loses
-//! its running trials.
+//! its running trials. Reconciliation: a node says what it runs when it registers and in every
+//! heartbeat; a trial the scheduler holds for it that it does not run goes back to the queue
+//! (at once on registration; after [`RegistryCore::grace`] in a heartbeat, for an assignment
+//! still on its way), and one it runs that the scheduler does not hold is stopped.
 use mlt_protocol::ids::{NodeId, SlotId, StudyId, TrialKey};
 use mlt_protocol::messages::SlotInfo;
 use mlt_protocol::records::NodeSummary;
@@ -20,8 +23,10 @@ pub struct NodeEntry {
     pub session: u64,
     /// Last heartbeat (or registration).
     pub last_beat: Instant,
-    /// Trials running there, by key.
-    pub running: HashMap<TrialKey, SlotId>,
+    /// Trials running there, by key: the slot, and since when the scheduler holds it there.
+    pub running: HashMap<TrialKey, (SlotId, Instant)>,
+    /// Trials the node reports that the scheduler does not hold for it, since first reported.
+    unknown: HashMap<TrialKey, Instant>,
     /// Takes no more work.
     pub draining: bool,
 }
@@ -55,6 +60,16 @@ pub struct RegistryCore {
     studies: BTreeMap<StudyId, StudyEntry>,
     idle: VecDeque<(NodeId, SlotId, Instant)>,
     lease: Duration,
+    grace: Duration,
+}
+
+/// What a node's own account of its trials changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Trials the scheduler held for the node that it does not run: back to the queue.
+    pub lost: Vec<TrialKey>,
+    /// Trials the node runs that the scheduler does not hold for it: to stop there.
+    pub stale: Vec<TrialKey>,
 }
 
 impl RegistryCore {
@@ -65,7 +80,29 @@ impl RegistryCore {
             studies: BTreeMap::new(),
             idle: VecDeque::new(),
             lease,
+            grace: Self::grace(lease),
         }
+    }
+
+    /// How long a heartbeat may disagree with the scheduler before it is believed: an
+    /// assignment on its way, a finish not yet recorded. A quarter of the lease, between
+    /// 200 ms and 5 s.
+    pub fn grace(lease: Duration) -> Duration {
+        (lease / 4).clamp(Duration::from_millis(200), Duration::from_secs(5))
+    }
+
+    /// Removes `key` from `node`'s running trials (and its study's count).
+    fn release(&mut self, node: NodeId, key: TrialKey) -> bool {
+        let Some(n) = self.nodes.get_mut(&node) else {
+            return false;
+        };
+        if n.running.remove(&key).is_none() {
+            return false;
+        }
+        if let Some(s) = self.studies.get_mut(&key.study) {
+            s.running = s.running.saturating_sub(1);
+        }
+        true
     }
 
     /// A study joins.
@@ -97,16 +134,19 @@ impl RegistryCore {
             session: 0,
             last_beat: now,
             running: HashMap::new(),
+            unknown: HashMap::new(),
             draining: false,
         });
-        n.running.insert(key, slot);
+        n.running.insert(key, (slot, now));
         if let Some(s) = self.studies.get_mut(&key.study) {
             s.running += 1;
         }
     }
 
-    /// A node (re)registers. Returns the keys it reports that the scheduler does not hold
-    /// for it: those are stale and must be stopped on the node.
+    /// A node (re)registers with the trials it runs. Its account is the truth as of this
+    /// session: what the scheduler held for it that it does not run never reached it (or
+    /// ended unheard) and goes back to the queue; what it runs that the scheduler does not
+    /// hold is stale and must be stopped there.
     pub fn node_up(
         &mut self,
         node: NodeId,
@@ -115,7 +155,7 @@ impl RegistryCore {
         running: &[(TrialKey, SlotId)],
         session: u64,
         now: Instant,
-    ) -> Vec<TrialKey> {
+    ) -> Reconciled {
         self.idle.retain(|(n, _, _)| *n != node);
         let entry = self.nodes.entry(node).or_insert_with(|| NodeEntry {
             name: name.clone(),
@@ -123,6 +163,7 @@ impl RegistryCore {
             session,
             last_beat: now,
             running: HashMap::new(),
+            unknown: HashMap::new(),
             draining: false,
         });
         entry.name = name;
@@ -130,11 +171,24 @@ impl RegistryCore {
         entry.session = session;
         entry.last_beat = now;
         entry.draining = false;
-        running
+        entry.unknown.clear();
+        let reported: HashSet<TrialKey> = running.iter().map(|(k, _)| *k).collect();
+        let stale = running
             .iter()
             .filter(|(k, _)| !entry.running.contains_key(k))
             .map(|(k, _)| *k)
-            .collect()
+            .collect();
+        let mut lost: Vec<TrialKey> = entry
+            .running
+            .keys()
+            .filter(|k| !reported.contains(k))
+            .copied()
+            .collect();
+        lost.sort();
+        for k in &lost {
+            self.release(node, *k);
+        }
+        Reconciled { lost, stale }
     }
 
     /// The node's session ended (its lease goes on until it expires).
@@ -147,11 +201,38 @@ impl RegistryCore {
         }
     }
 
-    /// A heartbeat.
-    pub fn beat(&mut self, node: NodeId, now: Instant) {
-        if let Some(n) = self.nodes.get_mut(&node) {
-            n.last_beat = now;
+    /// A heartbeat, with the trials the node runs now. Disagreements older than the grace
+    /// are settled as at registration: a held trial the node does not run goes back to the
+    /// queue, a trial it runs that is not held is stopped.
+    pub fn beat(&mut self, node: NodeId, running: &[TrialKey], now: Instant) -> Reconciled {
+        let grace = self.grace;
+        let Some(n) = self.nodes.get_mut(&node) else {
+            return Reconciled::default();
+        };
+        n.last_beat = now;
+        let reported: HashSet<TrialKey> = running.iter().copied().collect();
+        let mut lost: Vec<TrialKey> = n
+            .running
+            .iter()
+            .filter(|(k, (_, since))| !reported.contains(k) && now.duration_since(*since) >= grace)
+            .map(|(k, _)| *k)
+            .collect();
+        lost.sort();
+        n.unknown.retain(|k, _| reported.contains(k));
+        let mut stale = Vec::new();
+        for k in running.iter().filter(|k| !n.running.contains_key(k)) {
+            let first = *n.unknown.entry(*k).or_insert(now);
+            if now.duration_since(first) >= grace {
+                stale.push(*k);
+            }
         }
+        for k in &stale {
+            n.unknown.remove(k);
+        }
+        for k in &lost {
+            self.release(node, *k);
+        }
+        Reconciled { lost, stale }
     }
 
     /// The node takes no more work.
@@ -220,7 +301,8 @@ impl RegistryCore {
         let Some(n) = self.nodes.get_mut(&node) else {
             return false;
         };
-        n.running.insert(key, slot);
+        n.running.insert(key, (slot, Instant::now()));
+        n.unknown.remove(&key);
         if let Some(s) = self.studies.get_mut(&study) {
             s.running += 1;
         }
@@ -244,13 +326,7 @@ impl RegistryCore {
 
     /// A trial ended (finished, pruned, released, cancelled).
     pub fn ended(&mut self, node: NodeId, key: TrialKey) {
-        if let Some(n) = self.nodes.get_mut(&node) {
-            if n.running.remove(&key).is_some() {
-                if let Some(s) = self.studies.get_mut(&key.study) {
-                    s.running = s.running.saturating_sub(1);
-                }
-            }
-        }
+        self.release(node, key);
     }
 
     /// Removes nodes whose lease ran out; returns their trials, to be re-queued.
@@ -386,14 +462,68 @@ mod tests {
             3,
             t0 + Duration::from_secs(1),
         );
-        assert_eq!(stale, vec![key(1, 9)]);
-        r.beat(NodeId(1), t0 + Duration::from_secs(4));
+        assert_eq!(
+            stale,
+            Reconciled {
+                lost: Vec::new(),
+                stale: vec![key(1, 9)]
+            }
+        );
+        r.beat(NodeId(1), &[key(1, 0)], t0 + Duration::from_secs(4));
         // Node 2 stays silent: its trial comes back after the lease.
         let expired = r.expire(t0 + Duration::from_secs(6));
         assert_eq!(expired, vec![key(1, 1)]);
         assert!(r.nodes.contains_key(&NodeId(1)) && !r.nodes.contains_key(&NodeId(2)));
         // A trial assigned to a node that vanished meanwhile is refused.
         assert!(!r.assigned(StudyId(1), NodeId(2), SlotId(0), key(1, 2)));
+    }
+
+    #[test]
+    fn a_node_that_does_not_run_a_held_trial_gets_it_requeued_and_one_it_runs_unknown_stopped() {
+        let t0 = Instant::now();
+        let lease = Duration::from_secs(8);
+        let grace = RegistryCore::grace(lease);
+        assert_eq!(grace, Duration::from_secs(2));
+        let mut r = RegistryCore::new(lease);
+        r.add_study(StudyId(1), ResourceSpec { cpus: 1, gpus: 0 }, true);
+        // Restored after a scheduler restart: two trials believed to run on node 5. The
+        // assignment of one never left the dying scheduler.
+        r.adopt(NodeId(5), SlotId(0), key(1, 1), t0);
+        r.adopt(NodeId(5), SlotId(1), key(1, 2), t0);
+        let up = r.node_up(
+            NodeId(5),
+            "n".into(),
+            slots(2, 0),
+            &[(key(1, 1), SlotId(0))],
+            1,
+            t0,
+        );
+        // At registration the node's account is the truth: at once, whatever the lease.
+        assert_eq!(up.lost, vec![key(1, 2)]);
+        assert_eq!(r.running_on(NodeId(5)), HashSet::from([key(1, 1)]));
+        assert_eq!(r.studies[&StudyId(1)].running, 1);
+        // In heartbeats: a fresh assignment not yet listed is left alone within the grace ...
+        assert!(r.assigned(StudyId(1), NodeId(5), SlotId(1), key(1, 3)));
+        let now = Instant::now();
+        let b = r.beat(NodeId(5), &[key(1, 1)], now);
+        assert_eq!(b, Reconciled::default());
+        // ... and re-queued once the node has still not listed it after the grace.
+        let b = r.beat(NodeId(5), &[key(1, 1)], now + grace);
+        assert_eq!(b.lost, vec![key(1, 3)]);
+        assert!(!r.running_on(NodeId(5)).contains(&key(1, 3)));
+        // A trial the node runs that is not held there: stopped after the grace, not before
+        // (its assignment may still be on its way to the registry).
+        let b = r.beat(NodeId(5), &[key(1, 1), key(1, 7)], now + grace);
+        assert!(b.stale.is_empty());
+        let b = r.beat(NodeId(5), &[key(1, 1), key(1, 7)], now + grace * 2);
+        assert_eq!(b.stale, vec![key(1, 7)]);
+        // Once assigned (late), it is no longer unknown.
+        r.beat(NodeId(5), &[key(1, 1), key(1, 8)], now + grace * 2);
+        assert!(r.assigned(StudyId(1), NodeId(5), SlotId(1), key(1, 8)));
+        let b = r.beat(NodeId(5), &[key(1, 1), key(1, 8)], now + grace * 4);
+        assert_eq!(b, Reconciled::default());
+        // The heartbeats keep the node's lease alive all along.
+        assert!(r.expire(now + grace * 4).is_empty());
     }
 
     #[test]
@@ -410,10 +540,10 @@ mod tests {
             1,
             t0,
         );
-        assert!(stale.is_empty());
+        assert_eq!(stale, Reconciled::default());
         assert!(r.running_on(NodeId(5)).contains(&key(1, 3)));
         r.adopt(NodeId(6), SlotId(0), key(1, 4), t0);
-        r.beat(NodeId(5), t0 + Duration::from_secs(5));
+        r.beat(NodeId(5), &[key(1, 3)], t0 + Duration::from_secs(5));
         assert_eq!(r.expire(t0 + Duration::from_secs(6)), vec![key(1, 4)]);
     }
 }

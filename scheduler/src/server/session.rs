@@ -240,7 +240,7 @@ pub(crate) fn route<S>(peer: &Peer, m: FromNode, study: impl Fn(StudyId) -> Opti
             Some(s) => Route::Study(s, StudyMsg::Release(node, r.key, out())),
             None => Route::Reply(ToNode::Ack(AckMsg { key: r.key })),
         },
-        FromNode::Heartbeat(_) => Route::Registry(RegistryMsg::Beat(node)),
+        FromNode::Heartbeat(h) => Route::Registry(RegistryMsg::Beat(node, h.running)),
         FromNode::Draining => {
             tracing::info!(%node, name = %peer.name, "node is draining");
             Route::Registry(RegistryMsg::Draining(node))
@@ -605,11 +605,12 @@ mod tests {
         assert_eq!((node, name.as_str(), session), (NodeId(7), "n7", 11));
         assert_eq!((slots.len(), running), (1, vec![(key(1), SlotId(0))]));
         let beat = routed(FromNode::Heartbeat(HeartbeatMsg {
-            running: Vec::new(),
+            running: vec![key(1)],
         }));
+        // The node's account of its trials reaches the registry with the beat.
         assert!(matches!(
             beat,
-            Route::Registry(RegistryMsg::Beat(NodeId(7)))
+            Route::Registry(RegistryMsg::Beat(NodeId(7), ref held)) if *held == vec![key(1)]
         ));
         let ask = routed(FromNode::RequestWork(RequestWorkMsg { slot: SlotId(2) }));
         assert!(matches!(

@@ -38,6 +38,8 @@ pub enum StudyMsg {
     Release(NodeId, TrialKey, Outbox),
     /// The registry saw the trial's lease expire.
     Expired(TrialKey),
+    /// The trial's node does not run it (its own account, at registration or in heartbeats).
+    Lost(TrialKey),
     /// Cancel the study.
     Cancel(RpcReplyPort<StudySummary>),
     /// Summary.
@@ -224,6 +226,15 @@ impl Actor for StudyActor {
             StudyMsg::Expired(key) => {
                 st.a.core
                     .requeue(key, "node lost (lease expired)", now, &mut ops);
+                st.a.store.write(ops, None);
+            }
+            StudyMsg::Lost(key) => {
+                st.a.core.requeue(
+                    key,
+                    "not running on its node (the assignment never reached it)",
+                    now,
+                    &mut ops,
+                );
                 st.a.store.write(ops, None);
             }
             StudyMsg::Cancel(reply) => {
