@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success; 1 error; 2 usage; 3 invalid spec or configuration;
 //! 4 the scheduler refused us (token, fingerprint, version) or could not be reached;
-//! 5 `run` ended without a single complete trial.
+//! 5 `run` ended without a single complete trial; 6 the store is damaged (restore a backup)
+//! or needs a repair that cannot be done here.
 #![deny(unsafe_code)]
 
 mod cli;
@@ -29,6 +30,8 @@ fn main() {
     if !args.runs_trials() {
         end_quietly_on_a_closed_pipe();
     }
+    // A damaged store's panics inside redb become one clear error, not a backtrace.
+    mlt_scheduler::store::quiet_panics();
     let filter = std::env::var("MLT_LOG").unwrap_or_else(|_| args.default_log().to_string());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

@@ -294,3 +294,115 @@ fn a_trial_its_node_does_not_run_goes_back_to_the_queue_long_before_the_lease() 
     assert!(log.contains("the node does not run this trial"), "{log}");
     c.assert_no_panics();
 }
+
+/// SHA-256 of a file, to prove it was not modified.
+fn digest(p: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    let b = std::fs::read(p).unwrap();
+    format!("{:x}", Sha256::digest(&b))
+}
+
+#[test]
+fn a_damaged_store_is_refused_clearly_and_never_modified_and_a_backup_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.toml");
+    std::fs::write(&spec, bench_spec("kept", 6, 0.0)).unwrap();
+    let good = dir.path().join("good");
+    let out = util::offline(&["run", spec.to_str().unwrap()], &good);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = |d: &std::path::Path| d.join("store.redb");
+    // Inspection opens read-only: not a byte changes.
+    let before = digest(&store(&good));
+    for args in [&["status"][..], &["trials", "kept"], &["best", "kept"]] {
+        let out = util::offline(args, &good);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        digest(&store(&good)),
+        before,
+        "an inspection modified the store"
+    );
+    // Damaged copies: empty, truncated, and half of it overwritten.
+    let bytes = std::fs::read(store(&good)).unwrap();
+    let n = bytes.len();
+    let mut flipped = bytes.clone();
+    for b in &mut flipped[n / 32..n / 2] {
+        *b ^= 0x5a;
+    }
+    for (name, content) in [
+        ("empty", Vec::new()),
+        ("truncated", bytes[..n / 2].to_vec()),
+        ("flipped", flipped),
+    ] {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(store(&d), &content).unwrap();
+        let sum = digest(&store(&d));
+        for args in [&["status"][..], &["trials", "kept"]] {
+            let out = util::offline(args, &d);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(6), "{name} {args:?}: {err}");
+            assert!(
+                err.contains("is damaged") && err.contains("restore it from a backup"),
+                "{name}: {err}"
+            );
+            assert!(!err.contains("panicked"), "{name}: {err}");
+        }
+        // The scheduler refuses it too: never started afresh on an empty file.
+        let out = std::process::Command::new(util::bin())
+            .args(["scheduler", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&d)
+            .env("MLT_LOG", "warn")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(6),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(digest(&store(&d)), sum, "{name} was modified");
+    }
+
+    // A backup taken while a scheduler runs on the store is a store with every trial.
+    let mut c = Cluster::start("heartbeat_ms = 200\nlease_ms = 5000");
+    c.add_node("n", 2);
+    let study = c.submit(&c.write("s.toml", &bench_spec("live", 20, 0.02)));
+    wait_until(60, "a few trials", || c.finished(&study) >= 5);
+    let copy = c.dir.path().join("copy.redb");
+    let out = c.cli(&["backup", "--out", copy.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["rows"].as_u64().unwrap() > 5, "{r}");
+    // A second backup to the same file is refused.
+    let again = c.cli(&["backup", "--out", copy.to_str().unwrap()]);
+    assert!(!again.status.success());
+    let restored = dir.path().join("restored");
+    std::fs::create_dir_all(&restored).unwrap();
+    std::fs::copy(&copy, store(&restored)).unwrap();
+    let out = util::offline(&["trials", "live", "--json"], &restored);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trials: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let done = count_state(trials.as_array().unwrap(), "complete");
+    assert!(done >= 5, "{trials}");
+    wait_until(60, "the study to finish", || {
+        c.study_state(&study) == "complete"
+    });
+    c.assert_no_panics();
+}

@@ -73,6 +73,8 @@ pub enum FromClient {
     Daily(TrialRefMsg),
     /// The hold-out ledger of the windows a study's hold-out evaluations were tested on.
     Ledger(StudyRefMsg),
+    /// Write a consistent copy of the store to this new file on the scheduler's machine.
+    Backup(String),
 }
 
 /// Scheduler → client.
@@ -106,6 +108,8 @@ pub enum ToClient {
     Daily(Option<Box<crate::records::DailySeries>>),
     /// The hold-out ledger of a study's windows.
     Ledger(Vec<crate::records::LedgerCount>),
+    /// The store was copied.
+    Backup(crate::records::BackupReport),
 }
 
 /// Payload of [`ToNode::Assign`].

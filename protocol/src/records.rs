@@ -226,6 +226,17 @@ impl HoldoutWindow {
     }
 }
 
+/// What a backup of the store wrote.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackupReport {
+    /// The copy.
+    pub path: String,
+    /// Rows copied, every table together.
+    pub rows: u64,
+    /// The copy's size in bytes.
+    pub bytes: u64,
+}
+
 /// How often a hold-out has been looked at: the store's ledger for one window.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LedgerCount {

@@ -62,7 +62,13 @@ fn secret() -> String {
 /// Loads the identity from `dir`, creating whatever is missing.
 pub fn load_or_create(dir: &Path) -> anyhow::Result<Identity> {
     use anyhow::Context;
+    let fresh = !dir.exists();
     fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    if fresh {
+        // Tokens, keys, specs (and their environment values) and datasets: the owner's alone.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", dir.display()))?;
+    }
     let cert_path = dir.join("cert.der");
     let key_path = dir.join("key.der");
     if !cert_path.exists() || !key_path.exists() {
@@ -113,6 +119,10 @@ mod tests {
         let b = load_or_create(dir.path()).unwrap();
         assert_eq!(a.join_token, b.join_token);
         assert_ne!(a.join_token.secret, a.client_token.secret);
+        let fresh = dir.path().join("fresh");
+        load_or_create(&fresh).unwrap();
+        let mode = fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "a data dir it creates is private");
         for f in ["key.der", "join-token", "client-token"] {
             let mode = fs::metadata(dir.path().join(f))
                 .unwrap()

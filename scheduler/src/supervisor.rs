@@ -401,7 +401,7 @@ impl Scheduler {
     pub async fn start(config: SchedulerConfig) -> anyhow::Result<SchedulerHandle> {
         let identity = security::load_or_create(&config.data_dir)?;
         let store = Store::open(&config.data_dir)?;
-        let loaded = store.load()?;
+        let loaded = Store::guarded(store.path(), || store.load())?;
         let server = mlt_net::tls::server_config(
             identity.cert_der.clone(),
             identity.key_der.clone(),

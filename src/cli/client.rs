@@ -337,6 +337,31 @@ fn selection_stats(
     }))
 }
 
+/// `backup --out FILE`: the running scheduler writes the copy (it must run on this machine:
+/// the path is its), or the stopped store is copied here.
+pub async fn backup(out: &Path, json: bool, conn: &Conn) -> anyhow::Result<()> {
+    let out = std::path::absolute(out).with_context(|| format!("--out {}", out.display()))?;
+    if out.exists() {
+        bail!("{} exists: a backup goes to a new file", out.display());
+    }
+    let mut t = target(conn, true).await?;
+    let ToClient::Backup(r) = t
+        .request(FromClient::Backup(out.display().to_string()))
+        .await?
+    else {
+        bail!("unexpected answer")
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "backed up {} rows ({} bytes) to {}",
+            r.rows, r.bytes, r.path
+        );
+    }
+    Ok(())
+}
+
 pub async fn cancel(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
     let mut t = target(conn, false).await?;
     let ToClient::Cancelled(s) = t.request(FromClient::Cancel(study_ref(study))).await? else {

@@ -145,6 +145,19 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// A consistent copy of the store (every study, trial, dataset and model) in a new file,
+    /// made by the running scheduler while it works, or read from a stopped one's store. To
+    /// restore it, put it at DIR/store.redb of a data dir.
+    Backup {
+        /// The copy (a new file: an existing one is refused).
+        #[arg(long)]
+        out: PathBuf,
+        /// Print what was copied as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Cancel a study: no new trials; running ones are stopped.
     Cancel {
         /// Study name or id.
@@ -460,6 +473,15 @@ pub fn check_objective(
 }
 
 pub fn exit_code(e: &anyhow::Error) -> i32 {
+    use mlt_scheduler::store::StoreError;
+    if e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<StoreError>(),
+            Some(StoreError::Damaged { .. } | StoreError::NeedsRepair(_))
+        )
+    }) {
+        return 6;
+    }
     match e.downcast_ref::<CliError>() {
         Some(CliError::Spec(_)) => 3,
         Some(CliError::Connect(_)) => 4,
@@ -502,6 +524,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Trials { study, json, conn } => client::trials(&study, json, &conn).await,
         Command::Best { study, json, conn } => client::best(&study, json, &conn).await,
         Command::Cancel { study, json, conn } => client::cancel(&study, json, &conn).await,
+        Command::Backup { out, json, conn } => client::backup(&out, json, &conn).await,
         Command::Export {
             study,
             format,

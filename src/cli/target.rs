@@ -34,9 +34,26 @@ pub struct Offline {
 }
 
 impl Offline {
+    /// The store in `dir`, read-only: nothing in it is modified. A store its scheduler left
+    /// without closing (killed) needs redb's repair first, which writes: done when the file is
+    /// writable, and said.
     fn open(dir: &Path) -> Result<Offline, anyhow::Error> {
-        let store = Store::open(dir)?;
-        let mut loaded = store.load()?;
+        let store = match Store::open_read_only(dir) {
+            Err(StoreError::NeedsRepair(p)) => {
+                let store = Store::open(dir).map_err(|e| match e {
+                    StoreError::Redb(_) => StoreError::NeedsRepair(p.clone()).into(),
+                    other => anyhow::Error::from(other),
+                })?;
+                eprintln!(
+                    "note: repaired {} (its scheduler was stopped without closing it)",
+                    p.display()
+                );
+                store
+            }
+            other => other?,
+        };
+        let path = store.path().to_path_buf();
+        let mut loaded = Store::guarded(&path, || store.load())?;
         let mut studies = Vec::new();
         for (id, row) in std::mem::take(&mut loaded.studies) {
             let spec = mlt_spec::parse(&row.spec_toml, &row.source).map_err(|e| {
@@ -103,6 +120,7 @@ impl Offline {
                     mlt_scheduler::server::PBO_BLOCKS,
                 ))
             }
+            FromClient::Backup(path) => ToClient::Backup(self.store.backup_to(Path::new(&path))?),
             FromClient::Submit(_) | FromClient::Cancel(_) | FromClient::HasDataset(_) | FromClient::PutDataset(_) => bail!("this needs a running scheduler (the store was read offline: pass --scheduler, or start it)"),
         })
     }
@@ -117,7 +135,11 @@ impl Target {
     pub async fn request(&mut self, m: FromClient) -> anyhow::Result<ToClient> {
         let reply = match self {
             Target::Online(o) => o.request(m).await?,
-            Target::Offline(o) => o.request(m)?,
+            // A damaged page can make redb panic: an error naming the store, never a crash.
+            Target::Offline(o) => {
+                let path = o.store.path().to_path_buf();
+                Store::guarded(&path, || o.request(m))?
+            }
         };
         if let ToClient::Error(e) = reply {
             return Err(match e.kind {

@@ -443,6 +443,16 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
             Err(e) => internal(e),
         },
         FromClient::PutDataset(p) => put_dataset(st, p),
+        FromClient::Backup(path) => {
+            tracing::info!(client = %st.name, %path, "backup");
+            let store = shared.store.clone();
+            let out = std::path::PathBuf::from(path);
+            match tokio::task::spawn_blocking(move || store.backup_to(&out)).await {
+                Ok(Ok(r)) => ToClient::Backup(r),
+                Ok(Err(e)) => internal(e),
+                Err(e) => internal(e),
+            }
+        }
         FromClient::Trials(r)
         | FromClient::Best(r)
         | FromClient::Cancel(r)

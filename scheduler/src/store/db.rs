@@ -2,7 +2,8 @@
 use super::schema::*;
 use mlt_protocol::ids::{StudyId, TrialId};
 use mlt_protocol::records::{
-    DailySeries, DatasetInfo, HoldoutWindow, LedgerCount, ModelArtifact, ReturnSeries, TrialRecord,
+    BackupReport, DailySeries, DatasetInfo, HoldoutWindow, LedgerCount, ModelArtifact,
+    ReturnSeries, TrialRecord,
 };
 use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +36,72 @@ pub enum StoreError {
         /// Decoder message.
         error: String,
     },
+    /// The file is not a readable store: empty, truncated, or with damaged pages.
+    #[error("the store at {path} is damaged ({why}): restore it from a backup (`mlt-cluster backup` makes one)")]
+    Damaged {
+        /// File.
+        path: PathBuf,
+        /// What was wrong.
+        why: String,
+    },
+    /// A scheduler was stopped without closing the store, and it cannot be repaired here.
+    #[error("the store at {0} was not closed cleanly (its scheduler was killed) and needs a repair, which needs write access: start `mlt-cluster scheduler` on it once, or make it writable")]
+    NeedsRepair(PathBuf),
+    /// A write to a store opened for reading.
+    #[error("the store at {0} is open read-only")]
+    ReadOnly(PathBuf),
+}
+
+/// The open redb file: read-write (the scheduler, `run`), or read-only (inspection).
+enum Db {
+    Rw(Database),
+    Ro(redb::ReadOnlyDatabase),
+}
+
+impl Db {
+    fn begin_read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Rw(d) => d.begin_read(),
+            Db::Ro(d) => d.begin_read(),
+        }
+    }
+}
+
+/// A table of a read transaction, or None when the store predates it (read-only stores are
+/// not upgraded).
+fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    def: redb::TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
+    match txn.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+thread_local! {
+    /// How deep this thread is in [`Store::guarded`].
+    static GUARDED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Installs a panic hook that stays silent for panics [`Store::guarded`] turns into errors
+/// (a damaged store's own message says what happened) and prints every other as before.
+pub fn quiet_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if GUARDED.with(|g| g.get()) == 0 {
+            previous(info);
+        }
+    }));
+}
+
+/// The message of a panic payload.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 macro_rules! redb_err {
@@ -66,7 +133,7 @@ pub struct Loaded {
 /// The open store.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<Db>,
     path: PathBuf,
 }
 
@@ -82,53 +149,232 @@ fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
 }
 
 impl Store {
-    /// Opens (or creates) `dir/store.redb` and checks its schema version.
+    /// Opens `dir/store.redb` for reading and writing (creating it when there is none) and
+    /// checks its schema version. An existing file is opened, never re-created: an empty or
+    /// damaged one is refused ([`StoreError::Damaged`]), never started afresh.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.join("store.redb");
-        let db = match Database::create(&path) {
-            Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked(path)),
-            Err(e) => return Err(StoreError::Redb(e.to_string())),
+        Self::guarded(&path, || {
+            let exists = Self::existing(&path)?;
+            let db = if exists {
+                Database::open(&path)
+            } else {
+                Database::create(&path)
+            }
+            .map_err(|e| Self::open_error(&path, e))?;
+            if !exists {
+                // Specs (with their environment values), results and datasets: private.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| StoreError::Redb(format!("{}: {e}", path.display())))?;
+            }
+            let store = Store {
+                db: Arc::new(Db::Rw(db)),
+                path: path.clone(),
+            };
+            store.check_schema()?;
+            Ok(store)
+        })
+    }
+
+    /// Opens an existing `dir/store.redb` read-only, for inspection: the file is never
+    /// modified (not even the schema record), and read-only media will do.
+    pub fn open_read_only(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join("store.redb");
+        Self::guarded(&path, || {
+            if !Self::existing(&path)? {
+                return Err(StoreError::Redb(format!(
+                    "{} does not exist",
+                    path.display()
+                )));
+            }
+            let db = redb::ReadOnlyDatabase::open(&path).map_err(|e| Self::open_error(&path, e))?;
+            let store = Store {
+                db: Arc::new(Db::Ro(db)),
+                path: path.clone(),
+            };
+            store.check_schema_read_only()?;
+            Ok(store)
+        })
+    }
+
+    /// Whether the file exists; an empty one is damaged (redb would start it afresh).
+    fn existing(path: &Path) -> Result<bool, StoreError> {
+        match std::fs::metadata(path) {
+            Ok(m) if m.len() == 0 => Err(StoreError::Damaged {
+                path: path.to_path_buf(),
+                why: "the file is empty".into(),
+            }),
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StoreError::Redb(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
+        match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_path_buf()),
+            redb::DatabaseError::RepairAborted => StoreError::NeedsRepair(path.to_path_buf()),
+            redb::DatabaseError::Storage(redb::StorageError::Io(io))
+                if io.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                StoreError::Redb(format!("{}: {io}", path.display()))
+            }
+            other => StoreError::Damaged {
+                path: path.to_path_buf(),
+                why: other.to_string(),
+            },
+        }
+    }
+
+    /// Runs `f`, turning a panic inside redb (damaged pages) into [`StoreError::Damaged`]
+    /// (whose message carries the panic's). With [`quiet_panics`] installed, such a panic
+    /// prints nothing of its own.
+    pub fn guarded<T, E: From<StoreError>>(
+        path: &Path,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        GUARDED.with(|g| g.set(g.get() + 1));
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        GUARDED.with(|g| g.set(g.get() - 1));
+        out.unwrap_or_else(|p| {
+            Err(StoreError::Damaged {
+                path: path.to_path_buf(),
+                why: format!("reading it failed: {}", panic_text(p.as_ref())),
+            }
+            .into())
+        })
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes a consistent copy of the whole store (one read transaction: a snapshot, while
+    /// writes go on) to a new file `out`, flushed to disk; a file already there is refused.
+    /// The copy is a store like any other: put it at `DIR/store.redb` to restore it.
+    pub fn backup_to(&self, out: &Path) -> Result<BackupReport, StoreError> {
+        macro_rules! copy {
+            ($src:expr, $dst:expr, $rows:ident, [$($t:ident),*]) => {$(
+                if let Some(s) = table(&$src, $t)? {
+                    let mut d = $dst.open_table($t)?;
+                    for row in s.iter()? {
+                        let (k, v) = row?;
+                        d.insert(k.value(), v.value())?;
+                        $rows += 1;
+                    }
+                }
+            )*};
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .open(out)
+            .map_err(|e| StoreError::Redb(format!("{}: {e}", out.display())))?;
+        drop(file);
+        let copy = || -> Result<u64, StoreError> {
+            let src = self.db.begin_read()?;
+            let dst = Database::create(out).map_err(|e| StoreError::Redb(e.to_string()))?;
+            let txn = dst.begin_write()?;
+            let mut rows = 0u64;
+            copy!(
+                src,
+                txn,
+                rows,
+                [
+                    META,
+                    STUDIES,
+                    TRIALS,
+                    INTERMEDIATE,
+                    EVENTS,
+                    RETURNS,
+                    DATASETS,
+                    CHUNKS,
+                    ARTIFACTS,
+                    DAILY,
+                    NOTES,
+                    LEDGER
+                ]
+            );
+            txn.commit()?;
+            Ok(rows)
         };
-        let store = Store {
-            db: Arc::new(db),
-            path,
+        let rows = match copy() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_file(out);
+                return Err(e);
+            }
         };
-        store.check_schema()?;
-        Ok(store)
+        let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+        Ok(BackupReport {
+            path: out.display().to_string(),
+            rows,
+            bytes,
+        })
+    }
+
+    fn rw(&self) -> Result<&Database, StoreError> {
+        match self.db.as_ref() {
+            Db::Rw(d) => Ok(d),
+            Db::Ro(_) => Err(StoreError::ReadOnly(self.path.clone())),
+        }
+    }
+
+    /// The schema record, refused when another major version wrote the file.
+    fn schema_check(&self, found: Option<Vec<u8>>) -> Result<(), StoreError> {
+        match found {
+            None => Ok(()),
+            Some(f) if f.len() == 8 && f[..4] == MAGIC && f[4..6] == SCHEMA_MAJOR.to_le_bytes() => {
+                Ok(())
+            }
+            Some(f) => {
+                let found = if f.len() == 8 && f[..4] == MAGIC {
+                    format!(
+                        "{}.{}",
+                        u16::from_le_bytes([f[4], f[5]]),
+                        u16::from_le_bytes([f[6], f[7]])
+                    )
+                } else {
+                    "unknown (not an mlt-cluster store)".into()
+                };
+                Err(StoreError::Schema {
+                    path: self.path.clone(),
+                    found,
+                })
+            }
+        }
+    }
+
+    fn check_schema_read_only(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_read()?;
+        let found = match table(&txn, META)? {
+            Some(meta) => meta.get("schema")?.map(|v| v.value().to_vec()),
+            None => None,
+        };
+        if found.is_none() {
+            return Err(StoreError::Schema {
+                path: self.path.clone(),
+                found: "none (not an mlt-cluster store)".into(),
+            });
+        }
+        self.schema_check(found)
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
         let mut header = MAGIC.to_vec();
         header.extend_from_slice(&SCHEMA_MAJOR.to_le_bytes());
         header.extend_from_slice(&SCHEMA_MINOR.to_le_bytes());
-        let txn = self.db.begin_write()?;
+        let txn = self.rw()?.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
             let found = meta.get("schema")?.map(|v| v.value().to_vec());
-            match found {
-                None => {
-                    meta.insert("schema", header.as_slice())?;
-                }
-                Some(f)
-                    if f.len() == 8 && f[..4] == MAGIC && f[4..6] == SCHEMA_MAJOR.to_le_bytes() => {
-                }
-                Some(f) => {
-                    let found = if f.len() == 8 && f[..4] == MAGIC {
-                        format!(
-                            "{}.{}",
-                            u16::from_le_bytes([f[4], f[5]]),
-                            u16::from_le_bytes([f[6], f[7]])
-                        )
-                    } else {
-                        "unknown (not an mlt-cluster store)".into()
-                    };
-                    return Err(StoreError::Schema {
-                        path: self.path.clone(),
-                        found,
-                    });
-                }
+            if found.is_none() {
+                meta.insert("schema", header.as_slice())?;
             }
+            self.schema_check(found)?;
             txn.open_table(STUDIES)?;
             txn.open_table(TRIALS)?;
             txn.open_table(INTERMEDIATE)?;
@@ -148,7 +394,9 @@ impl Store {
     /// A trial's trading day by day, if it completed a walk-forward evaluation.
     pub fn daily(&self, study: StudyId, trial: TrialId) -> Result<Option<DailySeries>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(DAILY)?;
+        let Some(table) = table(&txn, DAILY)? else {
+            return Ok(None);
+        };
         let v = table.get((study.0, trial.0))?;
         v.map(|v| decode("daily", v.value())).transpose()
     }
@@ -158,7 +406,9 @@ impl Store {
     /// variance of their Sharpe ratios per period.
     pub fn ledger(&self, study: StudyId) -> Result<Vec<LedgerCount>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(LEDGER)?;
+        let Some(table) = table(&txn, LEDGER)? else {
+            return Ok(Vec::new());
+        };
         // The windows this study used (the ledger is small: one row per hold-out evaluation).
         let mut windows = std::collections::BTreeSet::new();
         for row in table.iter()? {
@@ -210,7 +460,9 @@ impl Store {
     /// The out-of-sample returns stored for a study's trials.
     pub fn returns(&self, study: StudyId) -> Result<Vec<(TrialId, ReturnSeries)>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(RETURNS)?;
+        let Some(table) = table(&txn, RETURNS)? else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         for row in table.range((study.0, 0)..=(study.0, u64::MAX))? {
             let (k, v) = row?;
@@ -222,7 +474,9 @@ impl Store {
     /// One study's row.
     pub fn study(&self, study: StudyId) -> Result<Option<StudyRow>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(STUDIES)?;
+        let Some(table) = table(&txn, STUDIES)? else {
+            return Ok(None);
+        };
         let v = table.get(study.0)?;
         v.map(|v| decode("studies", v.value())).transpose()
     }
@@ -234,7 +488,9 @@ impl Store {
         trial: TrialId,
     ) -> Result<Option<ModelArtifact>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(ARTIFACTS)?;
+        let Some(table) = table(&txn, ARTIFACTS)? else {
+            return Ok(None);
+        };
         let v = table.get((study.0, trial.0))?;
         v.map(|v| decode("artifacts", v.value())).transpose()
     }
@@ -242,7 +498,9 @@ impl Store {
     /// A complete dataset's description.
     pub fn dataset(&self, sha256: &str) -> Result<Option<DatasetInfo>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(DATASETS)?;
+        let Some(table) = table(&txn, DATASETS)? else {
+            return Ok(None);
+        };
         let v = table.get(sha256)?;
         v.map(|v| decode("datasets", v.value())).transpose()
     }
@@ -250,14 +508,16 @@ impl Store {
     /// Chunk `index` of a dataset (complete or being uploaded).
     pub fn dataset_chunk(&self, sha256: &str, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(CHUNKS)?;
+        let Some(table) = table(&txn, CHUNKS)? else {
+            return Ok(None);
+        };
         let v = table.get((sha256, index))?;
         Ok(v.map(|v| v.value().to_vec()))
     }
 
     /// Stores chunk `index` of an upload in progress.
     pub fn put_chunk(&self, sha256: &str, index: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.rw()?.begin_write()?;
         txn.set_durability(Durability::None)
             .map_err(|e| StoreError::Redb(e.to_string()))?;
         txn.open_table(CHUNKS)?.insert((sha256, index), bytes)?;
@@ -272,7 +532,7 @@ impl Store {
         sha256: &str,
         info: Option<&DatasetInfo>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.rw()?.begin_write()?;
         match info {
             Some(i) => {
                 txn.open_table(DATASETS)?
@@ -300,48 +560,59 @@ impl Store {
             next_study: 1,
             ..Default::default()
         };
-        let meta = txn.open_table(META)?;
-        if let Some(v) = meta.get("next_study")? {
-            out.next_study = decode("meta", v.value())?;
+        if let Some(meta) = table(&txn, META)? {
+            if let Some(v) = meta.get("next_study")? {
+                out.next_study = decode("meta", v.value())?;
+            }
         }
-        for row in txn.open_table(STUDIES)?.iter()? {
-            let (_, v) = row?;
-            let s: StudyRow = decode("studies", v.value())?;
-            out.next_study = out.next_study.max(s.id.0 + 1);
-            out.studies.insert(s.id, s);
+        if let Some(t) = table(&txn, STUDIES)? {
+            for row in t.iter()? {
+                let (_, v) = row?;
+                let s: StudyRow = decode("studies", v.value())?;
+                out.next_study = out.next_study.max(s.id.0 + 1);
+                out.studies.insert(s.id, s);
+            }
         }
-        for row in txn.open_table(TRIALS)?.iter()? {
-            let (_, v) = row?;
-            let t: TrialRecord = decode("trials", v.value())?;
-            out.trials.entry(t.study).or_default().push(t);
+        if let Some(t) = table(&txn, TRIALS)? {
+            for row in t.iter()? {
+                let (_, v) = row?;
+                let t: TrialRecord = decode("trials", v.value())?;
+                out.trials.entry(t.study).or_default().push(t);
+            }
         }
         for trials in out.trials.values_mut() {
             trials.sort_by_key(|t| t.number);
         }
-        for row in txn.open_table(INTERMEDIATE)?.iter()? {
-            let (k, v) = row?;
-            let (study, trial, step) = k.value();
-            let values: Vec<f64> = decode("intermediate", v.value())?;
-            if let Some(t) = out
-                .trials
-                .get_mut(&StudyId(study))
-                .and_then(|ts| ts.get_mut(trial as usize))
-            {
-                if t.number == TrialId(trial) {
-                    t.intermediate.insert(step, values);
+        if let Some(t) = table(&txn, INTERMEDIATE)? {
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let (study, trial, step) = k.value();
+                let values: Vec<f64> = decode("intermediate", v.value())?;
+                if let Some(t) = out
+                    .trials
+                    .get_mut(&StudyId(study))
+                    .and_then(|ts| ts.get_mut(trial as usize))
+                {
+                    if t.number == TrialId(trial) {
+                        t.intermediate.insert(step, values);
+                    }
                 }
             }
         }
-        for row in txn.open_table(NOTES)?.iter()? {
-            let (k, v) = row?;
-            out.notes
-                .insert(StudyId(k.value()), decode("notes", v.value())?);
+        if let Some(t) = table(&txn, NOTES)? {
+            for row in t.iter()? {
+                let (k, v) = row?;
+                out.notes
+                    .insert(StudyId(k.value()), decode("notes", v.value())?);
+            }
         }
-        for row in txn.open_table(EVENTS)?.iter()? {
-            let (k, _) = row?;
-            let (study, seq) = k.value();
-            let next = out.next_event.entry(StudyId(study)).or_default();
-            *next = (*next).max(seq + 1);
+        if let Some(t) = table(&txn, EVENTS)? {
+            for row in t.iter()? {
+                let (k, _) = row?;
+                let (study, seq) = k.value();
+                let next = out.next_event.entry(StudyId(study)).or_default();
+                *next = (*next).max(seq + 1);
+            }
         }
         Ok(out)
     }
@@ -349,7 +620,9 @@ impl Store {
     /// The event log of one study, in order.
     pub fn events(&self, study: StudyId) -> Result<Vec<Event>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(EVENTS)?;
+        let Some(table) = table(&txn, EVENTS)? else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         for row in table.range((study.0, 0)..=(study.0, u64::MAX))? {
             let (_, v) = row?;
@@ -365,7 +638,7 @@ impl Store {
         seq: &mut HashMap<StudyId, u64>,
         durable: bool,
     ) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.rw()?.begin_write()?;
         if !durable {
             txn.set_durability(Durability::None)
                 .map_err(|e| StoreError::Redb(e.to_string()))?;
@@ -507,6 +780,13 @@ mod tests {
             store.apply(&ops, &mut seq, true).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(store.path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "the store is private");
         let l = store.load().unwrap();
         assert_eq!(l.next_study, 2);
         assert_eq!(l.studies[&StudyId(1)].name, "s");

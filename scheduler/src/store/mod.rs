@@ -10,5 +10,6 @@ mod db;
 pub mod schema;
 
 pub use actor::{actor_args, AfterCommit, StoreActor, StoreArgs, StoreHandle, StoreMsg};
+pub use db::quiet_panics;
 pub use db::{Loaded, Store, StoreError};
 pub use schema::{Event, StoreOp, StudyRow};
