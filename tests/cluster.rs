@@ -406,3 +406,29 @@ fn a_damaged_store_is_refused_clearly_and_never_modified_and_a_backup_restores()
     });
     c.assert_no_panics();
 }
+
+#[test]
+fn a_scheduler_restart_under_long_trials_reruns_nothing() {
+    // Trials of 10 s, a 3 s lease: the nodes must hear of the restart, and come back, well
+    // within the lease, or their trials would be re-run with a second attempt.
+    let mut c = Cluster::start("heartbeat_ms = 200\nlease_ms = 3000");
+    c.add_node("a", 2);
+    c.add_node("b", 2);
+    let study = c.submit(&c.write("s.toml", &bench_spec("long", 4, 2.0)));
+    wait_until(60, "every trial to run", || {
+        count_state(&c.trials(&study), "running") == 4
+    });
+    c.scheduler.as_mut().unwrap().kill9();
+    c.start_scheduler();
+    wait_until(120, "the study to complete after the restart", || {
+        c.study_state(&study) == "complete"
+    });
+    let trials = c.trials(&study);
+    assert_eq!(count_state(&trials, "complete"), 4);
+    for t in &trials {
+        assert_eq!(t["attempt"], 1, "re-run after the restart: {t}");
+    }
+    let s = c.json(&["status"]).unwrap();
+    assert_eq!(s["metrics"]["leases_expired"], 0, "{s}");
+    c.assert_no_panics();
+}

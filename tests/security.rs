@@ -227,3 +227,71 @@ fn garbage_truncated_and_oversized_frames_close_only_that_connection() {
 fn raw_writer(w: FrameWriter) -> quinn::SendStream {
     w.into_inner()
 }
+
+/// The scheduler's resident memory, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_flood_of_unauthenticated_connections_costs_little_memory_and_honest_nodes_get_in() {
+    let mut c = Cluster::start("heartbeat_ms = 200\nlease_ms = 5000");
+    let pid = c.scheduler.as_ref().unwrap().child.id();
+    let client = Token::parse(&c.client_token()).unwrap();
+    let before = rss_kib(pid);
+    let rt = rt();
+    let (held, refused) = rt.block_on(async {
+        // From another loopback address: 150 connections, each announcing the largest frame
+        // (16 MiB) and then a Hello-sized one, sending nothing more, and holding on.
+        let (cfg, _) =
+            mlt_net::tls::client_config(client.fingerprint, Duration::from_secs(30)).unwrap();
+        let mut ep = quinn::Endpoint::client("127.0.0.2:0".parse().unwrap()).unwrap();
+        ep.set_default_client_config(cfg);
+        let mut conns = Vec::new();
+        let mut refused = 0;
+        for i in 0..150u32 {
+            let Ok(connecting) = ep.connect(c.addr().parse().unwrap(), "x") else {
+                continue;
+            };
+            match tokio::time::timeout(Duration::from_secs(5), connecting).await {
+                Ok(Ok(conn)) => {
+                    if let Ok((mut send, recv)) = conn.open_bi().await {
+                        let len: u32 = if i % 2 == 0 { 16 << 20 } else { 12 << 10 };
+                        let _ = send.write_all(&len.to_le_bytes()).await;
+                        conns.push((conn, send, recv));
+                    }
+                }
+                _ => refused += 1,
+            }
+        }
+        (conns, refused)
+    });
+    // The handshakes in progress from one address are bounded; the rest were refused.
+    let during = rss_kib(pid);
+    assert!(
+        during < before + 64 * 1024,
+        "RSS {before} KiB -> {during} KiB under 150 connections announcing 16 MiB each"
+    );
+    // An honest node on another address joins and runs a study meanwhile.
+    c.add_node("honest", 1);
+    let study = c.submit(&c.write("s.toml", "[study]\nname = \"ok\"\nn_trials = 3\n[space]\nx0 = { type = \"float\", low = -5.0, high = 10.0 }\nx1 = { type = \"float\", low = 0.0, high = 15.0 }\n[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\n"));
+    util::wait_until(60, "the honest study to complete", || {
+        c.study_state(&study) == "complete"
+    });
+    let s = c.json(&["status"]).unwrap();
+    assert!(
+        s["metrics"]["refused"].as_u64().unwrap() > 0 || refused > 0,
+        "{s}"
+    );
+    eprintln!(
+        "flood: RSS {before} KiB before, {during} KiB with {} connections held open ({refused} refused by the client's view)",
+        held.len()
+    );
+    drop(held);
+    c.assert_no_panics();
+}

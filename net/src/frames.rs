@@ -56,6 +56,12 @@ impl FrameReader {
         Ok(self.fill().await?.then(|| self.buf.clone()))
     }
 
+    /// Changes the largest frame accepted from now on (a small one before the peer is
+    /// authenticated, the configured one after).
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
     async fn fill(&mut self) -> Result<bool, NetError> {
         let mut header = [0u8; HEADER_LEN];
         match self.recv.read_exact(&mut header).await {
@@ -65,11 +71,15 @@ impl FrameReader {
             Err(quinn::ReadExactError::ReadError(e)) => return Err(e.into()),
         }
         let len = codec::frame_len(header, self.max)?;
-        self.buf.resize(len, 0);
-        match self.recv.read_exact(&mut self.buf).await {
-            Ok(()) => {}
-            Err(quinn::ReadExactError::FinishedEarly(_)) => return Err(NetError::Truncated),
-            Err(quinn::ReadExactError::ReadError(e)) => return Err(e.into()),
+        // The buffer grows with what arrives, not with what the header announces: a peer that
+        // announces 16 MiB and sends nothing costs nothing.
+        self.buf.clear();
+        while self.buf.len() < len {
+            match self.recv.read_chunk(len - self.buf.len(), true).await {
+                Ok(Some(chunk)) => self.buf.extend_from_slice(&chunk.bytes),
+                Ok(None) => return Err(NetError::Truncated),
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(true)
     }

@@ -22,6 +22,9 @@ pub struct Identity {
     pub key_der: Vec<u8>,
     /// Token for nodes.
     pub join_token: Token,
+    /// The key of QUIC stateless resets, kept across restarts: a restarted scheduler tells
+    /// its nodes at once that their connections are gone, instead of leaving them to time out.
+    pub reset_key: Vec<u8>,
     /// Token for clients.
     pub client_token: Token,
 }
@@ -81,6 +84,16 @@ pub fn load_or_create(dir: &Path) -> anyhow::Result<Identity> {
         fs::read(&cert_path).with_context(|| format!("reading {}", cert_path.display()))?;
     let key_der = fs::read(&key_path).with_context(|| format!("reading {}", key_path.display()))?;
     let fingerprint = mlt_net::tls::fingerprint(&cert_der);
+    let reset_path = dir.join("reset-key");
+    let reset_key = match fs::read(&reset_path) {
+        Ok(k) if k.len() == 64 => k,
+        _ => {
+            let mut k = vec![0u8; 64];
+            rand::rng().fill_bytes(&mut k);
+            write_private(&reset_path, &k)?;
+            k
+        }
+    };
     let token = |file: &str, role: Role| -> anyhow::Result<Token> {
         let path = dir.join(file);
         if let Ok(text) = fs::read_to_string(&path) {
@@ -105,6 +118,7 @@ pub fn load_or_create(dir: &Path) -> anyhow::Result<Identity> {
         key_der,
         join_token,
         client_token,
+        reset_key,
     })
 }
 
@@ -123,7 +137,9 @@ mod tests {
         load_or_create(&fresh).unwrap();
         let mode = fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "a data dir it creates is private");
-        for f in ["key.der", "join-token", "client-token"] {
+        assert_eq!(a.reset_key, b.reset_key, "the reset key survives restarts");
+        assert_eq!(a.reset_key.len(), 64);
+        for f in ["key.der", "join-token", "client-token", "reset-key"] {
             let mode = fs::metadata(dir.path().join(f))
                 .unwrap()
                 .permissions()

@@ -402,14 +402,30 @@ impl Scheduler {
         let identity = security::load_or_create(&config.data_dir)?;
         let store = Store::open(&config.data_dir)?;
         let loaded = Store::guarded(store.path(), || store.load())?;
+        // A connection that hears nothing for half a lease is dead: a node notices a vanished
+        // scheduler (and reconnects) before its trials' leases run out.
         let server = mlt_net::tls::server_config(
             identity.cert_der.clone(),
             identity.key_der.clone(),
-            std::time::Duration::from_secs(30),
+            (config.lease / 2).clamp(
+                std::time::Duration::from_millis(500),
+                std::time::Duration::from_secs(30),
+            ),
         )
         .context("building the TLS configuration")?;
-        let endpoint = quinn::Endpoint::server(server, config.listen)
+        // The stateless-reset key outlives the process: after a restart, a node's next packet
+        // on its old connection is answered with a reset it can verify, and it reconnects at
+        // once.
+        let reset = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &identity.reset_key);
+        let socket = std::net::UdpSocket::bind(config.listen)
             .with_context(|| format!("cannot listen on {} (UDP)", config.listen))?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::new(Arc::new(reset)),
+            Some(server),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .with_context(|| format!("cannot listen on {} (UDP)", config.listen))?;
         let addr = endpoint.local_addr()?;
         let out = Arc::new(OnceLock::new());
         let args = SupervisorArgs {

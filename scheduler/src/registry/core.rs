@@ -126,13 +126,15 @@ impl RegistryCore {
     }
 
     /// A trial known to run on `node` (restored after a restart). Creates a placeholder node
-    /// that holds the lease until the node reconnects or the lease runs out.
+    /// that holds the lease until the node reconnects or the lease runs out, with one lease
+    /// of grace on top (the node has to notice the restart and reconnect first).
     pub fn adopt(&mut self, node: NodeId, slot: SlotId, key: TrialKey, now: Instant) {
+        let grace = self.lease;
         let n = self.nodes.entry(node).or_insert_with(|| NodeEntry {
             name: "(awaiting reconnect)".into(),
             slots: Vec::new(),
             session: 0,
-            last_beat: now,
+            last_beat: now + grace,
             running: HashMap::new(),
             unknown: HashMap::new(),
             draining: false,
@@ -543,7 +545,10 @@ mod tests {
         assert_eq!(stale, Reconciled::default());
         assert!(r.running_on(NodeId(5)).contains(&key(1, 3)));
         r.adopt(NodeId(6), SlotId(0), key(1, 4), t0);
-        r.beat(NodeId(5), &[key(1, 3)], t0 + Duration::from_secs(5));
-        assert_eq!(r.expire(t0 + Duration::from_secs(6)), vec![key(1, 4)]);
+        r.beat(NodeId(5), &[key(1, 3)], t0 + Duration::from_secs(9));
+        // An adopted trial gets a lease of grace on top of its lease: still held at 6 s ...
+        assert!(r.expire(t0 + Duration::from_secs(6)).is_empty());
+        // ... and re-queued once both have passed without its node.
+        assert_eq!(r.expire(t0 + Duration::from_secs(11)), vec![key(1, 4)]);
     }
 }

@@ -35,6 +35,55 @@ pub struct ListenerState {
 
 static SESSIONS: AtomicU64 = AtomicU64::new(1);
 
+/// The largest first frame (the Hello) read before the peer is authenticated.
+pub const HELLO_MAX: usize = 16 << 10;
+/// Handshakes in progress at once, all peers together; more are refused.
+pub const MAX_HANDSHAKES: usize = 256;
+/// Handshakes in progress at once from one IP address.
+pub const MAX_HANDSHAKES_PER_IP: u32 = 64;
+/// From the first packet to an admitted Hello.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Handshakes in progress, all together and per source address.
+#[derive(Default)]
+struct Pending {
+    by_ip: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
+}
+
+/// A place among the handshakes in progress, given back when dropped.
+struct Permit {
+    pending: Arc<Pending>,
+    ip: std::net::IpAddr,
+}
+
+impl Pending {
+    fn enter(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<Permit> {
+        let mut m = self.by_ip.lock().expect("pending lock");
+        let total: u32 = m.values().sum();
+        let here = m.entry(ip).or_default();
+        if total as usize >= MAX_HANDSHAKES || *here >= MAX_HANDSHAKES_PER_IP {
+            return None;
+        }
+        *here += 1;
+        Some(Permit {
+            pending: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut m = self.pending.by_ip.lock().expect("pending lock");
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
 impl Actor for Listener {
     type Msg = ListenerMsg;
     type State = ListenerState;
@@ -48,12 +97,25 @@ impl Actor for Listener {
         let endpoint = a.endpoint.clone();
         let shared = a.shared;
         let cell = me.get_cell();
+        let pending = Arc::new(Pending::default());
         let task = tokio::spawn(async move {
             while let Some(incoming) = endpoint.accept().await {
+                // Address validation first (a Retry round trip): a spoofed source address
+                // gets no state here, and cannot use up another address's handshakes.
+                if !incoming.remote_address_validated() {
+                    let _ = incoming.retry();
+                    continue;
+                }
+                let Some(permit) = pending.enter(incoming.remote_address().ip()) else {
+                    shared.metrics.refused.fetch_add(1, Relaxed);
+                    tracing::debug!(peer = %incoming.remote_address(), "too many handshakes in progress; refused");
+                    incoming.refuse();
+                    continue;
+                };
                 let shared = shared.clone();
                 let cell = cell.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = accept(incoming, shared, cell).await {
+                    if let Err(e) = accept(incoming, shared, cell, permit).await {
                         tracing::debug!("connection not established: {e}");
                     }
                 });
@@ -85,6 +147,10 @@ impl Actor for Listener {
     ) -> Result<(), ActorProcessingErr> {
         st.task.abort();
         st.endpoint.close(0u32.into(), b"scheduler stopping");
+        // Let every peer hear the close (at most 2 s): nodes reconnect at once instead of
+        // waiting for a timeout.
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(2), st.endpoint.wait_idle()).await;
         Ok(())
     }
 }
@@ -108,6 +174,20 @@ async fn refuse(
     // The refusal reaches the peer before the connection closes.
     writer.finish(Duration::from_secs(2)).await;
     conn.close(close::REFUSED.into(), message.as_bytes());
+}
+
+/// A peer's name as logs and listings show it: control characters escaped (a newline becomes
+/// `\n`), at most 64 characters.
+pub fn printable_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().take(64) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Why a handshake was refused: the reason sent to the peer, its message, and whether the
@@ -151,9 +231,11 @@ pub fn admit(
         );
         return Err(no(Refusal::Version, msg, false));
     }
-    let Ok(hello) = codec::decode::<Hello>(payload) else {
+    let Ok(mut hello) = codec::decode::<Hello>(payload) else {
         return Err(no(Refusal::Malformed, "malformed Hello".into(), true));
     };
+    // A peer's name goes into logs and listings: no line breaks or escapes to forge lines with.
+    hello.name = printable_name(&hello.name);
     match role_of(&hello.secret) {
         None => {
             let msg = format!("invalid token for {} `{}`: use the token printed by `mlt-cluster scheduler` (DIR/join-token or DIR/client-token)", hello.role, hello.name);
@@ -182,13 +264,21 @@ async fn accept(
     incoming: quinn::Incoming,
     shared: Arc<Shared>,
     listener: ractor::ActorCell,
+    permit: Permit,
 ) -> anyhow::Result<()> {
-    let conn = incoming.await?;
-    let (send, recv) = tokio::time::timeout(Duration::from_secs(10), conn.accept_bi()).await??;
+    // Before the token is checked: one stream, a Hello of at most HELLO_MAX bytes, and
+    // HANDSHAKE_TIMEOUT for all of it.
+    let handshake = async {
+        let conn = incoming.await?;
+        let (send, recv) = conn.accept_bi().await?;
+        let mut reader = FrameReader::new(recv, HELLO_MAX);
+        let first = reader.recv_payload().await;
+        anyhow::Ok((conn, send, reader, first))
+    };
+    let (conn, send, mut reader, first) =
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await??;
     let max = shared.config.max_frame;
     let mut writer = FrameWriter::new(send, max);
-    let mut reader = FrameReader::new(recv, max);
-    let first = tokio::time::timeout(Duration::from_secs(10), reader.recv_payload()).await?;
     let payload = first.ok().flatten();
     let hello = match admit(payload.as_deref(), |secret| shared.identity.role_of(secret)) {
         Ok(hello) => hello,
@@ -209,6 +299,8 @@ async fn accept(
             max_frame: max as u32,
         }))
         .await?;
+    drop(permit);
+    reader.set_max(max);
     let id = SESSIONS.fetch_add(1, Relaxed);
     tracing::info!(peer = %conn.remote_address(), role = %hello.role, name = %hello.name, session = id, "accepted");
     let args = SessionArgs {
@@ -247,6 +339,26 @@ mod tests {
             "c" => Some(Role::Client),
             _ => None,
         }
+    }
+
+    #[test]
+    fn a_peers_name_cannot_forge_log_lines() {
+        let forged = "n1\n2026-12-07T00:00:00Z  INFO accepted role=client\r\u{1b}[2J";
+        let shown = printable_name(forged);
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert!(shown.starts_with("n1\\n2026"), "{shown}");
+        assert_eq!(printable_name(&"x".repeat(500)).len(), 64);
+        let mut h = Hello {
+            protocol_version: PROTOCOL_VERSION,
+            role: Role::Client,
+            secret: "c".into(),
+            name: forged.into(),
+            node: None,
+        };
+        let frame = codec::encode(&h, 1 << 16).unwrap();
+        let got = admit(Some(&frame[codec::HEADER_LEN..]), roles).unwrap();
+        h.name = shown;
+        assert_eq!(got.name, h.name);
     }
 
     #[test]
