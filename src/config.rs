@@ -26,6 +26,7 @@ struct SchedulerToml {
     heartbeat_ms: Option<u64>,
     lease_ms: Option<u64>,
     max_frame_bytes: Option<u64>,
+    max_spec_bytes: Option<u64>,
     durable: Option<bool>,
 }
 
@@ -48,6 +49,7 @@ pub struct ClusterConfig {
     pub heartbeat_ms: u64,
     pub lease_ms: u64,
     pub max_frame_bytes: usize,
+    pub max_spec_bytes: usize,
     pub durable: bool,
     pub slots: u32,
     pub gpus: Option<Vec<u32>>,
@@ -117,6 +119,11 @@ impl ClusterConfig {
                 .max_frame_bytes
                 .or(d.scheduler.max_frame_bytes)
                 .expect("default") as usize,
+            max_spec_bytes: u
+                .scheduler
+                .max_spec_bytes
+                .or(d.scheduler.max_spec_bytes)
+                .expect("default") as usize,
             durable: u
                 .scheduler
                 .durable
@@ -148,6 +155,12 @@ impl ClusterConfig {
         }
         if cfg.max_frame_bytes < 1024 || cfg.max_frame_bytes > u32::MAX as usize {
             bail!("{name}: `scheduler.max_frame_bytes` must be between 1024 and 4294967295");
+        }
+        if cfg.max_spec_bytes < 1024 || cfg.max_spec_bytes > cfg.max_frame_bytes {
+            bail!(
+                "{name}: `scheduler.max_spec_bytes` must be between 1024 and `max_frame_bytes` ({})",
+                cfg.max_frame_bytes
+            );
         }
         Ok(cfg)
     }

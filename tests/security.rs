@@ -295,3 +295,22 @@ fn a_flood_of_unauthenticated_connections_costs_little_memory_and_honest_nodes_g
     drop(held);
     c.assert_no_panics();
 }
+
+#[test]
+fn a_spec_over_the_size_limit_is_refused_naming_the_setting() {
+    let c = Cluster::start("max_spec_bytes = 2048");
+    let padding = format!("# {}\n", "x".repeat(4096));
+    let spec = c.write(
+        "big.toml",
+        &format!("{padding}[study]\nname = \"big\"\nn_trials = 2\n[space]\nx0 = {{ type = \"float\", low = -5.0, high = 10.0 }}\nx1 = {{ type = \"float\", low = 0.0, high = 15.0 }}\n[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\n"),
+    );
+    let out = c.cli(&["submit", spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("at most 2048") && err.contains("max_spec_bytes"),
+        "{err}"
+    );
+    status_works(&c);
+    c.assert_no_panics();
+}

@@ -17,6 +17,8 @@ pub struct SchedulerConfig {
     pub lease: Duration,
     /// Largest frame accepted.
     pub max_frame: usize,
+    /// Largest spec text a client may submit.
+    pub max_spec: usize,
     /// Durable (fsync) commits; off only for throwaway benchmarks.
     pub durable: bool,
     /// Host name put in the printed join command (defaults to the listen address).
@@ -32,6 +34,7 @@ impl SchedulerConfig {
             heartbeat: Duration::from_secs(1),
             lease: Duration::from_secs(10),
             max_frame: mlt_protocol::codec::DEFAULT_MAX_FRAME,
+            max_spec: 1 << 20,
             durable: true,
             advertise: None,
         }

@@ -254,6 +254,18 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::CreateStudy(sub, reply) => {
+                let max = st.shared.config.max_spec;
+                if sub.spec_toml.len() > max {
+                    let _ = reply.send(Err(ErrorMsg {
+                        kind: ErrorKind::InvalidSpec,
+                        message: format!(
+                            "{}: the spec is {} bytes; this scheduler takes at most {max} (`scheduler.max_spec_bytes` in cluster.toml)",
+                            sub.source,
+                            sub.spec_toml.len()
+                        ),
+                    }));
+                    return Ok(());
+                }
                 let spec = match mlt_spec::parse(&sub.spec_toml, &sub.source) {
                     Ok(s) => s,
                     Err(e) => {

@@ -85,9 +85,18 @@ pub enum Command {
         /// Scheduler address, host:port.
         #[arg(long, env = "MLT_SCHEDULER")]
         scheduler: String,
-        /// Join token printed by the scheduler.
-        #[arg(long, env = "MLT_TOKEN", hide_env_values = true)]
-        token: String,
+        /// Join token printed by the scheduler. Prefer MLT_TOKEN or --token-file: a token on
+        /// the command line shows in `ps` to every user of the machine.
+        #[arg(
+            long,
+            env = "MLT_TOKEN",
+            hide_env_values = true,
+            required_unless_present = "token_file"
+        )]
+        token: Option<String>,
+        /// A file holding the join token (a copy of the scheduler's DIR/join-token).
+        #[arg(long, env = "MLT_TOKEN_FILE", conflicts_with = "token")]
+        token_file: Option<PathBuf>,
         /// Worker slots (0 = one per core).
         #[arg(long)]
         slots: Option<u32>,
@@ -508,12 +517,23 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Join {
             scheduler,
             token,
+            token_file,
             slots,
             gpus,
             name,
             config,
             cache_dir,
-        } => serve::join(scheduler, token, slots, gpus, name, config, cache_dir).await,
+        } => {
+            let token = match (token, token_file) {
+                (Some(t), _) => t,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .map_err(|e| CliError::Connect(format!("--token-file {}: {e}", f.display())))?
+                    .trim()
+                    .to_string(),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            serve::join(scheduler, token, slots, gpus, name, config, cache_dir).await
+        }
         Command::Submit {
             spec,
             follow,

@@ -34,6 +34,7 @@ fn scheduler_config(c: &ClusterConfig) -> SchedulerConfig {
     s.heartbeat = Duration::from_millis(c.heartbeat_ms);
     s.lease = Duration::from_millis(c.lease_ms);
     s.max_frame = c.max_frame_bytes;
+    s.max_spec = c.max_spec_bytes;
     s.durable = c.durable;
     s.advertise = c.advertise.clone();
     s
@@ -74,8 +75,10 @@ pub async fn scheduler(
         handle.addr,
         c.data_dir.display()
     );
+    // The token goes in the environment or a file, never on a command line (`ps` shows those).
     println!(
-        "join nodes with:\n  mlt-cluster join --scheduler {host} --token {}",
+        "join nodes with (copy {} to each node):\n  mlt-cluster join --scheduler {host} --token-file join-token\nor: MLT_TOKEN={} mlt-cluster join --scheduler {host}",
+        c.data_dir.join("join-token").display(),
         id.join_token.encode()
     );
     println!(

@@ -167,9 +167,10 @@ impl Cluster {
 
     /// A node with extra `join` arguments (e.g. `--gpus 0`).
     pub fn add_node_with(&mut self, name: &str, slots: u32, extra: &[&str]) {
-        let (addr, token, cfg, cache) = (
+        // The token from a file, as the scheduler says to (not on the command line).
+        let (addr, token_file, cfg, cache) = (
             self.addr(),
-            self.join_token(),
+            self.data().join("join-token").display().to_string(),
             self.config.display().to_string(),
             self.cache(name).display().to_string(),
         );
@@ -179,8 +180,8 @@ impl Cluster {
                 "join",
                 "--scheduler",
                 &addr,
-                "--token",
-                &token,
+                "--token-file",
+                &token_file,
                 "--slots",
                 &slots.to_string(),
                 "--name",
