@@ -96,7 +96,8 @@ impl ClusterConfig {
                 "{name}: `scheduler.listen` = {listen_s:?} is not an address such as 0.0.0.0:7340"
             )
         })?;
-        let cfg = ClusterConfig {
+        let spec_set = u.scheduler.max_spec_bytes.is_some();
+        let mut cfg = ClusterConfig {
             listen,
             data_dir: u
                 .scheduler
@@ -156,6 +157,10 @@ impl ClusterConfig {
         if cfg.max_frame_bytes < 1024 || cfg.max_frame_bytes > u32::MAX as usize {
             bail!("{name}: `scheduler.max_frame_bytes` must be between 1024 and 4294967295");
         }
+        if !spec_set {
+            // The default follows a smaller frame limit (a spec travels in one frame).
+            cfg.max_spec_bytes = cfg.max_spec_bytes.min(cfg.max_frame_bytes);
+        }
         if cfg.max_spec_bytes < 1024 || cfg.max_spec_bytes > cfg.max_frame_bytes {
             bail!(
                 "{name}: `scheduler.max_spec_bytes` must be between 1024 and `max_frame_bytes` ({})",
@@ -185,5 +190,16 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("twice"));
+        // The spec limit: 1 MiB by default, never above the frame limit.
+        assert_eq!(c.max_spec_bytes, 1 << 20);
+        std::fs::write(&p, "[scheduler]\nmax_frame_bytes = 65536\n").unwrap();
+        assert_eq!(ClusterConfig::load(Some(&p)).unwrap().max_spec_bytes, 65536);
+        std::fs::write(
+            &p,
+            "[scheduler]\nmax_frame_bytes = 65536\nmax_spec_bytes = 131072\n",
+        )
+        .unwrap();
+        let e = ClusterConfig::load(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("max_spec_bytes"), "{e}");
     }
 }
