@@ -138,3 +138,31 @@ fn run_fails_with_its_own_code_when_no_trial_completes() {
     let out = util::offline(&["trials", "fail", "--json"], &data);
     assert!(out.status.success());
 }
+
+#[test]
+fn a_node_runs_no_program_unless_its_operator_allows_it() {
+    let mut c = Cluster::start("heartbeat_ms = 200\nlease_ms = 5000");
+    // Joined without --allow-command.
+    c.add_node_with("locked", 1, &[]);
+    let proof = c.dir.path().join("ran");
+    let spec = c.write(
+        "cmd.toml",
+        &format!(
+            "[study]\nname = \"locked\"\nn_trials = 2\n[objective]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"touch {}; echo '{{\\\"value\\\": 1}}'\"]\n",
+            proof.display()
+        ),
+    );
+    let study = c.submit(&spec);
+    wait_until(60, "the study to end", || {
+        c.study_state(&study) != "running"
+    });
+    let trials = c.trials(&study);
+    assert_eq!(count_state(&trials, "failed"), 2, "{trials:?}");
+    let msg = trials[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("--allow-command") && msg.contains("locked"),
+        "{msg}"
+    );
+    assert!(!proof.exists(), "the program ran");
+    c.assert_no_panics();
+}

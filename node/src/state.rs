@@ -185,6 +185,13 @@ impl State {
                 let flag = StopFlag::default();
                 self.running.insert(key, (slot, flag));
                 tracing::debug!(%key, %slot, "assigned");
+                // What this node's operator does not allow fails at once, saying why.
+                if let Some(why) = self.cfg.refuses(&a) {
+                    tracing::warn!(%key, "refused: {why}");
+                    let outcome = mlt_protocol::messages::Outcome::Failed(why);
+                    self.on_event(NodeEvent::Done { key, slot, outcome }, Some(out));
+                    return;
+                }
                 let missing = self.cache.missing(&a);
                 if missing.is_empty() {
                     self.start(a);
@@ -387,6 +394,8 @@ mod tests {
             reconnect_max: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(60),
             cache_dir: cache.to_path_buf(),
+            allow_command: false,
+            data_root: None,
         };
         let started = Started::default();
         let slots = FakeSlots(slots as usize, started.clone());
@@ -444,6 +453,65 @@ mod tests {
 
     fn request(slot: u32) -> FromNode {
         FromNode::RequestWork(RequestWorkMsg { slot: SlotId(slot) })
+    }
+
+    #[test]
+    fn what_the_operator_did_not_allow_fails_at_once_saying_how_to_allow_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut st, started) = node(1, dir.path());
+        let out = Sent::default();
+        // A program of the submitter's choice: refused without --allow-command.
+        let mut cmd = assign(1, 0);
+        cmd.objective = ObjectiveSpec::Command(mlt_protocol::spec::CommandSpec {
+            command: vec!["sh".into(), "-c".into(), "cat /etc/shadow".into()],
+            env: Default::default(),
+            timeout_seconds: None,
+        });
+        st.on_frame(ToNode::Assign(cmd.clone()), &out);
+        let sent = out.take();
+        let FromNode::Finish(f) = &sent[0] else {
+            panic!("{sent:?}")
+        };
+        let Outcome::Failed(why) = &f.outcome else {
+            panic!("{f:?}")
+        };
+        assert!(why.contains("--allow-command"), "{why}");
+        // Nothing ran, and the slot asks for work again.
+        assert!(started.lock().unwrap().is_empty());
+        assert_eq!(sent[1], request(0));
+        // A file of the node's own disk: refused without a data root, and outside it.
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("bars.csv"), "date,close\n").unwrap();
+        std::fs::write(dir.path().join("secret.csv"), "date,close\n").unwrap();
+        let files = |path: &str| {
+            let mut a = assign(2, 0);
+            a.objective =
+                ObjectiveSpec::WalkForward(Box::new(mlt_protocol::spec::WalkForwardSpec::new(
+                    DataSource::Files {
+                        paths: vec![path.to_string()],
+                        adjusted: false,
+                    },
+                    Vec::new(),
+                )));
+            a.workdir = Some(data.display().to_string());
+            a
+        };
+        let why = st.cfg.refuses(&files("bars.csv")).unwrap();
+        assert!(why.contains("--data-root"), "{why}");
+        st.cfg.data_root = Some(data.clone());
+        assert_eq!(st.cfg.refuses(&files("bars.csv")), None);
+        // `..` and absolute paths are resolved before they are judged.
+        let why = st.cfg.refuses(&files("../secret.csv")).unwrap();
+        assert!(why.contains("outside"), "{why}");
+        let why = st
+            .cfg
+            .refuses(&files(&dir.path().join("secret.csv").display().to_string()))
+            .unwrap();
+        assert!(why.contains("outside"), "{why}");
+        // Allowed, a command runs.
+        st.cfg.allow_command = true;
+        assert_eq!(st.cfg.refuses(&cmd), None);
     }
 
     #[test]

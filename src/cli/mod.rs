@@ -97,6 +97,14 @@ pub enum Command {
         /// A file holding the join token (a copy of the scheduler's DIR/join-token).
         #[arg(long, env = "MLT_TOKEN_FILE", conflicts_with = "token")]
         token_file: Option<PathBuf>,
+        /// Run `command` objectives here: programs of the submitter's choice, with this node's
+        /// rights. Off by default: anyone with the client token could run anything.
+        #[arg(long, env = "MLT_ALLOW_COMMAND")]
+        allow_command: bool,
+        /// Walk-forward specs may read data files under this folder of the node (default:
+        /// none; submitted files are uploaded and need no access).
+        #[arg(long, env = "MLT_DATA_ROOT")]
+        data_root: Option<PathBuf>,
         /// Worker slots (0 = one per core).
         #[arg(long)]
         slots: Option<u32>,
@@ -518,6 +526,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             scheduler,
             token,
             token_file,
+            allow_command,
+            data_root,
             slots,
             gpus,
             name,
@@ -532,7 +542,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     .to_string(),
                 (None, None) => unreachable!("clap requires one"),
             };
-            serve::join(scheduler, token, slots, gpus, name, config, cache_dir).await
+            let access = serve::Access {
+                allow_command,
+                data_root,
+            };
+            serve::join(
+                scheduler, token, access, slots, gpus, name, config, cache_dir,
+            )
+            .await
         }
         Command::Submit {
             spec,

@@ -117,9 +117,17 @@ fn default_cache_dir() -> PathBuf {
     }
 }
 
+/// What a joined node lets a study do on it.
+pub struct Access {
+    pub allow_command: bool,
+    pub data_root: Option<PathBuf>,
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn join(
     scheduler: String,
     token: String,
+    access: Access,
     slots: Option<u32>,
     gpus: Option<String>,
     name: Option<String>,
@@ -143,7 +151,16 @@ pub async fn join(
         drain_timeout: Duration::from_secs(c.drain_timeout_s),
         cache_dir: std::path::absolute(cache_dir.unwrap_or_else(default_cache_dir))
             .context("--cache-dir")?,
+        allow_command: access.allow_command,
+        data_root: access
+            .data_root
+            .map(std::path::absolute)
+            .transpose()
+            .context("--data-root")?,
     };
+    if cfg.allow_command {
+        tracing::warn!("`command` objectives run here: anyone with the client token can run programs on this node");
+    }
     run_node(cfg, stop_signal())
         .await
         .map_err(|e| CliError::Connect(format!("{e:#}")).into())
@@ -184,6 +201,9 @@ pub async fn run(
         reconnect_max: Duration::from_secs(1),
         drain_timeout: Duration::from_secs(5),
         cache_dir: data_dir.join("cache"),
+        // The researcher's own machine and spec: programs run; data files are uploaded.
+        allow_command: true,
+        data_root: None,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let node = tokio::spawn(run_node(node_cfg, async move {

@@ -161,8 +161,10 @@ impl Cluster {
         self.dir.path().join(format!("cache-{node}"))
     }
 
+    /// A node that runs every kind of objective (`--allow-command`: the tests' studies run
+    /// their own scripts).
     pub fn add_node(&mut self, name: &str, slots: u32) {
-        self.add_node_with(name, slots, &[]);
+        self.add_node_with(name, slots, &["--allow-command"]);
     }
 
     /// A node with extra `join` arguments (e.g. `--gpus 0`).
