@@ -314,3 +314,59 @@ fn a_spec_over_the_size_limit_is_refused_naming_the_setting() {
     status_works(&c);
     c.assert_no_panics();
 }
+
+#[test]
+fn a_verified_dataset_cannot_be_overwritten_by_a_second_upload_of_its_hash() {
+    use sha2::{Digest, Sha256};
+    let c = Cluster::start("");
+    let client = Token::parse(&c.client_token()).unwrap();
+    let node = Token::parse(&c.join_token()).unwrap();
+    let sha = format!("{:x}", Sha256::digest(b"hello"));
+    let put = |bytes: &[u8]| {
+        FromClient::PutDataset(PutDatasetMsg {
+            sha256: sha.clone(),
+            name: "h.csv".into(),
+            total: bytes.len() as u64,
+            offset: 0,
+            bytes: bytes.to_vec(),
+        })
+    };
+    rt().block_on(async {
+        let mut s = connect(
+            &c.addr(),
+            &client,
+            hello(Role::Client),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        s.writer.send(&put(b"hello")).await.unwrap();
+        let Some(ToClient::Dataset(Some(info))) = s.reader.recv::<ToClient>().await.unwrap() else {
+            panic!("not stored")
+        };
+        assert_eq!(info.bytes, 5);
+        // The same hash with other bytes: the scheduler already holds it, and says so.
+        s.writer.send(&put(b"HELLO")).await.unwrap();
+        assert_eq!(
+            s.reader.recv::<ToClient>().await.unwrap(),
+            Some(ToClient::Dataset(Some(info)))
+        );
+        // A node fetching it gets the verified bytes.
+        let mut n = connect(&c.addr(), &node, hello(Role::Node), Duration::from_secs(5))
+            .await
+            .unwrap();
+        n.writer
+            .send(&FromNode::FetchDataset(FetchDatasetMsg {
+                sha256: sha.clone(),
+                offset: 0,
+            }))
+            .await
+            .unwrap();
+        match n.reader.recv::<ToNode>().await.unwrap() {
+            Some(ToNode::DatasetChunk(d)) => assert_eq!(d.bytes, b"hello".to_vec()),
+            other => panic!("expected the chunk, got {other:?}"),
+        }
+    });
+    status_works(&c);
+    c.assert_no_panics();
+}

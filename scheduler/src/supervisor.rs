@@ -414,6 +414,11 @@ impl Scheduler {
         let identity = security::load_or_create(&config.data_dir)?;
         let store = Store::open(&config.data_dir)?;
         let loaded = Store::guarded(store.path(), || store.load())?;
+        // What unfinished uploads left behind (a restart ends every upload).
+        let dropped = Store::guarded(store.path(), || store.clean_uploads())?;
+        if dropped > 0 {
+            tracing::info!(chunks = dropped, "removed the chunks of unfinished uploads");
+        }
         // A connection that hears nothing for half a lease is dead: a node notices a vanished
         // scheduler (and reconnects) before its trials' leases run out.
         let server = mlt_net::tls::server_config(

@@ -144,18 +144,19 @@ pub fn store_local(store: &mlt_scheduler::store::Store, f: &LocalFile) -> anyhow
         return Ok(());
     }
     let sha = &f.dataset.sha256;
+    let staging = format!("{sha}@local");
     let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
     chunks(f, |offset, bytes| {
         sha2::Digest::update(&mut hasher, &bytes);
-        store.put_chunk(sha, offset / DATASET_CHUNK as u64, &bytes)?;
+        store.put_chunk(&staging, offset / DATASET_CHUNK as u64, &bytes)?;
         Ok(())
     })?;
     if hex::encode(sha2::Digest::finalize(hasher)) != *sha {
-        store.finish_dataset(sha, None)?;
+        store.finish_upload(&staging, None)?;
         bail!("{} changed while it was stored", f.path.display());
     }
-    store.finish_dataset(
-        sha,
+    store.finish_upload(
+        &staging,
         Some(&DatasetInfo {
             sha256: sha.clone(),
             name: f.dataset.name.clone(),

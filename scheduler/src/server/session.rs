@@ -56,11 +56,15 @@ pub struct SessionState {
     reader: tokio::task::JoinHandle<()>,
     conn: quinn::Connection,
     upload: Option<Upload>,
+    /// Uploads started on this connection (they name their staging keys).
+    uploads: u64,
 }
 
 /// A dataset upload in progress on this connection.
 struct Upload {
     sha256: String,
+    /// Where its chunks wait until their hash is checked: `sha@session-n`.
+    staging: String,
     name: String,
     total: u64,
     received: u64,
@@ -138,6 +142,7 @@ impl Actor for Session {
             reader,
             conn: a.conn,
             upload: None,
+            uploads: 0,
         })
     }
 
@@ -148,6 +153,10 @@ impl Actor for Session {
     ) -> Result<(), ActorProcessingErr> {
         st.reader.abort();
         st.conn.close(0u32.into(), b"session ended");
+        // An upload the client abandoned leaves nothing behind.
+        if let Some(up) = st.upload.take() {
+            let _ = st.shared.store.finish_upload(&up.staging, None);
+        }
         if st.role == Role::Node {
             let _ = st.shared.registry.cast(RegistryMsg::NodeDown {
                 node: st.node,
@@ -329,7 +338,19 @@ fn put_dataset(st: &mut SessionState, p: PutDatasetMsg) -> ToClient {
         ));
     }
     if p.offset == 0 {
+        // Content the scheduler holds complete is never uploaded (nor overwritten) again.
+        match st.shared.store.dataset(&p.sha256) {
+            Ok(Some(info)) => return ToClient::Dataset(Some(info)),
+            Ok(None) => {}
+            Err(e) => return internal(e),
+        }
+        // A new upload replaces one left unfinished on this connection.
+        if let Some(old) = st.upload.take() {
+            let _ = st.shared.store.finish_upload(&old.staging, None);
+        }
+        st.uploads += 1;
         st.upload = Some(Upload {
+            staging: format!("{}@{}-{}", p.sha256, st.id, st.uploads),
             sha256: p.sha256.clone(),
             name: p
                 .name
@@ -354,15 +375,19 @@ fn put_dataset(st: &mut SessionState, p: PutDatasetMsg) -> ToClient {
             "dataset `{}`: chunk at {} of {} bytes does not follow the {} bytes received (expected {expected_len} bytes)",
             up.name, p.offset, p.bytes.len(), up.received
         );
+        let staging = up.staging.clone();
         st.upload = None;
+        let _ = st.shared.store.finish_upload(&staging, None);
         return invalid(msg);
     }
     if let Err(e) = st
         .shared
         .store
-        .put_chunk(&up.sha256, up.received / chunk, &p.bytes)
+        .put_chunk(&up.staging, up.received / chunk, &p.bytes)
     {
+        let staging = up.staging.clone();
         st.upload = None;
+        let _ = st.shared.store.finish_upload(&staging, None);
         return internal(e);
     }
     up.hasher.update(&p.bytes);
@@ -373,7 +398,7 @@ fn put_dataset(st: &mut SessionState, p: PutDatasetMsg) -> ToClient {
     let up = st.upload.take().expect("checked above");
     let digest = hex::encode(up.hasher.finalize());
     if digest != up.sha256 {
-        let _ = st.shared.store.finish_dataset(&up.sha256, None);
+        let _ = st.shared.store.finish_upload(&up.staging, None);
         return invalid(format!(
             "dataset `{}`: its contents hash to {digest}, not the announced {}",
             up.name, up.sha256
@@ -384,7 +409,7 @@ fn put_dataset(st: &mut SessionState, p: PutDatasetMsg) -> ToClient {
         name: up.name,
         bytes: up.total,
     };
-    match st.shared.store.finish_dataset(&info.sha256, Some(&info)) {
+    match st.shared.store.finish_upload(&up.staging, Some(&info)) {
         Ok(()) => {
             tracing::info!(name = %info.name, sha256 = %info.sha256, bytes = info.bytes, client = %st.name, "dataset stored");
             ToClient::Dataset(Some(info))

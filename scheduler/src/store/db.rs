@@ -515,8 +515,11 @@ impl Store {
         Ok(v.map(|v| v.value().to_vec()))
     }
 
-    /// Stores chunk `index` of an upload in progress.
-    pub fn put_chunk(&self, sha256: &str, index: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Stores chunk `index` of an upload in progress, under its staging key (never under the
+    /// dataset's hash: a complete dataset is only ever written by [`Store::finish_upload`]).
+    pub fn put_chunk(&self, staging: &str, index: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        debug_assert!(staging.contains('@'), "chunks are staged");
+        let sha256 = staging;
         let mut txn = self.rw()?.begin_write()?;
         txn.set_durability(Durability::None)
             .map_err(|e| StoreError::Redb(e.to_string()))?;
@@ -525,32 +528,97 @@ impl Store {
         Ok(())
     }
 
-    /// Marks an upload whose contents were verified as complete (durably), or, with `None`,
-    /// drops the chunks of a failed one.
-    pub fn finish_dataset(
+    /// Ends an upload staged under `staging`: with `Some(info)` (its contents verified) its
+    /// chunks move under the dataset's hash, a few at a time, and the dataset is recorded
+    /// (durably) once they all have; with `None` (a failed or abandoned upload) they are
+    /// dropped. A dataset already complete is never written again.
+    pub fn finish_upload(
         &self,
-        sha256: &str,
+        staging: &str,
         info: Option<&DatasetInfo>,
     ) -> Result<(), StoreError> {
-        let txn = self.rw()?.begin_write()?;
-        match info {
-            Some(i) => {
+        if let Some(i) = info {
+            if self.dataset(&i.sha256)?.is_none() {
+                let mut next = 0u64;
+                loop {
+                    let txn = self.rw()?.begin_write()?;
+                    let mut moved = 0;
+                    {
+                        let mut chunks = txn.open_table(CHUNKS)?;
+                        let mut batch = Vec::new();
+                        for row in chunks
+                            .range((staging, next)..=(staging, u64::MAX))?
+                            .take(64)
+                        {
+                            let (k, v) = row?;
+                            batch.push((k.value().1, v.value().to_vec()));
+                        }
+                        for (index, bytes) in &batch {
+                            chunks.insert((i.sha256.as_str(), *index), bytes.as_slice())?;
+                            next = index + 1;
+                            moved += 1;
+                        }
+                    }
+                    txn.commit()?;
+                    if moved == 0 {
+                        break;
+                    }
+                }
+                let txn = self.rw()?.begin_write()?;
                 txn.open_table(DATASETS)?
-                    .insert(sha256, encode(i).as_slice())?;
+                    .insert(i.sha256.as_str(), encode(i).as_slice())?;
+                txn.commit()?;
             }
-            None => {
-                let mut chunks = txn.open_table(CHUNKS)?;
-                let mut doomed = Vec::new();
-                for row in chunks.range((sha256, 0)..=(sha256, u64::MAX))? {
-                    doomed.push(row?.0.value().1);
-                }
-                for i in doomed {
-                    chunks.remove((sha256, i))?;
-                }
+        }
+        self.drop_chunks(staging)
+    }
+
+    /// Removes every chunk under `key`.
+    fn drop_chunks(&self, key: &str) -> Result<(), StoreError> {
+        let txn = self.rw()?.begin_write()?;
+        {
+            let mut chunks = txn.open_table(CHUNKS)?;
+            let mut doomed = Vec::new();
+            for row in chunks.range((key, 0)..=(key, u64::MAX))? {
+                doomed.push(row?.0.value().1);
+            }
+            for i in doomed {
+                chunks.remove((key, i))?;
             }
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Removes what uploads left behind: staged chunks (an upload that never finished, or a
+    /// scheduler that stopped during one) and chunks of a dataset that was never recorded
+    /// complete. Returns how many chunks went. Run at start, before any upload.
+    pub fn clean_uploads(&self) -> Result<u64, StoreError> {
+        let keys: std::collections::BTreeSet<String> = {
+            let txn = self.db.begin_read()?;
+            let Some(chunks) = table(&txn, CHUNKS)? else {
+                return Ok(0);
+            };
+            let mut keys = std::collections::BTreeSet::new();
+            for row in chunks.iter()? {
+                keys.insert(row?.0.value().0.to_string());
+            }
+            keys
+        };
+        let mut dropped = 0;
+        for k in keys {
+            if k.contains('@') || self.dataset(&k)?.is_none() {
+                let txn = self.db.begin_read()?;
+                if let Some(chunks) = table(&txn, CHUNKS)? {
+                    dropped += chunks
+                        .range((k.as_str(), 0)..=(k.as_str(), u64::MAX))?
+                        .count() as u64;
+                }
+                drop(txn);
+                self.drop_chunks(&k)?;
+            }
+        }
+        Ok(dropped)
     }
 
     /// Reads everything.
@@ -808,6 +876,49 @@ mod tests {
         }
         let err = Store::open(dir.path()).err().unwrap();
         assert!(err.to_string().contains("schema 9.0"), "{err}");
+    }
+
+    #[test]
+    fn uploads_are_staged_a_complete_dataset_is_never_rewritten_and_leftovers_are_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let sha = "ab".repeat(32);
+        let info = DatasetInfo {
+            sha256: sha.clone(),
+            name: "x.csv".into(),
+            bytes: 6,
+        };
+        let staged = format!("{sha}@7-1");
+        store.put_chunk(&staged, 0, b"abc").unwrap();
+        store.put_chunk(&staged, 1, b"def").unwrap();
+        // Staged chunks are not the dataset's.
+        assert_eq!(store.dataset_chunk(&sha, 0).unwrap(), None);
+        store.finish_upload(&staged, Some(&info)).unwrap();
+        assert_eq!(store.dataset(&sha).unwrap(), Some(info.clone()));
+        assert_eq!(store.dataset_chunk(&sha, 1).unwrap(), Some(b"def".to_vec()));
+        assert_eq!(store.dataset_chunk(&staged, 0).unwrap(), None);
+        // Another upload of the same hash (say, with other bytes) changes nothing, whether it
+        // fails or claims success.
+        let again = format!("{sha}@8-1");
+        store.put_chunk(&again, 0, b"XYZ").unwrap();
+        store.finish_upload(&again, None).unwrap();
+        store.put_chunk(&again, 0, b"XYZ").unwrap();
+        store.finish_upload(&again, Some(&info)).unwrap();
+        assert_eq!(store.dataset_chunk(&sha, 0).unwrap(), Some(b"abc".to_vec()));
+        // Leftovers: an abandoned staged upload and chunks of a dataset never recorded.
+        store.put_chunk(&format!("{sha}@9-1"), 0, b"zzz").unwrap();
+        let other = "cd".repeat(32);
+        store.put_chunk(&format!("{other}@9-2"), 0, b"q").unwrap();
+        let txn = store.rw().unwrap().begin_write().unwrap();
+        txn.open_table(CHUNKS)
+            .unwrap()
+            .insert((other.as_str(), 0), b"orphan".as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        assert_eq!(store.clean_uploads().unwrap(), 3);
+        assert_eq!(store.dataset_chunk(&other, 0).unwrap(), None);
+        assert_eq!(store.dataset_chunk(&sha, 0).unwrap(), Some(b"abc".to_vec()));
+        assert_eq!(store.clean_uploads().unwrap(), 0);
     }
 
     #[test]
