@@ -432,3 +432,42 @@ fn a_scheduler_restart_under_long_trials_reruns_nothing() {
     assert_eq!(s["metrics"]["leases_expired"], 0, "{s}");
     c.assert_no_panics();
 }
+
+#[test]
+fn a_study_larger_than_a_frame_is_listed_and_exported_page_by_page() {
+    // 64 KiB frames; 2,500 trials of about 250 bytes each need ten times that.
+    let mut c = Cluster::start("heartbeat_ms = 200\nlease_ms = 5000\nmax_frame_bytes = 65536");
+    c.add_node("n", 4);
+    let study = c.submit(&c.write(
+        "s.toml",
+        &format!(
+            "[study]\nname = \"big\"\nn_trials = 2500\nseed = 1\n[sampler]\nkind = \"random\"\n{BENCH_SPACE}[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\nsteps = 1\n"
+        ),
+    ));
+    wait_until(300, "2,500 trials", || c.study_state(&study) == "complete");
+    let trials = c.trials(&study);
+    assert_eq!(trials.len(), 2500);
+    let numbers: Vec<u64> = trials
+        .iter()
+        .map(|t| t["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        (0..2500).collect::<Vec<u64>>(),
+        "every trial once, in order"
+    );
+    let out = c.cli(&["export", &study, "--format", "csv"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2501);
+    let out = c.cli(&["best", &study, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.assert_no_panics();
+}

@@ -51,8 +51,9 @@ pub enum FromClient {
     Submit(SubmitMsg),
     /// Studies, nodes and counters.
     Status,
-    /// All trials of a study.
-    Trials(StudyRefMsg),
+    /// A page of a study's trials: those numbered `from` on, at most `limit` (and as many as
+    /// fit in about half a frame). A study of any size is read page by page.
+    Trials(TrialPageMsg),
     /// The best trial (or the Pareto front) of a study.
     Best(StudyRefMsg),
     /// Cancel a study: no new trials; running ones are stopped.
@@ -84,7 +85,7 @@ pub enum ToClient {
     Submitted(SubmittedMsg),
     /// Status.
     Status(StatusReport),
-    /// Trials.
+    /// A page of trials, in number order (shorter than asked, or empty: the last page).
     Trials(Vec<TrialRecord>),
     /// Best trials (one for a single objective; the Pareto front for several).
     Best(Vec<TrialRecord>),
@@ -299,6 +300,17 @@ pub struct SubmitMsg {
     /// Problems the submitter found in the study's data (unsorted or repeated dates, missing
     /// cells, …), one line each: kept with the study and shown by `status`.
     pub notes: Vec<String>,
+}
+
+/// Payload of [`FromClient::Trials`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrialPageMsg {
+    /// Study name or id.
+    pub study: String,
+    /// The first trial number wanted.
+    pub from: u64,
+    /// The most trials wanted.
+    pub limit: u32,
 }
 
 /// A trial of a study.

@@ -137,9 +137,7 @@ pub async fn status(json: bool, conn: &Conn) -> anyhow::Result<()> {
 
 pub async fn trials(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
     let mut t = target(conn, true).await?;
-    let ToClient::Trials(ts) = t.request(FromClient::Trials(study_ref(study))).await? else {
-        bail!("unexpected answer")
-    };
+    let ts = t.trials(study).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&ts)?);
     } else {
@@ -185,11 +183,8 @@ pub async fn best_on(t: &mut Target, study: &str, json: bool) -> anyhow::Result<
         },
         _ => false,
     };
-    let selection = match (
-        ts.as_slice(),
-        t.request(FromClient::Trials(study_ref(study))).await?,
-    ) {
-        ([best], ToClient::Trials(all)) => selection_stats(best, &all, cumulative_sharpe),
+    let selection = match ts.as_slice() {
+        [best] => selection_stats(best, &t.trials(study).await?, cumulative_sharpe),
         _ => None,
     };
     // The Probability of Backtest Overfitting over every complete trial's OOS returns.
@@ -386,9 +381,7 @@ pub async fn export(
     conn: &Conn,
 ) -> anyhow::Result<()> {
     let mut t = target(conn, true).await?;
-    let ToClient::Trials(ts) = t.request(FromClient::Trials(study_ref(study))).await? else {
-        bail!("unexpected answer")
-    };
+    let ts = t.trials(study).await?;
     let text = match format {
         Format::Json => serde_json::to_string_pretty(&ts)? + "\n",
         Format::Csv => output::trials_csv(&ts),

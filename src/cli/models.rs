@@ -17,15 +17,7 @@ async fn fetch(t: &mut Target, study: &str, trial: u64) -> anyhow::Result<ModelA
     match r {
         ToClient::Artifact(Some(a)) => Ok(*a),
         ToClient::Artifact(None) => {
-            let trials = match t
-                .request(FromClient::Trials(mlt_protocol::messages::StudyRefMsg {
-                    study: study.to_string(),
-                }))
-                .await?
-            {
-                ToClient::Trials(v) => v,
-                _ => Vec::new(),
-            };
+            let trials = t.trials(study).await?;
             if !trials.iter().any(|t| t.number.0 == trial) {
                 bail!(
                     "study `{study}` has no trial {trial} (its trials are numbered 0 to {})",
@@ -207,14 +199,7 @@ pub async fn ensemble(
     if spec.study.directions.len() != 1 {
         bail!("`{study}` has several objectives: an ensemble of its best trials needs one");
     }
-    let r = t
-        .request(FromClient::Trials(mlt_protocol::messages::StudyRefMsg {
-            study: study.to_string(),
-        }))
-        .await?;
-    let ToClient::Trials(trials) = r else {
-        bail!("unexpected answer: {r:?}")
-    };
+    let trials = t.trials(study).await?;
     let dir = spec.study.directions[0];
     let mut done: Vec<_> = trials
         .into_iter()

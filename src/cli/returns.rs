@@ -5,7 +5,7 @@ use super::target::{target, Target};
 use super::Conn;
 use anyhow::bail;
 use mlt_eval::data::format_day;
-use mlt_protocol::messages::{FromClient, StudyRefMsg, ToClient, TrialRefMsg};
+use mlt_protocol::messages::{FromClient, ToClient, TrialRefMsg};
 use mlt_protocol::records::{DailySeries, TrialOrigin, TrialRecord};
 use std::fmt::Write;
 
@@ -26,15 +26,7 @@ pub async fn returns(
     conn: &Conn,
 ) -> anyhow::Result<()> {
     let mut t = target(conn, true).await?;
-    let trials = match t
-        .request(FromClient::Trials(StudyRefMsg {
-            study: study.to_string(),
-        }))
-        .await?
-    {
-        ToClient::Trials(v) => v,
-        other => bail!("unexpected answer: {other:?}"),
-    };
+    let trials = t.trials(study).await?;
     let Some(asked) = trials.iter().find(|x| x.number.0 == trial) else {
         bail!(
             "study `{study}` has no trial {trial} (its trials are numbered 0 to {})",

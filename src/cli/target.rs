@@ -81,7 +81,10 @@ impl Offline {
                 nodes: Vec::new(),
                 metrics: Default::default(),
             }),
-            FromClient::Trials(r) => ToClient::Trials(self.find(&r.study).ok_or_else(|| missing(&r.study))?.trials.clone()),
+            FromClient::Trials(p) => {
+                let all = &self.find(&p.study).ok_or_else(|| missing(&p.study))?.trials;
+                ToClient::Trials(all.iter().skip(p.from as usize).take(p.limit as usize).cloned().collect())
+            }
             FromClient::Best(r) => ToClient::Best(self.find(&r.study).ok_or_else(|| missing(&r.study))?.best()),
             FromClient::Study(r) => ToClient::Study(self.find(&r.study).ok_or_else(|| missing(&r.study))?.summary()),
             FromClient::StudySpec(r) => {
@@ -132,6 +135,31 @@ pub enum Target {
 }
 
 impl Target {
+    /// Every trial of `study`, read page by page (a study of any size fits no single frame).
+    pub async fn trials(
+        &mut self,
+        study: &str,
+    ) -> anyhow::Result<Vec<mlt_protocol::records::TrialRecord>> {
+        const PAGE: u32 = 1000;
+        let mut all = Vec::new();
+        loop {
+            let m = FromClient::Trials(mlt_protocol::messages::TrialPageMsg {
+                study: study.to_string(),
+                from: all.len() as u64,
+                limit: PAGE,
+            });
+            let ToClient::Trials(page) = self.request(m).await? else {
+                bail!("unexpected answer to a page of trials");
+            };
+            // The scheduler may give fewer than asked (a page is bounded in bytes too): the
+            // end is an empty page.
+            if page.is_empty() {
+                return Ok(all);
+            }
+            all.extend(page);
+        }
+    }
+
     pub async fn request(&mut self, m: FromClient) -> anyhow::Result<ToClient> {
         let reply = match self {
             Target::Online(o) => o.request(m).await?,

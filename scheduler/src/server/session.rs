@@ -74,6 +74,9 @@ struct Upload {
 /// The largest dataset a client may upload.
 pub const MAX_DATASET_BYTES: u64 = 16 << 30;
 
+/// The most trials in one page of `trials`.
+pub const MAX_PAGE: u32 = 2000;
+
 /// Blocks in PBO's combinatorially symmetric cross-validation (Bailey et al. use 16).
 pub const PBO_BLOCKS: u32 = 16;
 
@@ -478,8 +481,8 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
                 Err(e) => internal(e),
             }
         }
-        FromClient::Trials(r)
-        | FromClient::Best(r)
+        FromClient::Trials(p) if lookup(&p.study).is_none() => not_found(&p.study),
+        FromClient::Best(r)
         | FromClient::Cancel(r)
         | FromClient::Study(r)
         | FromClient::Overfitting(r)
@@ -488,8 +491,21 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
         {
             not_found(&r.study)
         }
-        FromClient::Trials(r) => {
-            match ractor::call_t!(lookup(&r.study).expect("found"), StudyMsg::Trials, CALL_MS) {
+        FromClient::Trials(p) => {
+            let actor = lookup(&p.study).expect("found");
+            // Half a frame: the page and its envelope always fit.
+            let bytes = shared.config.max_frame / 2;
+            let (from, limit) = (p.from, p.limit.min(MAX_PAGE));
+            match ractor::call_t!(
+                actor,
+                |reply| StudyMsg::TrialPage {
+                    from,
+                    limit,
+                    bytes,
+                    reply
+                },
+                CALL_MS
+            ) {
                 Ok(t) => ToClient::Trials(t),
                 Err(e) => internal(e),
             }

@@ -46,6 +46,17 @@ pub enum StudyMsg {
     Summary(RpcReplyPort<StudySummary>),
     /// All trials.
     Trials(RpcReplyPort<Vec<TrialRecord>>),
+    /// Trials numbered `from` on, at most `limit`, and at most about `bytes` encoded.
+    TrialPage {
+        /// First number.
+        from: u64,
+        /// Most trials.
+        limit: u32,
+        /// Most bytes (postcard), the first trial always included.
+        bytes: usize,
+        /// The page.
+        reply: RpcReplyPort<Vec<TrialRecord>>,
+    },
     /// Best trials.
     Best(RpcReplyPort<Vec<TrialRecord>>),
 }
@@ -246,6 +257,30 @@ impl Actor for StudyActor {
             }
             StudyMsg::Summary(reply) => {
                 let _ = reply.send(st.a.core.summary());
+            }
+            StudyMsg::TrialPage {
+                from,
+                limit,
+                bytes,
+                reply,
+            } => {
+                let mut page = Vec::new();
+                let mut size = 0;
+                for t in
+                    st.a.core
+                        .trials
+                        .iter()
+                        .skip(from as usize)
+                        .take(limit as usize)
+                {
+                    let n = postcard::experimental::serialized_size(t).unwrap_or(0);
+                    if !page.is_empty() && size + n > bytes {
+                        break;
+                    }
+                    size += n;
+                    page.push(t.clone());
+                }
+                let _ = reply.send(page);
             }
             StudyMsg::Trials(reply) => {
                 let _ = reply.send(st.a.core.trials.clone());
