@@ -312,8 +312,16 @@ fn a_gpu_trial_never_runs_on_a_cpu_only_node() {
         "[study]\nname = \"gpu\"\nn_trials = 6\nseed = 1\n[resources]\ngpus = 1\n[space]\nx0 = { type = \"float\", low = -5.0, high = 10.0 }\nx1 = { type = \"float\", low = 0.0, high = 15.0 }\n[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\nsteps = 3\n",
     );
     let study = c.submit(&spec);
-    // With only the CPU node, nothing of the GPU study runs.
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // With only the CPU node, nothing of the GPU study runs, while a CPU study submitted after
+    // it runs to its end on that node (the event: the node was taking work all along).
+    let cpu = c.write(
+        "cpu.toml",
+        "[study]\nname = \"cpu\"\nn_trials = 6\nseed = 1\n[space]\nx0 = { type = \"float\", low = -5.0, high = 10.0 }\nx1 = { type = \"float\", low = 0.0, high = 15.0 }\n[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\nsteps = 3\n",
+    );
+    let cpu_study = c.submit(&cpu);
+    wait_until(60, "the CPU study", || {
+        c.study_state(&cpu_study) == "complete"
+    });
     let trials = c.trials(&study);
     assert!(trials.iter().all(|t| t["state"] == "waiting"), "{trials:?}");
     c.add_node_with("gpu", 1, &["--gpus", "0"]);

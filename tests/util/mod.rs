@@ -321,6 +321,15 @@ pub fn run_offline(spec: &Path, study: &str) -> (tempfile::TempDir, Vec<Value>) 
     (data, trials.as_array().unwrap().clone())
 }
 
+/// Whether process `pid` runs (listed in /proc and not a zombie awaiting its parent).
+#[allow(dead_code)] // not every test binary uses it
+pub fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
+        .is_some_and(|r| !r.starts_with('Z'))
+}
+
 pub fn count_state(trials: &[Value], state: &str) -> usize {
     trials.iter().filter(|t| t["state"] == state).count()
 }

@@ -302,20 +302,41 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mlt-cmd-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let marker = dir.join("after");
+        let pids = dir.join("pids");
+        // The program writes its pid and its child's, then both would mark the marker a
+        // second later.
         let script = format!(
-            "echo '{{\"step\": 1, \"value\": 1}}'; (sleep 1; touch {}) & sleep 1; touch {}",
-            marker.display(),
-            marker.display()
+            "sh -c 'sleep 1; touch {m}' & echo $! >> {p}; echo $$ >> {p}; echo '{{\"step\": 1, \"value\": 1}}'; sleep 1; touch {m}",
+            p = pids.display(),
+            m = marker.display()
         );
         let (spec, a) = assign(&script, None);
         let mut ctx = Ctx {
             reports: vec![],
             prune_at: Some(1),
         };
-        let t = Instant::now();
         assert_eq!(run_command(&spec, &a, &mut ctx), Outcome::Pruned);
-        assert!(t.elapsed() < Duration::from_millis(900));
-        std::thread::sleep(Duration::from_millis(1300));
+        // Both processes are gone (the event), and neither lived to mark the marker.
+        // Alive: listed in /proc and not a zombie (a dead process not yet reaped).
+        let alive = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
+                .is_some_and(|r| !r.starts_with('Z'))
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&pids).unwrap_or_default();
+            let listed: Vec<&str> = text.split_whitespace().collect();
+            if listed.len() == 2 && !listed.iter().any(|p| alive(p)) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the processes {listed:?} never ended"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(!marker.exists(), "the program and its children were killed");
         let (spec, a) = assign("sleep 5", Some(0.3));
         let mut ctx = Ctx {
