@@ -370,3 +370,49 @@ fn a_verified_dataset_cannot_be_overwritten_by_a_second_upload_of_its_hash() {
     status_works(&c);
     c.assert_no_panics();
 }
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off_and_the_scheduler_goes_on() {
+    use mlt_protocol::messages::TrialPageMsg;
+    let mut c = Cluster::start("heartbeat_ms = 200\nlease_ms = 5000\nmax_frame_bytes = 65536");
+    c.add_node("n", 2);
+    let study = c.submit(&c.write("s.toml", "[study]\nname = \"s\"\nn_trials = 400\n[sampler]\nkind = \"random\"\n[space]\nx0 = { type = \"float\", low = -5.0, high = 10.0 }\nx1 = { type = \"float\", low = 0.0, high = 15.0 }\n[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\nsteps = 1\n"));
+    util::wait_until(120, "400 trials", || c.study_state(&study) == "complete");
+    let client = Token::parse(&c.client_token()).unwrap();
+    rt().block_on(async {
+        let mut s = connect(
+            &c.addr(),
+            &client,
+            hello(Role::Client),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        // Ask for pages of trials (each up to half a 64 KiB frame) and never read the answers.
+        let ask = FromClient::Trials(TrialPageMsg {
+            study: "s".into(),
+            from: 0,
+            limit: 2000,
+        });
+        for _ in 0..400 {
+            if s.writer.send(&ask).await.is_err() {
+                break;
+            }
+        }
+        let closed = tokio::time::timeout(Duration::from_secs(30), s.conn.closed())
+            .await
+            .expect("cut off");
+        match closed {
+            quinn::ConnectionError::ApplicationClosed(a) => {
+                assert_eq!(
+                    u64::from(a.error_code),
+                    u64::from(mlt_net::frames::TOO_SLOW),
+                    "{a:?}"
+                )
+            }
+            other => panic!("closed otherwise: {other:?}"),
+        }
+    });
+    status_works(&c);
+    c.assert_no_panics();
+}

@@ -2,6 +2,8 @@
 //! writer task every session uses to send.
 use mlt_protocol::codec::{self, CodecError, HEADER_LEN};
 use serde::{de::DeserializeOwned, Serialize};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -117,7 +119,13 @@ impl FrameWriter {
 
     /// Hands the stream to a batching writer task.
     pub fn into_outbox(self) -> Outbox {
-        Outbox::spawn(self.send, self.max)
+        Outbox::spawn(self.send, self.max, None)
+    }
+
+    /// [`FrameWriter::into_outbox`] for a peer that may stop reading: once more than `cap`
+    /// bytes wait for it, `conn` is closed (code 3, `TOO_SLOW`) instead of queueing more.
+    pub fn into_bounded_outbox(self, conn: quinn::Connection, cap: usize) -> Outbox {
+        Outbox::spawn(self.send, self.max, Some((conn, cap)))
     }
 
     /// Finishes the stream and waits, up to `timeout`, until the peer has acknowledged every
@@ -151,11 +159,23 @@ enum Queued {
 pub struct Outbox {
     tx: mpsc::UnboundedSender<Queued>,
     max: usize,
+    /// Bytes queued and not yet written, and the most allowed with the connection to close
+    /// past it (None: unbounded, for the node's own connection).
+    bound: Option<(Arc<AtomicUsize>, usize, quinn::Connection)>,
 }
 
+/// Application close code of a connection whose peer stopped reading.
+pub const TOO_SLOW: u32 = 3;
+
 impl Outbox {
-    fn spawn(mut send: quinn::SendStream, max: usize) -> Outbox {
+    fn spawn(
+        mut send: quinn::SendStream,
+        max: usize,
+        cap: Option<(quinn::Connection, usize)>,
+    ) -> Outbox {
         let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
+        let bound = cap.map(|(conn, cap)| (Arc::new(AtomicUsize::new(0)), cap, conn));
+        let queued = bound.as_ref().map(|(q, _, _)| q.clone());
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(4096);
             let mut finish_after = None;
@@ -164,7 +184,12 @@ impl Outbox {
                 let mut next = Some(first);
                 while let Some(item) = next.take() {
                     match item {
-                        Queued::Frame(f) => batch.extend_from_slice(&f),
+                        Queued::Frame(f) => {
+                            if let Some(q) = &queued {
+                                q.fetch_sub(f.len(), Ordering::Relaxed);
+                            }
+                            batch.extend_from_slice(&f)
+                        }
                         Queued::Finish(t, done) => {
                             finish_after = Some((t, done));
                             break;
@@ -185,7 +210,7 @@ impl Outbox {
             }
             let _ = send.finish();
         });
-        Outbox { tx, max }
+        Outbox { tx, max, bound }
     }
 
     /// An outbox with no stream behind it: every frame it is given comes out of the returned
@@ -206,7 +231,14 @@ impl Outbox {
                 }
             }
         });
-        (Outbox { tx, max }, frames)
+        (
+            Outbox {
+                tx,
+                max,
+                bound: None,
+            },
+            frames,
+        )
     }
 
     /// Writes everything queued, finishes the stream and waits, up to `timeout`, until the
@@ -222,12 +254,21 @@ impl Outbox {
     /// connection drops messages silently (its session is ending anyway).
     pub fn send<T: Serialize>(&self, msg: &T) -> Result<(), CodecError> {
         let frame = codec::encode(msg, self.max)?;
-        let _ = self.tx.send(Queued::Frame(frame));
+        self.send_frame(frame);
         Ok(())
     }
 
-    /// Queues an already encoded frame.
+    /// Queues an already encoded frame (or, past the bound, closes the connection: a peer
+    /// that does not read its messages must not make the sender keep them all).
     pub fn send_frame(&self, frame: Vec<u8>) {
+        if let Some((queued, cap, conn)) = &self.bound {
+            let now = queued.fetch_add(frame.len(), Ordering::Relaxed) + frame.len();
+            if now > *cap {
+                queued.fetch_sub(frame.len(), Ordering::Relaxed);
+                conn.close(TOO_SLOW.into(), b"the peer does not read its messages");
+                return;
+            }
+        }
         let _ = self.tx.send(Queued::Frame(frame));
     }
 

@@ -303,11 +303,13 @@ async fn accept(
     reader.set_max(max);
     let id = SESSIONS.fetch_add(1, Relaxed);
     tracing::info!(peer = %conn.remote_address(), role = %hello.role, name = %hello.name, session = id, "accepted");
+    // A peer that stops reading is cut off once four frames' worth wait for it.
+    let outbox = writer.into_bounded_outbox(conn.clone(), 4 * max);
     let args = SessionArgs {
         id,
         conn,
         reader,
-        outbox: writer.into_outbox(),
+        outbox,
         hello,
         shared,
     };
