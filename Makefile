@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SPEC ?= examples/lgbm-spy.toml
 
-.PHONY: run test setup build lint bench bench-search check-cuda
+.PHONY: run test setup build lint bench bench-search check-cuda soak
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,13 @@ test: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace --all-targets
+
+# The long soak: thousands of trials while nodes and the scheduler are killed at random
+# (minutes; its figures are in docs/reliability.md). `make test` runs a short one.
+SOAK_TRIALS ?= 5000
+SOAK_KILLS ?= 30
+soak: setup
+	MLT_SOAK_TRIALS=$(SOAK_TRIALS) MLT_SOAK_KILLS=$(SOAK_KILLS) $(CARGO) test --test soak -- --nocapture
 
 bench: setup
 	$(CARGO) build --release --bin mlt-cluster --bin mlt-bench
