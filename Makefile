@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SPEC ?= examples/lgbm-spy.toml
 
-.PHONY: run test setup build lint bench bench-search check-cuda soak
+.PHONY: run test setup build lint bench bench-search check-cuda soak fuzz
 
 setup:
 	@bash scripts/setup.sh
@@ -26,6 +26,18 @@ SOAK_TRIALS ?= 5000
 SOAK_KILLS ?= 30
 soak: setup
 	MLT_SOAK_TRIALS=$(SOAK_TRIALS) MLT_SOAK_KILLS=$(SOAK_KILLS) $(CARGO) test --test soak -- --nocapture
+
+# Coverage-guided fuzzing (cargo-fuzz, libFuzzer; needs the nightly toolchain): every target
+# for FUZZ_SECONDS, from the seed corpus in fuzz/corpus (new inputs go to fuzz/work, crashes
+# to fuzz/artifacts). `make test` replays the seeds on stable (tests/fuzz_corpus.rs).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= messages handshake spec bars features
+fuzz: setup
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/work/$$t && \
+		$(CARGO) +nightly fuzz run $$t fuzz/work/$$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 bench: setup
 	$(CARGO) build --release --bin mlt-cluster --bin mlt-bench

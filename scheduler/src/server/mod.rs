@@ -7,7 +7,7 @@
 mod listener;
 mod session;
 
-pub use listener::{Listener, ListenerArgs};
+pub use listener::{admit, printable_name, Listener, ListenerArgs, Refused};
 pub use session::{Session, SessionArgs, SessionMsg, MAX_DATASET_BYTES, PBO_BLOCKS};
 
 /// Close codes sent to peers.
