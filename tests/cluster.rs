@@ -471,3 +471,129 @@ fn a_study_larger_than_a_frame_is_listed_and_exported_page_by_page() {
     );
     c.assert_no_panics();
 }
+
+/// A tmpfs of `size` mounted on a new folder, unmounted when dropped (the test runs as root,
+/// as CI does).
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let d = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(d.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(d)
+    }
+
+    fn grow(&self, size: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.0.path())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_scheduler_clearly_and_it_resumes_once_there_is_room() {
+    let fs = Tmpfs::mount("2m");
+    let data = fs.0.path().join("d");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("fill.toml");
+    std::fs::write(
+        &spec,
+        format!("[study]\nname = \"fill\"\nn_trials = 4000\nseed = 1\n[sampler]\nkind = \"random\"\n{BENCH_SPACE}[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\nsteps = 5\n"),
+    )
+    .unwrap();
+    // The disk fills up: `run` stops with an error naming the store and the cause.
+    let out = util::offline(&["run", spec.to_str().unwrap()], &data);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("No space left on device") && err.contains("store.redb"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // What was committed is there and readable.
+    let out = util::offline(&["trials", "fill", "--json"], &data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let done_before = count_state(before.as_array().unwrap(), "complete");
+    assert!(done_before > 0 && done_before < 4000, "{done_before}");
+    // With room again, a scheduler and a node resume the study to its end.
+    fs.grow("64m");
+    let port = util::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+    let mut sched = util::Proc {
+        child: std::process::Command::new(util::bin())
+            .args(["scheduler", "--listen", &addr, "--data-dir"])
+            .arg(&data)
+            .stdout(log("s.log"))
+            .stderr(log("s.err"))
+            .spawn()
+            .unwrap(),
+        log: dir.path().join("s.err"),
+    };
+    wait_until(30, "the scheduler", || data.join("address").exists());
+    let _node = util::Proc {
+        child: std::process::Command::new(util::bin())
+            .args(["join", "--scheduler", &addr, "--slots", "2", "--token-file"])
+            .arg(data.join("join-token"))
+            .stdout(log("n.log"))
+            .stderr(log("n.err"))
+            .spawn()
+            .unwrap(),
+        log: dir.path().join("n.err"),
+    };
+    let state = || {
+        let out = std::process::Command::new(util::bin())
+            .args(["status", "--json", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|s| s["studies"][0]["state"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    wait_until(300, "the study to complete after the disk grew", || {
+        state() == "complete"
+    });
+    sched.sigterm();
+    let _ = sched.child.wait();
+    let out = util::offline(&["trials", "fill", "--json"], &data);
+    let after: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(count_state(after.as_array().unwrap(), "complete"), 4000);
+    // Nothing committed before the disk filled changed.
+    for t in before
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] == "complete")
+    {
+        let n = t["number"].as_u64().unwrap() as usize;
+        assert_eq!(after[n]["values"], t["values"], "trial {n}");
+    }
+}

@@ -5,6 +5,7 @@
 use super::db::Store;
 use super::schema::StoreOp;
 use crate::metrics::Metrics;
+use crate::store::StoreError;
 use mlt_protocol::ids::StudyId;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::HashMap;
@@ -122,7 +123,11 @@ impl Actor for StoreActor {
                 if let Err(e) = result {
                     // Nothing after this batch may be acknowledged: stop, and let the
                     // supervisor take the scheduler down (a restart recovers from the store).
-                    tracing::error!("store commit failed: {e}");
+                    let e = StoreError::Redb(format!(
+                        "writing {} failed ({e}); nothing unacknowledged was kept: fix the cause (free space on a full disk) and start the scheduler again, it resumes from the last commit",
+                        store.path().display()
+                    ));
+                    tracing::error!("{e}");
                     return Err(Box::new(e));
                 }
                 st.metrics
