@@ -597,3 +597,214 @@ fn a_full_disk_stops_the_scheduler_clearly_and_it_resumes_once_there_is_room() {
         assert_eq!(after[n]["values"], t["values"], "trial {n}");
     }
 }
+
+/// A network namespace joined to this one by a veth pair (10.77.N.1 here, 10.77.N.2 there),
+/// removed when dropped. Cutting the link partitions whatever runs inside from the host.
+struct Netns {
+    name: String,
+    host_if: String,
+    host_ip: String,
+}
+
+impl Netns {
+    fn new(n: u8) -> Netns {
+        let id = std::process::id() % 10_000;
+        let name = format!("mlt{id}n{n}");
+        let (host_if, ns_if) = (format!("mh{id}n{n}"), format!("mn{id}n{n}"));
+        let host_ip = format!("10.77.{n}.1");
+        let sh = |cmd: &str| {
+            let out = std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "`{cmd}` (network namespaces need root): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        sh(&format!("ip netns add {name}"));
+        let ns = Netns {
+            name: name.clone(),
+            host_if: host_if.clone(),
+            host_ip: host_ip.clone(),
+        };
+        sh(&format!(
+            "ip link add {host_if} type veth peer name {ns_if}"
+        ));
+        sh(&format!("ip link set {ns_if} netns {name}"));
+        sh(&format!("ip addr add {host_ip}/24 dev {host_if}"));
+        sh(&format!("ip link set {host_if} up"));
+        sh(&format!(
+            "ip netns exec {name} ip addr add 10.77.{n}.2/24 dev {ns_if}"
+        ));
+        sh(&format!("ip netns exec {name} ip link set {ns_if} up"));
+        sh(&format!("ip netns exec {name} ip link set lo up"));
+        ns
+    }
+
+    /// Cuts (or restores) the link.
+    fn link(&self, up: bool) {
+        let state = if up { "up" } else { "down" };
+        let ok = std::process::Command::new("ip")
+            .args(["link", "set", &self.host_if, state])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+    }
+}
+
+#[test]
+fn partitions_shorter_than_the_lease_rerun_nothing_and_longer_ones_rerun_once() {
+    let ns = Netns::new(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("cluster.toml");
+    std::fs::write(
+        &cfg,
+        "[scheduler]\nheartbeat_ms = 200\nlease_ms = 3000\n[node]\nreconnect_max_ms = 300\n",
+    )
+    .unwrap();
+    let addr = format!("{}:{}", ns.host_ip, util::free_port());
+    let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+    let _sched = util::Proc {
+        child: std::process::Command::new(util::bin())
+            .args([
+                "scheduler",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--listen",
+                &addr,
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env("MLT_LOG", "info")
+            .stdout(log("s.log"))
+            .stderr(log("s.err"))
+            .spawn()
+            .unwrap(),
+        log: dir.path().join("s.err"),
+    };
+    wait_until(30, "the scheduler", || {
+        data.join("address").exists() && data.join("join-token").exists()
+    });
+    // The node runs in the namespace: cutting the link partitions it from the scheduler.
+    let node = util::Proc {
+        child: std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                util::bin(),
+                "join",
+                "--scheduler",
+                &addr,
+                "--slots",
+                "1",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--token-file",
+            ])
+            .arg(data.join("join-token"))
+            .env("MLT_LOG", "info")
+            .stdout(log("n.log"))
+            .stderr(log("n.err"))
+            .spawn()
+            .unwrap(),
+        log: dir.path().join("n.err"),
+    };
+    let cli = |args: &[&str]| -> serde_json::Value {
+        let out = std::process::Command::new(util::bin())
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("MLT_LOG", "warn")
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    let submit = |name: &str| {
+        let spec = dir.path().join(format!("{name}.toml"));
+        // One trial at a time, 6 s each (3 steps of 2 s).
+        std::fs::write(&spec, format!("[study]\nname = \"{name}\"\nn_trials = 2\nmax_concurrent = 1\n{BENCH_SPACE}[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\nsteps = 3\nstep_seconds = 2.0\n")).unwrap();
+        let out = std::process::Command::new(util::bin())
+            .args(["submit", spec.to_str().unwrap(), "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let running = |study: &str| {
+        cli(&["trials", study, "--json"])
+            .as_array()
+            .is_some_and(|ts| ts.iter().any(|t| t["state"] == "running"))
+    };
+    let attempts = |study: &str| -> Vec<u64> {
+        cli(&["trials", study, "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["attempt"].as_u64().unwrap())
+            .collect()
+    };
+    let complete = |study: &str| {
+        cli(&["status", "--json"])["studies"]
+            .as_array()
+            .is_some_and(|ss| {
+                ss.iter()
+                    .any(|s| s["name"] == study && s["state"] == "complete")
+            })
+    };
+    // Shorter than the lease (1 s of 3 s, and under the connection's 1.5 s idle timeout).
+    submit("short");
+    wait_until(60, "a running trial", || running("short"));
+    ns.link(false);
+    std::thread::sleep(std::time::Duration::from_secs(1)); // the cut's length
+    ns.link(true);
+    wait_until(120, "the short study", || complete("short"));
+    assert_eq!(
+        attempts("short"),
+        vec![1, 1],
+        "nothing re-run after a short cut"
+    );
+    // Longer than the lease (6 s): the running trial goes to a new attempt once; the cut-off
+    // node's late result is refused as stale.
+    submit("long");
+    wait_until(60, "a running trial", || running("long"));
+    ns.link(false);
+    wait_until(60, "the lease to expire", || {
+        cli(&["status", "--json"])["studies"]
+            .as_array()
+            .is_some_and(|ss| {
+                ss.iter()
+                    .any(|s| s["name"] == "long" && s["counts"]["running"] == 0)
+            })
+    });
+    ns.link(true);
+    wait_until(120, "the long study", || complete("long"));
+    let a = attempts("long");
+    assert_eq!(
+        a.iter().filter(|x| **x == 2).count(),
+        1,
+        "one trial re-run once: {a:?}"
+    );
+    assert!(a.iter().all(|x| *x <= 2), "{a:?}");
+    let s = cli(&["status", "--json"]);
+    assert!(s["metrics"]["leases_expired"].as_u64().unwrap() >= 1, "{s}");
+    drop(node);
+}
