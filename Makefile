@@ -19,6 +19,13 @@ test: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace --all-targets
+# A few seconds of coverage-guided fuzzing per target where the nightly toolchain is (it is
+# not downloadable here): the seeds are replayed on stable above either way.
+	@if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then \
+		$(MAKE) fuzz FUZZ_SECONDS=5; \
+	else \
+		echo "no nightly toolchain: coverage-guided fuzzing skipped (make fuzz)"; \
+	fi
 
 # The long soak: thousands of trials while nodes and the scheduler are killed at random
 # (minutes; its figures are in docs/reliability.md). `make test` runs a short one.
