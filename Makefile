@@ -41,9 +41,14 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= messages handshake spec bars features
 fuzz: setup
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	$(CARGO) +nightly fuzz build
 	for t in $(FUZZ_TARGETS); do \
 		mkdir -p fuzz/work/$$t && \
-		$(CARGO) +nightly fuzz run $$t fuzz/work/$$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+		if $(CARGO) +nightly fuzz run $$t fuzz/work/$$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) > fuzz/work/$$t.log 2>&1; then \
+			echo "fuzz $$t: $$(grep -E '^Done [0-9]+ runs' fuzz/work/$$t.log)"; \
+		else \
+			tail -40 fuzz/work/$$t.log; echo "fuzz $$t: FAILED (the input is in fuzz/artifacts/$$t)"; exit 1; \
+		fi; \
 	done
 
 bench: setup
