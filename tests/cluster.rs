@@ -808,3 +808,41 @@ fn partitions_shorter_than_the_lease_rerun_nothing_and_longer_ones_rerun_once() 
     assert!(s["metrics"]["leases_expired"].as_u64().unwrap() >= 1, "{s}");
     drop(node);
 }
+
+#[test]
+fn a_stopped_store_on_read_only_media_can_be_inspected() {
+    let fs = Tmpfs::mount("64m");
+    let data = fs.0.path().join("d");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.toml");
+    std::fs::write(&spec, bench_spec("ro", 6, 0.0)).unwrap();
+    let out = util::offline(&["run", spec.to_str().unwrap()], &data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The medium becomes read-only (as a mounted backup or a snapshot would be).
+    let ok = std::process::Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(fs.0.path())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    for args in [
+        &["status"][..],
+        &["trials", "ro"],
+        &["best", "ro"],
+        &["export", "ro"],
+    ] {
+        let out = util::offline(args, &data);
+        assert!(
+            out.status.success(),
+            "{args:?} on read-only media: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = util::offline(&["trials", "ro", "--json"], &data);
+    let trials: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(count_state(trials.as_array().unwrap(), "complete"), 6);
+}
