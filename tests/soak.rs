@@ -61,11 +61,18 @@ fn a_study_survives_nodes_and_the_scheduler_killed_at_random() {
         c.study_state(&study) == "complete"
     });
     let trials = c.trials(&study);
-    assert_eq!(trials.len() as u64, n_trials);
+    // Lost: a trial not complete. Duplicated: a trial number recorded more than once.
+    let numbers: std::collections::BTreeSet<u64> = trials
+        .iter()
+        .map(|t| t["number"].as_u64().unwrap())
+        .collect();
+    let lost = n_trials - count_state(&trials, "complete") as u64;
+    let duplicated = trials.len() as u64 - numbers.len() as u64;
+    assert_eq!(numbers, (0..n_trials).collect(), "every trial, once");
     assert_eq!(
-        count_state(&trials, "complete") as u64,
-        n_trials,
-        "nothing lost, nothing left running"
+        (lost, duplicated),
+        (0, 0),
+        "nothing lost or duplicated, nothing left running"
     );
     // Every recorded value is the one its program computed, from a run the audit saw.
     let log = std::fs::read_to_string(&audit).unwrap();
@@ -103,7 +110,7 @@ fn a_study_survives_nodes_and_the_scheduler_killed_at_random() {
     );
     let s = c.json(&["status"]).unwrap();
     println!(
-        "soak: {n_trials} trials, {node_kills} node kills, {scheduler_kills} scheduler kills; {} complete, none running, every value the one its recorded attempt's program wrote; {rerun} ran more than once (bound {bound}); {} runs in the audit; leases expired {}, reconciled {}",
+        "soak: {n_trials} trials, {node_kills} node kills, {scheduler_kills} scheduler kills; {} complete, lost {lost}, duplicated {duplicated}, every value the one its recorded attempt's program wrote; {rerun} ran more than once (bound {bound}); {} runs in the audit; leases expired {}, reconciled {}",
         count_state(&trials, "complete"),
         log.lines().count(),
         s["metrics"]["leases_expired"], s["metrics"]["reconciled"]
