@@ -25,8 +25,10 @@ fn transport(idle_timeout: Duration) -> quinn::TransportConfig {
         idle_timeout.try_into().expect("idle timeout in range"),
     ));
     t.keep_alive_interval(Some(idle_timeout / 4));
-    t.max_concurrent_bidi_streams(16u32.into());
-    t.max_concurrent_uni_streams(16u32.into());
+    // The protocol is one bidirectional control stream per connection, opened by the
+    // connecting peer: allow exactly that (a peer cannot make the other side buffer more).
+    t.max_concurrent_bidi_streams(1u32.into());
+    t.max_concurrent_uni_streams(0u32.into());
     t
 }
 
