@@ -416,3 +416,55 @@ fn a_client_that_stops_reading_is_cut_off_and_the_scheduler_goes_on() {
     status_works(&c);
     c.assert_no_panics();
 }
+
+#[test]
+fn a_connection_gets_one_stream_and_the_join_command_keeps_the_token_off_argv() {
+    let c = Cluster::start("");
+    // The printed join command reads the token from a file or the environment.
+    let log = c.scheduler.as_ref().unwrap().log_text();
+    let join: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("mlt-cluster join"))
+        .collect();
+    assert!(!join.is_empty(), "{log}");
+    for l in &join {
+        assert!(
+            !l.contains("--token mlt1"),
+            "a token on a command line: {l}"
+        );
+    }
+    assert!(
+        join.iter().any(|l| l.contains("--token-file join-token")),
+        "{log}"
+    );
+    // One bidirectional stream per connection: a second cannot even be opened (no credit),
+    // where a connection with room opens one at once, without a round trip.
+    let client = Token::parse(&c.client_token()).unwrap();
+    rt().block_on(async {
+        let s = connect(
+            &c.addr(),
+            &client,
+            hello(Role::Client),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let second = s.conn.open_bi();
+        tokio::pin!(second);
+        let at_once = tokio::select! {
+            biased;
+            r = &mut second => Some(r.is_ok()),
+            _ = std::future::ready(()) => None,
+        };
+        assert_eq!(at_once, None, "a second stream was opened");
+        let uni = s.conn.open_uni();
+        tokio::pin!(uni);
+        let at_once = tokio::select! {
+            biased;
+            r = &mut uni => Some(r.is_ok()),
+            _ = std::future::ready(()) => None,
+        };
+        assert_eq!(at_once, None, "a unidirectional stream was opened");
+    });
+    status_works(&c);
+}
