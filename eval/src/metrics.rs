@@ -24,6 +24,16 @@ fn std(x: &[f64]) -> f64 {
     (x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (x.len() - 1) as f64).sqrt()
 }
 
+/// The standard deviation (ddof 1) of a set of figures (folds' Sharpe ratios, backtest
+/// paths'), 0 with fewer than two: one figure has no spread.
+pub fn spread(x: &[f64]) -> f64 {
+    if x.len() < 2 {
+        0.0
+    } else {
+        std(x)
+    }
+}
+
 /// Per-period Sharpe ratio: mean / std (ddof 1), NaNs skipped.
 pub fn sharpe_per_period(r: &[f64]) -> f64 {
     let x = finite(r);

@@ -228,9 +228,7 @@ fn mean_metrics(each: &[Metrics]) -> Metrics {
 /// The standard deviation (ddof 1) of their Sharpe ratios (0 for one).
 fn sharpe_spread(each: &[Metrics]) -> f64 {
     let s: Vec<f64> = each.iter().map(|m| m["sharpe"]).collect();
-    let mean = s.iter().sum::<f64>() / s.len() as f64;
-    let var = s.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (s.len().max(2) - 1) as f64;
-    var.sqrt()
+    crate::metrics::spread(&s)
 }
 
 /// Monte Carlo cross-validation: each window is fitted on its training days and trades its

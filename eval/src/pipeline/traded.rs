@@ -144,15 +144,7 @@ impl Traded {
         let folds = self.fold_sharpes();
         let positive =
             folds.iter().filter(|s| **s > 0.0).count() as f64 / folds.len().max(1) as f64;
-        let fold_std = {
-            let n = folds.len() as f64;
-            let mean = folds.iter().sum::<f64>() / n;
-            if n > 1.0 {
-                (folds.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-            } else {
-                0.0
-            }
-        };
+        let fold_std = m::spread(&folds);
         [
             ("sharpe", m::sharpe(r)),
             ("sortino", m::sortino(r)),

@@ -435,13 +435,7 @@ impl Store {
                     sharpes.push(sr);
                 }
             }
-            let n = sharpes.len() as f64;
-            let m = sharpes.iter().sum::<f64>() / n;
-            let var = if n > 1.0 {
-                sharpes.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0)
-            } else {
-                0.0
-            };
+            let var = mlt_eval::metrics::spread(&sharpes).powi(2);
             out.push(LedgerCount {
                 window: HoldoutWindow::from_key(&w).ok_or_else(|| StoreError::Corrupt {
                     table: "ledger",
@@ -519,11 +513,10 @@ impl Store {
     /// dataset's hash: a complete dataset is only ever written by [`Store::finish_upload`]).
     pub fn put_chunk(&self, staging: &str, index: u64, bytes: &[u8]) -> Result<(), StoreError> {
         debug_assert!(staging.contains('@'), "chunks are staged");
-        let sha256 = staging;
         let mut txn = self.rw()?.begin_write()?;
         txn.set_durability(Durability::None)
             .map_err(|e| StoreError::Redb(e.to_string()))?;
-        txn.open_table(CHUNKS)?.insert((sha256, index), bytes)?;
+        txn.open_table(CHUNKS)?.insert((staging, index), bytes)?;
         txn.commit()?;
         Ok(())
     }
