@@ -556,7 +556,10 @@ fn a_full_disk_stops_the_scheduler_clearly_and_it_resumes_once_there_is_room() {
             .unwrap(),
         log: dir.path().join("s.err"),
     };
-    wait_until(30, "the scheduler", || data.join("address").exists());
+    // `run` left its own address behind: wait for this scheduler's.
+    wait_until(30, "the scheduler", || {
+        std::fs::read_to_string(data.join("address")).is_ok_and(|a| a.trim() == addr)
+    });
     let _node = util::Proc {
         child: std::process::Command::new(util::bin())
             .args(["join", "--scheduler", &addr, "--slots", "2", "--token-file"])
@@ -578,9 +581,35 @@ fn a_full_disk_stops_the_scheduler_clearly_and_it_resumes_once_there_is_room() {
             .and_then(|s| s["studies"][0]["state"].as_str().map(str::to_string))
             .unwrap_or_default()
     };
-    wait_until(300, "the study to complete after the disk grew", || {
-        state() == "complete"
-    });
+    let status = || {
+        let out = std::process::Command::new(util::bin())
+            .args(["status", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    util::wait_until_or(
+        300,
+        "the study to complete after the disk grew",
+        || state() == "complete",
+        || {
+            format!(
+                "status:\n{}\nscheduler:\n{}\nnode:\n{}\ndisk: {:?}",
+                status(),
+                util::tail(&dir.path().join("s.err"), 40),
+                util::tail(&dir.path().join("n.err"), 40),
+                std::process::Command::new("df")
+                    .arg(fs.0.path())
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            )
+        },
+    );
     sched.sigterm();
     let _ = sched.child.wait();
     let out = util::offline(&["trials", "fill", "--json"], &data);
@@ -845,4 +874,48 @@ fn a_stopped_store_on_read_only_media_can_be_inspected() {
     let out = util::offline(&["trials", "ro", "--json"], &data);
     let trials: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(count_state(trials.as_array().unwrap(), "complete"), 6);
+}
+
+#[test]
+fn a_scheduler_waits_for_a_client_that_holds_its_store_for_a_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.toml");
+    std::fs::write(&spec, bench_spec("held", 4, 0.0)).unwrap();
+    let data = dir.path().join("d");
+    let out = util::offline(&["run", spec.to_str().unwrap()], &data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Another process (here: this test) has the store open as the scheduler starts.
+    let held = mlt_scheduler::store::Store::open(&data).unwrap();
+    let addr = format!("127.0.0.1:{}", util::free_port());
+    let log = dir.path().join("s.err");
+    let sched = util::Proc {
+        child: std::process::Command::new(util::bin())
+            .args(["scheduler", "--listen", &addr, "--data-dir"])
+            .arg(&data)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+        log: log.clone(),
+    };
+    wait_until(30, "the scheduler to say it waits for the store", || {
+        sched.log_text().contains("in use by another process")
+    });
+    drop(held);
+    util::wait_until_or(
+        30,
+        "the scheduler to start once the store is free",
+        || std::fs::read_to_string(data.join("address")).is_ok_and(|a| a.trim() == addr),
+        || sched.log_text(),
+    );
+    let out = std::process::Command::new(util::bin())
+        .args(["status", "--json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["studies"][0]["name"], "held", "{status}");
 }

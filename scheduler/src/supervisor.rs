@@ -8,7 +8,7 @@ use crate::registry::{RegistryActor, RegistryArgs, RegistryMsg};
 use crate::security::{self, Identity};
 use crate::server::{Listener, ListenerArgs};
 use crate::store::actor_args;
-use crate::store::{Loaded, Store, StoreActor, StoreHandle, StoreOp, StudyRow};
+use crate::store::{Loaded, Store, StoreActor, StoreError, StoreHandle, StoreOp, StudyRow};
 use crate::study::{warm_start_trials, StudyActor, StudyArgs, StudyCore, StudyMsg};
 use anyhow::Context;
 use mlt_protocol::ids::StudyId;
@@ -405,6 +405,9 @@ pub struct SchedulerHandle {
     join: tokio::task::JoinHandle<()>,
 }
 
+/// How long a starting scheduler waits for another process to let go of its store.
+const STORE_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Starts schedulers.
 pub struct Scheduler;
 
@@ -412,7 +415,22 @@ impl Scheduler {
     /// Opens the data dir (identity, store), restores every study and starts listening.
     pub async fn start(config: SchedulerConfig) -> anyhow::Result<SchedulerHandle> {
         let identity = security::load_or_create(&config.data_dir)?;
-        let store = Store::open(&config.data_dir)?;
+        // A client command reading the stopped store (`status --data-dir`, which also repairs
+        // a store left unclosed) holds it for moments: wait for it rather than fail to start.
+        let mut waited = std::time::Duration::ZERO;
+        let store = loop {
+            match Store::open(&config.data_dir) {
+                Err(StoreError::Locked(p)) if waited < STORE_BUSY_WAIT => {
+                    if waited.is_zero() {
+                        tracing::warn!(store = %p.display(), "the store is in use by another process; waiting up to {} s", STORE_BUSY_WAIT.as_secs());
+                    }
+                    let step = std::time::Duration::from_millis(100);
+                    tokio::time::sleep(step).await;
+                    waited += step;
+                }
+                other => break other?,
+            }
+        };
         let loaded = Store::guarded(store.path(), || store.load())?;
         // What unfinished uploads left behind (a restart ends every upload).
         let dropped = Store::guarded(store.path(), || store.clean_uploads())?;

@@ -63,6 +63,32 @@ pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out after {secs} s waiting for {what}");
 }
 
+/// As `wait_until`, and on a timeout the panic carries `context()` (logs, a status) so a
+/// failure far away (CI) can be read without reproducing it.
+#[track_caller]
+pub fn wait_until_or(
+    secs: u64,
+    what: &str,
+    mut f: impl FnMut() -> bool,
+    context: impl FnOnce() -> String,
+) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {secs} s waiting for {what}\n{}", context());
+}
+
+/// The last `n` lines of a file (for failure messages).
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub port: u16,
