@@ -447,7 +447,7 @@ async fn main() -> anyhow::Result<()> {
                     "cost" => search::cost(py, &sizes, &cost_samplers)?,
                     "pruning" => search::pruning(py, trials, pruning_seeds, steps)?,
                     "proposals" => search::proposals(py, 100, seeds, 100)?,
-                    "heldout" => search::held_out_table(trials, seeds, &samplers)?,
+                    "heldout" => search::held_out_table(py, trials, seeds, &samplers)?,
                     other => bail!(
                         "unknown table `{other}` (quality, cost, pruning, proposals, heldout)"
                     ),

@@ -75,7 +75,13 @@ pub(super) fn our_cost(kind: &str, n: usize) -> f64 {
 /// run and the two averaged, so that a slow spell of this shared machine during either side's
 /// turn weighs on both.
 pub fn cost(python: Option<&Path>, sizes: &[usize], samplers: &[String]) -> anyhow::Result<()> {
-    let joined = samplers.join(",");
+    let mut theirs_kinds: Vec<&str> = Vec::new();
+    for k in samplers {
+        if !theirs_kinds.contains(&optuna_name(k)) {
+            theirs_kinds.push(optuna_name(k));
+        }
+    }
+    let joined = theirs_kinds.join(",");
     let size_s: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
     let cases: Vec<(&String, usize)> = samplers
         .iter()
@@ -89,18 +95,19 @@ pub fn cost(python: Option<&Path>, sizes: &[usize], samplers: &[String]) -> anyh
     )?;
     let after: Vec<f64> = cases.iter().map(|(k, n)| our_cost(k, *n)).collect();
     println!("\n### Cost of one suggestion (ask + tell), 10 parameters, by completed trials\n");
-    println!("| sampler | trials | ours (before, after Optuna's run) | Optuna | Optuna / ours |");
-    println!("|---|---|---|---|---|");
+    println!("| sampler | trials | ours (before, after Optuna's run) | Optuna's counterpart | Optuna | Optuna / ours |");
+    println!("|---|---|---|---|---|---|");
     for (i, (kind, n)) in cases.iter().enumerate() {
         let ours = 0.5 * (before[i] + after[i]);
         let their = theirs
             .as_ref()
-            .and_then(|v| v.get(format!("{kind}/{n}"))?.as_f64());
+            .and_then(|v| v.get(format!("{}/{n}", optuna_name(kind)))?.as_f64());
         println!(
-            "| {kind} | {n} | {} ({}, {}) | {} | {} |",
+            "| {kind} | {n} | {} ({}, {}) | {} | {} | {} |",
             human(ours),
             human(before[i]),
             human(after[i]),
+            optuna_name(kind),
             their.map_or("–".into(), human),
             their.map_or("–".into(), |t| format!("{:.0}×", t / ours)),
         );

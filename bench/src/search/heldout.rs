@@ -283,16 +283,45 @@ pub(super) fn held_out() -> Vec<HeldOut> {
     ]
 }
 
-/// The held-out table: each sampler against the first one on the held-out problems (ours
-/// only): mean regret at 200 trials and one-sided Mann–Whitney p both ways.
-pub fn held_out_table(trials: u64, seeds: u64, samplers: &[String]) -> anyhow::Result<()> {
+/// The held-out table: each sampler against the first one on the held-out problems, and
+/// against Optuna's counterpart when `python` is given: mean regret at `trials` and one-sided
+/// Mann–Whitney p both ways.
+pub fn held_out_table(
+    python: Option<&Path>,
+    trials: u64,
+    seeds: u64,
+    samplers: &[String],
+) -> anyhow::Result<()> {
     let Some(base) = samplers.first() else {
         bail!("--samplers names no sampler");
     };
-    println!("\n### Held-out problems: mean regret at {trials} trials over {seeds} seeds, against `{base}`\n");
-    println!("| problem | sampler | mean regret ± s.e. | ratio to base | p (worse) | p (better) |");
-    println!("|---|---|---|---|---|---|");
+    let mut theirs_kinds: Vec<&str> = Vec::new();
+    for k in samplers {
+        if !theirs_kinds.contains(&optuna_name(k)) {
+            theirs_kinds.push(optuna_name(k));
+        }
+    }
+    let names: Vec<&str> = held_out().iter().map(|p| p.name).collect();
+    let theirs = optuna(
+        python,
+        &[
+            "quality",
+            "--no-mo",
+            "--trials",
+            &trials.to_string(),
+            "--seeds",
+            &seeds.to_string(),
+            "--problems",
+            &names.join(","),
+            "--samplers",
+            &theirs_kinds.join(","),
+        ],
+    )?;
+    println!("\n### Held-out problems: mean regret at {trials} trials over {seeds} seeds, against `{base}` and Optuna\n");
+    println!("| problem | sampler | mean regret ± s.e. | ratio to base | p (worse) | p (better) | Optuna's counterpart | Optuna ± s.e. | p (worse than Optuna) | p (better than Optuna) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut tally: BTreeMap<&str, (u32, u32, u32)> = BTreeMap::new();
+    let mut vs_optuna: BTreeMap<&str, (u32, u32, u32, u32)> = BTreeMap::new();
     for p in held_out() {
         let mut base_final: Vec<f64> = Vec::new();
         let mut base_mean = 0.0;
@@ -324,18 +353,48 @@ pub fn held_out_table(trials: u64, seeds: u64, samplers: &[String]) -> anyhow::R
                 e.1 += u32::from(pb < 0.05);
                 e.2 += u32::from(pw < 0.05);
             }
+            let key = format!("{}/{}", optuna_name(kind), p.name);
+            let their = their_regrets(theirs.as_ref(), &key, trials as usize, p.optimum);
+            let (tm, tse, tw, tb) = if their.is_empty() {
+                (
+                    "–".to_string(),
+                    "–".to_string(),
+                    "–".to_string(),
+                    "–".to_string(),
+                )
+            } else {
+                let (w, b) = (
+                    mann_whitney_greater(&finals, &their),
+                    mann_whitney_greater(&their, &finals),
+                );
+                let e = vs_optuna.entry(kind.as_str()).or_default();
+                e.0 += 1;
+                e.1 += u32::from(m <= mean(&their));
+                e.2 += u32::from(b < 0.05);
+                e.3 += u32::from(w < 0.05);
+                (
+                    fmt(Some(mean(&their))),
+                    fmt(Some(std_err(&their))),
+                    format!("{w:.2}"),
+                    format!("{b:.2}"),
+                )
+            };
             println!(
-                "| {} | {kind} | {} ± {} | {:.2} | {pw:.2} | {pb:.2} |",
+                "| {} | {kind} | {} ± {} | {:.2} | {pw:.2} | {pb:.2} | {} | {tm} ± {tse} | {tw} | {tb} |",
                 p.name,
                 fmt(Some(m)),
                 fmt(Some(std_err(&finals))),
                 m / base_mean.max(1e-300),
+                optuna_name(kind),
             );
         }
     }
     println!();
     for (k, (le, better, worse)) in tally {
         println!("* {k}: mean regret ≤ `{base}`'s on {le} of {} problems; significantly better on {better}, worse on {worse}", held_out().len());
+    }
+    for (k, (n, le, better, worse)) in vs_optuna {
+        println!("* {k} against Optuna's `{}`: mean regret ≤ Optuna's on {le} of {n} problems; significantly better (one-sided Mann–Whitney p < 0.05) on {better}, worse on {worse}", optuna_name(k));
     }
     Ok(())
 }

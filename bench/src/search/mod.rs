@@ -53,6 +53,8 @@ pub(super) fn sampler_toml(kind: &str) -> String {
     }
     match kind {
         "tpe" => "kind = \"tpe\"",
+        "tpe-uni" => "kind = \"tpe\"\nmultivariate = false",
+        "tpe-mvf" => "kind = \"tpe\"\nmultivariate = true",
         "tpe-ei24" => "kind = \"tpe\"\nn_ei_candidates = 24",
         "cmaes-rand" => "kind = \"cmaes\"\nindependent = \"random\"",
         "tpe-mv" => "kind = \"tpe\"\nmultivariate = true\ngroup = true",
@@ -70,7 +72,8 @@ pub(super) fn sampler_toml(kind: &str) -> String {
 /// row of the sampler they vary.
 pub(super) fn optuna_name(kind: &str) -> &str {
     match kind {
-        "tpe-ei24" => "tpe",
+        "tpe-ei24" => "tpe-uni",
+        "tpe-mvf" => "tpe",
         "cmaes-rand" => "cmaes",
         k => k,
     }

@@ -1,5 +1,5 @@
 //! Numeric helpers of the samplers: the normal distribution's functions (mlt-eval's), a fast
-//! e^(−y), a running log-sum-exp and truncated-normal draws.
+//! e^(−y) and truncated-normal draws.
 use crate::search::space::normal;
 use rand::Rng;
 
@@ -26,38 +26,6 @@ pub fn exp_neg(y: f64) -> f64 {
     // 2^k from k + 1023 held in the low mantissa bits of 2^52 + k + 1023.
     const TWO52: f64 = 4_503_599_627_370_496.0;
     f64::from_bits((k + (TWO52 + 1023.0)).to_bits() << 52) * p
-}
-
-/// A running log-sum-exp.
-#[derive(Default)]
-pub struct LogSumExp {
-    m: f64,
-    s: f64,
-    any: bool,
-}
-
-impl LogSumExp {
-    #[inline]
-    pub(crate) fn add(&mut self, t: f64) {
-        if !self.any {
-            self.m = t;
-            self.s = 1.0;
-            self.any = true;
-        } else if t > self.m {
-            self.s = self.s * (self.m - t).exp() + 1.0;
-            self.m = t;
-        } else {
-            self.s += (t - self.m).exp();
-        }
-    }
-
-    pub(crate) fn value(&self) -> f64 {
-        if self.any {
-            self.m + self.s.ln()
-        } else {
-            f64::NEG_INFINITY
-        }
-    }
 }
 
 /// A draw from N(mu, sigma) truncated to [lo, hi].

@@ -32,7 +32,7 @@ pub use split::{default_weights, split, Split};
 use super::space::{assemble, line, searchable, Encoded, Line};
 use super::{trial_rng, Ask, Sampler, Suggestion};
 use kde1::{best_candidate, cat_probs, Kde1};
-use kdem::Kdem;
+use kdem::{Dim, Kdem};
 use mlt_protocol::records::Params;
 use mlt_protocol::spec::{SearchSpace, TpeSpec};
 use rand::Rng;
@@ -71,16 +71,22 @@ impl TpeSampler {
     }
 }
 
-/// Observations of parameter columns `cols` among `trials` (rows with all of them set).
+/// Observations of parameter columns `cols` among `rows` (those with all of them set): the
+/// positions in `rows` kept, and per column the values.
 fn gather(enc: &Encoded, rows: &[usize], cols: &[usize]) -> (Vec<usize>, Vec<Vec<f64>>) {
-    let mut kept = Vec::new();
-    let mut xs = Vec::new();
-    for (k, &r) in rows.iter().enumerate() {
-        if cols.iter().all(|&c| !enc.col(c)[r].is_nan()) {
-            kept.push(k);
-            xs.push(cols.iter().map(|&c| enc.col(c)[r]).collect());
-        }
-    }
+    let kept: Vec<usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, &r)| cols.iter().all(|&c| !enc.col(c)[r].is_nan()))
+        .map(|(k, _)| k)
+        .collect();
+    let xs = cols
+        .iter()
+        .map(|&c| {
+            let col = enc.col(c);
+            kept.iter().map(|&k| col[rows[k]]).collect()
+        })
+        .collect();
     (kept, xs)
 }
 
@@ -244,26 +250,45 @@ impl TpeSampler {
 
     fn joint(&self, a: &Ask, split: &Split, cols: &[usize], rng: &mut impl Rng, out: &mut Params) {
         let (kb, below) = gather(&self.enc, &split.below, cols);
-        let (_, above) = gather(&self.enc, &split.above, cols);
+        let (ka, above) = gather(&self.enc, &split.above, cols);
         let wb = weights_for(&kb, split.below_weights.as_deref());
-        let wa = default_weights(above.len());
-        let lines: Vec<Line> = cols
+        let wa = default_weights(ka.len());
+        let dims: Vec<Dim> = cols
             .iter()
-            .map(|&c| line(&a.space.params[c].dist))
+            .map(|&c| Dim {
+                line: line(&a.space.params[c].dist),
+                dist: a.space.params[c].dist.clone(),
+            })
             .collect();
-        let l = Kdem::new(&below, &wb, &lines, &self.cfg);
-        let g = Kdem::new(&above, &wa, &lines, &self.cfg);
-        let mut best: (f64, Vec<f64>) = (f64::NEG_INFINITY, Vec::new());
-        for _ in 0..self.cfg.n_ei_candidates {
-            let x = l.draw(rng);
-            let s = l.log_pdf(&x) - g.log_pdf(&x);
-            if s > best.0 || best.1.is_empty() {
-                best = (s, x);
-            }
+        // The bad trials' order by value in each continuous dimension, read from the
+        // columns' sorted caches (many trials: no sort per suggestion).
+        let mut kernel = vec![u32::MAX; a.trials.len()];
+        for (k, &p) in ka.iter().enumerate() {
+            kernel[split.above[p]] = k as u32;
         }
+        let orders: Vec<Vec<usize>> = cols
+            .iter()
+            .zip(&dims)
+            .map(|(&c, d)| match d.line {
+                Line::Cont { .. } => self.sorted[c]
+                    .iter()
+                    .filter_map(|(_, i)| {
+                        let k = kernel[*i as usize];
+                        (k != u32::MAX).then_some(k as usize)
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let l = Kdem::new(&below, &wb, &dims, None, &self.cfg, true);
+        let g = Kdem::new(&above, &wa, &dims, Some(&orders), &self.cfg, false);
+        let xs: Vec<Vec<f64>> = (0..self.cfg.n_ei_candidates.max(1))
+            .map(|_| l.draw(rng))
+            .collect();
+        let best = kdem::best_joint(&l, &g, &xs);
         for (k, &c) in cols.iter().enumerate() {
             let p = &a.space.params[c];
-            out.insert(p.name.clone(), super::space::decode(&p.dist, best.1[k]));
+            out.insert(p.name.clone(), super::space::decode(&p.dist, xs[best][k]));
         }
     }
 }
