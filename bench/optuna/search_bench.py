@@ -422,8 +422,9 @@ def pruning(args):
 def proposals(args):
     """TPE's suggestions on one fixed history: `trials` random Styblinski-Tang-10 points (the
     history, handed to our side too), then `asks` suggestions per seed without telling any
-    (running trials are not evidence without the constant liar), so every suggestion is an
-    independent draw from the sampler given that history."""
+    (the constant liar off, so running trials are not evidence), so every suggestion is an
+    independent draw from the sampler given that history. Both sides: default (multivariate)
+    TPE."""
     import random as pyrandom
 
     rng = pyrandom.Random(0)
@@ -434,7 +435,7 @@ def proposals(args):
         history.append({"params": p, "value": styblinski_tang(p)})
     out = []
     for seed in range(args.seeds):
-        st = optuna.create_study(sampler=sampler("tpe", seed))
+        st = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=False))
         st.add_trials(
             [optuna.trial.create_trial(params=h["params"], distributions=dists, value=h["value"]) for h in history]
         )

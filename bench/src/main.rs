@@ -79,20 +79,21 @@ enum Cmd {
         /// mixed); all by default.
         #[arg(long, value_delimiter = ',')]
         problems: Vec<String>,
-        /// Samplers in the quality table: tpe, tpe-ei24 (ours with Optuna's 24 candidates),
-        /// tpe-mv, cmaes, cmaes-rand (ours drawing what CMA-ES leaves out at random, as
-        /// Optuna), gp, qmc, random, or `raw:<[sampler] settings, `;` between lines>` to try
-        /// other settings on our side.
+        /// Samplers in the quality table: tpe (both sides' default: multivariate TPE), tpe-uni
+        /// (univariate TPE), tpe-ei24 (our univariate TPE with Optuna's 24 candidates), tpe-mv
+        /// (multivariate, grouped), cmaes, cmaes-rand (ours drawing what CMA-ES leaves out at
+        /// random, as Optuna), gp, qmc, random, or `raw:<[sampler] settings, `;` between
+        /// lines>` to try other settings on our side.
         #[arg(
             long,
-            default_value = "tpe,tpe-ei24,tpe-mv,cmaes,cmaes-rand,gp,qmc,random",
+            default_value = "tpe,tpe-uni,tpe-mv,cmaes,cmaes-rand,gp,qmc,random",
             value_delimiter = ','
         )]
         samplers: Vec<String>,
         /// Samplers in the cost table.
         #[arg(
             long,
-            default_value = "tpe,tpe-mv,cmaes,gp,random",
+            default_value = "tpe,tpe-uni,tpe-mv,cmaes,gp,random",
             value_delimiter = ','
         )]
         cost_samplers: Vec<String>,

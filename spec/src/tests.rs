@@ -307,7 +307,7 @@ fn sampler_and_pruner_settings_are_typed_and_checked_per_kind() {
         "{e}"
     );
     let e = sampler_pruner(
-        "kind = \"tpe\"\ngamma = 2\ngroup = true",
+        "kind = \"tpe\"\ngamma = 2\nmultivariate = false\ngroup = true",
         "kind = \"threshold\"",
     )
     .unwrap_err();
@@ -578,11 +578,24 @@ fn sampler_defaults_are_the_documented_ones() {
             other => panic!("{other:?}"),
         }
     };
-    // Univariate TPE: 8 candidates (chosen on held-out problems); joint draws keep 24.
+    // As Optuna 5.0: multivariate with constant liar, 24 candidates; univariate TPE takes 8
+    // (both chosen on held-out problems, docs/benchmarks.md).
     assert_eq!(tpe(""), TpeSpec::default());
-    assert_eq!(tpe("").n_ei_candidates, 8);
-    assert_eq!(tpe("multivariate = true").n_ei_candidates, 24);
-    assert_eq!(tpe("n_ei_candidates = 24").n_ei_candidates, 24);
+    assert!(tpe("").multivariate && tpe("").constant_liar);
+    assert_eq!(tpe("").n_ei_candidates, 24);
+    assert_eq!(tpe("multivariate = false").n_ei_candidates, 8);
+    assert_eq!(
+        tpe("multivariate = false\nn_ei_candidates = 24").n_ei_candidates,
+        24
+    );
+    // Several objectives: univariate MOTPE by default, as Optuna's.
+    let text = "[study]\nname = \"mo\"\ndirections = [\"minimize\", \"maximize\"]\nn_trials = 5\n[sampler]\nkind = \"tpe\"\n[space]\nx = { type = \"float\", low = 0.0, high = 1.0 }\n[objective]\nkind = \"command\"\ncommand = [\"true\"]\n";
+    match parse(text, "mo.toml").unwrap().sampler {
+        SamplerSpec::Tpe(t) => {
+            assert!(!t.multivariate && t.constant_liar && t.n_ei_candidates == 8)
+        }
+        other => panic!("{other:?}"),
+    }
     let cma = |extra: &str| {
         let s = sampler_pruner(&format!("kind = \"cmaes\"\n{extra}"), "kind = \"none\"").unwrap();
         match s.sampler {

@@ -42,7 +42,8 @@ pub fn proposals(python: Option<&Path>, history: u64, seeds: u64, asks: u64) -> 
     for seed in 0..seeds {
         // With Optuna's settings: the same algorithm should give the same distribution.
         let s = spec(
-            &sampler_toml("tpe-ei24"),
+            // Constant liar off on both sides: every suggestion an independent draw.
+            "kind = \"tpe\"\nconstant_liar = false",
             &box_space(10, -5.0, 5.0),
             "[\"minimize\"]",
             "kind = \"none\"",

@@ -83,15 +83,15 @@ impl Default for TpeSpec {
     fn default() -> Self {
         Self {
             n_startup_trials: 10,
-            n_ei_candidates: 8,
+            n_ei_candidates: 24,
             gamma: 0.1,
             gamma_max: 25,
             prior_weight: 1.0,
             consider_endpoints: false,
             consider_magic_clip: true,
-            multivariate: false,
+            multivariate: true,
             group: false,
-            constant_liar: false,
+            constant_liar: true,
         }
     }
 }
