@@ -6,6 +6,7 @@ object on stdout; mlt-bench puts the numbers next to ours.
     python search_bench.py cost --sizes 100,1000,10000
     python search_bench.py pruning --trials 200 --seeds 10 --steps 27
     python search_bench.py proposals --trials 100 --seeds 20 --asks 100
+    python search_bench.py parallel --trials 200 --seeds 10 --workers 1,4,16 --samplers tpe,tpe-nolie
 
 The problems and the synthetic learning curves are defined exactly as in bench/src/search.rs.
 """
@@ -230,6 +231,8 @@ def sampler(kind, seed):
         return s.TPESampler(seed=seed)
     if kind == "tpe-uni":
         return s.TPESampler(seed=seed, multivariate=False)
+    if kind == "tpe-nolie":
+        return s.TPESampler(seed=seed, constant_liar=False)
     if kind == "tpe-mv":
         return s.TPESampler(seed=seed, multivariate=True, group=True)
     if kind == "cmaes":
@@ -313,6 +316,56 @@ def quality(args):
                     hv.append(hypervolume2(pts, (1.1, 10.0)))
             hvs.append(hv)
         out[f"mo-{kind}"] = {"hv": hvs}
+    json.dump(out, sys.stdout)
+
+
+def one_parallel_run(task):
+    """One study with `workers` trials in flight: ask that many, then tell the oldest and ask
+    one more; the best-so-far curve in the order values are told."""
+    kind, name, seed, trials, workers = task
+    space, f = PROBLEMS[name]
+    st = optuna.create_study(sampler=sampler(kind, seed))
+    flying, best, curve, asked = [], math.inf, [], 0
+    while len(curve) < trials:
+        while len(flying) < workers and asked < trials:
+            t = st.ask()
+            flying.append((t, f(space(t))))
+            asked += 1
+        t, v = flying.pop(0)
+        st.tell(t, v)
+        best = min(best, v)
+        curve.append(best)
+    return curve
+
+
+def parallel(args):
+    import multiprocessing
+
+    out = {}
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        for kind in args.samplers.split(","):
+            for name in args.problems.split(","):
+                for w in [int(x) for x in args.workers.split(",")]:
+                    tasks = [(kind, name, seed, args.trials, w) for seed in range(args.seeds)]
+                    out[f"{kind}/{name}/{w}"] = {"curves": pool.map(one_parallel_run, tasks)}
+                    print(f"optuna parallel {kind} {name} w={w}", file=sys.stderr, flush=True)
+    json.dump(out, sys.stdout)
+
+
+def system(args):
+    """Optuna's default study in memory: `optimize` for `trials` Branin trials, wall time (the
+    best of three), with the default TPE and with the random sampler."""
+    out = {"version": optuna.__version__}
+    space, f = PROBLEMS["branin"]
+    for kind in ["tpe", "random"]:
+        best = math.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            st = optuna.create_study(sampler=sampler(kind, 1))
+            st.optimize(lambda t: f(space(t)), n_trials=args.trials)
+            best = min(best, time.perf_counter() - t0)
+        out[kind] = best
+        print(f"optuna system {kind}: {best:.2f} s", file=sys.stderr, flush=True)
     json.dump(out, sys.stdout)
 
 
@@ -447,7 +500,7 @@ def proposals(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["quality", "cost", "pruning", "proposals", "version"])
+    ap.add_argument("mode", choices=["quality", "cost", "pruning", "proposals", "parallel", "system", "version"])
     ap.add_argument("--asks", type=int, default=100)
     ap.add_argument("--gp-seeds", type=int, default=10)
     ap.add_argument("--problems", default=",".join(PROBLEMS))
@@ -458,11 +511,14 @@ def main():
     ap.add_argument("--samplers", default="tpe,tpe-mv,cmaes,gp,qmc,random")
     ap.add_argument("--sizes", default="100,1000,10000")
     ap.add_argument("--no-mo", action="store_true", help="quality: leave out the two-objective runs")
+    ap.add_argument("--workers", default="1,4,16", help="parallel: trials in flight")
     args = ap.parse_args()
     if args.mode == "version":
         json.dump({"optuna": optuna.__version__}, sys.stdout)
     else:
-        {"quality": quality, "cost": cost, "pruning": pruning, "proposals": proposals}[args.mode](args)
+        {"quality": quality, "cost": cost, "pruning": pruning, "proposals": proposals, "parallel": parallel, "system": system}[
+            args.mode
+        ](args)
 
 
 if __name__ == "__main__":

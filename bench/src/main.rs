@@ -53,9 +53,11 @@ enum Cmd {
         #[arg(long)]
         python: Option<PathBuf>,
         /// Which tables: quality, cost, pruning, proposals (our TPE's and Optuna's suggestions
-        /// on one fixed history, compared as distributions), heldout (ours only: each of
-        /// `--samplers` against the first on problems outside the quality table, for choosing
-        /// defaults).
+        /// on one fixed history, compared as distributions), heldout (each of `--samplers`
+        /// against the first, and against Optuna's counterpart, on problems outside the
+        /// quality table, for choosing defaults), parallel (`--workers` trials in flight, with
+        /// and without the constant liar), system (2,000 zero-cost trials through `mlt-cluster
+        /// run` against Optuna's in-memory study).
         #[arg(
             long,
             default_value = "quality,cost,pruning,proposals",
@@ -103,6 +105,9 @@ enum Cmd {
         /// Steps per trial in the pruning table.
         #[arg(long, default_value_t = 27)]
         steps: u64,
+        /// Trials in flight in the parallel table.
+        #[arg(long, default_value = "1,4,16", value_delimiter = ',')]
+        workers: Vec<usize>,
     },
     /// The evaluation engine: feature rows/s and walk-forward overhead per fold.
     Eval,
@@ -427,6 +432,7 @@ async fn main() -> anyhow::Result<()> {
             cost_samplers,
             sizes,
             steps,
+            workers,
         } => {
             let py = python.as_deref();
             if let Some(p) = py {
@@ -449,8 +455,10 @@ async fn main() -> anyhow::Result<()> {
                     "pruning" => search::pruning(py, trials, pruning_seeds, steps)?,
                     "proposals" => search::proposals(py, 100, seeds, 100)?,
                     "heldout" => search::held_out_table(py, trials, seeds, &samplers)?,
+                    "parallel" => search::parallel(py, trials, seeds, &workers, &problems)?,
+                    "system" => search::system(py, 2000)?,
                     other => bail!(
-                        "unknown table `{other}` (quality, cost, pruning, proposals, heldout)"
+                        "unknown table `{other}` (quality, cost, pruning, proposals, heldout, parallel, system)"
                     ),
                 }
             }

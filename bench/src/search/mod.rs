@@ -8,21 +8,28 @@
 //!    hypervolume of a two-objective problem for NSGA-II and MOTPE;
 //! 2. the cost of one suggestion (ask + tell) at 100, 1,000 and 10,000 completed trials with
 //!    10 parameters;
-//! 3. pruning on synthetic learning curves: steps consumed and best value found.
+//! 3. pruning on synthetic learning curves: steps consumed and best value found;
+//! 4. proposals (one history, both TPEs' suggestions as distributions); 5. held-out problems;
+//! 6. several trials in flight (the constant liar); 7. the whole system against Optuna's
+//! in-memory study.
 mod cost;
 mod heldout;
 mod optuna;
+mod parallel;
 mod problems;
 mod proposals;
 mod pruning;
 mod quality;
 mod stats;
+mod system;
 
 pub use cost::cost;
 pub use heldout::held_out_table;
+pub use parallel::parallel;
 pub use proposals::proposals;
 pub use pruning::pruning;
 pub use quality::quality;
+pub use system::system;
 
 use anyhow::{bail, Context};
 use mlt_protocol::ids::{NodeId, SlotId, StudyId, TrialId};
@@ -54,6 +61,7 @@ pub(super) fn sampler_toml(kind: &str) -> String {
     match kind {
         "tpe" => "kind = \"tpe\"",
         "tpe-uni" => "kind = \"tpe\"\nmultivariate = false",
+        "tpe-nolie" => "kind = \"tpe\"\nconstant_liar = false",
         "tpe-ei24" => "kind = \"tpe\"\nmultivariate = false\nn_ei_candidates = 24",
         "cmaes-rand" => "kind = \"cmaes\"\nindependent = \"random\"",
         "tpe-mv" => "kind = \"tpe\"\nmultivariate = true\ngroup = true",

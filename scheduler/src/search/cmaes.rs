@@ -572,9 +572,18 @@ impl CmaEsSampler {
             return Params::new();
         }
         let seed = self.seed ^ 0x7E5E_0F0C_A1E5_u64;
-        let tpe = self
-            .others
-            .get_or_insert_with(|| TpeSampler::new(TpeSpec::default(), seed));
+        let tpe = self.others.get_or_insert_with(|| {
+            // Univariate TPE (8 candidates) for each parameter CMA-ES leaves out: what the
+            // held-out problems chose for it (docs/benchmarks.md), whatever TPE's own
+            // default is.
+            let cfg = TpeSpec {
+                multivariate: false,
+                n_ei_candidates: 8,
+                constant_liar: false,
+                ..TpeSpec::default()
+            };
+            TpeSampler::new(cfg, seed)
+        });
         let cols = &self.cols;
         let mut p = tpe.sample(a).params;
         p.retain(|k, _| !cols.iter().any(|&j| a.space.params[j].name == *k));
