@@ -3,15 +3,16 @@
 //! study lifecycle (`StudyCore`: ask, report, finish); Optuna's side runs
 //! bench/optuna/search_bench.py in its own virtual environment and answers in JSON.
 //!
-//! Three tables (Markdown on stdout):
+//! Seven tables (Markdown on stdout):
 //! 1. mean best-so-far regret at 50/100/200 trials per problem and sampler, and the
 //!    hypervolume of a two-objective problem for NSGA-II and MOTPE;
 //! 2. the cost of one suggestion (ask + tell) at 100, 1,000 and 10,000 completed trials with
 //!    10 parameters;
 //! 3. pruning on synthetic learning curves: steps consumed and best value found;
-//! 4. proposals (one history, both TPEs' suggestions as distributions); 5. held-out problems;
-//! 6. several trials in flight (the constant liar); 7. the whole system against Optuna's
-//! in-memory study.
+//! 4. proposals: one history, both TPEs' suggestions compared as distributions;
+//! 5. held-out problems, for choosing defaults;
+//! 6. several trials in flight (the constant liar);
+//! 7. the whole system against Optuna's in-memory study.
 mod cost;
 mod heldout;
 mod optuna;
