@@ -13,8 +13,9 @@ fn spec_text(trials: u64, sampler: &str) -> String {
     format!("[study]\nname = \"system\"\nn_trials = {trials}\nseed = 1\n[sampler]\n{sampler}\n[space]\n{SPACE}[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\nsteps = 1\n")
 }
 
-/// Wall seconds of `mlt-cluster run` on a fresh data dir (the best of `reps`).
-fn our_run(trials: u64, sampler: &str, reps: usize) -> anyhow::Result<f64> {
+/// Wall seconds of `mlt-cluster run` on a fresh data dir with `slots` (`None`: its default,
+/// one per core), the best of `reps`.
+fn our_run(trials: u64, sampler: &str, slots: Option<u32>, reps: usize) -> anyhow::Result<f64> {
     let bin = crate::mlt_binary()?;
     let mut best = f64::INFINITY;
     for _ in 0..reps {
@@ -22,10 +23,13 @@ fn our_run(trials: u64, sampler: &str, reps: usize) -> anyhow::Result<f64> {
         let spec = dir.path().join("system.toml");
         std::fs::write(&spec, spec_text(trials, sampler))?;
         let t0 = Instant::now();
-        let out = Command::new(&bin)
-            .arg("run")
-            .arg(&spec)
-            .args(["--slots", "1", "--data-dir"])
+        let mut cmd = Command::new(&bin);
+        cmd.arg("run").arg(&spec);
+        if let Some(n) = slots {
+            cmd.args(["--slots", &n.to_string()]);
+        }
+        let out = cmd
+            .arg("--data-dir")
             .arg(dir.path().join("d"))
             .env("MLT_LOG", "error")
             .output()?;
@@ -45,9 +49,11 @@ fn our_run(trials: u64, sampler: &str, reps: usize) -> anyhow::Result<f64> {
 pub fn system(python: Option<&Path>, trials: u64) -> anyhow::Result<()> {
     let reps = 3;
     let tpe = "kind = \"tpe\"";
-    let ours = our_run(trials, tpe, reps)?;
-    let one = our_run(1, tpe, reps)?;
-    let random = our_run(trials, "kind = \"random\"", reps)?;
+    let ours = our_run(trials, tpe, Some(1), reps)?;
+    let default_slots = our_run(trials, tpe, None, reps)?;
+    let one = our_run(1, tpe, Some(1), reps)?;
+    let random = our_run(trials, "kind = \"random\"", Some(1), reps)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // The sampler alone: the same study in process, ask + tell.
     let s = spec(tpe, SPACE, "[\"minimize\"]", "kind = \"none\"", trials, 1);
     let t0 = Instant::now();
@@ -73,8 +79,9 @@ pub fn system(python: Option<&Path>, trials: u64) -> anyhow::Result<()> {
         "| Optuna / ours | {} |",
         their("tpe").map_or("–".into(), |t| format!("{:.1}×", t / ours))
     );
+    println!("| ours, default slots (one per core: {cores}) | {default_slots:.3} |");
     println!("| ours, 1 trial (start-up, certificates, store, shutdown) | {one:.3} |");
-    println!("| ours, random sampler (the system without TPE) | {random:.3} |");
+    println!("| ours, random sampler, 1 slot (the system without TPE) | {random:.3} |");
     println!("| ours, TPE alone in process (ask + tell, no store, no network) | {in_process:.3} |");
     println!(
         "| Optuna, random sampler | {} |",
