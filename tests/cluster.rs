@@ -308,12 +308,7 @@ fn a_damaged_store_is_refused_clearly_and_never_modified_and_a_backup_restores()
     let spec = dir.path().join("s.toml");
     std::fs::write(&spec, bench_spec("kept", 6, 0.0)).unwrap();
     let good = dir.path().join("good");
-    let out = util::offline(&["run", spec.to_str().unwrap()], &good);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::run_into(&spec, &good);
     let store = |d: &std::path::Path| d.join("store.redb");
     // Inspection opens read-only: not a byte changes.
     let before = digest(&store(&good));
@@ -845,12 +840,7 @@ fn a_stopped_store_on_read_only_media_can_be_inspected() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("s.toml");
     std::fs::write(&spec, bench_spec("ro", 6, 0.0)).unwrap();
-    let out = util::offline(&["run", spec.to_str().unwrap()], &data);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::run_into(&spec, &data);
     // The medium becomes read-only (as a mounted backup or a snapshot would be).
     let ok = std::process::Command::new("mount")
         .args(["-o", "remount,ro"])
@@ -882,12 +872,7 @@ fn a_scheduler_waits_for_a_client_that_holds_its_store_for_a_moment() {
     let spec = dir.path().join("s.toml");
     std::fs::write(&spec, bench_spec("held", 4, 0.0)).unwrap();
     let data = dir.path().join("d");
-    let out = util::offline(&["run", spec.to_str().unwrap()], &data);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    util::run_into(&spec, &data);
     // Another process (here: this test) has the store open as the scheduler starts.
     let held = mlt_scheduler::store::Store::open(&data).unwrap();
     let addr = format!("127.0.0.1:{}", util::free_port());

@@ -331,17 +331,23 @@ pub fn offline(args: &[&str], data: &Path) -> Output {
         .unwrap()
 }
 
-/// `mlt-cluster run SPEC` on this machine into a fresh data folder: the folder and the study's
-/// trials.
-#[allow(dead_code)] // not every test binary uses it
-pub fn run_offline(spec: &Path, study: &str) -> (tempfile::TempDir, Vec<Value>) {
-    let data = tempfile::tempdir().unwrap();
-    let out = offline(&["run", spec.to_str().unwrap()], data.path());
+/// `mlt-cluster run SPEC --data-dir DATA`, which must succeed.
+#[track_caller]
+pub fn run_into(spec: &Path, data: &Path) {
+    let out = offline(&["run", spec.to_str().unwrap()], data);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `mlt-cluster run SPEC` on this machine into a fresh data folder: the folder and the study's
+/// trials.
+#[allow(dead_code)] // not every test binary uses it
+pub fn run_offline(spec: &Path, study: &str) -> (tempfile::TempDir, Vec<Value>) {
+    let data = tempfile::tempdir().unwrap();
+    run_into(spec, data.path());
     let out = offline(&["trials", study, "--json"], data.path());
     let trials: Value = serde_json::from_slice(&out.stdout).unwrap();
     (data, trials.as_array().unwrap().clone())

@@ -75,13 +75,7 @@ pub(super) fn our_cost(kind: &str, n: usize) -> f64 {
 /// run and the two averaged, so that a slow spell of this shared machine during either side's
 /// turn weighs on both.
 pub fn cost(python: Option<&Path>, sizes: &[usize], samplers: &[String]) -> anyhow::Result<()> {
-    let mut theirs_kinds: Vec<&str> = Vec::new();
-    for k in samplers {
-        if !theirs_kinds.contains(&optuna_name(k)) {
-            theirs_kinds.push(optuna_name(k));
-        }
-    }
-    let joined = theirs_kinds.join(",");
+    let joined = optuna_names(samplers);
     let size_s: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
     let cases: Vec<(&String, usize)> = samplers
         .iter()

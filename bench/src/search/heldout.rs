@@ -295,12 +295,6 @@ pub fn held_out_table(
     let Some(base) = samplers.first() else {
         bail!("--samplers names no sampler");
     };
-    let mut theirs_kinds: Vec<&str> = Vec::new();
-    for k in samplers {
-        if !theirs_kinds.contains(&optuna_name(k)) {
-            theirs_kinds.push(optuna_name(k));
-        }
-    }
     let names: Vec<&str> = held_out().iter().map(|p| p.name).collect();
     let theirs = optuna(
         python,
@@ -314,7 +308,7 @@ pub fn held_out_table(
             "--problems",
             &names.join(","),
             "--samplers",
-            &theirs_kinds.join(","),
+            &optuna_names(samplers),
         ],
     )?;
     println!("\n### Held-out problems: mean regret at {trials} trials over {seeds} seeds, against `{base}` and Optuna\n");

@@ -87,6 +87,18 @@ pub(super) fn optuna_name(kind: &str) -> &str {
     }
 }
 
+/// The Optuna samplers `samplers` are compared with, each once, comma-separated (the
+/// script's `--samplers`).
+pub(super) fn optuna_names(samplers: &[String]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for k in samplers {
+        if !names.contains(&optuna_name(k)) {
+            names.push(optuna_name(k));
+        }
+    }
+    names.join(",")
+}
+
 pub(super) fn spec(
     sampler: &str,
     space: &str,

@@ -12,13 +12,7 @@ pub fn quality(
     only: &[String],
     samplers: &[String],
 ) -> anyhow::Result<()> {
-    let mut theirs_kinds: Vec<&str> = Vec::new();
-    for k in samplers {
-        if !theirs_kinds.contains(&optuna_name(k)) {
-            theirs_kinds.push(optuna_name(k));
-        }
-    }
-    let joined = theirs_kinds.join(",");
+    let joined = optuna_names(samplers);
     let chosen: Vec<Problem> = problems()
         .into_iter()
         .filter(|p| only.is_empty() || only.iter().any(|o| o == p.name))

@@ -13,7 +13,7 @@
 //! The density is evaluated exhaustively (every kernel, every candidate) with the kernels
 //! stored dimension by dimension, so the sums over kernels vectorise.
 use super::{sample_probs, EPS, LN_SQRT_2PI};
-use crate::search::space::{decode, encode, Line};
+use crate::search::space::{decode, encode, line, Line};
 use crate::search::special::{exp_neg, log_norm_mass, norm_cdf, trunc_normal};
 use mlt_protocol::spec::{Distribution, TpeSpec};
 use rand::Rng;
@@ -27,6 +27,14 @@ pub(super) struct Dim {
 }
 
 impl Dim {
+    /// The dimension of a parameter with distribution `dist`.
+    pub fn of(dist: &Distribution) -> Self {
+        Self {
+            line: line(dist),
+            dist: dist.clone(),
+        }
+    }
+
     /// Whether the dimension is a grid (int, or float with a step).
     fn discrete(&self) -> bool {
         matches!(
@@ -213,6 +221,10 @@ impl Kdem {
                         fold(&mut logc, &mut scale);
                         folded = 0;
                     }
+                    if draws {
+                        mus[j] = mu.clone();
+                        sigmas[j] = s.clone();
+                    }
                     if discrete {
                         let mut pairs: Vec<(f64, f64)> =
                             mu.iter().copied().zip(s.iter().copied()).collect();
@@ -230,18 +242,7 @@ impl Kdem {
                         cols.push(Col::Grid { uniq: pairs, which });
                     } else {
                         let inv = s.iter().map(|x| 1.0 / x).collect();
-                        cols.push(Col::Cont {
-                            mu: if draws { mu.clone() } else { mu },
-                            inv,
-                        });
-                    }
-                    if draws {
-                        if let Some(Col::Cont { mu, .. }) = cols.last() {
-                            mus[j] = mu.clone();
-                        } else if let Some(Col::Grid { uniq, which }) = cols.last() {
-                            mus[j] = which.iter().map(|w| uniq[*w as usize].0).collect();
-                        }
-                        sigmas[j] = s;
+                        cols.push(Col::Cont { mu, inv });
                     }
                 }
                 Line::Cat(nc) => {
@@ -339,20 +340,37 @@ impl Kdem {
     /// log density at `x` (every kernel), with scratch buffers.
     fn log_pdf_into(&self, x: &[f64], t: &mut [f64], grid: &mut Vec<f64>) -> f64 {
         t.copy_from_slice(&self.logc);
+        self.add_terms(x, t, None, grid);
+        log_sum_exp(t)
+    }
+
+    /// Adds each dimension's log term at `x` to the kernels' `t`: every kernel in order, or
+    /// the kernels listed in `kernels` (`t[k]` for `kernels[k]`).
+    fn add_terms(&self, x: &[f64], t: &mut [f64], kernels: Option<&[u32]>, grid: &mut Vec<f64>) {
+        // Every column holds one entry per kernel: said once, so that the loop over all
+        // kernels indexes without bounds checks.
+        let t = match kernels {
+            None => &mut t[..self.logc.len()],
+            Some(_) => t,
+        };
         for (j, col) in self.cols.iter().enumerate() {
             let xj = x[j];
             match col {
                 Col::Cont { mu, inv } => {
-                    for ((ti, m), iv) in t.iter_mut().zip(mu).zip(inv) {
-                        let z = (xj - m) * iv;
-                        *ti -= 0.5 * z * z;
-                    }
+                    let (mu, inv) = (&mu[..self.logc.len()], &inv[..self.logc.len()]);
+                    add(t, kernels, |i| {
+                        let z = (xj - mu[i]) * inv[i];
+                        -0.5 * z * z
+                    })
                 }
                 Col::Grid { uniq, which } => {
-                    self.grid_masses(j, xj, uniq, grid);
-                    for (ti, w) in t.iter_mut().zip(which) {
-                        *ti += grid[*w as usize];
-                    }
+                    let (left, right) = self.dims[j].cell(xj);
+                    grid.clear();
+                    grid.extend(
+                        uniq.iter()
+                            .map(|(m, s)| log_norm_mass((left - m) / s, (right - m) / s)),
+                    );
+                    add(t, kernels, |i| grid[which[i] as usize]);
                 }
                 Col::Cat {
                     obs,
@@ -362,23 +380,11 @@ impl Kdem {
                     n,
                 } => {
                     let c = (xj.max(0.0) as usize).min(n - 1) as u32;
-                    for (ti, o) in t.iter_mut().zip(obs) {
-                        *ti += cat_term(*o, c, *hit, *miss, *prior);
-                    }
+                    add(t, kernels, |i| cat_term(obs[i], c, *hit, *miss, *prior));
                 }
                 Col::Fixed => {}
             }
         }
-        log_sum_exp(t)
-    }
-
-    fn grid_masses(&self, j: usize, xj: f64, uniq: &[(f64, f64)], grid: &mut Vec<f64>) {
-        let (left, right) = self.dims[j].cell(xj);
-        grid.clear();
-        grid.extend(
-            uniq.iter()
-                .map(|(m, s)| log_norm_mass((left - m) / s, (right - m) / s)),
-        );
     }
 
     /// A lower bound of the log density at `x`: the prior and the `m` observations nearest
@@ -397,42 +403,30 @@ impl Kdem {
             kernels.push(by_value.len() as u32); // the prior, last
         }
         let mut t: Vec<f64> = kernels.iter().map(|&i| self.logc[i as usize]).collect();
-        for (j, col) in self.cols.iter().enumerate() {
-            let xj = x[j];
-            match col {
-                Col::Cont { mu, inv } => {
-                    for (ti, &i) in t.iter_mut().zip(&kernels) {
-                        let z = (xj - mu[i as usize]) * inv[i as usize];
-                        *ti -= 0.5 * z * z;
-                    }
-                }
-                Col::Grid { uniq, which } => {
-                    self.grid_masses(j, xj, uniq, grid);
-                    for (ti, &i) in t.iter_mut().zip(&kernels) {
-                        *ti += grid[which[i as usize] as usize];
-                    }
-                }
-                Col::Cat {
-                    obs,
-                    hit,
-                    miss,
-                    prior,
-                    n,
-                } => {
-                    let c = (xj.max(0.0) as usize).min(n - 1) as u32;
-                    for (ti, &i) in t.iter_mut().zip(&kernels) {
-                        *ti += cat_term(obs[i as usize], c, *hit, *miss, *prior);
-                    }
-                }
-                Col::Fixed => {}
-            }
-        }
+        self.add_terms(x, &mut t, Some(&kernels), grid);
         log_sum_exp(&t)
     }
 
     /// Kernels in the whole mixture.
     pub(crate) fn len(&self) -> usize {
         self.logc.len()
+    }
+}
+
+/// `t[k] += term(kernel k)` over every kernel, or over the listed ones.
+#[inline]
+fn add(t: &mut [f64], kernels: Option<&[u32]>, term: impl Fn(usize) -> f64) {
+    match kernels {
+        None => {
+            for (i, ti) in t.iter_mut().enumerate() {
+                *ti += term(i);
+            }
+        }
+        Some(ks) => {
+            for (ti, &i) in t.iter_mut().zip(ks) {
+                *ti += term(i as usize);
+            }
+        }
     }
 }
 
@@ -564,13 +558,7 @@ mod tests {
         let mut checked = 0;
         for case in v["cases"].as_array().unwrap() {
             let sp = space(case["space"].as_str().unwrap());
-            let dims: Vec<Dim> = sp
-                .iter()
-                .map(|(_, d)| Dim {
-                    line: crate::search::space::line(d),
-                    dist: d.clone(),
-                })
-                .collect();
+            let dims: Vec<Dim> = sp.iter().map(|(_, d)| Dim::of(d)).collect();
             let column = |key: &str, name: &str, dist: &Distribution| -> Vec<f64> {
                 case[key][name]
                     .as_array()
@@ -608,13 +596,7 @@ mod tests {
     #[test]
     fn draws_follow_the_density() {
         let sp = space("log_int_cat");
-        let dims: Vec<Dim> = sp
-            .iter()
-            .map(|(_, d)| Dim {
-                line: crate::search::space::line(d),
-                dist: d.clone(),
-            })
-            .collect();
+        let dims: Vec<Dim> = sp.iter().map(|(_, d)| Dim::of(d)).collect();
         let obs = vec![
             vec![(1e-3f64).ln(), (2e-3f64).ln(), (0.1f64).ln()],
             vec![3.0, 4.0, 8.0],
@@ -683,13 +665,7 @@ mod tests {
                 },
             ),
         ];
-        let dims: Vec<Dim> = sp
-            .iter()
-            .map(|(_, d)| Dim {
-                line: crate::search::space::line(d),
-                dist: d.clone(),
-            })
-            .collect();
+        let dims: Vec<Dim> = sp.iter().map(|(_, d)| Dim::of(d)).collect();
         let mut pruned_any = false;
         for seed in 0..40u64 {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);

@@ -255,10 +255,7 @@ impl TpeSampler {
         let wa = default_weights(ka.len());
         let dims: Vec<Dim> = cols
             .iter()
-            .map(|&c| Dim {
-                line: line(&a.space.params[c].dist),
-                dist: a.space.params[c].dist.clone(),
-            })
+            .map(|&c| Dim::of(&a.space.params[c].dist))
             .collect();
         // The bad trials' order by value in each continuous dimension, read from the
         // columns' sorted caches (many trials: no sort per suggestion).
