@@ -22,6 +22,18 @@ fn hello(role: Role) -> Hello {
     }
 }
 
+/// A client session on the cluster's scheduler with `token` (the handshake must succeed).
+async fn client_session(c: &Cluster, token: &Token) -> mlt_net::ClientSession {
+    connect(
+        &c.addr(),
+        token,
+        hello(Role::Client),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap()
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -154,7 +166,7 @@ fn garbage_truncated_and_oversized_frames_close_only_that_connection() {
         // After a valid handshake: garbage, an oversized header, a truncated frame.
         let cases: [&[u8]; 3] = [&[0x05, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff], &(100_000_000u32).to_le_bytes(), &[0x10, 0, 0, 0, 0x01]];
         for (i, bytes) in cases.iter().enumerate() {
-            let s = connect(&c.addr(), &client, hello(Role::Client), Duration::from_secs(5)).await.unwrap();
+            let s = client_session(&c, &client).await;
             let mut w = raw_writer(s.writer);
             w.write_all(bytes).await.unwrap();
             if i == 2 {
@@ -172,7 +184,7 @@ fn garbage_truncated_and_oversized_frames_close_only_that_connection() {
         send.write_all(&[3, 0, 0, 0, 9, 9, 9]).await.unwrap();
         assert!(tokio::time::timeout(Duration::from_secs(5), conn.closed()).await.is_ok());
         // A spec the client did not check: refused by the scheduler, nothing stored.
-        let mut s = connect(&c.addr(), &client, hello(Role::Client), Duration::from_secs(5)).await.unwrap();
+        let mut s = client_session(&c, &client).await;
         let bad = "[study]\nname = \"x\"\nn_trials = -1\n[objective]\nkind = \"benchmark\"\nfunction = \"branin\"\n";
         s.writer.send(&FromClient::Submit(SubmitMsg { spec_toml: bad.into(), source: "raw.toml".into(), workdir: None, notes: Vec::new() })).await.unwrap();
         match s.reader.recv::<ToClient>().await.unwrap() {
@@ -332,14 +344,7 @@ fn a_verified_dataset_cannot_be_overwritten_by_a_second_upload_of_its_hash() {
         })
     };
     rt().block_on(async {
-        let mut s = connect(
-            &c.addr(),
-            &client,
-            hello(Role::Client),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let mut s = client_session(&c, &client).await;
         s.writer.send(&put(b"hello")).await.unwrap();
         let Some(ToClient::Dataset(Some(info))) = s.reader.recv::<ToClient>().await.unwrap() else {
             panic!("not stored")
@@ -380,14 +385,7 @@ fn a_client_that_stops_reading_is_cut_off_and_the_scheduler_goes_on() {
     util::wait_until(120, "400 trials", || c.study_state(&study) == "complete");
     let client = Token::parse(&c.client_token()).unwrap();
     rt().block_on(async {
-        let mut s = connect(
-            &c.addr(),
-            &client,
-            hello(Role::Client),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let mut s = client_session(&c, &client).await;
         // Ask for pages of trials (each up to half a 64 KiB frame) and never read the answers.
         let ask = FromClient::Trials(TrialPageMsg {
             study: "s".into(),
@@ -441,14 +439,7 @@ fn a_connection_gets_one_stream_and_the_join_command_keeps_the_token_off_argv() 
     // where a connection with room opens one at once, without a round trip.
     let client = Token::parse(&c.client_token()).unwrap();
     rt().block_on(async {
-        let s = connect(
-            &c.addr(),
-            &client,
-            hello(Role::Client),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let s = client_session(&c, &client).await;
         let second = s.conn.open_bi();
         tokio::pin!(second);
         let at_once = tokio::select! {
