@@ -199,6 +199,8 @@ fn write_the_seed_corpus() {
         "corr(close, volume, 20) * zscore(close, 30)",
         "macd(12, 26) + ema(close, 5) - ref(close, 3)",
         "log(abs(delta(close, 1)) + 1) * sign(ret(close, 5))",
+        // Found by the fuzzer (a period outside i64 overflowed the shift).
+        "ref(close, -377777777777777777777777777777777777777777777777777777777777777777777777777)",
     ]
     .iter()
     .enumerate()

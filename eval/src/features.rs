@@ -197,8 +197,15 @@ fn check(e: &Expr) -> Result<(), String> {
     }
 }
 
+/// The longest period a feature may name, in bars (about 4,000 years of daily bars): far
+/// beyond any data, and small enough that sums of periods cannot overflow.
+const MAX_PERIOD: f64 = 1_000_000.0;
+
 fn window(e: &Expr, f: &str) -> Result<i64, String> {
     match e {
+        Expr::Num(x) if x.fract() == 0.0 && x.abs() > MAX_PERIOD => Err(format!(
+            "`{f}`: a period of {x} bars is out of range (at most {MAX_PERIOD} either way)"
+        )),
         Expr::Num(x) if x.fract() == 0.0 => Ok(*x as i64),
         Expr::Neg(inner) => window(inner, f).map(|w| -w),
         _ => Err(format!("`{f}` needs a whole number of periods")),
@@ -689,6 +696,30 @@ mod tests {
             ..Default::default()
         })
         .unwrap()
+    }
+
+    /// Found by the fuzzer: a period far outside i64 overflowed the shift and the look-ahead
+    /// sum. Now a clear error, in the static check and in evaluation alike.
+    #[test]
+    fn an_absurd_period_is_an_error_not_an_overflow() {
+        let b = bars();
+        for text in [
+            "ref(close, -37777777777777777777777777777777777777777777777777777777777777777777777777777)",
+            "ref(close, 1000001)",
+            "delta(close, -1e300)",
+            "mean(close, 1e18)",
+        ] {
+            let e = parse(text).unwrap();
+            let err = eval(&e, &b).unwrap_err();
+            assert!(err.contains("out of range"), "{text}: {err}");
+            if !text.starts_with("mean") {
+                assert!(lead(&e).unwrap_err().contains("out of range"), "{text}");
+            }
+        }
+        // The largest period allowed still evaluates (to nothing on 300 bars).
+        let v = eval(&parse("ref(close, 1000000)").unwrap(), &b).unwrap();
+        assert!(v.iter().all(|x| x.is_nan()));
+        assert_eq!(lead(&parse("ref(close, -1000000)").unwrap()), Ok(1_000_000));
     }
 
     #[test]
