@@ -3,10 +3,18 @@
 CARGO ?= cargo
 SPEC ?= examples/lgbm-spy.toml
 
+# The real Optuna (and its dashboard) that the tests read our exports with, pinned.
+TEST_VENV ?= .venv-test
+
 .PHONY: run test setup build lint bench bench-search check-cuda soak fuzz
 
 setup:
 	@bash scripts/setup.sh
+
+$(TEST_VENV)/.installed: tests/python/requirements.txt
+	test -x $(TEST_VENV)/bin/python || python3 -m venv $(TEST_VENV)
+	$(TEST_VENV)/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+	touch $@
 
 build: setup
 	$(CARGO) build --release --bin mlt-cluster
@@ -15,10 +23,10 @@ run: build
 	rm -rf ./mlt-data/demo
 	./target/release/mlt-cluster run $(SPEC) --data-dir ./mlt-data/demo
 
-test: setup
+test: setup $(TEST_VENV)/.installed
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test --workspace --all-targets
+	MLT_TEST_PYTHON=$(abspath $(TEST_VENV))/bin/python $(CARGO) test --workspace --all-targets
 # A few seconds of coverage-guided fuzzing per target where the nightly toolchain is (it is
 # not downloadable here): the seeds are replayed on stable above either way.
 	@if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then \

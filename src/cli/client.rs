@@ -381,14 +381,68 @@ pub async fn export(
     conn: &Conn,
 ) -> anyhow::Result<()> {
     let mut t = target(conn, true).await?;
+    if matches!(format, Format::Parquet) && out.is_none() {
+        bail!("--format parquet writes a binary file: name it with --out FILE");
+    }
+    if let (Format::OptunaJournal, Some(p)) = (format, &out) {
+        // Ids in a journal are positions: a second study appended would take the first's.
+        if std::fs::metadata(p).is_ok_and(|m| m.len() > 0) {
+            bail!(
+                "{} exists: an Optuna journal written here holds one study, the file's first; remove it or choose another --out",
+                p.display()
+            );
+        }
+    }
     let ts = t.trials(study).await?;
-    let text = match format {
-        Format::Json => serde_json::to_string_pretty(&ts)? + "\n",
-        Format::Csv => output::trials_csv(&ts),
+    let bytes = match format {
+        Format::Json => (serde_json::to_string_pretty(&ts)? + "\n").into_bytes(),
+        Format::Csv => output::trials_csv(&ts).into_bytes(),
+        Format::Parquet => super::parquet_out::trials_parquet(&ts)
+            .context("writing the trials as Parquet")?,
+        Format::OptunaJournal => {
+            let ToClient::Study(summary) = t.request(FromClient::Study(study_ref(study))).await?
+            else {
+                bail!("unexpected answer to a study's summary");
+            };
+            let ToClient::StudySpec(sub) = t.request(FromClient::StudySpec(study_ref(study))).await?
+            else {
+                bail!("unexpected answer to a study's spec");
+            };
+            let spec = mlt_spec::parse(&sub.spec_toml, &sub.source).map_err(|e| {
+                anyhow::anyhow!("the stored spec of `{}` does not validate: {e}", summary.name)
+            })?;
+            super::optuna::journal(&summary.name, &spec, &ts).into_bytes()
+        }
     };
     match out {
-        Some(p) => std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?,
-        None => print!("{text}"),
+        Some(p) => write_whole(&p, &bytes)?,
+        None => {
+            use std::io::Write;
+            let mut o = std::io::stdout().lock();
+            // A closed pipe (`| head`) ends the export quietly.
+            if let Err(e) = o.write_all(&bytes).and_then(|()| o.flush()) {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(e.into());
+                }
+            }
+        }
     }
+    Ok(())
+}
+
+/// Writes `bytes` to `p` whole or not at all: a temporary file beside it, renamed over it.
+fn write_whole(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing {}", p.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", p.display()))?;
+    tmp.persist(p)
+        .with_context(|| format!("writing {}", p.display()))?;
     Ok(())
 }

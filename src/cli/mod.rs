@@ -13,7 +13,9 @@
 mod client;
 mod datasets;
 mod models;
+mod optuna;
 mod output;
+mod parquet_out;
 mod returns;
 mod serve;
 mod stats;
@@ -340,8 +342,15 @@ pub enum StatsCmd {
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum Format {
+    /// Every trial record, as JSON.
     Json,
+    /// One row per trial: values, `param_*`, `metric_*`, state, times.
     Csv,
+    /// The CSV's columns, typed, in a Parquet file (needs --out).
+    Parquet,
+    /// Optuna's JournalStorage file: `optuna.load_study(storage=JournalStorage(
+    /// JournalFileBackend(FILE)))` and optuna-dashboard read it (needs --out).
+    OptunaJournal,
 }
 
 impl Cli {
