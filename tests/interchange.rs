@@ -109,13 +109,21 @@ fn optuna_and_its_dashboard_read_the_journal_as_the_study_is() {
     let seen = optuna_reads(&data, "mixed", "minimize");
     assert_eq!(seen["trials"], 30, "{seen}");
     // The median pruner stopped some: both states arrive as Optuna's.
-    assert_eq!(seen["states"], serde_json::json!(["COMPLETE", "PRUNED"]), "{seen}");
+    assert_eq!(
+        seen["states"],
+        serde_json::json!(["COMPLETE", "PRUNED"]),
+        "{seen}"
+    );
     // Optuna's best trial is ours: both the best feasible one (the trials carry their
     // constraint values as Optuna's `constraints` system attribute).
     let ours = best(&data, "mixed");
     assert_eq!(seen["best_number"], ours[0], "{seen}");
     assert_eq!(seen["dashboard_trials"], 30, "{seen}");
-    assert_eq!(seen["dashboard_best"], serde_json::json!([ours[0]]), "{seen}");
+    assert_eq!(
+        seen["dashboard_best"],
+        serde_json::json!([ours[0]]),
+        "{seen}"
+    );
     assert_eq!(seen["dashboard_csv_rows"], 30, "{seen}");
 
     // A second export to the same file would give the study a wrong id: refused, file kept.
@@ -150,7 +158,11 @@ fn a_multi_objective_study_reaches_optuna_with_its_pareto_front() {
     let seen = optuna_reads(data.path(), "zdt1", "minimize,minimize");
     assert_eq!(seen["trials"], trials.len(), "{seen}");
     // Optuna's front is the feasible one when trials carry `constraints`, as ours is.
-    assert_eq!(seen["pareto"], serde_json::json!(best(data.path(), "zdt1")), "{seen}");
+    assert_eq!(
+        seen["pareto"],
+        serde_json::json!(best(data.path(), "zdt1")),
+        "{seen}"
+    );
 }
 
 #[test]
@@ -182,7 +194,8 @@ fn parquet_holds_the_csv_columns_typed() {
     let json = util::offline(&["export", "mixed", "--format", "json"], &data);
     let trials: Vec<Value> = serde_json::from_slice(&json.stdout).unwrap();
     let r = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
-    let rows: Vec<parquet::record::Row> = r.get_row_iter(None).unwrap().map(Result::unwrap).collect();
+    let rows: Vec<parquet::record::Row> =
+        r.get_row_iter(None).unwrap().map(Result::unwrap).collect();
     assert_eq!(rows.len(), trials.len());
     for (row, t) in rows.iter().zip(&trials) {
         let cell = |k: &str| {
@@ -193,15 +206,27 @@ fn parquet_holds_the_csv_columns_typed() {
                 .clone()
         };
         assert_eq!(cell("number"), Field::Long(t["number"].as_i64().unwrap()));
-        assert_eq!(cell("state"), Field::Str(t["state"].as_str().unwrap().into()));
-        assert_eq!(cell("param_n"), Field::Long(t["params"]["n"].as_i64().unwrap()));
+        assert_eq!(
+            cell("state"),
+            Field::Str(t["state"].as_str().unwrap().into())
+        );
+        assert_eq!(
+            cell("param_n"),
+            Field::Long(t["params"]["n"].as_i64().unwrap())
+        );
         // serde_json's reader may be one unit in the last place off the written value.
         let double = |f: Field, want: f64| match f {
-            Field::Double(x) => assert!((x - want).abs() <= 4.0 * f64::EPSILON * want.abs(), "{x} != {want}"),
+            Field::Double(x) => assert!(
+                (x - want).abs() <= 4.0 * f64::EPSILON * want.abs(),
+                "{x} != {want}"
+            ),
             other => panic!("{other:?} where {want} was expected"),
         };
         double(cell("param_x"), t["params"]["x"].as_f64().unwrap());
-        assert_eq!(cell("param_kind"), Field::Str(t["params"]["kind"].as_str().unwrap().into()));
+        assert_eq!(
+            cell("param_kind"),
+            Field::Str(t["params"]["kind"].as_str().unwrap().into())
+        );
         match t["params"]["y"].as_f64() {
             Some(y) => double(cell("param_y"), y),
             None => assert_eq!(cell("param_y"), Field::Null),

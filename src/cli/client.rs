@@ -397,19 +397,24 @@ pub async fn export(
     let bytes = match format {
         Format::Json => (serde_json::to_string_pretty(&ts)? + "\n").into_bytes(),
         Format::Csv => output::trials_csv(&ts).into_bytes(),
-        Format::Parquet => super::parquet_out::trials_parquet(&ts)
-            .context("writing the trials as Parquet")?,
+        Format::Parquet => {
+            super::parquet_out::trials_parquet(&ts).context("writing the trials as Parquet")?
+        }
         Format::OptunaJournal => {
             let ToClient::Study(summary) = t.request(FromClient::Study(study_ref(study))).await?
             else {
                 bail!("unexpected answer to a study's summary");
             };
-            let ToClient::StudySpec(sub) = t.request(FromClient::StudySpec(study_ref(study))).await?
+            let ToClient::StudySpec(sub) =
+                t.request(FromClient::StudySpec(study_ref(study))).await?
             else {
                 bail!("unexpected answer to a study's spec");
             };
             let spec = mlt_spec::parse(&sub.spec_toml, &sub.source).map_err(|e| {
-                anyhow::anyhow!("the stored spec of `{}` does not validate: {e}", summary.name)
+                anyhow::anyhow!(
+                    "the stored spec of `{}` does not validate: {e}",
+                    summary.name
+                )
             })?;
             super::optuna::journal(&summary.name, &spec, &ts).into_bytes()
         }
@@ -437,8 +442,8 @@ fn write_whole(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("writing {}", p.display()))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing {}", p.display()))?;
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("writing {}", p.display()))?;

@@ -166,7 +166,10 @@ fn trial_log(spec: &Spec, t: &TrialRecord, holdout: Option<&TrialRecord>) -> Val
     let complete = t.state == TrialState::Complete;
     let values = t.values.as_ref().filter(|_| complete);
     let (value, values) = match values {
-        Some(v) if v.len() > 1 => (Value::Null, json!(v.iter().map(|x| finite(*x)).collect::<Vec<_>>())),
+        Some(v) if v.len() > 1 => (
+            Value::Null,
+            json!(v.iter().map(|x| finite(*x)).collect::<Vec<_>>()),
+        ),
         Some(v) => (v.first().map_or(Value::Null, |x| finite(*x)), Value::Null),
         None => (Value::Null, Value::Null),
     };

@@ -79,7 +79,12 @@ fn param_column(name: &str, ts: &[TrialRecord]) -> Column {
             .collect();
         Column::i64(col, cells)
     } else if all(|v| matches!(v, ParamValue::Float(_) | ParamValue::Int(_))) {
-        Column::f64(col, vals.iter().map(|v| v.and_then(ParamValue::as_f64)).collect())
+        Column::f64(
+            col,
+            vals.iter()
+                .map(|v| v.and_then(ParamValue::as_f64))
+                .collect(),
+        )
     } else if all(|v| matches!(v, ParamValue::Bool(_))) {
         let cells = vals
             .iter()
@@ -93,7 +98,10 @@ fn param_column(name: &str, ts: &[TrialRecord]) -> Column {
             cells: Cells::Bool(cells),
         }
     } else {
-        Column::str(col, vals.iter().map(|v| v.map(ToString::to_string)).collect())
+        Column::str(
+            col,
+            vals.iter().map(|v| v.map(ToString::to_string)).collect(),
+        )
     }
 }
 
@@ -104,12 +112,20 @@ fn columns(ts: &[TrialRecord]) -> Vec<Column> {
         .max()
         .unwrap_or(1);
     let mut cols = vec![
-        Column::i64("number", ts.iter().map(|t| Some(t.number.0 as i64)).collect()),
+        Column::i64(
+            "number",
+            ts.iter().map(|t| Some(t.number.0 as i64)).collect(),
+        ),
         Column::str(
             "state",
-            ts.iter().map(|t| Some(t.state.as_str().to_string())).collect(),
+            ts.iter()
+                .map(|t| Some(t.state.as_str().to_string()))
+                .collect(),
         ),
-        Column::i64("attempt", ts.iter().map(|t| Some(i64::from(t.attempt))).collect()),
+        Column::i64(
+            "attempt",
+            ts.iter().map(|t| Some(i64::from(t.attempt))).collect(),
+        ),
     ];
     for i in 0..n_values {
         let name = if n_values == 1 {
@@ -134,11 +150,7 @@ fn columns(ts: &[TrialRecord]) -> Vec<Column> {
         name: "feasible".into(),
         cells: Cells::Bool(
             ts.iter()
-                .map(|t| {
-                    t.constraints
-                        .as_ref()
-                        .map(|c| c.iter().all(|x| *x <= 0.0))
-                })
+                .map(|t| t.constraints.as_ref().map(|c| c.iter().all(|x| *x <= 0.0)))
                 .collect(),
         ),
     });
@@ -215,7 +227,8 @@ pub fn trials_parquet(ts: &[TrialRecord]) -> parquet::errors::Result<Vec<u8>> {
             }
             Cells::Str(v) => {
                 let (levels, vals) = split(v);
-                let vals: Vec<ByteArray> = vals.iter().map(|s| ByteArray::from(s.as_bytes())).collect();
+                let vals: Vec<ByteArray> =
+                    vals.iter().map(|s| ByteArray::from(s.as_bytes())).collect();
                 cw.typed::<ByteArrayType>()
                     .write_batch(&vals, Some(&levels), None)?;
             }
@@ -276,7 +289,12 @@ mod tests {
         let rows: Vec<Vec<(String, Field)>> = r
             .get_row_iter(None)
             .unwrap()
-            .map(|row| row.unwrap().get_column_iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .map(|row| {
+                row.unwrap()
+                    .get_column_iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
             .collect();
         let get = |i: usize, k: &str| rows[i].iter().find(|(n, _)| n == k).unwrap().1.clone();
         assert_eq!(get(0, "value"), Field::Double(0.5));
