@@ -76,6 +76,10 @@ pub enum FromClient {
     Ledger(StudyRefMsg),
     /// Write a consistent copy of the store to this new file on the scheduler's machine.
     Backup(String),
+    /// Set or remove tags, or add a note, on a study or a trial.
+    Annotate(crate::catalog::AnnotateMsg),
+    /// A study's tags and notes.
+    Annotations(StudyRefMsg),
 }
 
 /// Scheduler → client.
@@ -111,6 +115,8 @@ pub enum ToClient {
     Ledger(Vec<crate::records::LedgerCount>),
     /// The store was copied.
     Backup(crate::records::BackupReport),
+    /// A study's tags and notes (after the change, for `Annotate`).
+    Annotations(crate::catalog::Annotations),
 }
 
 /// Payload of [`ToNode::Assign`].
@@ -349,6 +355,8 @@ pub enum ErrorKind {
     Forbidden,
     /// The scheduler failed internally (store error).
     Internal,
+    /// The request itself is wrong (a bad tag key, a trial the study does not have).
+    BadRequest,
 }
 
 /// Payload of [`ToClient::Error`].

@@ -225,6 +225,7 @@ impl Actor for Supervisor {
             let trials = loaded.trials.remove(&id).unwrap_or_default();
             let mut core = StudyCore::new(row, spec, trials);
             core.notes = loaded.notes.remove(&id).unwrap_or_default();
+            core.annotations = loaded.annotations.remove(&id).unwrap_or_default();
             tracing::info!(study = %core.row.name, state = %core.row.state, trials = core.trials.len(), "study restored");
             spawn_study(&me, &shared, &store, core).await?;
         }

@@ -135,14 +135,50 @@ pub async fn status(json: bool, conn: &Conn) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn trials(study: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
+pub async fn trials(
+    study: &str,
+    filters: &[String],
+    json: bool,
+    conn: &Conn,
+) -> anyhow::Result<()> {
     let mut t = target(conn, true).await?;
-    let ts = t.trials(study).await?;
+    let all = t.trials(study).await?;
+    let notes = super::annotate::annotations(&mut t, study).await?;
+    let conds = filters
+        .iter()
+        .map(|f| super::filter::Cond::parse(f, &all))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let picked = super::filter::select(&all, &conds, &notes);
     if json {
-        println!("{}", serde_json::to_string_pretty(&ts)?);
+        let rows = picked
+            .iter()
+            .map(|tr| {
+                let mut v = serde_json::to_value(tr)?;
+                let n = Some(tr.number);
+                let tags: serde_json::Map<String, serde_json::Value> = notes
+                    .tags_of(n)
+                    .map(|(k, v)| (k.to_string(), v.into()))
+                    .collect();
+                v["tags"] = tags.into();
+                v["notes"] = serde_json::to_value(notes.notes_of(n).collect::<Vec<_>>())?;
+                Ok(v)
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         let ledger = ledger(&mut t, study).await?;
+        let ts: Vec<_> = picked.into_iter().cloned().collect();
         print!("{}", output::trials_table(&ts, &ledger));
+        if !conds.is_empty() {
+            let what: Vec<&str> = conds.iter().map(|c| c.text()).collect();
+            println!(
+                "{} of {} trials where {}",
+                ts.len(),
+                all.len(),
+                what.join(" and ")
+            );
+        }
     }
     Ok(())
 }

@@ -10,8 +10,10 @@
 //! stats.rs     stats returns|dsr|pbo on a researcher's files
 //! output.rs    tables, JSON and CSV
 //! ```
+mod annotate;
 mod client;
 mod datasets;
+mod filter;
 mod models;
 mod optuna;
 mod output;
@@ -148,6 +150,41 @@ pub enum Command {
     Trials {
         /// Study name or id.
         study: String,
+        /// Only the trials for which this holds: `FIELD OP VALUE` with FIELD `tag.KEY`,
+        /// `param.KEY`, `metric.KEY` (or a bare metric or parameter name), `value`, `value_N`,
+        /// `state`, `number`, `attempt` or `origin`, and OP one of = != < <= > >=. Repeat it:
+        /// all must hold. Example: --where 'tag.desk = fx' --where 'sharpe > 1'
+        #[arg(long = "where", value_name = "EXPR")]
+        filters: Vec<String>,
+        /// JSON output (each trial with its tags and notes).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Set tags on a study or a trial (STUDY/N): `tag mystudy/12 desk=fx reviewed=yes`;
+    /// `--remove KEY` removes one. Prints the tags and notes after the change.
+    Tag {
+        /// STUDY, or STUDY/N for trial N.
+        target: String,
+        /// key=value pairs (keys: letters, digits and _ - . / :).
+        #[arg(value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+        /// Remove this tag (repeatable).
+        #[arg(long, value_name = "KEY")]
+        remove: Vec<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Add a note to a study or a trial (STUDY/N); notes are kept in order, with when and who.
+    Note {
+        /// STUDY, or STUDY/N for trial N.
+        target: String,
+        /// The text.
+        text: String,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -567,7 +604,25 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             conn,
         } => client::submit(&spec, follow, &conn, &over).await,
         Command::Status { json, conn } => client::status(json, &conn).await,
-        Command::Trials { study, json, conn } => client::trials(&study, json, &conn).await,
+        Command::Trials {
+            study,
+            filters,
+            json,
+            conn,
+        } => client::trials(&study, &filters, json, &conn).await,
+        Command::Tag {
+            target,
+            tags,
+            remove,
+            json,
+            conn,
+        } => annotate::tag(&target, &tags, &remove, json, &conn).await,
+        Command::Note {
+            target,
+            text,
+            json,
+            conn,
+        } => annotate::note(&target, &text, json, &conn).await,
         Command::Best { study, json, conn } => client::best(&study, json, &conn).await,
         Command::Cancel { study, json, conn } => client::cancel(&study, json, &conn).await,
         Command::Backup { out, json, conn } => client::backup(&out, json, &conn).await,

@@ -115,29 +115,15 @@ fn internal(d: &Distribution, v: &ParamValue) -> Option<Value> {
 /// Optuna's time format: ISO 8601, microseconds, UTC.
 fn iso(ms: u64) -> String {
     let secs = (ms / 1000) as i64;
-    let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil(days);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}+00:00",
+        "{}T{:02}:{:02}:{:02}.{:06}+00:00",
+        mlt_eval::data::format_day(secs.div_euclid(86_400)),
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
         (ms % 1000) * 1000
     )
-}
-
-/// Days since 1970-01-01 as (year, month, day) (Howard Hinnant's `civil_from_days`).
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 fn op(code: u8, fields: Value) -> String {

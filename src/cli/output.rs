@@ -5,6 +5,19 @@ use mlt_protocol::records::{
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+/// A time (ms since the Unix epoch) as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{} {:02}:{:02}:{:02} UTC",
+        mlt_eval::data::format_day(secs.div_euclid(86_400)),
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 fn values(v: &Option<Vec<f64>>) -> String {
     match v {
         None => "-".into(),

@@ -37,8 +37,13 @@ impl Offline {
     /// The store in `dir`, read-only: nothing in it is modified. A store its scheduler left
     /// without closing (killed) needs redb's repair first, which writes: done when the file is
     /// writable, and said.
-    fn open(dir: &Path) -> Result<Offline, anyhow::Error> {
-        let store = match Store::open_read_only(dir) {
+    fn open(dir: &Path, writable: bool) -> Result<Offline, anyhow::Error> {
+        let opened = if writable {
+            Store::open(dir)
+        } else {
+            Store::open_read_only(dir)
+        };
+        let store = match opened {
             Err(StoreError::NeedsRepair(p)) => {
                 let store = Store::open(dir).map_err(|e| match e {
                     StoreError::Redb(_) => StoreError::NeedsRepair(p.clone()).into(),
@@ -61,6 +66,7 @@ impl Offline {
             })?;
             let mut core = StudyCore::new(row, spec, loaded.trials.remove(&id).unwrap_or_default());
             core.notes = loaded.notes.remove(&id).unwrap_or_default();
+            core.annotations = loaded.annotations.remove(&id).unwrap_or_default();
             studies.push(core);
         }
         Ok(Offline { studies, store })
@@ -72,9 +78,28 @@ impl Offline {
             .find(|s| s.row.name == name || s.id().0.to_string() == name)
     }
 
-    fn request(&self, m: FromClient) -> anyhow::Result<ToClient> {
+    fn request(&mut self, m: FromClient) -> anyhow::Result<ToClient> {
         let missing = |n: &str| anyhow::anyhow!("no study named `{n}` in this store");
         Ok(match m {
+            FromClient::Annotations(r) => {
+                ToClient::Annotations(self.find(&r.study).ok_or_else(|| missing(&r.study))?.annotations.clone())
+            }
+            FromClient::Annotate(a) => {
+                let by = format!("{} (offline)", whoami());
+                let core = self
+                    .studies
+                    .iter_mut()
+                    .find(|s| s.row.name == a.study || s.id().0.to_string() == a.study)
+                    .ok_or_else(|| missing(&a.study))?;
+                let mut ops = Vec::new();
+                let now = mlt_scheduler::now_ms();
+                let out = core
+                    .annotate(&a, &by, now, &mut ops)
+                    .map_err(anyhow::Error::msg)?
+                    .clone();
+                self.store.apply(&ops, &mut Default::default(), true)?;
+                ToClient::Annotations(out)
+            }
             FromClient::Status => ToClient::Status(StatusReport {
                 version: env!("CARGO_PKG_VERSION").into(),
                 studies: self.studies.iter().map(StudyCore::summary).collect(),
@@ -214,6 +239,16 @@ fn whoami() -> String {
 
 /// Finds the scheduler (or its store) as the flags say.
 pub async fn target(conn: &Conn, allow_offline: bool) -> anyhow::Result<Target> {
+    find(conn, allow_offline, false).await
+}
+
+/// As [`target`], for a command that changes the store: a stopped scheduler's store is opened
+/// for writing (the change is made there, durably, as the scheduler would).
+pub async fn target_to_write(conn: &Conn) -> anyhow::Result<Target> {
+    find(conn, true, true).await
+}
+
+async fn find(conn: &Conn, allow_offline: bool, writable: bool) -> anyhow::Result<Target> {
     let dir = conn
         .data_dir
         .clone()
@@ -227,7 +262,7 @@ pub async fn target(conn: &Conn, allow_offline: bool) -> anyhow::Result<Target> 
         return Ok(Target::Online(Box::new(online(addr, &token).await?)));
     }
     if dir.join("store.redb").exists() {
-        match Offline::open(&dir) {
+        match Offline::open(&dir, writable) {
             Ok(o) if allow_offline => return Ok(Target::Offline(o)),
             // The store is not in use: no scheduler runs on it, and its address is stale.
             Ok(_) => {

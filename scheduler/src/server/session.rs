@@ -596,6 +596,28 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
                 Err(e) => internal(e),
             }
         }
+        FromClient::Annotate(m) => match lookup(&m.study) {
+            None => not_found(&m.study),
+            Some(actor) => {
+                tracing::info!(study = %m.study, trial = ?m.trial, client = %st.name, "annotate");
+                let by = st.name.clone();
+                match ractor::call_t!(actor, |reply| StudyMsg::Annotate(m, by, reply), CALL_MS) {
+                    Ok(Ok(a)) => ToClient::Annotations(a),
+                    Ok(Err(message)) => ToClient::Error(ErrorMsg {
+                        kind: ErrorKind::BadRequest,
+                        message,
+                    }),
+                    Err(e) => internal(e),
+                }
+            }
+        },
+        FromClient::Annotations(r) => match lookup(&r.study) {
+            None => not_found(&r.study),
+            Some(actor) => match ractor::call_t!(actor, StudyMsg::Annotations, CALL_MS) {
+                Ok(a) => ToClient::Annotations(a),
+                Err(e) => internal(e),
+            },
+        },
         FromClient::Cancel(r) => {
             tracing::info!(study = %r.study, client = %st.name, "cancel");
             match ractor::call_t!(lookup(&r.study).expect("found"), StudyMsg::Cancel, CALL_MS) {

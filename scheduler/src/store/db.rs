@@ -128,6 +128,8 @@ pub struct Loaded {
     pub next_event: HashMap<StudyId, u64>,
     /// The problems found in each study's data at submit.
     pub notes: HashMap<StudyId, Vec<String>>,
+    /// Tags and notes on each study and its trials.
+    pub annotations: HashMap<StudyId, mlt_protocol::catalog::Annotations>,
 }
 
 /// The open store.
@@ -295,7 +297,9 @@ impl Store {
                     ARTIFACTS,
                     DAILY,
                     NOTES,
-                    LEDGER
+                    LEDGER,
+                    TAGS,
+                    USER_NOTES
                 ]
             );
             txn.commit()?;
@@ -386,6 +390,8 @@ impl Store {
             txn.open_table(DAILY)?;
             txn.open_table(LEDGER)?;
             txn.open_table(NOTES)?;
+            txn.open_table(TAGS)?;
+            txn.open_table(USER_NOTES)?;
         }
         txn.commit()?;
         Ok(())
@@ -667,6 +673,24 @@ impl Store {
                     .insert(StudyId(k.value()), decode("notes", v.value())?);
             }
         }
+        if let Some(t) = table(&txn, TAGS)? {
+            for row in t.iter()? {
+                let (_, v) = row?;
+                let tag: mlt_protocol::catalog::TagRecord = decode("tags", v.value())?;
+                out.annotations.entry(tag.study).or_default().tags.push(tag);
+            }
+        }
+        if let Some(t) = table(&txn, USER_NOTES)? {
+            for row in t.iter()? {
+                let (_, v) = row?;
+                let note: mlt_protocol::catalog::NoteRecord = decode("user_notes", v.value())?;
+                out.annotations
+                    .entry(note.study)
+                    .or_default()
+                    .notes
+                    .push(note);
+            }
+        }
         if let Some(t) = table(&txn, EVENTS)? {
             for row in t.iter()? {
                 let (k, _) = row?;
@@ -715,6 +739,8 @@ impl Store {
             let mut daily = txn.open_table(DAILY)?;
             let mut ledger = txn.open_table(LEDGER)?;
             let mut notes = txn.open_table(NOTES)?;
+            let mut tags = txn.open_table(TAGS)?;
+            let mut user_notes = txn.open_table(USER_NOTES)?;
             for op in ops {
                 match op {
                     StoreOp::Study(s) => {
@@ -740,6 +766,17 @@ impl Store {
                     }
                     StoreOp::NextStudy(n) => {
                         meta.insert("next_study", encode(n).as_slice())?;
+                    }
+                    StoreOp::Tag(t) => {
+                        let trial = t.trial.map_or(STUDY_LEVEL, |n| n.0);
+                        tags.insert((t.study.0, trial, t.key.as_str()), encode(t).as_slice())?;
+                    }
+                    StoreOp::Untag { study, trial, key } => {
+                        let trial = trial.map_or(STUDY_LEVEL, |n| n.0);
+                        tags.remove((study.0, trial, key.as_str()))?;
+                    }
+                    StoreOp::UserNote(n) => {
+                        user_notes.insert((n.study.0, n.seq), encode(n).as_slice())?;
                     }
                     StoreOp::Returns(study, trial, r) => {
                         returns.insert((study.0, trial.0), encode(r).as_slice())?;
@@ -797,6 +834,31 @@ mod tests {
             constraints: None,
             metrics: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_backup_copies_every_table_the_store_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let out = dir.path().join("copy.redb");
+        store.backup_to(&out).unwrap();
+        let names = |db: &Database| -> Vec<String> {
+            let mut n: Vec<String> = db
+                .begin_read()
+                .unwrap()
+                .list_tables()
+                .unwrap()
+                .map(|t| redb::TableHandle::name(&t).to_string())
+                .collect();
+            n.sort();
+            n
+        };
+        let Db::Rw(src) = store.db.as_ref() else {
+            panic!("opened for writing")
+        };
+        let copy = Database::open(&out).unwrap();
+        assert_eq!(names(&copy), names(src));
+        assert!(names(src).contains(&"tags".to_string()));
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //! daily         (study, trial)        → DailySeries    positions, returns, benchmark by day
 //! ledger        (window, study, trial) → f64           hold-out evaluations: Sharpe per period
 //! notes         study                 → Vec<String>    problems found in its data at submit
+//! tags          (study, trial, key)   → TagRecord      `tag`: trial u64::MAX is the study's own
+//! user_notes    (study, seq)          → NoteRecord     `note`, on the study or a trial
 //! ```
 use mlt_protocol::ids::{StudyId, TrialId};
 use mlt_protocol::records::{Params, StudyState, TrialRecord, TrialState};
@@ -25,7 +27,7 @@ pub const MAGIC: [u8; 4] = *b"MLTS";
 /// Major version: a store with another major is refused.
 pub const SCHEMA_MAJOR: u16 = 2;
 /// Minor version: additions readable by older minors.
-pub const SCHEMA_MINOR: u16 = 2;
+pub const SCHEMA_MINOR: u16 = 3;
 
 /// `meta`.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -61,6 +63,16 @@ pub const NOTES: TableDefinition<u64, &[u8]> = TableDefinition::new("notes");
 /// and window ([`mlt_protocol::records::HoldoutWindow::key`]); the value is its Sharpe ratio
 /// per period (postcard f64).
 pub const LEDGER: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("ledger");
+
+/// `tags` (minor 3): tags on studies and trials; the trial part of the key is the trial's
+/// number, or [`STUDY_LEVEL`] for a tag on the study.
+pub const TAGS: TableDefinition<(u64, u64, &str), &[u8]> = TableDefinition::new("tags");
+
+/// `user_notes` (minor 3): notes on studies and trials, in the order they were written.
+pub const USER_NOTES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("user_notes");
+
+/// The trial part of a key that is about the study itself.
+pub const STUDY_LEVEL: u64 = u64::MAX;
 
 /// A study as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -133,6 +145,19 @@ pub enum StoreOp {
     Daily(StudyId, TrialId, Box<mlt_protocol::records::DailySeries>),
     /// The problems found in a study's data at submit.
     Notes(StudyId, Vec<String>),
+    /// Set a tag (replacing the key's value).
+    Tag(mlt_protocol::catalog::TagRecord),
+    /// Remove a tag.
+    Untag {
+        /// Study.
+        study: StudyId,
+        /// Trial, or None for the study's own.
+        trial: Option<TrialId>,
+        /// Key.
+        key: String,
+    },
+    /// Add a note.
+    UserNote(mlt_protocol::catalog::NoteRecord),
     /// A hold-out evaluation entered in the ledger: its window key and Sharpe per period.
     Ledger {
         /// [`mlt_protocol::records::HoldoutWindow::key`].

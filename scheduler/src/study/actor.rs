@@ -59,6 +59,14 @@ pub enum StudyMsg {
     },
     /// Best trials.
     Best(RpcReplyPort<Vec<TrialRecord>>),
+    /// Set or remove tags, add a note (from the named client); answered once durable.
+    Annotate(
+        mlt_protocol::catalog::AnnotateMsg,
+        String,
+        RpcReplyPort<Result<mlt_protocol::catalog::Annotations, String>>,
+    ),
+    /// Tags and notes.
+    Annotations(RpcReplyPort<mlt_protocol::catalog::Annotations>),
 }
 
 /// The actor.
@@ -287,6 +295,19 @@ impl Actor for StudyActor {
             }
             StudyMsg::Best(reply) => {
                 let _ = reply.send(st.a.core.best());
+            }
+            StudyMsg::Annotate(m, by, reply) => match st.a.core.annotate(&m, &by, now, &mut ops) {
+                Ok(a) => {
+                    let a = a.clone();
+                    st.a.store
+                        .write(ops, Some(Box::new(move || drop(reply.send(Ok(a))))));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            StudyMsg::Annotations(reply) => {
+                let _ = reply.send(st.a.core.annotations.clone());
             }
         }
         st.tell_work();

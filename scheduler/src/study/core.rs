@@ -29,6 +29,8 @@ pub struct StudyCore {
     pruner: Option<Box<dyn Pruner>>,
     /// Problems found in the study's data at submit (shown by `status`).
     pub notes: Vec<String>,
+    /// Tags and notes people added (`tag`, `note`).
+    pub annotations: mlt_protocol::catalog::Annotations,
 }
 
 /// What became of a finish message.
@@ -73,6 +75,7 @@ impl StudyCore {
             sampler,
             pruner,
             notes: Vec::new(),
+            annotations: Default::default(),
         }
     }
 
