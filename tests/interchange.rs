@@ -58,20 +58,22 @@ fn optuna_reads(data: &Path, study: &str, directions: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.log");
     let json = dir.path().join("trials.json");
-    for (format, out) in [("optuna-journal", &journal), ("json", &json)] {
-        let o = util::offline(
-            &[
-                "export",
-                study,
-                "--format",
-                format,
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            data,
-        );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
+    let o = util::offline(
+        &[
+            "export",
+            study,
+            "--format",
+            "optuna-journal",
+            "--out",
+            journal.to_str().unwrap(),
+        ],
+        data,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The trials as we list them, with their tags and notes.
+    let o = util::offline(&["trials", study, "--json"], data);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(&json, &o.stdout).unwrap();
     let out = Command::new(python())
         .arg(script("check_optuna_journal.py"))
         .args([&journal, &json])
@@ -106,7 +108,24 @@ fn optuna_and_its_dashboard_read_the_journal_as_the_study_is() {
     std::fs::write(&spec, MIXED).unwrap();
     let data = dir.path().join("data");
     util::run_into(&spec, &data);
+    for args in [
+        &["tag", "mixed/4", "desk=fx", "reviewed=yes"][..],
+        &["note", "mixed/4", "first look"],
+        &["note", "mixed/4", "second look"],
+        &["tag", "mixed", "owner=alice"],
+        &["note", "mixed", "a study note"],
+    ] {
+        let o = util::offline(args, &data);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
     let seen = optuna_reads(&data, "mixed", "minimize");
+    assert_eq!(seen["tagged"], serde_json::json!([4]), "{seen}");
+    assert_eq!(seen["study_user_attrs"]["tag.owner"], "alice", "{seen}");
+    assert_eq!(
+        seen["study_user_attrs"]["notes"],
+        serde_json::json!(["a study note"]),
+        "{seen}"
+    );
     assert_eq!(seen["trials"], 30, "{seen}");
     // The median pruner stopped some: both states arrive as Optuna's.
     assert_eq!(

@@ -69,6 +69,18 @@ fn golden_messages() {
     );
     let status = FromClient::Status;
     assert_eq!(hex(&codec::encode(&status, 1024).unwrap()), "0100000001");
+    // Appended variants keep the earlier ones' indices: Annotate is FromClient's 15th.
+    let tag = FromClient::Annotate(mlt_protocol::catalog::AnnotateMsg {
+        study: "s".into(),
+        trial: Some(3),
+        set: vec![("k".into(), "v".into())],
+        remove: vec![],
+        note: None,
+    });
+    assert_eq!(
+        hex(&codec::encode(&tag, 1024).unwrap()),
+        "0c000000".to_string() + "0e" + "0173" + "0103" + "01016b0176" + "00" + "00"
+    );
 }
 
 #[test]

@@ -452,7 +452,8 @@ pub async fn export(
                     summary.name
                 )
             })?;
-            super::optuna::journal(&summary.name, &spec, &ts).into_bytes()
+            let notes = super::annotate::annotations(&mut t, study).await?;
+            super::optuna::journal(&summary.name, &spec, &ts, &notes).into_bytes()
         }
     };
     match out {

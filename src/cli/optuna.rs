@@ -23,6 +23,7 @@
 //!   `study.system_attrs["study:metric_names"]`;
 //! * hold-out evaluations are not trials of the search: their values and metrics go to the
 //!   evaluated trial's `user_attrs` as `holdout.value`, `holdout.<metric>`.
+use mlt_protocol::catalog::Annotations;
 use mlt_protocol::records::{ParamValue, TrialOrigin, TrialRecord, TrialState};
 use mlt_protocol::spec::{Direction, Distribution, Spec};
 use serde_json::{json, Map, Value};
@@ -137,7 +138,12 @@ fn op(code: u8, fields: Value) -> String {
 }
 
 /// One trial's `CREATE_TRIAL` fields.
-fn trial_log(spec: &Spec, t: &TrialRecord, holdout: Option<&TrialRecord>) -> Value {
+fn trial_log(
+    spec: &Spec,
+    t: &TrialRecord,
+    holdout: Option<&TrialRecord>,
+    notes: &Annotations,
+) -> Value {
     let mut distributions = Map::new();
     let mut params = Map::new();
     for p in &spec.space.params {
@@ -188,6 +194,16 @@ fn trial_log(spec: &Spec, t: &TrialRecord, holdout: Option<&TrialRecord>) -> Val
     if let Some(g) = t.generation {
         user.insert("mlt.generation".into(), json!(g));
     }
+    for (k, v) in notes.tags_of(Some(t.number)) {
+        user.insert(format!("tag.{k}"), json!(v));
+    }
+    let texts: Vec<&str> = notes
+        .notes_of(Some(t.number))
+        .map(|n| n.text.as_str())
+        .collect();
+    if !texts.is_empty() {
+        user.insert("notes".into(), json!(texts));
+    }
     if let Some(h) = holdout {
         user.insert("holdout.state".into(), json!(h.state.as_str()));
         if let Some(v) = h.values.as_ref().and_then(|v| v.first()) {
@@ -226,8 +242,8 @@ fn trial_log(spec: &Spec, t: &TrialRecord, holdout: Option<&TrialRecord>) -> Val
     log
 }
 
-/// The journal of study `name` (its `spec` and `trials`), one line per operation.
-pub fn journal(name: &str, spec: &Spec, trials: &[TrialRecord]) -> String {
+/// The journal of study `name` (its `spec`, `trials`, tags and notes), one line per operation.
+pub fn journal(name: &str, spec: &Spec, trials: &[TrialRecord], notes: &Annotations) -> String {
     let mut out = Vec::new();
     let directions: Vec<u8> = spec
         .study
@@ -247,6 +263,20 @@ pub fn journal(name: &str, spec: &Spec, trials: &[TrialRecord]) -> String {
         SET_STUDY_USER_ATTR,
         json!({"study_id": 0, "user_attr": {"mlt.exported_by": format!("mlt-cluster {}", env!("CARGO_PKG_VERSION"))}}),
     ));
+    // Optuna's journal sets one attribute per operation.
+    for (k, v) in notes.tags_of(None) {
+        out.push(op(
+            SET_STUDY_USER_ATTR,
+            json!({"study_id": 0, "user_attr": {format!("tag.{k}"): v}}),
+        ));
+    }
+    let texts: Vec<&str> = notes.notes_of(None).map(|n| n.text.as_str()).collect();
+    if !texts.is_empty() {
+        out.push(op(
+            SET_STUDY_USER_ATTR,
+            json!({"study_id": 0, "user_attr": {"notes": texts}}),
+        ));
+    }
     // The last hold-out evaluation of each trial, by the trial's number.
     let holdouts: BTreeMap<u64, &TrialRecord> = trials
         .iter()
@@ -259,7 +289,7 @@ pub fn journal(name: &str, spec: &Spec, trials: &[TrialRecord]) -> String {
         if matches!(t.origin, TrialOrigin::Holdout(_)) {
             continue;
         }
-        let log = trial_log(spec, t, holdouts.get(&t.number.0).copied());
+        let log = trial_log(spec, t, holdouts.get(&t.number.0).copied(), notes);
         out.push(op(CREATE_TRIAL, log));
     }
     out.join("\n") + "\n"

@@ -71,13 +71,22 @@ def main():
         for k, v in o["metrics"].items():
             check(t.user_attrs.get(k) == v, f"{where}: user_attrs[{k}] {t.user_attrs.get(k)} != {v}")
         check(t.user_attrs["mlt.state"] == o["state"], f"{where}: mlt.state")
+        for k, v in o.get("tags", {}).items():
+            check(t.user_attrs.get(f"tag.{k}") == v, f"{where}: tag {k}")
+        notes = [n["text"] for n in o.get("notes", [])]
+        check(t.user_attrs.get("notes", []) == notes, f"{where}: notes {t.user_attrs.get('notes')} != {notes}")
         if o["message"] is not None:
             check(t.system_attrs.get("fail_reason") == o["message"], f"{where}: fail_reason")
         if o["started_ms"] is not None:
             check(abs(t.datetime_start.timestamp() * 1000 - o["started_ms"]) < 1, f"{where}: datetime_start {t.datetime_start}")
         if o["finished_ms"] is not None and t.state.is_finished():
             check(abs(t.datetime_complete.timestamp() * 1000 - o["finished_ms"]) < 1, f"{where}: datetime_complete {t.datetime_complete}")
-    seen = {"trials": len(trials), "states": sorted({t.state.name for t in trials})}
+    seen = {
+        "trials": len(trials),
+        "states": sorted({t.state.name for t in trials}),
+        "study_user_attrs": study.user_attrs,
+        "tagged": sorted(t.number for t in trials if any(k.startswith("tag.") for k in t.user_attrs)),
+    }
     if len(want_dirs) == 1 and any(t.state == TrialState.COMPLETE for t in trials):
         seen["best_number"] = study.best_trial.number
         seen["best_value"] = study.best_value
