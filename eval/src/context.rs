@@ -19,6 +19,24 @@ pub trait TrialContext {
     fn gpu(&self) -> Option<u32> {
         None
     }
+    /// A data file the trial read (its lineage).
+    fn dataset(&mut self, _d: mlt_protocol::lineage::DatasetUse) {}
+    /// A fold ended: its windows, time and training curve (its lineage).
+    fn fold(&mut self, _f: mlt_protocol::lineage::FoldRun) {}
+}
+
+/// CPU seconds this process has used so far, all threads (0 where it cannot be read):
+/// `/proc/self/stat`'s user and system time, in Linux's USER_HZ ticks of 10 ms.
+pub fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: indices 11 and 12 after the name.
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
 /// A shared stop flag.

@@ -32,6 +32,7 @@ pub mod backtest;
 pub mod cache;
 pub mod combine;
 pub mod context;
+pub mod curves;
 pub mod data;
 pub mod features;
 pub mod labels;

@@ -42,11 +42,18 @@ pub async fn run_node(
     let id = NodeId(rand::random());
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let mut workers = Vec::new();
+    let host = std::sync::Arc::new(crate::worker::Host::detect(&cfg.name));
     for s in &cfg.slots {
         let (w, _) = Actor::spawn(
             None,
             Worker,
-            (s.slot, s.cpus, s.gpus.first().copied(), events_tx.clone()),
+            (
+                s.slot,
+                s.cpus,
+                s.gpus.first().copied(),
+                events_tx.clone(),
+                host.clone(),
+            ),
         )
         .await
         .map_err(|e| NodeError::Worker(e.to_string()))?;

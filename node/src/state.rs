@@ -54,6 +54,8 @@ pub enum NodeEvent {
         slot: SlotId,
         /// Outcome.
         outcome: Outcome,
+        /// Where and how it ran.
+        run: Option<Box<mlt_protocol::lineage::RunRecord>>,
     },
 }
 
@@ -149,14 +151,19 @@ impl State {
                     let _ = reply.send(Verdict::Continue);
                 }
             },
-            NodeEvent::Done { key, slot, outcome } => {
+            NodeEvent::Done {
+                key,
+                slot,
+                outcome,
+                run,
+            } => {
                 self.verdicts.remove(&key);
                 let released = self
                     .unacked
                     .get(&key)
                     .is_some_and(|m| matches!(m, FromNode::Release(_)));
                 if self.running.remove(&key).is_some() && !released {
-                    let msg = FromNode::Finish(FinishMsg { key, outcome });
+                    let msg = FromNode::Finish(FinishMsg { key, outcome, run });
                     self.send(out, &msg);
                     self.unacked.insert(key, msg);
                 }
@@ -189,7 +196,13 @@ impl State {
                 if let Some(why) = self.cfg.refuses(&a) {
                     tracing::warn!(%key, "refused: {why}");
                     let outcome = mlt_protocol::messages::Outcome::Failed(why);
-                    self.on_event(NodeEvent::Done { key, slot, outcome }, Some(out));
+                    let ev = NodeEvent::Done {
+                        key,
+                        slot,
+                        outcome,
+                        run: None,
+                    };
+                    self.on_event(ev, Some(out));
                     return;
                 }
                 let missing = self.cache.missing(&a);
@@ -288,6 +301,7 @@ impl State {
                             key: a.key,
                             slot: *slot,
                             outcome: Outcome::Failed(e.clone()),
+                            run: None,
                         };
                         self.on_event(ev, Some(out));
                     }
@@ -448,6 +462,7 @@ mod tests {
             key: key(trial),
             slot: SlotId(slot),
             outcome: Outcome::Failed("x".into()),
+            run: None,
         }
     }
 

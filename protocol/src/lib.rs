@@ -12,6 +12,7 @@
 //! spec       the search spec's types (parsed and validated by the mlt-spec crate)
 //! records    trial and study records as stored and listed (JSON for the CLI)
 //! catalog    tags and notes on studies and trials
+//! lineage    where and how a trial ran: node, build, seeds, data, folds, training curves
 //! ```
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
@@ -20,13 +21,14 @@ pub mod catalog;
 pub mod codec;
 pub mod handshake;
 pub mod ids;
+pub mod lineage;
 pub mod messages;
 pub mod records;
 pub mod spec;
 pub mod token;
 
 /// Version of the wire protocol; a peer with another version is refused at `Hello`.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 /// TLS application protocol name negotiated on every connection.
 pub const ALPN: &[u8] = b"mlt/1";
 /// Default UDP port of the scheduler.

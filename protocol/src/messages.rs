@@ -80,6 +80,8 @@ pub enum FromClient {
     Annotate(crate::catalog::AnnotateMsg),
     /// A study's tags and notes.
     Annotations(StudyRefMsg),
+    /// A trial's lineage.
+    Lineage(TrialRefMsg),
 }
 
 /// Scheduler → client.
@@ -117,6 +119,8 @@ pub enum ToClient {
     Backup(crate::records::BackupReport),
     /// A study's tags and notes (after the change, for `Annotate`).
     Annotations(crate::catalog::Annotations),
+    /// A trial's lineage (None: its node sent none, or it has not finished).
+    Lineage(Option<Box<crate::lineage::RunRecord>>),
 }
 
 /// Payload of [`ToNode::Assign`].
@@ -276,6 +280,8 @@ pub struct FinishMsg {
     pub key: TrialKey,
     /// The outcome.
     pub outcome: Outcome,
+    /// Where and how it ran (None from a node that could not tell).
+    pub run: Option<Box<crate::lineage::RunRecord>>,
 }
 
 /// Payload of [`FromNode::Heartbeat`].

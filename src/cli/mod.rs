@@ -22,6 +22,7 @@ mod returns;
 mod serve;
 mod stats;
 mod target;
+mod trial;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mlt_protocol::spec::EnsembleMethod;
@@ -157,6 +158,20 @@ pub enum Command {
         #[arg(long = "where", value_name = "EXPR")]
         filters: Vec<String>,
         /// JSON output (each trial with its tags and notes).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// One trial whole: its record, hold-out evaluation, tags and notes, and its lineage (the
+    /// spec's hash, the sampler's seed, the node, build, model seed, data, and each fold's
+    /// windows, time and training curve, with whether it overfits or had not converged).
+    Trial {
+        /// Study name or id.
+        study: String,
+        /// The trial's number.
+        trial: u64,
+        /// JSON output (everything, curves whole).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -610,6 +625,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             json,
             conn,
         } => client::trials(&study, &filters, json, &conn).await,
+        Command::Trial {
+            study,
+            trial,
+            json,
+            conn,
+        } => trial::trial(&study, trial, json, &conn).await,
         Command::Tag {
             target,
             tags,

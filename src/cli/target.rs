@@ -137,6 +137,14 @@ impl Offline {
                         .map(Box::new),
                 )
             }
+            FromClient::Lineage(r) => {
+                let id = self.find(&r.study).ok_or_else(|| missing(&r.study))?.id();
+                ToClient::Lineage(
+                    self.store
+                        .run(id, mlt_protocol::ids::TrialId(r.trial))?
+                        .map(Box::new),
+                )
+            }
             FromClient::Ledger(r) => {
                 let id = self.find(&r.study).ok_or_else(|| missing(&r.study))?.id();
                 ToClient::Ledger(self.store.ledger(id)?)

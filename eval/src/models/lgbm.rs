@@ -12,7 +12,11 @@ pub struct Lgbm {
     settings: ModelSettings,
     booster: Option<Booster>,
     n_features: usize,
+    curve: Option<mlt_protocol::lineage::Curve>,
 }
+
+/// The most points a LightGBM training curve keeps.
+const CURVE_POINTS: usize = 100;
 
 impl Lgbm {
     /// An unfitted model.
@@ -21,6 +25,7 @@ impl Lgbm {
             settings,
             booster: None,
             n_features: 0,
+            curve: None,
         }
     }
 
@@ -28,6 +33,7 @@ impl Lgbm {
     pub fn load(text: &str) -> Result<Self, String> {
         let b = Booster::from_string(text).map_err(|e| format!("LightGBM model: {e}"))?;
         Ok(Self {
+            curve: None,
             n_features: b.num_features().max(0) as usize,
             booster: Some(b),
             settings: ModelSettings::default(),
@@ -37,6 +43,72 @@ impl Lgbm {
     /// LightGBM's parameters: our defaults, then the spec's and the trial's settings.
     pub fn params(&self, with_valid: bool) -> Value {
         params(&self.settings, with_valid)
+    }
+
+    /// The loss after each round of the trained booster on its training rows and validation
+    /// tail, at most [`CURVE_POINTS`] points: its trees read from its model text and added
+    /// one by one (LightGBM's C API only predicts with a model's first k trees at once). The
+    /// sum of the trees is checked against LightGBM's own raw scores: a curve that does not
+    /// end where LightGBM's model does is not kept. LightGBM drops the rounds after the best
+    /// when it stops early, so the curve ends at the kept round.
+    fn curve_of(
+        &self,
+        b: &Booster,
+        (x, y): (&[Vec<f64>], &[f64]),
+        valid: Option<(&[Vec<f64>], &[f64])>,
+        params: &Value,
+    ) -> Result<Option<mlt_protocol::lineage::Curve>, String> {
+        use mlt_protocol::lineage::{Curve, Stopped};
+        let lgb = |e: lightgbm3::Error| format!("LightGBM: {e}");
+        let trees = super::lgbm_trees::parse(&b.save_string().map_err(lgb)?)?;
+        let rounds = trees.len();
+        if rounds == 0 {
+            return Ok(None);
+        }
+        let every = rounds.div_ceil(CURVE_POINTS).max(1);
+        let classify = self.settings.classify;
+        let d = x.first().map_or(0, Vec::len) as i32;
+        let sets: Vec<(&[Vec<f64>], &[f64])> = std::iter::once((x, y)).chain(valid).collect();
+        let mut losses = Vec::new();
+        for (rows, labels) in sets {
+            let mut scores = vec![0.0; rows.len()];
+            let mut curve = Vec::new();
+            for (i, tree) in trees.iter().enumerate() {
+                for (s, r) in scores.iter_mut().zip(rows) {
+                    *s += tree.predict(r);
+                }
+                if (i + 1) % every == 0 || i + 1 == rounds {
+                    curve.push(crate::curves::loss(classify, &scores, labels));
+                }
+            }
+            let lgbm = b.raw_scores(&flat(rows), d, true).map_err(lgb)?;
+            let agree = scores
+                .iter()
+                .zip(&lgbm)
+                .all(|(a, b)| (a - b).abs() <= 1e-9 * (1.0 + b.abs()));
+            if !agree {
+                tracing::warn!(
+                    "the training curve's trees disagree with LightGBM's scores: no curve kept"
+                );
+                return Ok(None);
+            }
+            losses.push(curve);
+        }
+        let requested = params["num_iterations"].as_u64().unwrap_or(100) as usize;
+        let mut losses = losses.into_iter();
+        Ok(Some(Curve {
+            metric: if classify { "binary_logloss" } else { "l2" }.into(),
+            unit: "round".into(),
+            every: every as u32,
+            train: losses.next().unwrap_or_default(),
+            valid: losses.next().unwrap_or_default(),
+            best: rounds.div_ceil(every) as u32,
+            stopped: if rounds < requested {
+                Stopped::EarlyStopping
+            } else {
+                Stopped::Limit
+            },
+        }))
     }
 
     fn booster(&self) -> Result<&Booster, String> {
@@ -135,8 +207,9 @@ impl Model for Lgbm {
                 .collect();
             train.set_feature_names(&names).map_err(lgb)?;
         }
-        let valid = match valid {
-            Some((vx, vy)) if !vx.is_empty() => Some(
+        let valid_rows = valid.filter(|(vx, _)| !vx.is_empty());
+        let valid = match valid_rows {
+            Some((vx, vy)) => Some(
                 Dataset::from_slice_with_reference(
                     &flat(vx),
                     &labels(vy),
@@ -146,13 +219,18 @@ impl Model for Lgbm {
                 )
                 .map_err(lgb)?,
             ),
-            _ => None,
+            None => None,
         };
         let params = self.params(valid.is_some());
         let b = Booster::train_with_valid(train, valid, &params).map_err(lgb)?;
+        self.curve = self.curve_of(&b, (x, y), valid_rows, &params)?;
         self.booster = Some(b);
         self.n_features = d;
         Ok(())
+    }
+
+    fn curve(&self) -> Option<mlt_protocol::lineage::Curve> {
+        self.curve.clone()
     }
 
     fn predict_many(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, String> {

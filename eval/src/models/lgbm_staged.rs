@@ -18,6 +18,9 @@ pub struct LgbmStaged {
     n_features: usize,
     classify: bool,
     train: Option<Training>,
+    /// Training and validation loss after each stage.
+    curve: (Vec<f64>, Vec<f64>),
+    stopped_early: bool,
 }
 
 struct Training {
@@ -57,6 +60,8 @@ impl LgbmStaged {
             n_features: 0,
             classify,
             train: None,
+            curve: (Vec::new(), Vec::new()),
+            stopped_early: false,
         }
     }
 
@@ -80,6 +85,8 @@ impl LgbmStaged {
             n_features: s.n_features,
             classify: s.classify,
             train: None,
+            curve: (Vec::new(), Vec::new()),
+            stopped_early: false,
         })
     }
 
@@ -98,19 +105,7 @@ impl LgbmStaged {
     }
 
     fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
-        let n = y.len().max(1) as f64;
-        if self.classify {
-            z.iter()
-                .zip(y)
-                .map(|(z, y)| {
-                    let p = sigmoid(*z).clamp(1e-12, 1.0 - 1e-12);
-                    -(y * p.ln() + (1.0 - y) * (1.0 - p).ln())
-                })
-                .sum::<f64>()
-                / n
-        } else {
-            z.iter().zip(y).map(|(z, y)| (z - y).powi(2)).sum::<f64>() / n
-        }
+        crate::curves::loss(self.classify, z, y)
     }
 }
 
@@ -143,6 +138,8 @@ impl Model for LgbmStaged {
             mean
         };
         self.n_features = d;
+        self.curve = (Vec::new(), Vec::new());
+        self.stopped_early = false;
         let flat = |r: &[Vec<f64>]| r.iter().flatten().copied().collect::<Vec<f64>>();
         self.train = Some(Training {
             x: flat(x),
@@ -201,6 +198,8 @@ impl Model for LgbmStaged {
         {
             *o += v;
         }
+        let y: Vec<f64> = t.y.iter().map(|v| f64::from(*v)).collect();
+        self.curve.0.push(self.loss(&t.offset, &y));
         self.stages.push(booster);
         let n = self.stages.len();
         let mut more = n < t.max_stages;
@@ -215,11 +214,13 @@ impl Model for LgbmStaged {
                     *o += v;
                 }
                 let l = self.loss(voff, vy);
+                self.curve.1.push(l);
                 if t.best.is_none_or(|(b, _)| l < b) {
                     t.best = Some((l, n));
                     self.kept = n;
                 } else if t.patience > 0 && n - t.best.map_or(0, |b| b.1) >= t.patience {
                     more = false;
+                    self.stopped_early = true;
                 }
             }
         }
@@ -264,6 +265,28 @@ impl Model for LgbmStaged {
             stages,
         })
         .map_err(|e| e.to_string())
+    }
+
+    fn curve(&self) -> Option<mlt_protocol::lineage::Curve> {
+        use mlt_protocol::lineage::{Curve, Stopped};
+        (!self.curve.0.is_empty()).then(|| Curve {
+            metric: if self.classify {
+                "binary_logloss"
+            } else {
+                "l2"
+            }
+            .into(),
+            unit: "round".into(),
+            every: self.stage_rounds as u32,
+            train: self.curve.0.clone(),
+            valid: self.curve.1.clone(),
+            best: self.kept as u32,
+            stopped: if self.stopped_early {
+                Stopped::EarlyStopping
+            } else {
+                Stopped::Limit
+            },
+        })
     }
 
     fn rounds(&self) -> Option<u32> {

@@ -200,6 +200,9 @@ pub struct Lstm {
     settings: ModelSettings,
     fitted: Option<Fitted>,
     trainer: Option<Trainer>,
+    /// Training loss (the epoch's mean over its batches, dropout on) and validation loss after
+    /// each epoch of the last fit, and whether early stopping ended it.
+    curve: (Vec<f64>, Vec<f64>, bool),
 }
 
 /// Training in progress: what the next epoch needs.
@@ -247,6 +250,7 @@ impl Lstm {
             settings,
             fitted: None,
             trainer: None,
+            curve: (Vec::new(), Vec::new(), false),
         }
     }
 
@@ -266,6 +270,7 @@ impl Lstm {
         Ok(Self {
             settings: ModelSettings::default(),
             trainer: None,
+            curve: (Vec::new(), Vec::new(), false),
             fitted: Some(Fitted {
                 config: s.config,
                 net,
@@ -341,6 +346,7 @@ impl Model for Lstm {
         y: &[f64],
         valid: Option<(&[Vec<f64>], &[f64])>,
     ) -> Result<(), String> {
+        self.curve = (Vec::new(), Vec::new(), false);
         let row_len = x.first().map_or(0, Vec::len);
         let c = LstmConfig::from_settings(&self.settings, row_len)?;
         if x.len() < 2 {
@@ -444,6 +450,8 @@ impl Model for Lstm {
         }
         tr.order.shuffle(&mut tr.rng);
         let mut net = tr.net.clone();
+        // The epoch's training loss: its batches' losses summed on the device, read once.
+        let mut total: Option<Tensor<1>> = None;
         for chunk in tr.order.chunks(c.batch) {
             let rows: Vec<&Vec<f64>> = chunk.iter().map(|&i| &tr.x[i]).collect();
             let xs = steps(&rows, c, &f.x_mean, &f.x_sd, &tr.train_dev);
@@ -457,12 +465,20 @@ impl Model for Lstm {
                 &tr.train_dev,
             );
             let l = loss(net.forward(xs, c.hidden), ys, c.classify);
+            let part = l.clone().detach().mul_scalar(chunk.len() as f64);
+            total = Some(match total {
+                Some(t) => t + part,
+                None => part,
+            });
             let grads = GradientsParams::from_grads(l.backward(), &net);
             net = tr.optim.step(c.learning_rate, net, grads);
         }
         tr.net = net;
         let epoch = tr.epoch;
         tr.epoch += 1;
+        self.curve
+            .0
+            .push(total.map_or(f64::NAN, scalar) / tr.order.len().max(1) as f64);
         // Early stopping on the validation tail; the best epoch's weights are what predicts.
         let Some((vx, vy)) = &tr.valid else {
             f.net = tr.net.valid();
@@ -474,11 +490,13 @@ impl Model for Lstm {
         let xs = steps(&rows, c, &f.x_mean, &f.x_sd, &f.device);
         let ys = targets(vy.clone(), c.outputs(), &f.device);
         let v = scalar(loss(eval_net.forward(xs, c.hidden), ys, c.classify));
+        self.curve.1.push(v);
         if tr.best.is_none_or(|(b, _)| v < b) {
             tr.best = Some((v, epoch));
             f.net = eval_net;
             f.epochs_run = epoch + 1;
         } else if tr.patience > 0 && epoch - tr.best.map_or(0, |b| b.1) >= tr.patience {
+            self.curve.2 = true;
             return Ok(false);
         }
         Ok(tr.epoch < c.epochs)
@@ -570,6 +588,29 @@ impl Model for Lstm {
 
     fn rounds(&self) -> Option<u32> {
         self.fitted.as_ref().map(|f| f.epochs_run as u32)
+    }
+
+    fn curve(&self) -> Option<mlt_protocol::lineage::Curve> {
+        use mlt_protocol::lineage::{Curve, Stopped};
+        let (train, valid, early) = &self.curve;
+        (!train.is_empty()).then(|| Curve {
+            metric: if self.settings.classify {
+                "logloss"
+            } else {
+                "mse"
+            }
+            .into(),
+            unit: "epoch".into(),
+            every: 1,
+            train: train.clone(),
+            valid: valid.clone(),
+            best: self.fitted.as_ref().map_or(0, |f| f.epochs_run as u32),
+            stopped: if *early {
+                Stopped::EarlyStopping
+            } else {
+                Stopped::Limit
+            },
+        })
     }
 }
 

@@ -22,6 +22,8 @@ pub mod ensemble;
 pub mod lgbm;
 #[cfg(feature = "lightgbm")]
 pub mod lgbm_staged;
+#[cfg(feature = "lightgbm")]
+mod lgbm_trees;
 #[cfg(feature = "lstm")]
 pub mod lstm;
 
@@ -81,6 +83,11 @@ pub trait Model {
     fn save(&self) -> Result<String, String>;
     /// Boosting rounds kept, for boosted models.
     fn rounds(&self) -> Option<u32> {
+        None
+    }
+    /// The training curve of the last fit (losses per round or epoch), for models trained in
+    /// rounds or epochs.
+    fn curve(&self) -> Option<mlt_protocol::lineage::Curve> {
         None
     }
     /// Starts training without finishing it, for models trained a stage (an epoch) at a

@@ -7,8 +7,51 @@ use super::Timings;
 use crate::context::TrialContext;
 use crate::metrics::{Sums, PERIODS};
 use crate::splits::{Cpcv, Fold};
+use mlt_protocol::lineage::FoldRun;
 use mlt_protocol::messages::{Evaluation, Outcome, Verdict};
 use mlt_protocol::records::Metrics;
+
+/// When a fold started: the clock and the process's CPU seconds.
+struct Started(std::time::Instant, f64);
+
+impl Started {
+    fn now() -> Started {
+        Started(
+            std::time::Instant::now(),
+            crate::context::process_cpu_seconds(),
+        )
+    }
+
+    /// Wall and CPU seconds since.
+    fn elapsed(&self) -> (f64, f64) {
+        (
+            self.0.elapsed().as_secs_f64(),
+            (crate::context::process_cpu_seconds() - self.1).max(0.0),
+        )
+    }
+}
+
+/// What fold `k` (0-based) leaves in the trial's lineage: its windows, time and curve.
+fn fold_run(
+    k: usize,
+    fold: &Fold,
+    days: &[i64],
+    (wall_s, cpu_s): (f64, f64),
+    model: &dyn crate::models::Model,
+) -> FoldRun {
+    let span = |rows: &[usize]| {
+        let day = |r: Option<&usize>| r.and_then(|r| days.get(*r)).copied().unwrap_or(0);
+        (day(rows.first()), day(rows.last()))
+    };
+    FoldRun {
+        fold: k as u32 + 1,
+        train: span(&fold.train),
+        test: span(&fold.test),
+        wall_s,
+        cpu_s,
+        curve: model.curve(),
+    }
+}
 
 /// Walk-forward folds in order, positions carried from one to the next; after each fold the
 /// objectives on the out-of-sample returns so far (or the fold's own) are reported.
@@ -39,11 +82,19 @@ pub(super) fn walk_forward_folds(
         if ctx.stopped() {
             return Ok(Outcome::Pruned);
         }
+        let started = Started::now();
         let fitted = trader.fit(&fold.train, &format!("fold {}", k + 1), timings)?;
         let clock = std::time::Instant::now();
         let mut traded = trader.trade(&fitted, &fold.test, &mut prev_pos)?;
         traded.fold = vec![k as u32; traded.r.len()];
         timings.trade += clock.elapsed().as_secs_f64();
+        ctx.fold(fold_run(
+            k,
+            fold,
+            days,
+            started.elapsed(),
+            fitted.model.as_ref(),
+        ));
         all.extend(&traded);
         last = Some((fitted, fold.test.clone()));
         for v in &traded.r {
@@ -95,8 +146,12 @@ pub(super) fn epoch_folds(
         return Err("no walk-forward fold fits the data".into());
     };
     let mut fitted = Vec::new();
+    // Each fold's wall and CPU seconds, summed over its stages.
+    let mut spent = vec![(0.0, 0.0); folds.len()];
     for (k, fold) in folds.iter().enumerate() {
+        let started = Started::now();
         fitted.push(trader.train(&fold.train, &format!("fold {}", k + 1), true, timings)?);
+        spent[k] = started.elapsed();
     }
     let mut active = vec![true; fitted.len()];
     let mut step = 0u64;
@@ -106,9 +161,13 @@ pub(super) fn epoch_folds(
             return Ok(Outcome::Pruned);
         }
         let clock = std::time::Instant::now();
-        for (f, on) in fitted.iter_mut().zip(active.iter_mut()) {
+        for ((f, on), spent) in fitted.iter_mut().zip(active.iter_mut()).zip(&mut spent) {
             if *on {
+                let started = Started::now();
                 *on = f.model.advance()?;
+                let (w, c) = started.elapsed();
+                spent.0 += w;
+                spent.1 += c;
             }
         }
         timings.fit += clock.elapsed().as_secs_f64();
@@ -127,6 +186,9 @@ pub(super) fn epoch_folds(
             continue;
         }
         // Every fold has finished: the last report is the result itself.
+        for (k, (f, fold)) in fitted.iter().zip(folds).enumerate() {
+            ctx.fold(fold_run(k, fold, days, spent[k], f.model.as_ref()));
+        }
         let last = fitted.pop().map(|f| (f, last_fold.test.clone()));
         return Ok(trader.evaluation(days, all, last));
     }
@@ -152,6 +214,7 @@ pub(super) fn cpcv_paths(
         if ctx.stopped() {
             return Ok(Outcome::Pruned);
         }
+        let started = Started::now();
         let fitted = trader.fit(&fold.train, &format!("split {}", f + 1), timings)?;
         let mut split = Traded::default();
         for &g in &c.test_groups[f] {
@@ -162,6 +225,13 @@ pub(super) fn cpcv_paths(
             split.extend(&t);
             per.insert((f, g), t);
         }
+        ctx.fold(fold_run(
+            f,
+            fold,
+            days,
+            started.elapsed(),
+            fitted.model.as_ref(),
+        ));
         last = Some((fitted, fold.test.clone()));
         so_far.extend(&split);
         let reported = if spec.report.per_fold {
@@ -252,11 +322,19 @@ pub(super) fn monte_carlo_windows(
         if ctx.stopped() {
             return Ok(Outcome::Pruned);
         }
+        let started = Started::now();
         let fitted = trader.fit(&fold.train, &format!("window {}", k + 1), timings)?;
         let mut flat = vec![0.0; trader.insts.len()];
         let clock = std::time::Instant::now();
         let mut t = trader.trade(&fitted, &fold.test, &mut flat)?;
         timings.trade += clock.elapsed().as_secs_f64();
+        ctx.fold(fold_run(
+            k,
+            fold,
+            days,
+            started.elapsed(),
+            fitted.model.as_ref(),
+        ));
         t.fold = vec![k as u32; t.r.len()];
         each.push(t.metrics());
         kept.extend(&t.only_days(|row| seen.insert(row)));

@@ -102,8 +102,15 @@ fn evaluate(
     timings: &mut Timings,
     factory: Factory,
 ) -> Result<Outcome, String> {
-    let Prepared { trader, days, n } =
-        prepare(spec, trial, (ctx.threads(), ctx.gpu()), timings, factory)?;
+    let Prepared {
+        trader,
+        days,
+        n,
+        datasets,
+    } = prepare(spec, trial, (ctx.threads(), ctx.gpu()), timings, factory)?;
+    for d in datasets {
+        ctx.dataset(d);
+    }
     if trial.holdout {
         let fold = holdout_fold(spec, n)?;
         return walk_forward_folds(&trader, &[fold], &days, ctx, timings);

@@ -56,6 +56,8 @@ pub(super) struct Prepared<'a> {
     pub(super) trader: Trader<'a>,
     pub(super) days: Vec<i64>,
     pub(super) n: usize,
+    /// The data the trial read (its lineage).
+    pub(super) datasets: Vec<mlt_protocol::lineage::DatasetUse>,
 }
 
 /// Prepares `trial` on a worker slot's `(threads, gpu)`: its bars, every instrument's
@@ -68,7 +70,7 @@ pub(super) fn prepare<'a>(
     factory: Factory,
 ) -> Result<Prepared<'a>, String> {
     let clock = std::time::Instant::now();
-    let (source, all_bars) = bars(spec, trial)?;
+    let (source, all_bars, datasets) = bars(spec, trial)?;
     timings.load = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
     let mut insts = Vec::new();
@@ -116,14 +118,27 @@ pub(super) fn prepare<'a>(
         holdout,
         regimes,
     };
-    Ok(Prepared { trader, days, n })
+    Ok(Prepared {
+        trader,
+        days,
+        n,
+        datasets,
+    })
 }
 
 /// The bars of the study's data source (read once per node and kept, the key changing when a
-/// file does), cut before the hold-out unless `trial` evaluates it; and the source's key.
-fn bars(spec: &WalkForwardSpec, trial: &Trial) -> Result<(String, Vec<Bars>), String> {
+/// file does), cut before the hold-out unless `trial` evaluates it; the source's key; and
+/// each instrument's lineage: the SHA-256 of all its bars as read (dates and prices, as
+/// [`content_hash`]) and the days the trial saw of them.
+type Loaded = (String, Vec<Bars>, Vec<mlt_protocol::lineage::DatasetUse>);
+
+fn bars(spec: &WalkForwardSpec, trial: &Trial) -> Result<Loaded, String> {
     let source = data_key(&spec.data, trial.workdir);
     let mut all = cache::bars(&source, || load(&spec.data, trial.workdir))?.to_vec();
+    let hashes: Vec<String> = all
+        .iter()
+        .map(|b| content_hash(std::slice::from_ref(b)))
+        .collect();
     let n_all = all.first().map_or(0, |b| b.len());
     let holdout = spec.windows.holdout as usize;
     if holdout > 0 && !trial.holdout {
@@ -135,7 +150,18 @@ fn bars(spec: &WalkForwardSpec, trial: &Trial) -> Result<(String, Vec<Bars>), St
         }
         all = all.iter().map(|b| b.head(n_all - holdout)).collect();
     }
-    Ok((source, all))
+    let datasets = all
+        .iter()
+        .zip(hashes)
+        .map(|(b, sha256)| mlt_protocol::lineage::DatasetUse {
+            name: b.instrument.clone(),
+            sha256,
+            first_day: b.days.first().copied().unwrap_or(0),
+            last_day: b.days.last().copied().unwrap_or(0),
+            rows: b.len() as u64,
+        })
+        .collect();
+    Ok((source, all, datasets))
 }
 
 /// SHA-256 of the aligned bars (hex): every instrument's dates and open, high, low and close,

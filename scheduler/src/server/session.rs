@@ -567,6 +567,19 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
                 Err(e) => internal(e),
             }
         }
+        FromClient::Lineage(r) => match lookup(&r.study) {
+            None => not_found(&r.study),
+            Some(actor) => match ractor::call_t!(actor, StudyMsg::Summary, CALL_MS) {
+                Ok(summary) => match shared
+                    .store
+                    .run(summary.id, mlt_protocol::ids::TrialId(r.trial))
+                {
+                    Ok(d) => ToClient::Lineage(d.map(Box::new)),
+                    Err(e) => internal(e),
+                },
+                Err(e) => internal(e),
+            },
+        },
         FromClient::Ledger(r) => {
             let actor = lookup(&r.study).expect("found");
             match ractor::call_t!(actor, StudyMsg::Summary, CALL_MS) {

@@ -299,7 +299,8 @@ impl Store {
                     NOTES,
                     LEDGER,
                     TAGS,
-                    USER_NOTES
+                    USER_NOTES,
+                    RUNS
                 ]
             );
             txn.commit()?;
@@ -392,9 +393,24 @@ impl Store {
             txn.open_table(NOTES)?;
             txn.open_table(TAGS)?;
             txn.open_table(USER_NOTES)?;
+            txn.open_table(RUNS)?;
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// A finished trial's lineage, if its node sent one.
+    pub fn run(
+        &self,
+        study: StudyId,
+        trial: TrialId,
+    ) -> Result<Option<mlt_protocol::lineage::RunRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = table(&txn, RUNS)? else {
+            return Ok(None);
+        };
+        let v = table.get((study.0, trial.0))?;
+        v.map(|v| decode("runs", v.value())).transpose()
     }
 
     /// A trial's trading day by day, if it completed a walk-forward evaluation.
@@ -741,6 +757,7 @@ impl Store {
             let mut notes = txn.open_table(NOTES)?;
             let mut tags = txn.open_table(TAGS)?;
             let mut user_notes = txn.open_table(USER_NOTES)?;
+            let mut runs = txn.open_table(RUNS)?;
             for op in ops {
                 match op {
                     StoreOp::Study(s) => {
@@ -777,6 +794,9 @@ impl Store {
                     }
                     StoreOp::UserNote(n) => {
                         user_notes.insert((n.study.0, n.seq), encode(n).as_slice())?;
+                    }
+                    StoreOp::Run(study, trial, r) => {
+                        runs.insert((study.0, trial.0), encode(r).as_slice())?;
                     }
                     StoreOp::Returns(study, trial, r) => {
                         returns.insert((study.0, trial.0), encode(r).as_slice())?;

@@ -16,6 +16,7 @@
 //! notes         study                 → Vec<String>    problems found in its data at submit
 //! tags          (study, trial, key)   → TagRecord      `tag`: trial u64::MAX is the study's own
 //! user_notes    (study, seq)          → NoteRecord     `note`, on the study or a trial
+//! runs          (study, trial)        → RunRecord      lineage: where and how it last ran
 //! ```
 use mlt_protocol::ids::{StudyId, TrialId};
 use mlt_protocol::records::{Params, StudyState, TrialRecord, TrialState};
@@ -70,6 +71,9 @@ pub const TAGS: TableDefinition<(u64, u64, &str), &[u8]> = TableDefinition::new(
 
 /// `user_notes` (minor 3): notes on studies and trials, in the order they were written.
 pub const USER_NOTES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("user_notes");
+
+/// `runs` (minor 3): each finished trial's lineage (its node's account of its last attempt).
+pub const RUNS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("runs");
 
 /// The trial part of a key that is about the study itself.
 pub const STUDY_LEVEL: u64 = u64::MAX;
@@ -158,6 +162,8 @@ pub enum StoreOp {
     },
     /// Add a note.
     UserNote(mlt_protocol::catalog::NoteRecord),
+    /// A finished trial's lineage.
+    Run(StudyId, TrialId, Box<mlt_protocol::lineage::RunRecord>),
     /// A hold-out evaluation entered in the ledger: its window key and Sharpe per period.
     Ledger {
         /// [`mlt_protocol::records::HoldoutWindow::key`].

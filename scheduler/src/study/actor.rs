@@ -215,6 +215,14 @@ impl Actor for StudyActor {
             }
             StudyMsg::Finish(node, f, outbox) => {
                 let key = f.key;
+                // The lineage of the trial's current attempt, also when the trial had already
+                // ended (a prune verdict ends it before the node's last word).
+                let current = st.a.core.trials.get(key.trial.0 as usize).is_some_and(|t| {
+                    t.attempt == key.attempt && (t.node == Some(node) || t.state.is_finished())
+                });
+                if let (Some(run), true) = (f.run, current) {
+                    ops.push(crate::store::StoreOp::Run(key.study, key.trial, run));
+                }
                 match st.a.core.finish(node, key, f.outcome, now, &mut ops) {
                     FinishResult::Recorded => {
                         st.a.metrics.finished.fetch_add(1, Relaxed);
