@@ -117,6 +117,7 @@ fn write_the_seed_corpus() {
         FromNode::Finish(FinishMsg {
             key,
             outcome: Outcome::Complete(vec![1.0], Default::default()),
+            run: None,
         }),
         FromNode::Draining,
     ];

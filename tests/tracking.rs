@@ -144,3 +144,154 @@ fn tags_and_notes_survive_a_restart_and_filter_trials() {
     );
     c.assert_no_panics();
 }
+
+const LGBM: &str = r#"
+[study]
+name = "lineage"
+directions = ["maximize"]
+objectives = ["sharpe"]
+n_trials = 3
+seed = 4
+[sampler]
+kind = "random"
+[space]
+num_leaves = { type = "int", low = 4, high = 32 }
+[objective]
+kind = "walk_forward"
+data = "synthetic"
+synthetic = { days = 1500, seed = 3, strength = 0.1 }
+features = { mom = "sum(returns, 5) / std(returns, 20)", vol = "std(returns, 20)" }
+horizon = 1
+train = 500
+test = 250
+model = "lightgbm"
+validation = 0.2
+early_stopping_rounds = 10
+holdout = 250
+holdout_top = 1
+[objective.lightgbm]
+num_iterations = 60
+"#;
+
+#[test]
+fn every_trial_records_its_lineage_and_curves_on_a_real_run() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("lineage.toml");
+    std::fs::write(&spec, LGBM).unwrap();
+    let data = dir.path().join("data");
+    util::run_into(&spec, &data);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or("unknown".to_string(), |o| {
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        });
+    let spec_sha = hex_of(&Sha256::digest(LGBM.as_bytes()));
+    let trials: Value =
+        serde_json::from_str(&ok(util::offline(&["trials", "lineage", "--json"], &data))).unwrap();
+    let trials = trials.as_array().unwrap();
+    assert_eq!(trials.len(), 4, "3 trials and a hold-out evaluation");
+    for t in trials {
+        let n = t["number"].as_u64().unwrap();
+        let holdout = t["origin"].get("holdout").and_then(Value::as_u64);
+        if holdout.is_some() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(&ok(util::offline(
+            &["trial", "lineage", &n.to_string(), "--json"],
+            &data,
+        )))
+        .unwrap();
+        let l = &v["lineage"];
+        assert_eq!(l["spec_sha256"], spec_sha.as_str(), "{v}");
+        assert_eq!(l["sampler"], "random");
+        assert_eq!(l["sampler_seed"], 4);
+        let r = &l["run"];
+        assert_eq!(r["node"], "local", "{r}");
+        assert_eq!(r["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(r["commit"], head.as_str());
+        assert!(r["threads"].as_u64().unwrap() >= 1 && r["cores"].as_u64().unwrap() >= 1);
+        assert_eq!(
+            r["model_seed"], n,
+            "a search trial's model seed is its number"
+        );
+        assert!(r["wall_s"].as_f64().unwrap() > 0.0);
+        let ds = r["datasets"].as_array().unwrap();
+        assert_eq!(ds.len(), 1);
+        assert_eq!(ds[0]["sha256"].as_str().unwrap().len(), 64);
+        assert_eq!(
+            ds[0]["rows"], 1250,
+            "the search sees the data before the hold-out"
+        );
+        // A fold per reported step, each trained before it is tested, each with its curve.
+        let folds = r["folds"].as_array().unwrap();
+        assert_eq!(
+            folds.len(),
+            t["intermediate"].as_object().unwrap().len(),
+            "{r}"
+        );
+        assert!(!folds.is_empty());
+        for f in folds {
+            assert!(f["train"][1].as_i64() < f["test"][0].as_i64(), "{f}");
+            let c = &f["curve"];
+            let points = c["train"].as_array().unwrap().len();
+            assert!(
+                points >= 1 && c["valid"].as_array().unwrap().len() == points,
+                "{c}"
+            );
+            assert!(c["best"].as_u64().unwrap() as usize <= points);
+            assert_eq!(c["unit"], "round");
+            assert_eq!(c["metric"], "l2");
+        }
+        assert_eq!(v["curves"]["folds"], folds.len());
+        // The table shows it too.
+        let text = ok(util::offline(&["trial", "lineage", &n.to_string()], &data));
+        assert!(text.contains(&format!("sha256 {spec_sha}")), "{text}");
+        assert!(text.contains("ran on: local"), "{text}");
+        assert!(text.contains("kept of"), "{text}");
+    }
+    // The hold-out evaluation: its model seed is the trial it evaluates, its data whole.
+    let h = trials
+        .iter()
+        .find(|t| t["origin"].get("holdout").is_some())
+        .unwrap();
+    let source = h["origin"]["holdout"].as_u64().unwrap();
+    let v: Value = serde_json::from_str(&ok(util::offline(
+        &["trial", "lineage", &source.to_string(), "--json"],
+        &data,
+    )))
+    .unwrap();
+    let hr = &v["lineage"]["holdout_run"];
+    assert_eq!(hr["model_seed"], source, "{v}");
+    assert_eq!(hr["datasets"][0]["rows"], 1500);
+    assert_eq!(hr["folds"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_benchmark_trial_records_where_it_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("b.toml");
+    std::fs::write(&spec, SPEC).unwrap();
+    let data = dir.path().join("data");
+    util::run_into(&spec, &data);
+    let v: Value = serde_json::from_str(&ok(util::offline(
+        &["trial", "tracked", "2", "--json"],
+        &data,
+    )))
+    .unwrap();
+    let r = &v["lineage"]["run"];
+    assert_eq!(r["node"], "local", "{v}");
+    assert!(r["model_seed"].is_null());
+    assert_eq!(r["folds"], serde_json::json!([]));
+    assert!(v["curves"].is_null());
+    let missing = util::offline(&["trial", "tracked", "99"], &data);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no trial 99"));
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -566,6 +566,7 @@ mod tests {
         let finish = FromNode::Finish(FinishMsg {
             key: key(5),
             outcome: Outcome::Failed("x".into()),
+            run: None,
         });
         assert_eq!(out.take(), [finish.clone(), request(1)]);
         // Lost before the acknowledgement: a reconnect registers it and sends it again.

@@ -13,6 +13,7 @@
 //! records    trial and study records as stored and listed (JSON for the CLI)
 //! catalog    tags and notes on studies and trials
 //! lineage    where and how a trial ran: node, build, seeds, data, folds, training curves
+//! models     the model registry: versions, stages, gates, audit log
 //! ```
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod handshake;
 pub mod ids;
 pub mod lineage;
 pub mod messages;
+pub mod models;
 pub mod records;
 pub mod spec;
 pub mod token;

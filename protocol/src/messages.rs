@@ -82,6 +82,8 @@ pub enum FromClient {
     Annotations(StudyRefMsg),
     /// A trial's lineage.
     Lineage(TrialRefMsg),
+    /// The model registry.
+    Registry(crate::models::RegistryRequest),
 }
 
 /// Scheduler → client.
@@ -121,6 +123,8 @@ pub enum ToClient {
     Annotations(crate::catalog::Annotations),
     /// A trial's lineage (None: its node sent none, or it has not finished).
     Lineage(Option<Box<crate::lineage::RunRecord>>),
+    /// The model registry's answer.
+    Registry(crate::models::RegistryReply),
 }
 
 /// Payload of [`ToNode::Assign`].

@@ -62,10 +62,11 @@ fn golden_messages() {
     let finish = FromNode::Finish(FinishMsg {
         key: key(),
         outcome: Outcome::Failed("x".into()),
+        run: None,
     });
     assert_eq!(
         hex(&codec::encode(&finish, 1024).unwrap()),
-        "0700000003010203010178"
+        "080000000301020301017800"
     );
     let status = FromClient::Status;
     assert_eq!(hex(&codec::encode(&status, 1024).unwrap()), "0100000001");

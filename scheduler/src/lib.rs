@@ -5,6 +5,7 @@
 //! ├─ Store    (store/actor.rs)          the only redb writer; group commit
 //! ├─ Registry (registry/actor.rs)       nodes, slots, leases; pull-based, fair dispatch
 //! ├─ Study*   (study/actor.rs)          sampler + pruner + trials of one study
+//! ├─ Models   (models/actor.rs)         the model registry: versions, stages, gates, audit
 //! └─ Listener (server/listener.rs)      QUIC endpoint; one Session per connection
 //!    └─ Session* (server/session.rs)    handshake, then a node's or a client's frames
 //! ```
@@ -14,6 +15,7 @@
 
 pub mod config;
 pub mod metrics;
+pub mod models;
 pub mod registry;
 pub mod search;
 pub mod security;

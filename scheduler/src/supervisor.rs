@@ -95,6 +95,8 @@ pub struct Shared {
     pub directory: Directory,
     /// The store, for reads and dataset uploads (study writes go through the Store actor).
     pub store: Store,
+    /// The model registry.
+    pub models: ActorRef<crate::models::ModelsMsg>,
     supervisor: OnceLock<ActorRef<SupervisorMsg>>,
     /// Why the scheduler stopped, when it failed.
     pub failure: Mutex<Option<String>>,
@@ -202,6 +204,20 @@ impl Actor for Supervisor {
             me.get_cell(),
         )
         .await?;
+        let mut loaded = a.loaded;
+        let (models, _) = Actor::spawn_linked(
+            Some("models".into()),
+            crate::models::ModelsActor,
+            crate::models::ModelsArgs {
+                core: crate::models::ModelsCore::new(
+                    std::mem::take(&mut loaded.models),
+                    std::mem::take(&mut loaded.audit),
+                ),
+                store: store.clone(),
+            },
+            me.get_cell(),
+        )
+        .await?;
         let shared = Arc::new(Shared {
             config: a.config,
             identity: a.identity,
@@ -209,11 +225,11 @@ impl Actor for Supervisor {
             registry,
             directory: Directory::default(),
             store: a.store.clone(),
+            models,
             supervisor: OnceLock::new(),
             failure: Mutex::new(None),
         });
         let _ = shared.supervisor.set(me.clone());
-        let mut loaded = a.loaded;
         for (id, row) in std::mem::take(&mut loaded.studies) {
             let spec = match mlt_spec::parse(&row.spec_toml, &row.source) {
                 Ok(s) => s,

@@ -313,7 +313,7 @@ pub async fn best_on(t: &mut Target, study: &str, json: bool) -> anyhow::Result<
 /// complete trial's, and, when `pruned_sharpe` (its reports are the Sharpe over all folds so
 /// far), each pruned trial's over the folds it reached: leaving the pruned out would keep only
 /// the survivors and understate the spread the best was chosen from.
-fn selection_stats(
+pub(super) fn selection_stats(
     best: &mlt_protocol::records::TrialRecord,
     all: &[mlt_protocol::records::TrialRecord],
     pruned_sharpe: bool,

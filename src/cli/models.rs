@@ -78,16 +78,26 @@ pub async fn artifact(
 }
 
 /// `mlt-cluster predict --study S --trial N --data FILE`.
+/// Where `predict`'s model comes from.
+pub enum Source {
+    /// A study's trial.
+    Trial(String, u64),
+    /// A registered version: NAME, NAME@k, NAME@production.
+    Registered(String),
+}
+
 pub async fn predict(
-    study: &str,
-    trial: u64,
+    source: &Source,
     data: &Path,
     out: Option<PathBuf>,
     json: bool,
     conn: &Conn,
 ) -> anyhow::Result<()> {
     let mut t = target(conn, true).await?;
-    let a = fetch(&mut t, study, trial).await?;
+    let a = match source {
+        Source::Trial(study, trial) => fetch(&mut t, study, *trial).await?,
+        Source::Registered(r) => super::registry::resolve(&mut t, r).await?.0.artifact,
+    };
     let (days, preds) = mlt_eval::predict::predict_file(&a, data).map_err(anyhow::Error::msg)?;
     let day = mlt_eval::data::format_day;
     let what = if a.classify {

@@ -29,6 +29,7 @@ impl Online {
 /// A stopped scheduler's store, read directly.
 pub struct Offline {
     studies: Vec<StudyCore>,
+    models: mlt_scheduler::models::ModelsCore,
     /// The store (for returns, artifacts and datasets).
     pub store: Store,
 }
@@ -69,7 +70,15 @@ impl Offline {
             core.annotations = loaded.annotations.remove(&id).unwrap_or_default();
             studies.push(core);
         }
-        Ok(Offline { studies, store })
+        let models = mlt_scheduler::models::ModelsCore::new(
+            std::mem::take(&mut loaded.models),
+            std::mem::take(&mut loaded.audit),
+        );
+        Ok(Offline {
+            studies,
+            models,
+            store,
+        })
     }
 
     fn find(&self, name: &str) -> Option<&StudyCore> {
@@ -136,6 +145,18 @@ impl Offline {
                         .daily(id, mlt_protocol::ids::TrialId(r.trial))?
                         .map(Box::new),
                 )
+            }
+            FromClient::Registry(req) => {
+                let by = format!("{} (offline)", whoami());
+                let mut ops = Vec::new();
+                let reply = self
+                    .models
+                    .handle(req, &by, mlt_scheduler::now_ms(), &self.store, &mut ops)
+                    .map_err(anyhow::Error::msg)?;
+                if !ops.is_empty() {
+                    self.store.apply(&ops, &mut Default::default(), true)?;
+                }
+                ToClient::Registry(reply)
             }
             FromClient::Lineage(r) => {
                 let id = self.find(&r.study).ok_or_else(|| missing(&r.study))?.id();

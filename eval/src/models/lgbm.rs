@@ -386,4 +386,66 @@ pub(crate) mod tests {
         assert_eq!(p["categorical_feature"], "0,2");
         assert_eq!(p["early_stopping_rounds"], 10);
     }
+
+    #[test]
+    fn the_curve_is_lightgbms_own_round_by_round_and_flags_a_planted_overfit() {
+        use crate::curves::diagnose;
+        use mlt_protocol::lineage::Stopped;
+        // Missing values and a categorical column: the trees' decisions must be LightGBM's
+        // for the curve to be kept (its end is checked against LightGBM's scores).
+        let (mut x, y) = data(400, 5);
+        for (i, r) in x.iter_mut().enumerate() {
+            if i % 7 == 0 {
+                r[1] = f64::NAN;
+            }
+            r.push((i % 5) as f64);
+        }
+        let (mut vx, vy) = data(100, 6);
+        for (i, r) in vx.iter_mut().enumerate() {
+            r.push((i % 6) as f64);
+        }
+        let mut s = settings();
+        s.rows.categorical = vec![3];
+        let mut m = Lgbm::new(s);
+        m.fit(&x, &y, Some((&vx, &vy))).unwrap();
+        let c = m.curve().expect("a curve");
+        assert_eq!(c.train.len(), c.valid.len());
+        assert_eq!(c.stopped, Stopped::EarlyStopping);
+        assert_eq!(
+            c.best as usize * c.every as usize,
+            m.rounds().unwrap() as usize
+        );
+        // The last point is the kept model's loss on its training rows.
+        let p = m.predict_many(&x).unwrap();
+        let mse = p.iter().zip(&y).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / 400.0;
+        assert!((c.train.last().unwrap() - mse).abs() < 1e-9, "{c:?} {mse}");
+        // A learnable target: both losses fall together, no overfitting.
+        assert!(c.valid.last() < c.valid.first());
+        assert!(!diagnose(&c).overfitting, "{:?}", diagnose(&c));
+
+        // Planted overfit: 60 rows of pure noise, 64 leaves of one row each, no early stopping:
+        // the training loss goes to nothing, the validation loss does not move.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let noise = |n: usize, rng: &mut rand_chacha::ChaCha8Rng| -> (Vec<Vec<f64>>, Vec<f64>) {
+            let x = (0..n)
+                .map(|_| (0..3).map(|_| rng.random_range(-1.0..1.0)).collect())
+                .collect();
+            (x, (0..n).map(|_| rng.random_range(-1.0..1.0)).collect())
+        };
+        let (x, y) = noise(60, &mut rng);
+        let (vx, vy) = noise(60, &mut rng);
+        let mut s = settings();
+        s.training.early_stopping = 0;
+        s.params.insert("num_iterations".into(), 200.0);
+        s.params.insert("num_leaves".into(), 64.0);
+        s.params.insert("min_data_in_leaf".into(), 1.0);
+        s.params.insert("learning_rate".into(), 0.3);
+        let mut m = Lgbm::new(s);
+        m.fit(&x, &y, Some((&vx, &vy))).unwrap();
+        let c = m.curve().expect("a curve");
+        assert_eq!(c.stopped, Stopped::Limit);
+        let d = diagnose(&c);
+        assert!(d.overfitting, "{d:?} {c:?}");
+        assert!(d.gap.unwrap() > 0.5, "{d:?}");
+    }
 }

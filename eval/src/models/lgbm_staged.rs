@@ -389,6 +389,12 @@ mod tests {
             }
             assert!(stages <= 10, "{stages}");
             assert!(errs[0] > *errs.last().unwrap(), "{classify}: {errs:?}");
+            // One curve point per stage, the kept one the best on validation.
+            let c = m.curve().expect("a curve");
+            assert_eq!((c.train.len(), c.valid.len()), (stages, stages));
+            let best = c.valid.iter().copied().fold(f64::INFINITY, f64::min);
+            assert_eq!(c.valid[c.best as usize - 1], best);
+            assert!(c.train.last() < c.train.first(), "{c:?}");
             let last = *errs.last().unwrap();
             // Test error (misclassified share, or MSE) well below the first stage's.
             assert!(last < 0.1, "{classify}: {errs:?}");

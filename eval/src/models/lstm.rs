@@ -695,6 +695,15 @@ mod tests {
             m.fit(&x, &y, Some((&vx, &vy))).unwrap();
             let acc = accuracy(&m, &tx, &ty);
             assert!(acc > 0.75, "{extra:?}: test accuracy {acc}");
+            // A point per epoch run; the kept epoch is the best on validation; training loss
+            // fell while it learned.
+            let c = m.curve().expect("a curve");
+            assert_eq!(c.train.len(), c.valid.len());
+            assert!(c.train.iter().all(|l| l.is_finite()), "{c:?}");
+            let best = c.valid.iter().copied().fold(f64::INFINITY, f64::min);
+            assert_eq!(c.valid[c.best as usize - 1], best, "{c:?}");
+            assert_eq!(Some(c.best), m.rounds());
+            assert!(c.train.last() < c.train.first(), "{c:?}");
             // The kept weights reload to the same predictions.
             let back = Lstm::load(&m.save().unwrap()).unwrap();
             assert_eq!(

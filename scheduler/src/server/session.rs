@@ -567,6 +567,22 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
                 Err(e) => internal(e),
             }
         }
+        FromClient::Registry(req) => {
+            tracing::info!(client = %st.name, request = registry_what(&req), "registry");
+            let by = st.name.clone();
+            match ractor::call_t!(
+                shared.models,
+                |reply| crate::models::ModelsMsg::Request(req, by, reply),
+                CALL_MS
+            ) {
+                Ok(Ok(r)) => ToClient::Registry(r),
+                Ok(Err(message)) => ToClient::Error(ErrorMsg {
+                    kind: ErrorKind::BadRequest,
+                    message,
+                }),
+                Err(e) => internal(e),
+            }
+        }
         FromClient::Lineage(r) => match lookup(&r.study) {
             None => not_found(&r.study),
             Some(actor) => match ractor::call_t!(actor, StudyMsg::Summary, CALL_MS) {
@@ -638,6 +654,20 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
                 Err(e) => internal(e),
             }
         }
+    }
+}
+
+/// A registry request's kind, for the log.
+fn registry_what(r: &mlt_protocol::models::RegistryRequest) -> &'static str {
+    use mlt_protocol::models::RegistryRequest as R;
+    match r {
+        R::Register(..) => "register",
+        R::Stage { .. } => "stage",
+        R::Rollback { .. } => "rollback",
+        R::Gates { .. } => "gates",
+        R::List => "list",
+        R::Show { .. } => "show",
+        R::History(_) => "history",
     }
 }
 
@@ -731,6 +761,7 @@ mod tests {
             FromNode::Finish(FinishMsg {
                 key: key(study),
                 outcome: Outcome::Pruned,
+                run: None,
             })
         };
         assert!(matches!(

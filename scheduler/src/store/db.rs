@@ -130,6 +130,10 @@ pub struct Loaded {
     pub notes: HashMap<StudyId, Vec<String>>,
     /// Tags and notes on each study and its trials.
     pub annotations: HashMap<StudyId, mlt_protocol::catalog::Annotations>,
+    /// Registered model names.
+    pub models: Vec<mlt_protocol::models::ModelEntry>,
+    /// The registry's audit log.
+    pub audit: Vec<mlt_protocol::models::AuditEntry>,
 }
 
 /// The open store.
@@ -300,7 +304,10 @@ impl Store {
                     LEDGER,
                     TAGS,
                     USER_NOTES,
-                    RUNS
+                    RUNS,
+                    MODELS,
+                    MODEL_VERSIONS,
+                    MODEL_AUDIT
                 ]
             );
             txn.commit()?;
@@ -394,9 +401,26 @@ impl Store {
             txn.open_table(TAGS)?;
             txn.open_table(USER_NOTES)?;
             txn.open_table(RUNS)?;
+            txn.open_table(MODELS)?;
+            txn.open_table(MODEL_VERSIONS)?;
+            txn.open_table(MODEL_AUDIT)?;
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Version `version` of model `name`.
+    pub fn model_version(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<Option<mlt_protocol::models::ModelVersion>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = table(&txn, MODEL_VERSIONS)? else {
+            return Ok(None);
+        };
+        let v = table.get((name, version))?;
+        v.map(|v| decode("model_versions", v.value())).transpose()
     }
 
     /// A finished trial's lineage, if its node sent one.
@@ -707,6 +731,18 @@ impl Store {
                     .push(note);
             }
         }
+        if let Some(t) = table(&txn, MODELS)? {
+            for row in t.iter()? {
+                let (_, v) = row?;
+                out.models.push(decode("models", v.value())?);
+            }
+        }
+        if let Some(t) = table(&txn, MODEL_AUDIT)? {
+            for row in t.iter()? {
+                let (_, v) = row?;
+                out.audit.push(decode("model_audit", v.value())?);
+            }
+        }
         if let Some(t) = table(&txn, EVENTS)? {
             for row in t.iter()? {
                 let (k, _) = row?;
@@ -758,6 +794,9 @@ impl Store {
             let mut tags = txn.open_table(TAGS)?;
             let mut user_notes = txn.open_table(USER_NOTES)?;
             let mut runs = txn.open_table(RUNS)?;
+            let mut models = txn.open_table(MODELS)?;
+            let mut versions = txn.open_table(MODEL_VERSIONS)?;
+            let mut audit = txn.open_table(MODEL_AUDIT)?;
             for op in ops {
                 match op {
                     StoreOp::Study(s) => {
@@ -797,6 +836,22 @@ impl Store {
                     }
                     StoreOp::Run(study, trial, r) => {
                         runs.insert((study.0, trial.0), encode(r).as_slice())?;
+                    }
+                    StoreOp::ModelEntry(e) => {
+                        models.insert(e.name.as_str(), encode(e).as_slice())?;
+                    }
+                    StoreOp::ModelVersion(v) => {
+                        let key = (v.name.as_str(), v.version);
+                        if versions.get(key)?.is_some() {
+                            return Err(StoreError::Redb(format!(
+                                "version {} of model `{}` exists and is never rewritten",
+                                v.version, v.name
+                            )));
+                        }
+                        versions.insert(key, encode(v).as_slice())?;
+                    }
+                    StoreOp::Audit(a) => {
+                        audit.insert((a.name.as_str(), a.seq), encode(a).as_slice())?;
                     }
                     StoreOp::Returns(study, trial, r) => {
                         returns.insert((study.0, trial.0), encode(r).as_slice())?;

@@ -17,6 +17,9 @@
 //! tags          (study, trial, key)   → TagRecord      `tag`: trial u64::MAX is the study's own
 //! user_notes    (study, seq)          → NoteRecord     `note`, on the study or a trial
 //! runs          (study, trial)        → RunRecord      lineage: where and how it last ran
+//! models        name                  → ModelEntry     a registered name: gates, stages
+//! model_versions (name, version)      → ModelVersion   immutable once written
+//! model_audit   (name, seq)           → AuditEntry     append-only
 //! ```
 use mlt_protocol::ids::{StudyId, TrialId};
 use mlt_protocol::records::{Params, StudyState, TrialRecord, TrialState};
@@ -74,6 +77,14 @@ pub const USER_NOTES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new(
 
 /// `runs` (minor 3): each finished trial's lineage (its node's account of its last attempt).
 pub const RUNS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("runs");
+
+/// `models` (minor 3): registered model names, their gates and each version's stage.
+pub const MODELS: TableDefinition<&str, &[u8]> = TableDefinition::new("models");
+/// `model_versions` (minor 3): every version, never rewritten.
+pub const MODEL_VERSIONS: TableDefinition<(&str, u32), &[u8]> =
+    TableDefinition::new("model_versions");
+/// `model_audit` (minor 3): every registry change, in order.
+pub const MODEL_AUDIT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("model_audit");
 
 /// The trial part of a key that is about the study itself.
 pub const STUDY_LEVEL: u64 = u64::MAX;
@@ -164,6 +175,12 @@ pub enum StoreOp {
     UserNote(mlt_protocol::catalog::NoteRecord),
     /// A finished trial's lineage.
     Run(StudyId, TrialId, Box<mlt_protocol::lineage::RunRecord>),
+    /// A registered name (insert or replace).
+    ModelEntry(mlt_protocol::models::ModelEntry),
+    /// A new version (refused if the name already has it: versions are immutable).
+    ModelVersion(Box<mlt_protocol::models::ModelVersion>),
+    /// A registry change.
+    Audit(mlt_protocol::models::AuditEntry),
     /// A hold-out evaluation entered in the ledger: its window key and Sharpe per period.
     Ledger {
         /// [`mlt_protocol::records::HoldoutWindow::key`].

@@ -1,0 +1,305 @@
+//! The model registry's rules as plain functions: version numbers, one production version per
+//! name, gates on promotion (`--force` with a reason to override, recorded), rollback, and the
+//! audit log every change appends to. Each change yields the store operations that make it
+//! durable.
+use crate::store::{Store, StoreOp};
+use mlt_protocol::models::{
+    AuditEntry, Gate, ModelEntry, ModelVersion, RegistryReply, RegistryRequest, Stage,
+};
+use std::collections::BTreeMap;
+
+/// The longest model name, in bytes.
+pub const MAX_NAME: usize = 100;
+
+/// Why a model name is refused, if it is.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(format!("a model name has 1 to {MAX_NAME} bytes"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || "_-.".contains(*c)))
+    {
+        return Err(format!(
+            "model name `{name}` has {c:?}: names are letters, digits and _ - ."
+        ));
+    }
+    Ok(())
+}
+
+/// Every name, its gates and stages, and its audit log.
+#[derive(Debug, Default)]
+pub struct ModelsCore {
+    /// Names.
+    pub entries: BTreeMap<String, ModelEntry>,
+    /// Audit logs by name, oldest first.
+    pub audit: BTreeMap<String, Vec<AuditEntry>>,
+}
+
+impl ModelsCore {
+    /// The registry as loaded from the store.
+    pub fn new(entries: Vec<ModelEntry>, audit: Vec<AuditEntry>) -> Self {
+        let mut c = ModelsCore {
+            entries: entries.into_iter().map(|e| (e.name.clone(), e)).collect(),
+            audit: BTreeMap::new(),
+        };
+        for a in audit {
+            c.audit.entry(a.name.clone()).or_default().push(a);
+        }
+        for log in c.audit.values_mut() {
+            log.sort_by_key(|a| a.seq);
+        }
+        c
+    }
+
+    fn entry(&self, name: &str) -> Result<&ModelEntry, String> {
+        self.entries
+            .get(name)
+            .ok_or_else(|| format!("no model named `{name}` in the registry"))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn log(
+        &mut self,
+        name: &str,
+        by: &str,
+        now: u64,
+        action: &str,
+        version: Option<u32>,
+        (from, to): (Option<Stage>, Option<Stage>),
+        reason: Option<String>,
+        forced: bool,
+        detail: Vec<String>,
+        ops: &mut Vec<StoreOp>,
+    ) {
+        let log = self.audit.entry(name.to_string()).or_default();
+        let a = AuditEntry {
+            name: name.to_string(),
+            seq: log.len() as u64,
+            at_ms: now,
+            by: by.to_string(),
+            action: action.to_string(),
+            version,
+            from,
+            to,
+            reason,
+            forced,
+            detail,
+        };
+        log.push(a.clone());
+        ops.push(StoreOp::Audit(a));
+    }
+
+    fn version(store: &Store, name: &str, k: u32) -> Result<ModelVersion, String> {
+        store
+            .model_version(name, k)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("model `{name}` has no version {k}"))
+    }
+
+    /// Carries out `req` from client `by` at `now`; reads versions from `store`; the change's
+    /// writes go to `ops`. A refused request changes nothing.
+    pub fn handle(
+        &mut self,
+        req: RegistryRequest,
+        by: &str,
+        now: u64,
+        store: &Store,
+        ops: &mut Vec<StoreOp>,
+    ) -> Result<RegistryReply, String> {
+        match req {
+            RegistryRequest::Register(mut v, gates) => {
+                check_name(&v.name)?;
+                let name = v.name.clone();
+                let entry = self.entries.entry(name.clone()).or_insert_with(|| ModelEntry {
+                    name: name.clone(),
+                    gates: Gate::defaults(),
+                    stages: Vec::new(),
+                    created_ms: now,
+                });
+                let k = entry.stages.len() as u32 + 1;
+                entry.stages.push(Stage::Development);
+                let gates_changed = gates.as_ref().is_some_and(|g| *g != entry.gates);
+                if let Some(g) = gates {
+                    entry.gates = g;
+                }
+                let entry = entry.clone();
+                v.version = k;
+                v.created_ms = now;
+                v.created_by = by.to_string();
+                let from = format!("{} trial {}", v.study, v.trial);
+                ops.push(StoreOp::ModelVersion(v));
+                ops.push(StoreOp::ModelEntry(entry.clone()));
+                self.log(
+                    &name,
+                    by,
+                    now,
+                    "register",
+                    Some(k),
+                    (None, Some(Stage::Development)),
+                    None,
+                    false,
+                    vec![from],
+                    ops,
+                );
+                if gates_changed {
+                    let detail = entry.gates.iter().map(ToString::to_string).collect();
+                    self.log(&name, by, now, "gates", None, (None, None), None, false, detail, ops);
+                }
+                Ok(RegistryReply::Entry(entry, Some(k)))
+            }
+            RegistryRequest::Stage {
+                name,
+                version,
+                to,
+                reason,
+                force,
+            } => {
+                let entry = self.entry(&name)?.clone();
+                let Some(&from) = entry.stages.get((version as usize).wrapping_sub(1)) else {
+                    return Err(format!(
+                        "model `{name}` has no version {version} (it has {})",
+                        entry.stages.len()
+                    ));
+                };
+                if from == to {
+                    return Err(format!("version {version} of `{name}` is already {to}"));
+                }
+                if force && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                    return Err("--force needs --reason: say why the gates are overridden".into());
+                }
+                let mut failed = Vec::new();
+                if to == Stage::Production {
+                    let v = Self::version(store, &name, version)?;
+                    failed = entry.gates.iter().filter_map(|g| g.fails(&v)).collect();
+                    if !failed.is_empty() && !force {
+                        return Err(format!(
+                            "refused: version {version} of `{name}` fails its gate{} — {}; promote it with --force --reason \"…\" to override (recorded)",
+                            if failed.len() == 1 { "" } else { "s" },
+                            failed.join("; ")
+                        ));
+                    }
+                }
+                let mut e = entry;
+                if to == Stage::Production {
+                    if let Some(prev) = e.production() {
+                        e.stages[prev as usize - 1] = Stage::Archived;
+                        self.log(
+                            &name,
+                            by,
+                            now,
+                            "stage",
+                            Some(prev),
+                            (Some(Stage::Production), Some(Stage::Archived)),
+                            Some(format!("replaced by version {version}")),
+                            false,
+                            Vec::new(),
+                            ops,
+                        );
+                    }
+                }
+                e.stages[version as usize - 1] = to;
+                let forced = force && !failed.is_empty();
+                self.log(
+                    &name,
+                    by,
+                    now,
+                    "stage",
+                    Some(version),
+                    (Some(from), Some(to)),
+                    reason,
+                    forced,
+                    failed,
+                    ops,
+                );
+                ops.push(StoreOp::ModelEntry(e.clone()));
+                self.entries.insert(name, e.clone());
+                Ok(RegistryReply::Entry(e, Some(version)))
+            }
+            RegistryRequest::Rollback { name, reason } => {
+                let mut e = self.entry(&name)?.clone();
+                let Some(current) = e.production() else {
+                    return Err(format!("model `{name}` has no production version to roll back"));
+                };
+                // The version that was production before the current one became it.
+                let previous = self
+                    .audit
+                    .get(&name)
+                    .into_iter()
+                    .flatten()
+                    .rev()
+                    .filter(|a| a.to == Some(Stage::Production))
+                    .filter_map(|a| a.version)
+                    .find(|v| *v != current);
+                let Some(previous) = previous else {
+                    return Err(format!(
+                        "model `{name}` has had no production version before version {current}"
+                    ));
+                };
+                let before = e.stages[previous as usize - 1];
+                e.stages[current as usize - 1] = Stage::Archived;
+                e.stages[previous as usize - 1] = Stage::Production;
+                self.log(
+                    &name,
+                    by,
+                    now,
+                    "stage",
+                    Some(current),
+                    (Some(Stage::Production), Some(Stage::Archived)),
+                    Some(format!("rolled back to version {previous}")),
+                    false,
+                    Vec::new(),
+                    ops,
+                );
+                self.log(
+                    &name,
+                    by,
+                    now,
+                    "rollback",
+                    Some(previous),
+                    (Some(before), Some(Stage::Production)),
+                    reason,
+                    false,
+                    vec![format!("from version {current}")],
+                    ops,
+                );
+                ops.push(StoreOp::ModelEntry(e.clone()));
+                self.entries.insert(name, e.clone());
+                Ok(RegistryReply::Entry(e, Some(previous)))
+            }
+            RegistryRequest::Gates { name, gates } => {
+                let mut e = self.entry(&name)?.clone();
+                e.gates = gates;
+                let detail = e.gates.iter().map(ToString::to_string).collect();
+                self.log(&name, by, now, "gates", None, (None, None), None, false, detail, ops);
+                ops.push(StoreOp::ModelEntry(e.clone()));
+                self.entries.insert(name, e.clone());
+                Ok(RegistryReply::Entry(e, None))
+            }
+            RegistryRequest::List => Ok(RegistryReply::List(
+                self.entries.values().cloned().collect(),
+            )),
+            RegistryRequest::Show {
+                name,
+                version,
+                production,
+            } => {
+                let e = self.entry(&name)?.clone();
+                let k = if production {
+                    e.production()
+                        .ok_or_else(|| format!("model `{name}` has no production version"))?
+                } else {
+                    version.unwrap_or(e.stages.len() as u32)
+                };
+                let v = Self::version(store, &name, k)?;
+                Ok(RegistryReply::Version(Box::new(v), e))
+            }
+            RegistryRequest::History(name) => {
+                self.entry(&name)?;
+                Ok(RegistryReply::History(
+                    self.audit.get(&name).cloned().unwrap_or_default(),
+                ))
+            }
+        }
+    }
+}
