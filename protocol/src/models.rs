@@ -90,9 +90,10 @@ impl Gate {
         for op in [">=", "<=", ">", "<"] {
             if let Some((field, value)) = t.split_once(op) {
                 let field = field.trim();
-                let value: f64 = value.trim().parse().map_err(|_| {
-                    format!("gate `{s}`: `{}` is not a number", value.trim())
-                })?;
+                let value: f64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("gate `{s}`: `{}` is not a number", value.trim()))?;
                 if field.is_empty() || !value.is_finite() {
                     return Err(format!("gate `{s}`: expected FIELD {op} NUMBER"));
                 }
@@ -335,4 +336,21 @@ pub enum RegistryReply {
     Version(Box<ModelVersion>, ModelEntry),
     /// A name's audit log, oldest first.
     History(Vec<AuditEntry>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gates_parse_and_say_why_they_fail() {
+        assert_eq!(Gate::parse("holdout").unwrap(), Gate::Holdout);
+        let g = Gate::parse(" dsr>=0.95 ").unwrap();
+        assert_eq!(g.to_string(), "dsr >= 0.95");
+        assert!(Gate::parse("dsr = 1").unwrap_err().contains("FIELD OP NUMBER"));
+        assert!(Gate::parse("dsr >= high").unwrap_err().contains("not a number"));
+        assert!(Gate::parse(">= 1").is_err());
+        assert_eq!(Stage::parse("prod").unwrap(), Stage::Production);
+        assert!(Stage::parse("live").is_err());
+    }
 }

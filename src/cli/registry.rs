@@ -5,8 +5,7 @@ use super::Conn;
 use anyhow::{bail, Context};
 use mlt_protocol::messages::{FromClient, StudyRefMsg, ToClient, TrialRefMsg};
 use mlt_protocol::models::{
-    Gate, HoldoutResult, ModelEntry, ModelVersion, RegistryReply, RegistryRequest, Selection,
-    Stage,
+    Gate, HoldoutResult, ModelEntry, ModelVersion, RegistryReply, RegistryRequest, Selection, Stage,
 };
 use mlt_protocol::records::{TrialOrigin, TrialState};
 use sha2::{Digest, Sha256};
@@ -89,7 +88,11 @@ fn print_entry(e: &ModelEntry, k: Option<u32>, json: bool) -> anyhow::Result<()>
     let g: Vec<String> = e.gates.iter().map(ToString::to_string).collect();
     println!(
         "gates to production: {}",
-        if g.is_empty() { "none".into() } else { g.join(", ") }
+        if g.is_empty() {
+            "none".into()
+        } else {
+            g.join(", ")
+        }
     );
     Ok(())
 }
@@ -113,7 +116,10 @@ pub async fn register(
         .find(|x| x.number.0 == n && !matches!(x.origin, TrialOrigin::Holdout(_)))
         .with_context(|| format!("study `{study}` has no trial {n} (it has {})", all.len()))?;
     if rec.state != TrialState::Complete {
-        bail!("trial {n} of `{study}` is {}: only a complete trial's model can be registered", rec.state);
+        bail!(
+            "trial {n} of `{study}` is {}: only a complete trial's model can be registered",
+            rec.state
+        );
     }
     let artifact = match t
         .request(FromClient::Artifact(TrialRefMsg {
@@ -205,7 +211,10 @@ pub async fn register(
     match ask(&mut t, RegistryRequest::Register(Box::new(v), gates)).await? {
         RegistryReply::Entry(e, k) => {
             if !json {
-                println!("registered {study} trial {n} as {name} version {}", k.unwrap_or(0));
+                println!(
+                    "registered {study} trial {n} as {name} version {}",
+                    k.unwrap_or(0)
+                );
             }
             print_entry(&e, k, json)
         }
@@ -341,11 +350,17 @@ fn describe(v: &ModelVersion, e: &ModelEntry) -> String {
         "model: {} on {} features, {} of {}d, trained {} – {}{}",
         v.artifact.format,
         v.artifact.features.len(),
-        if v.artifact.classify { "P(up)" } else { "return" },
+        if v.artifact.classify {
+            "P(up)"
+        } else {
+            "return"
+        },
         v.artifact.horizon,
         mlt_eval::data::format_day(v.artifact.trained.0),
         mlt_eval::data::format_day(v.artifact.trained.1),
-        v.artifact.rounds.map_or(String::new(), |r| format!(", {r} rounds/epochs"))
+        v.artifact
+            .rounds
+            .map_or(String::new(), |r| format!(", {r} rounds/epochs"))
     );
     let f = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.4}"));
     let _ = writeln!(
@@ -367,7 +382,11 @@ fn describe(v: &ModelVersion, e: &ModelEntry) -> String {
             let _ = writeln!(
                 o,
                 "hold-out: {} (trial {}), sharpe {}",
-                if h.complete { "complete" } else { "not complete" },
+                if h.complete {
+                    "complete"
+                } else {
+                    "not complete"
+                },
                 h.trial,
                 f(h.metrics.get("sharpe").copied())
             );
@@ -413,8 +432,11 @@ pub async fn show(r: &str, version: Option<u32>, json: bool, conn: &Conn) -> any
         let mut j = serde_json::to_value(&v)?;
         j["stage"] = serde_json::json!(e.stages[v.version as usize - 1]);
         j["gates"] = serde_json::to_value(&e.gates)?;
-        j["failed_gates"] =
-            serde_json::json!(e.gates.iter().filter_map(|g| g.fails(&v)).collect::<Vec<_>>());
+        j["failed_gates"] = serde_json::json!(e
+            .gates
+            .iter()
+            .filter_map(|g| g.fails(&v))
+            .collect::<Vec<_>>());
         println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
         print!("{}", describe(&v, &e));
@@ -423,21 +445,24 @@ pub async fn show(r: &str, version: Option<u32>, json: bool, conn: &Conn) -> any
 }
 
 /// `registry compare NAME k1 k2`.
-pub async fn compare(
-    name: &str,
-    a: u32,
-    b: u32,
-    json: bool,
-    conn: &Conn,
-) -> anyhow::Result<()> {
+pub async fn compare(name: &str, a: u32, b: u32, json: bool, conn: &Conn) -> anyhow::Result<()> {
     let mut t = target(conn, true).await?;
     let (va, e) = resolve(&mut t, &format!("{name}@{a}")).await?;
     let (vb, _) = resolve(&mut t, &format!("{name}@{b}")).await?;
     let mut rows: Vec<(String, String, String)> = Vec::new();
     let s = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.4}"));
-    rows.push(("stage".into(), e.stages[a as usize - 1].to_string(), e.stages[b as usize - 1].to_string()));
-    rows.push(("study/trial".into(), format!("{}/{}", va.study, va.trial), format!("{}/{}", vb.study, vb.trial)));
-    let keys: std::collections::BTreeSet<&String> = va.params.keys().chain(vb.params.keys()).collect();
+    rows.push((
+        "stage".into(),
+        e.stages[a as usize - 1].to_string(),
+        e.stages[b as usize - 1].to_string(),
+    ));
+    rows.push((
+        "study/trial".into(),
+        format!("{}/{}", va.study, va.trial),
+        format!("{}/{}", vb.study, vb.trial),
+    ));
+    let keys: std::collections::BTreeSet<&String> =
+        va.params.keys().chain(vb.params.keys()).collect();
     for k in keys {
         let p = |v: &ModelVersion| v.params.get(k).map_or("-".into(), |x| x.to_string());
         rows.push((format!("param {k}"), p(&va), p(&vb)));
@@ -452,23 +477,49 @@ pub async fn compare(
     let metrics: std::collections::BTreeSet<&String> =
         va.metrics.keys().chain(vb.metrics.keys()).collect();
     for m in metrics {
-        rows.push((m.clone(), s(va.metrics.get(m).copied()), s(vb.metrics.get(m).copied())));
+        rows.push((
+            m.clone(),
+            s(va.metrics.get(m).copied()),
+            s(vb.metrics.get(m).copied()),
+        ));
     }
-    let hs = |v: &ModelVersion| s(v.holdout.as_ref().and_then(|h| h.metrics.get("sharpe").copied()));
+    let hs = |v: &ModelVersion| {
+        s(v.holdout
+            .as_ref()
+            .and_then(|h| h.metrics.get("sharpe").copied()))
+    };
     rows.push(("holdout sharpe".into(), hs(&va), hs(&vb)));
-    rows.push(("spec sha256".into(), va.spec_sha256[..12].to_string(), vb.spec_sha256[..12].to_string()));
-    let lin = |v: &ModelVersion| v.lineage.as_ref().map_or("-".into(), |l| format!("{} {}", l.node, &l.commit[..l.commit.len().min(12)]));
+    rows.push((
+        "spec sha256".into(),
+        va.spec_sha256[..12].to_string(),
+        vb.spec_sha256[..12].to_string(),
+    ));
+    let lin = |v: &ModelVersion| {
+        v.lineage.as_ref().map_or("-".into(), |l| {
+            format!("{} {}", l.node, &l.commit[..l.commit.len().min(12)])
+        })
+    };
     rows.push(("node, commit".into(), lin(&va), lin(&vb)));
     if json {
         let r: Vec<_> = rows
             .iter()
             .map(|(k, x, y)| serde_json::json!({"field": k, "a": x, "b": y, "differs": x != y}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"name": name, "a": a, "b": b, "rows": r}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"name": name, "a": a, "b": b, "rows": r})
+            )?
+        );
         return Ok(());
     }
     let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(5);
-    println!("{:w$}  {:>16}  {:>16}", "", format!("v{a}"), format!("v{b}"));
+    println!(
+        "{:w$}  {:>16}  {:>16}",
+        "",
+        format!("v{a}"),
+        format!("v{b}")
+    );
     for (k, x, y) in rows {
         let mark = if x != y { " *" } else { "" };
         println!("{k:w$}  {x:>16}  {y:>16}{mark}");
@@ -479,7 +530,8 @@ pub async fn compare(
 /// `registry history NAME`.
 pub async fn history(name: &str, json: bool, conn: &Conn) -> anyhow::Result<()> {
     let mut t = target(conn, true).await?;
-    let RegistryReply::History(log) = ask(&mut t, RegistryRequest::History(name.to_string())).await?
+    let RegistryReply::History(log) =
+        ask(&mut t, RegistryRequest::History(name.to_string())).await?
     else {
         bail!("unexpected answer");
     };
@@ -501,7 +553,9 @@ pub async fn history(name: &str, json: bool, conn: &Conn) -> anyhow::Result<()> 
             a.version.map_or(String::new(), |v| format!(" v{v}")),
             moved,
             if a.forced { " FORCED" } else { "" },
-            a.reason.as_ref().map_or(String::new(), |r| format!(" — {r}")),
+            a.reason
+                .as_ref()
+                .map_or(String::new(), |r| format!(" — {r}")),
             if a.detail.is_empty() {
                 String::new()
             } else {

@@ -111,12 +111,15 @@ impl ModelsCore {
             RegistryRequest::Register(mut v, gates) => {
                 check_name(&v.name)?;
                 let name = v.name.clone();
-                let entry = self.entries.entry(name.clone()).or_insert_with(|| ModelEntry {
-                    name: name.clone(),
-                    gates: Gate::defaults(),
-                    stages: Vec::new(),
-                    created_ms: now,
-                });
+                let entry = self
+                    .entries
+                    .entry(name.clone())
+                    .or_insert_with(|| ModelEntry {
+                        name: name.clone(),
+                        gates: Gate::defaults(),
+                        stages: Vec::new(),
+                        created_ms: now,
+                    });
                 let k = entry.stages.len() as u32 + 1;
                 entry.stages.push(Stage::Development);
                 let gates_changed = gates.as_ref().is_some_and(|g| *g != entry.gates);
@@ -144,7 +147,18 @@ impl ModelsCore {
                 );
                 if gates_changed {
                     let detail = entry.gates.iter().map(ToString::to_string).collect();
-                    self.log(&name, by, now, "gates", None, (None, None), None, false, detail, ops);
+                    self.log(
+                        &name,
+                        by,
+                        now,
+                        "gates",
+                        None,
+                        (None, None),
+                        None,
+                        false,
+                        detail,
+                        ops,
+                    );
                 }
                 Ok(RegistryReply::Entry(entry, Some(k)))
             }
@@ -219,7 +233,9 @@ impl ModelsCore {
             RegistryRequest::Rollback { name, reason } => {
                 let mut e = self.entry(&name)?.clone();
                 let Some(current) = e.production() else {
-                    return Err(format!("model `{name}` has no production version to roll back"));
+                    return Err(format!(
+                        "model `{name}` has no production version to roll back"
+                    ));
                 };
                 // The version that was production before the current one became it.
                 let previous = self
@@ -271,7 +287,18 @@ impl ModelsCore {
                 let mut e = self.entry(&name)?.clone();
                 e.gates = gates;
                 let detail = e.gates.iter().map(ToString::to_string).collect();
-                self.log(&name, by, now, "gates", None, (None, None), None, false, detail, ops);
+                self.log(
+                    &name,
+                    by,
+                    now,
+                    "gates",
+                    None,
+                    (None, None),
+                    None,
+                    false,
+                    detail,
+                    ops,
+                );
                 ops.push(StoreOp::ModelEntry(e.clone()));
                 self.entries.insert(name, e.clone());
                 Ok(RegistryReply::Entry(e, None))
