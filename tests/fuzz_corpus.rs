@@ -142,6 +142,20 @@ fn write_the_seed_corpus() {
             notes: vec!["x.csv: 1 repeated date".into()],
         }),
         FromClient::Backup("/tmp/x".into()),
+        FromClient::Annotate(mlt_protocol::catalog::AnnotateMsg {
+            study: "s".into(),
+            trial: Some(3),
+            set: vec![("desk".into(), "fx".into())],
+            remove: vec!["old".into()],
+            note: Some("looks robust".into()),
+        }),
+        FromClient::Registry(mlt_protocol::models::RegistryRequest::Stage {
+            name: "spy".into(),
+            version: 2,
+            to: mlt_protocol::models::Stage::Production,
+            reason: Some("why".into()),
+            force: true,
+        }),
     ];
     for (i, m) in client_msgs.iter().enumerate() {
         put(
