@@ -1,6 +1,7 @@
 //! Our exports read by the tools they are for: the Optuna journal by the real Optuna and
-//! optuna-dashboard (pinned in tests/python/requirements.txt, in the virtual environment
-//! `make test` creates: .venv-test), Parquet by a Parquet reader.
+//! optuna-dashboard, the MLflow export by a real `mlflow server` read back through MLflow's
+//! own client (all pinned in tests/python/requirements.txt, in the virtual environment `make
+//! test` creates: .venv-test), Parquet by a Parquet reader.
 mod util;
 
 use serde_json::Value;
@@ -260,3 +261,181 @@ fn parquet_holds_the_csv_columns_typed() {
         }
     }
 }
+
+/// An `mlflow server` on loopback with a temporary backend store and artifact root; its
+/// process group is killed when dropped.
+struct MlflowServer {
+    child: std::process::Child,
+    uri: String,
+    log: PathBuf,
+}
+
+impl MlflowServer {
+    fn start(dir: &Path) -> MlflowServer {
+        use std::os::unix::process::CommandExt;
+        let port = util::free_port();
+        let mlflow = python().parent().unwrap().join("mlflow");
+        let log = dir.join("mlflow.log");
+        let child = Command::new(mlflow)
+            .args(["server", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--backend-store-uri")
+            .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
+            .arg("--artifacts-destination")
+            .arg(dir.join("artifacts"))
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.join("mlflow.err")).unwrap())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let uri = format!("http://127.0.0.1:{port}");
+        let health = format!("{uri}/health");
+        let s = MlflowServer { child, uri, log };
+        util::wait_until_or(
+            120,
+            "the MLflow server to answer /health",
+            || {
+                ureq::get(&health)
+                    .call()
+                    .is_ok_and(|r| r.status().as_u16() == 200)
+            },
+            || util::tail(&dir.join("mlflow.err"), 40),
+        );
+        s
+    }
+}
+
+impl Drop for MlflowServer {
+    fn drop(&mut self) {
+        // The whole process group: the server, its uvicorn workers and its job runners.
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = &self.log;
+    }
+}
+
+#[test]
+fn mlflow_reads_back_the_study_its_trials_curves_model_and_production_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MlflowServer::start(dir.path());
+    let spec = dir.path().join("wf.toml");
+    std::fs::write(&spec, WALK_FORWARD).unwrap();
+    let data = dir.path().join("data");
+    util::run_into(&spec, &data);
+    let off = |args: &[&str]| {
+        let o = util::offline(args, &data);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    };
+    // A complete search trial with a model and a hold-out evaluation.
+    let trials: Value = serde_json::from_slice(&off(&["trials", "wf", "--json"])).unwrap();
+    let n = trials
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|t| t["origin"].get("holdout").and_then(Value::as_u64))
+        .unwrap()
+        .to_string();
+    off(&["tag", &format!("wf/{n}"), "desk=fx"]);
+    off(&["note", &format!("wf/{n}"), "the one we ship"]);
+    off(&[
+        "registry",
+        "register",
+        "wf",
+        &n,
+        "--name",
+        "wf-model",
+        "--require",
+        "none",
+    ]);
+    off(&["registry", "stage", "wf-model", "1", "production"]);
+    let report: Value = serde_json::from_slice(&off(&[
+        "export",
+        "wf",
+        "--format",
+        "mlflow",
+        "--tracking-uri",
+        &server.uri,
+        "--experiment",
+        "research",
+    ]))
+    .unwrap();
+    assert_eq!(report["model_versions"][0][0], "wf-model", "{report}");
+    // A second export of the same study to the same experiment is refused.
+    let again = util::offline(
+        &[
+            "export",
+            "wf",
+            "--format",
+            "mlflow",
+            "--tracking-uri",
+            &server.uri,
+            "--experiment",
+            "research",
+        ],
+        &data,
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds study `wf`"));
+
+    let files = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let trials_file = files("trials.json", &off(&["trials", "wf", "--json"]));
+    let trial_file = files("trial.json", &off(&["trial", "wf", &n, "--json"]));
+    let model = dir.path().join("model.txt");
+    off(&["artifact", "wf", &n, "--out", model.to_str().unwrap()]);
+    let out = Command::new(python())
+        .arg(script("check_mlflow.py"))
+        .args([&server.uri, "research"])
+        .args([&trials_file, &trial_file, &model])
+        .arg("wf-model")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "MLflow disagrees with the export:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["runs"], trials.as_array().unwrap().len(), "{seen}");
+    assert!(seen["curve_points"].as_u64().unwrap() >= 1, "{seen}");
+    assert_eq!(seen["mlt_version"], "1", "{seen}");
+}
+
+const WALK_FORWARD: &str = r#"
+[study]
+name = "wf"
+directions = ["maximize"]
+objectives = ["sharpe"]
+n_trials = 3
+seed = 2
+[sampler]
+kind = "random"
+[space]
+num_leaves = { type = "int", low = 4, high = 32 }
+[objective]
+kind = "walk_forward"
+data = "synthetic"
+synthetic = { days = 1500, seed = 5, strength = 0.1 }
+features = { mom = "sum(returns, 5) / std(returns, 20)", vol = "std(returns, 20)" }
+horizon = 1
+train = 500
+test = 250
+model = "lightgbm"
+validation = 0.2
+early_stopping_rounds = 10
+holdout = 250
+holdout_top = 1
+[objective.lightgbm]
+num_iterations = 40
+"#;

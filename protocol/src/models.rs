@@ -347,8 +347,12 @@ mod tests {
         assert_eq!(Gate::parse("holdout").unwrap(), Gate::Holdout);
         let g = Gate::parse(" dsr>=0.95 ").unwrap();
         assert_eq!(g.to_string(), "dsr >= 0.95");
-        assert!(Gate::parse("dsr = 1").unwrap_err().contains("FIELD OP NUMBER"));
-        assert!(Gate::parse("dsr >= high").unwrap_err().contains("not a number"));
+        assert!(Gate::parse("dsr = 1")
+            .unwrap_err()
+            .contains("FIELD OP NUMBER"));
+        assert!(Gate::parse("dsr >= high")
+            .unwrap_err()
+            .contains("not a number"));
         assert!(Gate::parse(">= 1").is_err());
         assert_eq!(Stage::parse("prod").unwrap(), Stage::Production);
         assert!(Stage::parse("live").is_err());

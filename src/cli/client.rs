@@ -431,6 +431,7 @@ pub async fn export(
     }
     let ts = t.trials(study).await?;
     let bytes = match format {
+        Format::Mlflow => bail!("--format mlflow pushes to a tracking server (export_mlflow)"),
         Format::Json => (serde_json::to_string_pretty(&ts)? + "\n").into_bytes(),
         Format::Csv => output::trials_csv(&ts).into_bytes(),
         Format::Parquet => {
@@ -469,6 +470,81 @@ pub async fn export(
             }
         }
     }
+    Ok(())
+}
+
+/// `export --format mlflow`: gathers the study (trials, spec, tags and notes, lineage, models,
+/// registered versions) and pushes it to the tracking server.
+pub async fn export_mlflow(
+    study: &str,
+    uri: &str,
+    experiment: Option<&str>,
+    with_models: bool,
+    conn: &Conn,
+) -> anyhow::Result<()> {
+    use mlt_protocol::messages::TrialRefMsg;
+    use mlt_protocol::models::{RegistryReply, RegistryRequest};
+    let mut t = target(conn, true).await?;
+    let trials = t.trials(study).await?;
+    let ToClient::Study(summary) = t.request(FromClient::Study(study_ref(study))).await? else {
+        bail!("unexpected answer to a study's summary");
+    };
+    let ToClient::StudySpec(sub) = t.request(FromClient::StudySpec(study_ref(study))).await? else {
+        bail!("unexpected answer to a study's spec");
+    };
+    let spec = mlt_spec::parse(&sub.spec_toml, &sub.source).map_err(|e| {
+        anyhow::anyhow!(
+            "the stored spec of `{}` does not validate: {e}",
+            summary.name
+        )
+    })?;
+    let notes = super::annotate::annotations(&mut t, study).await?;
+    let mut runs = std::collections::BTreeMap::new();
+    let mut models = std::collections::BTreeMap::new();
+    for tr in trials.iter().filter(|x| x.state.is_finished()) {
+        let n = tr.number.0;
+        let r = TrialRefMsg {
+            study: study.to_string(),
+            trial: n,
+        };
+        if let ToClient::Lineage(Some(l)) = t.request(FromClient::Lineage(r.clone())).await? {
+            runs.insert(n, *l);
+        }
+        if with_models && tr.state == mlt_protocol::records::TrialState::Complete {
+            if let ToClient::Artifact(Some(a)) = t.request(FromClient::Artifact(r)).await? {
+                models.insert(n, *a);
+            }
+        }
+    }
+    let mut versions = Vec::new();
+    if let ToClient::Registry(RegistryReply::List(entries)) = t
+        .request(FromClient::Registry(RegistryRequest::List))
+        .await?
+    {
+        for e in entries {
+            for k in 1..=e.stages.len() as u32 {
+                let r = super::registry::resolve(&mut t, &format!("{}@{k}", e.name)).await?;
+                if r.0.study_id == summary.id {
+                    versions.push(r);
+                }
+            }
+        }
+    }
+    let s = super::mlflow::Study {
+        name: &summary.name,
+        spec: &spec,
+        spec_toml: &sub.spec_toml,
+        trials: &trials,
+        notes: &notes,
+        runs: &runs,
+        models: &models,
+        versions: &versions,
+    };
+    let uri = uri.to_string();
+    let experiment = experiment.map(str::to_string);
+    let report =
+        tokio::task::block_in_place(|| super::mlflow::export(&uri, experiment.as_deref(), &s))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
 

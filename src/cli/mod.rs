@@ -14,6 +14,7 @@ mod annotate;
 mod client;
 mod datasets;
 mod filter;
+mod mlflow;
 mod models;
 mod optuna;
 mod output;
@@ -346,6 +347,15 @@ pub enum Command {
         /// Write here instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The MLflow tracking server (--format mlflow), e.g. http://127.0.0.1:5000.
+        #[arg(long, env = "MLFLOW_TRACKING_URI")]
+        tracking_uri: Option<String>,
+        /// The MLflow experiment (--format mlflow); the study's name by default.
+        #[arg(long)]
+        experiment: Option<String>,
+        /// Leave the models out of an MLflow export (their text can be large).
+        #[arg(long)]
+        no_models: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -526,6 +536,9 @@ pub enum Format {
     /// Optuna's JournalStorage file: `optuna.load_study(storage=JournalStorage(
     /// JournalFileBackend(FILE)))` and optuna-dashboard read it (needs --out).
     OptunaJournal,
+    /// Push to an MLflow tracking server (needs --tracking-uri): a parent run for the study,
+    /// a child run per trial, the study's registered versions in MLflow's model registry.
+    Mlflow,
 }
 
 impl Cli {
@@ -774,8 +787,19 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             study,
             format,
             out,
+            tracking_uri,
+            experiment,
+            no_models,
             conn,
-        } => client::export(&study, format, out, &conn).await,
+        } => match format {
+            Format::Mlflow => {
+                let uri = tracking_uri.ok_or_else(|| {
+                    anyhow::anyhow!("--format mlflow needs --tracking-uri (or MLFLOW_TRACKING_URI)")
+                })?;
+                client::export_mlflow(&study, &uri, experiment.as_deref(), !no_models, &conn).await
+            }
+            _ => client::export(&study, format, out, &conn).await,
+        },
         Command::Artifact {
             study,
             trial,
