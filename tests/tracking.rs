@@ -290,6 +290,48 @@ fn a_benchmark_trial_records_where_it_ran() {
     assert!(v["curves"].is_null());
     let missing = util::offline(&["trial", "tracked", "99"], &data);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no trial 99"));
+
+    // A second study in the same store, compared trial against trial across the two.
+    let other = dir.path().join("c.toml");
+    std::fs::write(
+        &other,
+        SPEC.replace("\"tracked\"", "\"other\"")
+            .replace("seed = 5", "seed = 6"),
+    )
+    .unwrap();
+    util::run_into(&other, &data);
+    let cmp: Value = serde_json::from_str(&ok(util::offline(
+        &["compare", "tracked/2", "other/2", "tracked/3", "--json"],
+        &data,
+    )))
+    .unwrap();
+    let row = |f: &str| {
+        cmp["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["field"] == f)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row {f}: {cmp}"))
+    };
+    assert_eq!(row("spec sha256")["differs"], true);
+    assert_eq!(row("node")["differs"], false);
+    assert_eq!(row("node")["values"][0], "local");
+    let x0 = |i: usize| cmp["trials"][i]["record"]["params"]["x0"].as_f64().unwrap();
+    assert_eq!(
+        row("param x0")["differs"],
+        !(x0(0) == x0(1) && x0(1) == x0(2))
+    );
+    assert_eq!(cmp["trials"].as_array().unwrap().len(), 3);
+    let text = ok(util::offline(&["compare", "tracked/2", "other/2"], &data));
+    assert!(
+        text.contains("tracked/2") && text.contains("(* differs)"),
+        "{text}"
+    );
+    let one = util::offline(&["compare", "tracked/2"], &data);
+    assert!(!one.status.success());
+    let bad = util::offline(&["compare", "tracked/2", "other"], &data);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("STUDY/N"));
 }
 
 fn hex_of(b: &[u8]) -> String {

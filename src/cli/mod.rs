@@ -12,6 +12,7 @@
 //! ```
 mod annotate;
 mod client;
+mod compare;
 mod datasets;
 mod filter;
 mod mlflow;
@@ -185,6 +186,17 @@ pub enum Command {
     Registry {
         #[command(subcommand)]
         cmd: RegistryCmd,
+    },
+    /// Trials side by side, in one study or across studies: parameters, values, metrics,
+    /// hold-out, PSR/DSR/PBO, lineage and what their training curves say; differences marked.
+    Compare {
+        /// STUDY/N, two or more.
+        #[arg(required = true, num_args = 2..)]
+        trials: Vec<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
     },
     /// Set tags on a study or a trial (STUDY/N): `tag mystudy/12 desk=fx reviewed=yes`;
     /// `--remove KEY` removes one. Prints the tags and notes after the change.
@@ -767,6 +779,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             json,
             conn,
         } => trial::trial(&study, trial, json, &conn).await,
+        Command::Compare { trials, json, conn } => compare::compare(&trials, json, &conn).await,
         Command::Tag {
             target,
             tags,
