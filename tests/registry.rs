@@ -140,7 +140,19 @@ fn versions_stages_gates_rollback_and_the_audit_log() {
         "{list}"
     );
     // Versions are immutable: registering again makes version 3; version 1 is as it was.
-    ok(c.cli(&["registry", "register", &study, &a, "--name", "spy"]));
+    // This one is also refit on the latest window, ending at the data's last bar.
+    ok(c.cli(&[
+        "registry", "register", &study, &a, "--name", "spy", "--refit",
+    ]));
+    let v3 = json(c.cli(&["registry", "show", "spy@3", "--json"]));
+    let (trial_end, refit_end) = (
+        v3["artifact"]["trained"][1].as_i64().unwrap(),
+        v3["refit"]["trained"][1].as_i64().unwrap(),
+    );
+    // The search's last fold ends before the hold-out (250 days); the refit reaches the end.
+    assert!(refit_end - trial_end > 300, "{trial_end} {refit_end}");
+    assert!(v3["refit"]["model"].as_str().unwrap().contains("Tree="));
+    assert!(ok(c.cli(&["registry", "show", "spy@3"])).contains("refit: trained"));
     let again = json(c.cli(&["registry", "show", "spy@1", "--json"]));
     for k in [
         "artifact",
@@ -217,6 +229,26 @@ fn versions_stages_gates_rollback_and_the_audit_log() {
     ]));
     assert_eq!(by_model, by_trial);
     assert!(by_model.lines().count() > 300);
+    let refit = ok(c.cli(&[
+        "predict",
+        "--model",
+        "spy@3",
+        "--refit",
+        "--data",
+        bars.to_str().unwrap(),
+    ]));
+    assert_eq!(refit.lines().count(), by_model.lines().count());
+    refused(
+        c.cli(&[
+            "predict",
+            "--model",
+            "spy@1",
+            "--refit",
+            "--data",
+            bars.to_str().unwrap(),
+        ]),
+        "without --refit",
+    );
     // Compare marks what differs between the two versions' trials.
     let cmp = json(c.cli(&["registry", "compare", "spy", "1", "2", "--json"]));
     let leaves = |n: &str| {

@@ -48,7 +48,7 @@ pub mod universe;
 
 pub use context::{StopFlag, TrialContext};
 pub use pipeline::{
-    adjusted_levels, check as check_walk_forward, ensemble_of_trials, run_walk_forward,
+    adjusted_levels, check as check_walk_forward, ensemble_of_trials, refit, run_walk_forward,
     run_walk_forward_timed, validation_split, Timings, Trial, TrialEnsemble,
 };
 pub use universe::load;

@@ -209,6 +209,9 @@ pub struct ModelVersion {
     pub artifact: ModelArtifact,
     /// Where and how the trial ran.
     pub lineage: Option<RunRecord>,
+    /// The same settings trained on the latest window, ending at the data's last bar
+    /// (`register --refit`): what one deploys. None when not asked.
+    pub refit: Option<ModelArtifact>,
 }
 
 impl ModelVersion {

@@ -314,6 +314,9 @@ pub enum Command {
         /// A registered model instead: NAME (its latest version), NAME@k or NAME@production.
         #[arg(long, conflicts_with_all = ["study", "trial"])]
         model: Option<String>,
+        /// With --model: the version's refit model (`register --refit`), not its trial's.
+        #[arg(long, requires = "model")]
+        refit: bool,
         /// Bars to predict (CSV or Parquet).
         #[arg(long)]
         data: PathBuf,
@@ -391,6 +394,14 @@ pub enum RegistryCmd {
         /// gets 'dsr >= 0.95' and 'holdout' unless given.
         #[arg(long, value_name = "GATE")]
         require: Vec<String>,
+        /// Also train the same settings on the latest training window, ending at the data's
+        /// last bar (hold-out included): what one deploys. Kept beside the trial's model.
+        #[arg(long)]
+        refit: bool,
+        /// Bars to refit on (the study's own by default; needed for uploaded files when the
+        /// scheduler runs).
+        #[arg(long, requires = "refit")]
+        data: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -839,13 +850,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             study,
             trial,
             model,
+            refit,
             data,
             out,
             json,
             conn,
         } => {
             let source = match (study, trial, model) {
-                (_, _, Some(m)) => models::Source::Registered(m),
+                (_, _, Some(m)) => models::Source::Registered(m, refit),
                 (Some(s), Some(t), None) => models::Source::Trial(s, t),
                 _ => unreachable!("clap requires --study with --trial, or --model"),
             };
@@ -857,9 +869,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 trial,
                 name,
                 require,
+                refit,
+                data,
                 json,
                 conn,
-            } => registry::register(&study, trial, &name, &require, json, &conn).await,
+            } => {
+                let refit = registry::Refit { refit, data };
+                registry::register(&study, trial, &name, &require, &refit, json, &conn).await
+            }
             RegistryCmd::Stage {
                 name,
                 ver: version,

@@ -82,8 +82,8 @@ pub async fn artifact(
 pub enum Source {
     /// A study's trial.
     Trial(String, u64),
-    /// A registered version: NAME, NAME@k, NAME@production.
-    Registered(String),
+    /// A registered version: NAME, NAME@k, NAME@production; its refit model when true.
+    Registered(String, bool),
 }
 
 pub async fn predict(
@@ -96,7 +96,12 @@ pub async fn predict(
     let mut t = target(conn, true).await?;
     let a = match source {
         Source::Trial(study, trial) => fetch(&mut t, study, *trial).await?,
-        Source::Registered(r) => super::registry::resolve(&mut t, r).await?.0.artifact,
+        Source::Registered(r, false) => super::registry::resolve(&mut t, r).await?.0.artifact,
+        Source::Registered(r, true) => super::registry::resolve(&mut t, r)
+            .await?
+            .0
+            .refit
+            .with_context(|| format!("{r} was registered without --refit"))?,
     };
     let (days, preds) = mlt_eval::predict::predict_file(&a, data).map_err(anyhow::Error::msg)?;
     let day = mlt_eval::data::format_day;
@@ -153,6 +158,43 @@ pub async fn predict(
     write_out(out.as_deref(), &text)
 }
 
+/// Points `wf` at bars this machine can read: `data` when given, the study's uploaded files
+/// from a stopped scheduler's store (written into `dir`), or as they are (the synthetic
+/// market, files relative to the study's folder).
+pub fn local_data(
+    t: &Target,
+    study: &str,
+    wf: &mut mlt_protocol::spec::WalkForwardSpec,
+    data: &[PathBuf],
+    dir: &Path,
+) -> anyhow::Result<()> {
+    use mlt_protocol::spec::DataSource;
+    if !data.is_empty() {
+        let adjusted = match &wf.data {
+            DataSource::Files { adjusted, .. } | DataSource::Datasets { adjusted, .. } => *adjusted,
+            DataSource::Synthetic { .. } => true,
+        };
+        let paths = data
+            .iter()
+            .map(|p| p.canonicalize().map(|p| p.display().to_string()))
+            .collect::<Result<_, _>>()
+            .context("--data")?;
+        wf.data = DataSource::Files { paths, adjusted };
+    } else if let DataSource::Datasets { files, adjusted } = &wf.data {
+        let paths = match t {
+            Target::Offline(o) => extract_datasets(&o.store, files, dir)?,
+            Target::Online(_) => bail!(
+                "`{study}` was run on uploaded files: give them with --data FILE, or read a stopped scheduler's store with --data-dir"
+            ),
+        };
+        wf.data = DataSource::Files {
+            paths,
+            adjusted: *adjusted,
+        };
+    }
+    Ok(())
+}
+
 /// The files of uploaded datasets, written from a stopped scheduler's store into `dir`.
 fn extract_datasets(
     store: &mlt_scheduler::store::Store,
@@ -191,7 +233,7 @@ pub async fn ensemble(
     conn: &Conn,
 ) -> anyhow::Result<()> {
     use mlt_protocol::records::{TrialOrigin, TrialState};
-    use mlt_protocol::spec::{DataSource, ObjectiveSpec};
+    use mlt_protocol::spec::ObjectiveSpec;
     let mut t = target(conn, true).await?;
     let r = t
         .request(FromClient::StudySpec(mlt_protocol::messages::StudyRefMsg {
@@ -238,32 +280,8 @@ pub async fn ensemble(
             done.len()
         );
     }
-    // The bars: given files, the study's own (from a stopped store when uploaded), or the
-    // synthetic market.
     let tmp = tempfile::tempdir()?;
-    if !data.is_empty() {
-        let adjusted = match &wf.data {
-            DataSource::Files { adjusted, .. } | DataSource::Datasets { adjusted, .. } => *adjusted,
-            DataSource::Synthetic { .. } => true,
-        };
-        let paths = data
-            .iter()
-            .map(|p| p.canonicalize().map(|p| p.display().to_string()))
-            .collect::<Result<_, _>>()
-            .context("--data")?;
-        wf.data = DataSource::Files { paths, adjusted };
-    } else if let DataSource::Datasets { files, adjusted } = &wf.data {
-        let paths = match &t {
-            Target::Offline(o) => extract_datasets(&o.store, files, tmp.path())?,
-            Target::Online(_) => bail!(
-                "`{study}` was run on uploaded files: give them with --data FILE, or read a stopped scheduler's store with --data-dir"
-            ),
-        };
-        wf.data = DataSource::Files {
-            paths,
-            adjusted: *adjusted,
-        };
-    }
+    local_data(&t, study, &mut wf, data, tmp.path())?;
     let members: Vec<(u64, mlt_protocol::records::Params)> = done
         .iter()
         .map(|t| (t.number.0, t.params.clone()))

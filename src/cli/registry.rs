@@ -99,11 +99,19 @@ fn print_entry(e: &ModelEntry, k: Option<u32>, json: bool) -> anyhow::Result<()>
 
 /// `registry register STUDY N --name NAME`: an immutable copy of the trial's model with what
 /// produced it and how it scored.
+/// What `register --refit` needs: whether to refit, and the bars to refit on (else the
+/// study's own).
+pub struct Refit {
+    pub refit: bool,
+    pub data: Vec<std::path::PathBuf>,
+}
+
 pub async fn register(
     study: &str,
     n: u64,
     name: &str,
     require: &[String],
+    refit: &Refit,
     json: bool,
     conn: &Conn,
 ) -> anyhow::Result<()> {
@@ -185,6 +193,43 @@ pub async fn register(
         ToClient::Lineage(r) => r.map(|b| *b),
         _ => None,
     };
+    let refit_model = if refit.refit {
+        let spec = mlt_spec::parse(&sub.spec_toml, &sub.source)
+            .map_err(|e| anyhow::anyhow!("the stored spec of `{study}` does not validate: {e}"))?;
+        let mlt_protocol::spec::ObjectiveSpec::WalkForward(mut wf) = spec.objective else {
+            bail!("--refit: `{study}` is not a walk-forward study");
+        };
+        let tmp = tempfile::tempdir()?;
+        super::models::local_data(&t, study, &mut wf, &refit.data, tmp.path())?;
+        let params = rec.params.clone();
+        let workdir = sub.workdir.clone();
+        let m = tokio::task::spawn_blocking(move || {
+            struct Here;
+            impl mlt_eval::TrialContext for Here {
+                fn report(&mut self, _: u64, _: Vec<f64>) -> mlt_protocol::messages::Verdict {
+                    mlt_protocol::messages::Verdict::Continue
+                }
+                fn stopped(&self) -> bool {
+                    false
+                }
+                fn threads(&self) -> u32 {
+                    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+                }
+            }
+            let trial = mlt_eval::Trial {
+                params: &params,
+                workdir: workdir.as_deref(),
+                seed: n,
+                holdout: false,
+            };
+            mlt_eval::refit(&wf, &trial, &mut Here)
+        })
+        .await?
+        .map_err(|e| anyhow::anyhow!("--refit: {e}"))?;
+        Some(m)
+    } else {
+        None
+    };
     let v = ModelVersion {
         name: name.to_string(),
         version: 0,
@@ -207,6 +252,7 @@ pub async fn register(
         },
         artifact,
         lineage,
+        refit: refit_model,
     };
     match ask(&mut t, RegistryRequest::Register(Box::new(v), gates)).await? {
         RegistryReply::Entry(e, k) => {
@@ -407,6 +453,16 @@ fn describe(v: &ModelVersion, e: &ModelEntry) -> String {
             format!("failing — {}", failed.join("; "))
         }
     );
+    if let Some(r) = &v.refit {
+        let _ = writeln!(
+            o,
+            "refit: trained {} – {} on the latest window{} (predict --model … --refit)",
+            mlt_eval::data::format_day(r.trained.0),
+            mlt_eval::data::format_day(r.trained.1),
+            r.rounds
+                .map_or(String::new(), |k| format!(", {k} rounds/epochs"))
+        );
+    }
     if let Some(l) = &v.lineage {
         let _ = writeln!(
             o,

@@ -179,6 +179,42 @@ fn search_folds(spec: &WalkForwardSpec, n: usize) -> Result<Vec<Fold>, String> {
 
 /// The hold-out's one fold over `n` days: the training window that ends (purged) where the
 /// hold-out starts, tested on the hold-out.
+/// The model `trial`'s settings give trained on the latest window — what one deploys: the
+/// `train` days (all of them with `expanding`) ending `horizon` days before the last bar (the
+/// last bars have no label yet), the hold-out included. Its importance is measured on the
+/// window's last 250 days.
+pub fn refit(
+    spec: &WalkForwardSpec,
+    trial: &Trial,
+    ctx: &mut dyn TrialContext,
+) -> Result<mlt_protocol::records::ModelArtifact, String> {
+    let mut timings = Timings::default();
+    let all = Trial {
+        holdout: true,
+        ..*trial
+    };
+    let Prepared { trader, n, .. } = prepare(
+        spec,
+        &all,
+        (ctx.threads(), ctx.gpu()),
+        &mut timings,
+        model_for,
+    )?;
+    let end = n.saturating_sub(spec.label.horizon as usize);
+    let from = if spec.windows.expanding {
+        0
+    } else {
+        end.saturating_sub(spec.windows.train as usize)
+    };
+    if end <= from {
+        return Err(format!("{n} bars leave no training window to refit on"));
+    }
+    let train: Vec<usize> = (from..end).collect();
+    let fitted = trader.fit(&train, "refit", &mut timings)?;
+    let recent: Vec<usize> = (end.saturating_sub(250).max(from)..end).collect();
+    trader.artifact(&fitted, &recent)
+}
+
 fn holdout_fold(spec: &WalkForwardSpec, n: usize) -> Result<Fold, String> {
     let holdout = spec.windows.holdout as usize;
     let start = n.saturating_sub(holdout);
