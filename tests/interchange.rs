@@ -267,7 +267,6 @@ fn parquet_holds_the_csv_columns_typed() {
 struct MlflowServer {
     child: std::process::Child,
     uri: String,
-    log: PathBuf,
 }
 
 impl MlflowServer {
@@ -289,7 +288,7 @@ impl MlflowServer {
             .unwrap();
         let uri = format!("http://127.0.0.1:{port}");
         let health = format!("{uri}/health");
-        let s = MlflowServer { child, uri, log };
+        let s = MlflowServer { child, uri };
         util::wait_until_or(
             120,
             "the MLflow server to answer /health",
@@ -312,7 +311,6 @@ impl Drop for MlflowServer {
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = &self.log;
     }
 }
 
@@ -321,7 +319,7 @@ fn mlflow_reads_back_the_study_its_trials_curves_model_and_production_version() 
     let dir = tempfile::tempdir().unwrap();
     let server = MlflowServer::start(dir.path());
     let spec = dir.path().join("wf.toml");
-    std::fs::write(&spec, WALK_FORWARD).unwrap();
+    std::fs::write(&spec, util::lightgbm_spec("wf", 3, 2, 1)).unwrap();
     let data = dir.path().join("data");
     util::run_into(&spec, &data);
     let off = |args: &[&str]| {
@@ -355,7 +353,7 @@ fn mlflow_reads_back_the_study_its_trials_curves_model_and_production_version() 
         "none",
     ]);
     off(&["registry", "stage", "wf-model", "1", "production"]);
-    let report: Value = serde_json::from_slice(&off(&[
+    let export = [
         "export",
         "wf",
         "--format",
@@ -364,23 +362,11 @@ fn mlflow_reads_back_the_study_its_trials_curves_model_and_production_version() 
         &server.uri,
         "--experiment",
         "research",
-    ]))
-    .unwrap();
+    ];
+    let report: Value = serde_json::from_slice(&off(&export)).unwrap();
     assert_eq!(report["model_versions"][0][0], "wf-model", "{report}");
     // A second export of the same study to the same experiment is refused.
-    let again = util::offline(
-        &[
-            "export",
-            "wf",
-            "--format",
-            "mlflow",
-            "--tracking-uri",
-            &server.uri,
-            "--experiment",
-            "research",
-        ],
-        &data,
-    );
+    let again = util::offline(&export, &data);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds study `wf`"));
 
@@ -411,31 +397,3 @@ fn mlflow_reads_back_the_study_its_trials_curves_model_and_production_version() 
     assert!(seen["curve_points"].as_u64().unwrap() >= 1, "{seen}");
     assert_eq!(seen["mlt_version"], "1", "{seen}");
 }
-
-const WALK_FORWARD: &str = r#"
-[study]
-name = "wf"
-directions = ["maximize"]
-objectives = ["sharpe"]
-n_trials = 3
-seed = 2
-[sampler]
-kind = "random"
-[space]
-num_leaves = { type = "int", low = 4, high = 32 }
-[objective]
-kind = "walk_forward"
-data = "synthetic"
-synthetic = { days = 1500, seed = 5, strength = 0.1 }
-features = { mom = "sum(returns, 5) / std(returns, 20)", vol = "std(returns, 20)" }
-horizon = 1
-train = 500
-test = 250
-model = "lightgbm"
-validation = 0.2
-early_stopping_rounds = 10
-holdout = 250
-holdout_top = 1
-[objective.lightgbm]
-num_iterations = 40
-"#;

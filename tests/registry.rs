@@ -7,34 +7,6 @@ mod util;
 use serde_json::Value;
 use util::{wait_until, Cluster};
 
-const SPEC: &str = r#"
-[study]
-name = "reg"
-directions = ["maximize"]
-objectives = ["sharpe"]
-n_trials = 3
-seed = 8
-[sampler]
-kind = "random"
-[space]
-num_leaves = { type = "int", low = 4, high = 32 }
-[objective]
-kind = "walk_forward"
-data = "synthetic"
-synthetic = { days = 1500, seed = 3, strength = 0.1 }
-features = { mom = "sum(returns, 5) / std(returns, 20)", vol = "std(returns, 20)" }
-horizon = 1
-train = 500
-test = 250
-model = "lightgbm"
-validation = 0.2
-early_stopping_rounds = 10
-holdout = 250
-holdout_top = 2
-[objective.lightgbm]
-num_iterations = 40
-"#;
-
 fn ok(out: std::process::Output) -> String {
     assert!(
         out.status.success(),
@@ -62,7 +34,7 @@ fn json(out: std::process::Output) -> Value {
 fn versions_stages_gates_rollback_and_the_audit_log() {
     let mut c = Cluster::start("heartbeat_ms = 200\nlease_ms = 5000");
     c.add_node("a", 2);
-    let spec = c.write("reg.toml", SPEC);
+    let spec = c.write("reg.toml", &util::lightgbm_spec("reg", 3, 8, 2));
     let (study, trials) = c.run_study(&spec, 120);
     // The two trials evaluated on the hold-out (complete search trials).
     let mut with_holdout: Vec<u64> = trials

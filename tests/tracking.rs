@@ -145,40 +145,13 @@ fn tags_and_notes_survive_a_restart_and_filter_trials() {
     c.assert_no_panics();
 }
 
-const LGBM: &str = r#"
-[study]
-name = "lineage"
-directions = ["maximize"]
-objectives = ["sharpe"]
-n_trials = 3
-seed = 4
-[sampler]
-kind = "random"
-[space]
-num_leaves = { type = "int", low = 4, high = 32 }
-[objective]
-kind = "walk_forward"
-data = "synthetic"
-synthetic = { days = 1500, seed = 3, strength = 0.1 }
-features = { mom = "sum(returns, 5) / std(returns, 20)", vol = "std(returns, 20)" }
-horizon = 1
-train = 500
-test = 250
-model = "lightgbm"
-validation = 0.2
-early_stopping_rounds = 10
-holdout = 250
-holdout_top = 1
-[objective.lightgbm]
-num_iterations = 60
-"#;
-
 #[test]
 fn every_trial_records_its_lineage_and_curves_on_a_real_run() {
     use sha2::{Digest, Sha256};
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("lineage.toml");
-    std::fs::write(&spec, LGBM).unwrap();
+    let text = util::lightgbm_spec("lineage", 3, 4, 1);
+    std::fs::write(&spec, &text).unwrap();
     let data = dir.path().join("data");
     util::run_into(&spec, &data);
     let head = std::process::Command::new("git")
@@ -190,7 +163,7 @@ fn every_trial_records_its_lineage_and_curves_on_a_real_run() {
         .map_or("unknown".to_string(), |o| {
             String::from_utf8_lossy(&o.stdout).trim().to_string()
         });
-    let spec_sha = hex_of(&Sha256::digest(LGBM.as_bytes()));
+    let spec_sha = hex_of(&Sha256::digest(text.as_bytes()));
     let trials: Value =
         serde_json::from_str(&ok(util::offline(&["trials", "lineage", "--json"], &data))).unwrap();
     let trials = trials.as_array().unwrap();

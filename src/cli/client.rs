@@ -210,13 +210,7 @@ pub async fn best_on(t: &mut Target, study: &str, json: bool) -> anyhow::Result<
     // Whether a pruned trial's last report is its Sharpe over the folds it reached: the first
     // objective is the Sharpe, reported over all out-of-sample returns so far.
     let cumulative_sharpe = match t.request(FromClient::StudySpec(study_ref(study))).await? {
-        ToClient::StudySpec(sub) => match mlt_spec::parse(&sub.spec_toml, &sub.source) {
-            Ok(spec) => matches!(&spec.objective,
-                mlt_protocol::spec::ObjectiveSpec::WalkForward(w)
-                    if !w.report.per_fold
-                        && w.report.objectives.first().is_some_and(|o| o == "sharpe")),
-            Err(_) => false,
-        },
+        ToClient::StudySpec(sub) => cumulative_sharpe(&sub),
         _ => false,
     };
     let selection = match ts.as_slice() {
@@ -313,6 +307,16 @@ pub async fn best_on(t: &mut Target, study: &str, json: bool) -> anyhow::Result<
 /// complete trial's, and, when `pruned_sharpe` (its reports are the Sharpe over all folds so
 /// far), each pruned trial's over the folds it reached: leaving the pruned out would keep only
 /// the survivors and understate the spread the best was chosen from.
+/// Whether a study's first objective is the Sharpe ratio over all out-of-sample returns so far
+/// (a walk-forward study not reporting per fold): a pruned trial's last report is then its
+/// Sharpe over the folds it reached, and counts in the deflation.
+pub(super) fn cumulative_sharpe(sub: &SubmitMsg) -> bool {
+    mlt_spec::parse(&sub.spec_toml, &sub.source).is_ok_and(|spec| {
+        matches!(&spec.objective, mlt_protocol::spec::ObjectiveSpec::WalkForward(w)
+            if !w.report.per_fold && w.report.objectives.first().is_some_and(|o| o == "sharpe"))
+    })
+}
+
 pub(super) fn selection_stats(
     best: &mlt_protocol::records::TrialRecord,
     all: &[mlt_protocol::records::TrialRecord],

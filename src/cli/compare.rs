@@ -8,7 +8,6 @@ use mlt_eval::curves::diagnose_trial;
 use mlt_protocol::messages::{FromClient, StudyRefMsg, ToClient, TrialRefMsg};
 use mlt_protocol::records::{TrialOrigin, TrialRecord};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
 /// One trial and what is known about it.
@@ -42,10 +41,7 @@ async fn column(t: &mut Target, spec: &str) -> anyhow::Result<Column> {
     let ToClient::StudySpec(sub) = t.request(FromClient::StudySpec(r.clone())).await? else {
         bail!("unexpected answer to a study's spec");
     };
-    let cumulative = mlt_spec::parse(&sub.spec_toml, &sub.source).is_ok_and(|s| {
-        matches!(&s.objective, mlt_protocol::spec::ObjectiveSpec::WalkForward(w)
-            if !w.report.per_fold && w.report.objectives.first().is_some_and(|o| o == "sharpe"))
-    });
+    let cumulative = super::client::cumulative_sharpe(&sub);
     let selection = super::client::selection_stats(&trial, &all, cumulative);
     let pbo = match t.request(FromClient::Overfitting(r)).await? {
         ToClient::Overfitting(o) => o.map(|o| o.pbo),
@@ -67,7 +63,7 @@ async fn column(t: &mut Target, spec: &str) -> anyhow::Result<Column> {
         holdout,
         selection,
         pbo,
-        spec_sha256: hex::encode(Sha256::digest(sub.spec_toml.as_bytes())),
+        spec_sha256: super::output::spec_sha256(&sub.spec_toml),
         lineage,
     })
 }

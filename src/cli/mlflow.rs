@@ -389,10 +389,9 @@ pub fn export(uri: &str, experiment_name: Option<&str>, s: &Study) -> anyhow::Re
                 .join(","),
         ),
     ];
-    use sha2::Digest;
     params.push(param(
         "spec_sha256",
-        hex::encode(sha2::Sha256::digest(s.spec_toml.as_bytes())),
+        super::output::spec_sha256(s.spec_toml),
     ));
     let mut tags = vec![tag("mlt.study", s.name), tag("mlt.kind", "study")];
     for (k, x) in s.notes.tags_of(None) {

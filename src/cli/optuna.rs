@@ -181,12 +181,7 @@ fn trial_log(
     user.insert("mlt.attempt".into(), json!(t.attempt));
     user.insert(
         "mlt.origin".into(),
-        json!(match &t.origin {
-            TrialOrigin::Sampler => "sampler".to_string(),
-            TrialOrigin::Enqueued(i) => format!("enqueued {i}"),
-            TrialOrigin::WarmStart(s, n) => format!("warm start {s} #{n}"),
-            TrialOrigin::Holdout(n) => format!("holdout of #{n}"),
-        }),
+        json!(super::output::origin_text(&t.origin)),
     );
     if let Some(n) = t.node {
         user.insert("mlt.node".into(), json!(n.0.to_string()));

@@ -5,6 +5,22 @@ use mlt_protocol::records::{
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+/// Where a trial's parameters came from, as the exports write it.
+pub fn origin_text(o: &TrialOrigin) -> String {
+    match o {
+        TrialOrigin::Sampler => "sampler".to_string(),
+        TrialOrigin::Enqueued(i) => format!("enqueued {i}"),
+        TrialOrigin::WarmStart(s, n) => format!("warm start {s} #{n}"),
+        TrialOrigin::Holdout(n) => format!("holdout of #{n}"),
+    }
+}
+
+/// SHA-256 of a spec's text (lower-case hex): the study's part of every trial's lineage.
+pub fn spec_sha256(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
 /// A time (ms since the Unix epoch) as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn utc(ms: u64) -> String {
     let secs = (ms / 1000) as i64;
@@ -381,12 +397,7 @@ pub fn trials_csv(ts: &[TrialRecord]) -> String {
             None => String::new(),
             Some(_) => (violation(t).is_none()).to_string(),
         });
-        row.push(csv_field(&match &t.origin {
-            TrialOrigin::Sampler => "sampler".to_string(),
-            TrialOrigin::Enqueued(i) => format!("enqueued {i}"),
-            TrialOrigin::WarmStart(s, n) => format!("warm start {s} #{n}"),
-            TrialOrigin::Holdout(n) => format!("holdout of #{n}"),
-        }));
+        row.push(csv_field(&origin_text(&t.origin)));
         row.push(t.generation.map_or(String::new(), |g| g.to_string()));
         row.push(t.started_ms.map_or(String::new(), |x| x.to_string()));
         row.push(t.finished_ms.map_or(String::new(), |x| x.to_string()));

@@ -2,7 +2,7 @@
 //! typed — `value`/`value_i` and `metric_*` doubles, `param_*` as the parameter's own type
 //! (double, int64, boolean, or UTF-8 when its values are of several kinds or strings), times in
 //! milliseconds since the Unix epoch. A cell the trial lacks is null. One row group.
-use mlt_protocol::records::{ParamValue, TrialOrigin, TrialRecord};
+use mlt_protocol::records::{ParamValue, TrialRecord};
 use parquet::basic::{Compression, LogicalType, Repetition, Type as Physical, ZstdLevel};
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int64Type};
 use parquet::file::properties::WriterProperties;
@@ -157,14 +157,7 @@ fn columns(ts: &[TrialRecord]) -> Vec<Column> {
     cols.push(Column::str(
         "origin",
         ts.iter()
-            .map(|t| {
-                Some(match &t.origin {
-                    TrialOrigin::Sampler => "sampler".to_string(),
-                    TrialOrigin::Enqueued(i) => format!("enqueued {i}"),
-                    TrialOrigin::WarmStart(s, n) => format!("warm start {s} #{n}"),
-                    TrialOrigin::Holdout(n) => format!("holdout of #{n}"),
-                })
-            })
+            .map(|t| Some(super::output::origin_text(&t.origin)))
             .collect(),
     ));
     cols.push(Column::i64(
@@ -244,7 +237,7 @@ pub fn trials_parquet(ts: &[TrialRecord]) -> parquet::errors::Result<Vec<u8>> {
 mod tests {
     use super::*;
     use mlt_protocol::ids::{StudyId, TrialId};
-    use mlt_protocol::records::TrialState;
+    use mlt_protocol::records::{TrialOrigin, TrialState};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use parquet::record::Field;
 

@@ -8,7 +8,6 @@ use mlt_protocol::models::{
     Gate, HoldoutResult, ModelEntry, ModelVersion, RegistryReply, RegistryRequest, Selection, Stage,
 };
 use mlt_protocol::records::{TrialOrigin, TrialState};
-use sha2::{Digest, Sha256};
 use std::fmt::Write;
 
 async fn ask(t: &mut Target, req: RegistryRequest) -> anyhow::Result<RegistryReply> {
@@ -158,10 +157,7 @@ pub async fn register(
     else {
         bail!("unexpected answer to a study's summary");
     };
-    let cumulative = mlt_spec::parse(&sub.spec_toml, &sub.source).is_ok_and(|spec| {
-        matches!(&spec.objective, mlt_protocol::spec::ObjectiveSpec::WalkForward(w)
-            if !w.report.per_fold && w.report.objectives.first().is_some_and(|o| o == "sharpe"))
-    });
+    let cumulative = super::client::cumulative_sharpe(&sub);
     let stats = super::client::selection_stats(rec, &all, cumulative);
     let pbo = match t
         .request(FromClient::Overfitting(StudyRefMsg {
@@ -238,7 +234,7 @@ pub async fn register(
         study: summary.name.clone(),
         study_id: summary.id,
         trial: n,
-        spec_sha256: hex::encode(Sha256::digest(sub.spec_toml.as_bytes())),
+        spec_sha256: super::output::spec_sha256(&sub.spec_toml),
         spec_toml: sub.spec_toml,
         params: rec.params.clone(),
         values: rec.values.clone(),

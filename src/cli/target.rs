@@ -87,6 +87,12 @@ impl Offline {
             .find(|s| s.row.name == name || s.id().0.to_string() == name)
     }
 
+    fn find_mut(&mut self, name: &str) -> Option<&mut StudyCore> {
+        self.studies
+            .iter_mut()
+            .find(|s| s.row.name == name || s.id().0.to_string() == name)
+    }
+
     fn request(&mut self, m: FromClient) -> anyhow::Result<ToClient> {
         let missing = |n: &str| anyhow::anyhow!("no study named `{n}` in this store");
         Ok(match m {
@@ -95,11 +101,7 @@ impl Offline {
             }
             FromClient::Annotate(a) => {
                 let by = format!("{} (offline)", whoami());
-                let core = self
-                    .studies
-                    .iter_mut()
-                    .find(|s| s.row.name == a.study || s.id().0.to_string() == a.study)
-                    .ok_or_else(|| missing(&a.study))?;
+                let core = self.find_mut(&a.study).ok_or_else(|| missing(&a.study))?;
                 let mut ops = Vec::new();
                 let now = mlt_scheduler::now_ms();
                 let out = core

@@ -10,7 +10,6 @@ use mlt_protocol::lineage::RunRecord;
 use mlt_protocol::messages::{FromClient, StudyRefMsg, ToClient, TrialRefMsg};
 use mlt_protocol::records::{TrialOrigin, TrialRecord};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::fmt::Write;
 
 /// The study-level part of every trial's lineage.
@@ -32,7 +31,7 @@ async fn study_lineage(t: &mut Target, study: &str) -> anyhow::Result<StudyLinea
     let spec = mlt_spec::parse(&sub.spec_toml, &sub.source)
         .map_err(|e| anyhow::anyhow!("the stored spec of `{study}` does not validate: {e}"))?;
     Ok(StudyLineage {
-        spec_sha256: hex::encode(Sha256::digest(sub.spec_toml.as_bytes())),
+        spec_sha256: super::output::spec_sha256(&sub.spec_toml),
         sampler: spec.sampler.kind().to_string(),
         sampler_seed: spec.study.seed,
     })

@@ -378,3 +378,39 @@ pub fn write_synthetic_csv(path: &Path, seed: u64, days: usize) {
     .unwrap();
     std::fs::write(path, b.to_csv()).unwrap();
 }
+
+/// A small LightGBM walk-forward study `name` on the synthetic market (1,500 days, the last
+/// 250 a hold-out its `holdout_top` best trials are evaluated on), `n_trials` random draws of
+/// `num_leaves`: quick, and every complete trial keeps a model and a training curve.
+#[allow(dead_code)] // not every test binary uses it
+pub fn lightgbm_spec(name: &str, n_trials: u32, seed: u64, holdout_top: u32) -> String {
+    format!(
+        r#"
+[study]
+name = "{name}"
+directions = ["maximize"]
+objectives = ["sharpe"]
+n_trials = {n_trials}
+seed = {seed}
+[sampler]
+kind = "random"
+[space]
+num_leaves = {{ type = "int", low = 4, high = 32 }}
+[objective]
+kind = "walk_forward"
+data = "synthetic"
+synthetic = {{ days = 1500, seed = 3, strength = 0.1 }}
+features = {{ mom = "sum(returns, 5) / std(returns, 20)", vol = "std(returns, 20)" }}
+horizon = 1
+train = 500
+test = 250
+model = "lightgbm"
+validation = 0.2
+early_stopping_rounds = 10
+holdout = 250
+holdout_top = {holdout_top}
+[objective.lightgbm]
+num_iterations = 40
+"#
+    )
+}

@@ -27,6 +27,23 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An audit entry of `action` on `name` by `by` at `now`, the rest to be filled in.
+fn audit(name: &str, by: &str, now: u64, action: &str) -> AuditEntry {
+    AuditEntry {
+        name: name.to_string(),
+        seq: 0,
+        at_ms: now,
+        by: by.to_string(),
+        action: action.to_string(),
+        version: None,
+        from: None,
+        to: None,
+        reason: None,
+        forced: false,
+        detail: Vec::new(),
+    }
+}
+
 /// Every name, its gates and stages, and its audit log.
 #[derive(Debug, Default)]
 pub struct ModelsCore {
@@ -58,36 +75,22 @@ impl ModelsCore {
             .ok_or_else(|| format!("no model named `{name}` in the registry"))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn log(
-        &mut self,
-        name: &str,
-        by: &str,
-        now: u64,
-        action: &str,
-        version: Option<u32>,
-        (from, to): (Option<Stage>, Option<Stage>),
-        reason: Option<String>,
-        forced: bool,
-        detail: Vec<String>,
-        ops: &mut Vec<StoreOp>,
-    ) {
-        let log = self.audit.entry(name.to_string()).or_default();
-        let a = AuditEntry {
-            name: name.to_string(),
-            seq: log.len() as u64,
-            at_ms: now,
-            by: by.to_string(),
-            action: action.to_string(),
-            version,
-            from,
-            to,
-            reason,
-            forced,
-            detail,
-        };
+    /// Appends `a` to its name's audit log, numbered next.
+    fn log(&mut self, mut a: AuditEntry, ops: &mut Vec<StoreOp>) {
+        let log = self.audit.entry(a.name.clone()).or_default();
+        a.seq = log.len() as u64;
         log.push(a.clone());
         ops.push(StoreOp::Audit(a));
+    }
+
+    /// Logs a name's new gates.
+    fn log_gates(&mut self, e: &ModelEntry, by: &str, now: u64, ops: &mut Vec<StoreOp>) {
+        let detail = e.gates.iter().map(ToString::to_string).collect();
+        let gates = AuditEntry {
+            detail,
+            ..audit(&e.name, by, now, "gates")
+        };
+        self.log(gates, ops);
     }
 
     fn version(store: &Store, name: &str, k: u32) -> Result<ModelVersion, String> {
@@ -133,32 +136,15 @@ impl ModelsCore {
                 let from = format!("{} trial {}", v.study, v.trial);
                 ops.push(StoreOp::ModelVersion(v));
                 ops.push(StoreOp::ModelEntry(entry.clone()));
-                self.log(
-                    &name,
-                    by,
-                    now,
-                    "register",
-                    Some(k),
-                    (None, Some(Stage::Development)),
-                    None,
-                    false,
-                    vec![from],
-                    ops,
-                );
+                let registered = AuditEntry {
+                    version: Some(k),
+                    to: Some(Stage::Development),
+                    detail: vec![from],
+                    ..audit(&name, by, now, "register")
+                };
+                self.log(registered, ops);
                 if gates_changed {
-                    let detail = entry.gates.iter().map(ToString::to_string).collect();
-                    self.log(
-                        &name,
-                        by,
-                        now,
-                        "gates",
-                        None,
-                        (None, None),
-                        None,
-                        false,
-                        detail,
-                        ops,
-                    );
+                    self.log_gates(&entry, by, now, ops);
                 }
                 Ok(RegistryReply::Entry(entry, Some(k)))
             }
@@ -198,34 +184,28 @@ impl ModelsCore {
                 if to == Stage::Production {
                     if let Some(prev) = e.production() {
                         e.stages[prev as usize - 1] = Stage::Archived;
-                        self.log(
-                            &name,
-                            by,
-                            now,
-                            "stage",
-                            Some(prev),
-                            (Some(Stage::Production), Some(Stage::Archived)),
-                            Some(format!("replaced by version {version}")),
-                            false,
-                            Vec::new(),
-                            ops,
-                        );
+                        let archived = AuditEntry {
+                            version: Some(prev),
+                            from: Some(Stage::Production),
+                            to: Some(Stage::Archived),
+                            reason: Some(format!("replaced by version {version}")),
+                            ..audit(&name, by, now, "stage")
+                        };
+                        self.log(archived, ops);
                     }
                 }
                 e.stages[version as usize - 1] = to;
                 let forced = force && !failed.is_empty();
-                self.log(
-                    &name,
-                    by,
-                    now,
-                    "stage",
-                    Some(version),
-                    (Some(from), Some(to)),
+                let moved = AuditEntry {
+                    version: Some(version),
+                    from: Some(from),
+                    to: Some(to),
                     reason,
                     forced,
-                    failed,
-                    ops,
-                );
+                    detail: failed,
+                    ..audit(&name, by, now, "stage")
+                };
+                self.log(moved, ops);
                 ops.push(StoreOp::ModelEntry(e.clone()));
                 self.entries.insert(name, e.clone());
                 Ok(RegistryReply::Entry(e, Some(version)))
@@ -255,30 +235,23 @@ impl ModelsCore {
                 let before = e.stages[previous as usize - 1];
                 e.stages[current as usize - 1] = Stage::Archived;
                 e.stages[previous as usize - 1] = Stage::Production;
-                self.log(
-                    &name,
-                    by,
-                    now,
-                    "stage",
-                    Some(current),
-                    (Some(Stage::Production), Some(Stage::Archived)),
-                    Some(format!("rolled back to version {previous}")),
-                    false,
-                    Vec::new(),
-                    ops,
-                );
-                self.log(
-                    &name,
-                    by,
-                    now,
-                    "rollback",
-                    Some(previous),
-                    (Some(before), Some(Stage::Production)),
+                let archived = AuditEntry {
+                    version: Some(current),
+                    from: Some(Stage::Production),
+                    to: Some(Stage::Archived),
+                    reason: Some(format!("rolled back to version {previous}")),
+                    ..audit(&name, by, now, "stage")
+                };
+                self.log(archived, ops);
+                let restored = AuditEntry {
+                    version: Some(previous),
+                    from: Some(before),
+                    to: Some(Stage::Production),
                     reason,
-                    false,
-                    vec![format!("from version {current}")],
-                    ops,
-                );
+                    detail: vec![format!("from version {current}")],
+                    ..audit(&name, by, now, "rollback")
+                };
+                self.log(restored, ops);
                 ops.push(StoreOp::ModelEntry(e.clone()));
                 self.entries.insert(name, e.clone());
                 Ok(RegistryReply::Entry(e, Some(previous)))
@@ -286,19 +259,7 @@ impl ModelsCore {
             RegistryRequest::Gates { name, gates } => {
                 let mut e = self.entry(&name)?.clone();
                 e.gates = gates;
-                let detail = e.gates.iter().map(ToString::to_string).collect();
-                self.log(
-                    &name,
-                    by,
-                    now,
-                    "gates",
-                    None,
-                    (None, None),
-                    None,
-                    false,
-                    detail,
-                    ops,
-                );
+                self.log_gates(&e, by, now, ops);
                 ops.push(StoreOp::ModelEntry(e.clone()));
                 self.entries.insert(name, e.clone());
                 Ok(RegistryReply::Entry(e, None))
