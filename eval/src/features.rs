@@ -201,7 +201,7 @@ fn check(e: &Expr) -> Result<(), String> {
 /// beyond any data, and small enough that sums of periods cannot overflow.
 const MAX_PERIOD: f64 = 1_000_000.0;
 
-fn window(e: &Expr, f: &str) -> Result<i64, String> {
+pub(crate) fn window(e: &Expr, f: &str) -> Result<i64, String> {
     match e {
         Expr::Num(x) if x.fract() == 0.0 && x.abs() > MAX_PERIOD => Err(format!(
             "`{f}`: a period of {x} bars is out of range (at most {MAX_PERIOD} either way)"
@@ -228,11 +228,11 @@ fn rolling(x: &[f64], n: usize, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
         .collect()
 }
 
-fn mean(w: &[f64]) -> f64 {
+pub(crate) fn mean(w: &[f64]) -> f64 {
     w.iter().sum::<f64>() / w.len() as f64
 }
 
-fn std(w: &[f64]) -> f64 {
+pub(crate) fn std(w: &[f64]) -> f64 {
     let m = mean(w);
     (w.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (w.len() as f64 - 1.0).max(1.0)).sqrt()
 }

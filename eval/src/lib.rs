@@ -20,6 +20,7 @@
 //! special.rs     the normal distribution's CDF, quantile and logarithms
 //! pipeline/      the walk-forward trial (orchestrator, folds, trader, study ensembles)
 //! predict.rs     predictions from a kept model on new bars
+//! stream.rs      the same features one bar at a time, for real-time serving
 //! context.rs     TrialContext: how a running evaluation reports a step and learns to stop
 //! ```
 //!
@@ -43,6 +44,7 @@ pub mod predict;
 pub mod selection;
 pub mod special;
 pub mod splits;
+pub mod stream;
 pub mod synthetic;
 pub mod universe;
 
