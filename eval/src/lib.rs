@@ -19,6 +19,7 @@
 //! selection.rs   PSR, DSR, minimum track record, PBO (CSCV) over a study's trials
 //! special.rs     the normal distribution's CDF, quantile and logarithms
 //! pipeline/      the walk-forward trial (orchestrator, folds, trader, study ensembles)
+//! ab.rs          A/B comparison of two served versions from the prediction log
 //! predict.rs     predictions from a kept model on new bars
 //! stream.rs      the same features one bar at a time, for real-time serving
 //! context.rs     TrialContext: how a running evaluation reports a step and learns to stop
@@ -29,6 +30,7 @@
 //! baseline, ensembles of what is built, and everything else.
 #![deny(unsafe_code)]
 
+pub mod ab;
 pub mod backtest;
 pub mod cache;
 pub mod combine;

@@ -204,7 +204,9 @@ fn compile(e: &Expr) -> Result<Node, String> {
             let lag = |kind: Lag| -> Result<Node, String> {
                 let n = window(&args[1], f)?;
                 if n < 0 {
-                    return Err(format!("`{e}` reads later bars, which a live feed does not have"));
+                    return Err(format!(
+                        "`{e}` reads later bars, which a live feed does not have"
+                    ));
                 }
                 let n = n as usize;
                 Ok(Node::Lag(kind, n, Ring::new(n + 1), arg(0)?))

@@ -26,11 +26,12 @@ pub mod lineage;
 pub mod messages;
 pub mod models;
 pub mod records;
+pub mod serving;
 pub mod spec;
 pub mod token;
 
 /// Version of the wire protocol; a peer with another version is refused at `Hello`.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 /// TLS application protocol name negotiated on every connection.
 pub const ALPN: &[u8] = b"mlt/1";
 /// Default UDP port of the scheduler.

@@ -84,6 +84,8 @@ pub enum FromClient {
     Lineage(TrialRefMsg),
     /// The model registry.
     Registry(crate::models::RegistryRequest),
+    /// Serving: the prediction log, alerts, rollouts.
+    Serving(crate::serving::ServingRequest),
 }
 
 /// Scheduler → client.
@@ -125,6 +127,8 @@ pub enum ToClient {
     Lineage(Option<Box<crate::lineage::RunRecord>>),
     /// The model registry's answer.
     Registry(crate::models::RegistryReply),
+    /// A serving answer.
+    Serving(crate::serving::ServingReply),
 }
 
 /// Payload of [`ToNode::Assign`].

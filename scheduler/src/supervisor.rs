@@ -212,6 +212,11 @@ impl Actor for Supervisor {
                 core: crate::models::ModelsCore::new(
                     std::mem::take(&mut loaded.models),
                     std::mem::take(&mut loaded.audit),
+                )
+                .with_serving(
+                    std::mem::take(&mut loaded.rollouts),
+                    std::mem::take(&mut loaded.alerts),
+                    std::mem::take(&mut loaded.next_prediction),
                 ),
                 store: store.clone(),
             },

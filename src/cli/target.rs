@@ -73,6 +73,11 @@ impl Offline {
         let models = mlt_scheduler::models::ModelsCore::new(
             std::mem::take(&mut loaded.models),
             std::mem::take(&mut loaded.audit),
+        )
+        .with_serving(
+            std::mem::take(&mut loaded.rollouts),
+            std::mem::take(&mut loaded.alerts),
+            std::mem::take(&mut loaded.next_prediction),
         );
         Ok(Offline {
             studies,
@@ -159,6 +164,17 @@ impl Offline {
                     self.store.apply(&ops, &mut Default::default(), true)?;
                 }
                 ToClient::Registry(reply)
+            }
+            FromClient::Serving(req) => {
+                let by = format!("{} (offline)", whoami());
+                let mut ops = Vec::new();
+                let reply = self
+                    .models
+                    .serving(req, &by, mlt_scheduler::now_ms(), &self.store, &mut ops);
+                if !ops.is_empty() {
+                    self.store.apply(&ops, &mut Default::default(), true)?;
+                }
+                ToClient::Serving(reply.map_err(anyhow::Error::msg)?)
             }
             FromClient::Lineage(r) => {
                 let id = self.find(&r.study).ok_or_else(|| missing(&r.study))?.id();

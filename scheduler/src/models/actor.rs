@@ -4,6 +4,7 @@ use super::ModelsCore;
 use crate::now_ms;
 use crate::store::StoreHandle;
 use mlt_protocol::models::{RegistryReply, RegistryRequest};
+use mlt_protocol::serving::{ServingReply, ServingRequest};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 /// Messages to the Models actor.
@@ -13,6 +14,12 @@ pub enum ModelsMsg {
         RegistryRequest,
         String,
         RpcReplyPort<Result<RegistryReply, String>>,
+    ),
+    /// A serving request from the named client (a server, or a client's `rollout`).
+    Serving(
+        ServingRequest,
+        String,
+        RpcReplyPort<Result<ServingReply, String>>,
     ),
 }
 
@@ -46,15 +53,36 @@ impl Actor for ModelsActor {
         msg: ModelsMsg,
         st: &mut ModelsArgs,
     ) -> Result<(), ActorProcessingErr> {
-        let ModelsMsg::Request(req, by, reply) = msg;
         let mut ops = Vec::new();
         let store = st.store.store.clone();
-        match st.core.handle(req, &by, now_ms(), &store, &mut ops) {
-            Ok(r) => st
-                .store
-                .write(ops, Some(Box::new(move || drop(reply.send(Ok(r)))))),
-            Err(e) => {
-                let _ = reply.send(Err(e));
+        match msg {
+            ModelsMsg::Request(req, by, reply) => {
+                match st.core.handle(req, &by, now_ms(), &store, &mut ops) {
+                    Ok(r) => st
+                        .store
+                        .write(ops, Some(Box::new(move || drop(reply.send(Ok(r)))))),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            ModelsMsg::Serving(req, by, reply) => {
+                match st.core.serving(req, &by, now_ms(), &store, &mut ops) {
+                    // A view changes nothing (unless a step ended): answered at once.
+                    Ok(r) if ops.is_empty() => {
+                        let _ = reply.send(Ok(r));
+                    }
+                    Ok(r) => st
+                        .store
+                        .write(ops, Some(Box::new(move || drop(reply.send(Ok(r)))))),
+                    Err(e) => {
+                        // What was decided before the refusal (an alert) is still written.
+                        if !ops.is_empty() {
+                            st.store.write(ops, None);
+                        }
+                        let _ = reply.send(Err(e));
+                    }
+                }
             }
         }
         Ok(())

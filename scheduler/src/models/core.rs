@@ -51,6 +51,12 @@ pub struct ModelsCore {
     pub entries: BTreeMap<String, ModelEntry>,
     /// Audit logs by name, oldest first.
     pub audit: BTreeMap<String, Vec<AuditEntry>>,
+    /// The latest rollout of each name.
+    pub rollouts: BTreeMap<String, mlt_protocol::serving::Rollout>,
+    /// Alerts by name, oldest first.
+    pub alerts: BTreeMap<String, Vec<mlt_protocol::serving::Alert>>,
+    /// The next prediction-log seq of each name.
+    pub next_prediction: std::collections::HashMap<String, u64>,
 }
 
 impl ModelsCore {
@@ -58,7 +64,7 @@ impl ModelsCore {
     pub fn new(entries: Vec<ModelEntry>, audit: Vec<AuditEntry>) -> Self {
         let mut c = ModelsCore {
             entries: entries.into_iter().map(|e| (e.name.clone(), e)).collect(),
-            audit: BTreeMap::new(),
+            ..Default::default()
         };
         for a in audit {
             c.audit.entry(a.name.clone()).or_default().push(a);
@@ -69,7 +75,28 @@ impl ModelsCore {
         c
     }
 
-    fn entry(&self, name: &str) -> Result<&ModelEntry, String> {
+    /// Adds what serving left in the store: rollouts, alerts, the prediction log's ends.
+    pub fn with_serving(
+        mut self,
+        rollouts: Vec<mlt_protocol::serving::Rollout>,
+        alerts: Vec<mlt_protocol::serving::Alert>,
+        next_prediction: std::collections::HashMap<String, u64>,
+    ) -> Self {
+        self.rollouts = rollouts
+            .into_iter()
+            .map(|r| (r.plan.name.clone(), r))
+            .collect();
+        for a in alerts {
+            self.alerts.entry(a.name.clone()).or_default().push(a);
+        }
+        for list in self.alerts.values_mut() {
+            list.sort_by_key(|a| a.seq);
+        }
+        self.next_prediction = next_prediction;
+        self
+    }
+
+    pub(super) fn entry(&self, name: &str) -> Result<&ModelEntry, String> {
         self.entries
             .get(name)
             .ok_or_else(|| format!("no model named `{name}` in the registry"))
@@ -93,7 +120,7 @@ impl ModelsCore {
         self.log(gates, ops);
     }
 
-    fn version(store: &Store, name: &str, k: u32) -> Result<ModelVersion, String> {
+    pub(super) fn version(store: &Store, name: &str, k: u32) -> Result<ModelVersion, String> {
         store
             .model_version(name, k)
             .map_err(|e| e.to_string())?
@@ -207,11 +234,32 @@ impl ModelsCore {
                 };
                 self.log(moved, ops);
                 ops.push(StoreOp::ModelEntry(e.clone()));
-                self.entries.insert(name, e.clone());
+                self.entries.insert(name.clone(), e.clone());
+                let why = format!("version {version} moved to {to} by {by}");
+                self.settle_rollout(&name, e.production(), &why, now, ops);
                 Ok(RegistryReply::Entry(e, Some(version)))
             }
             RegistryRequest::Rollback { name, reason } => {
                 let mut e = self.entry(&name)?.clone();
+                // During a rollout, rolling back ends it: the candidate leaves the traffic
+                // and production stays as it is.
+                let why = reason
+                    .clone()
+                    .or_else(|| Some(format!("registry rollback by {by}")));
+                if let Some(candidate) = self.stop_rollout(&name, why, by, now, ops) {
+                    let ended = AuditEntry {
+                        version: Some(candidate),
+                        reason,
+                        detail: vec![format!(
+                            "rollout of version {candidate} ended; production stays version {}",
+                            e.production().map_or("none".into(), |p| p.to_string())
+                        )],
+                        ..audit(&name, by, now, "rollback")
+                    };
+                    self.log(ended, ops);
+                    let production = e.production();
+                    return Ok(RegistryReply::Entry(e, production));
+                }
                 let Some(current) = e.production() else {
                     return Err(format!(
                         "model `{name}` has no production version to roll back"
@@ -253,7 +301,9 @@ impl ModelsCore {
                 };
                 self.log(restored, ops);
                 ops.push(StoreOp::ModelEntry(e.clone()));
-                self.entries.insert(name, e.clone());
+                self.entries.insert(name.clone(), e.clone());
+                let why = format!("rolled back to version {previous} by {by}");
+                self.settle_rollout(&name, Some(previous), &why, now, ops);
                 Ok(RegistryReply::Entry(e, Some(previous)))
             }
             RegistryRequest::Gates { name, gates } => {

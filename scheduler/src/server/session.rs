@@ -583,6 +583,21 @@ async fn on_client(st: &mut SessionState, m: FromClient) -> ToClient {
                 Err(e) => internal(e),
             }
         }
+        FromClient::Serving(req) => {
+            let by = st.name.clone();
+            match ractor::call_t!(
+                shared.models,
+                |reply| crate::models::ModelsMsg::Serving(req, by, reply),
+                CALL_MS
+            ) {
+                Ok(Ok(r)) => ToClient::Serving(r),
+                Ok(Err(message)) => ToClient::Error(ErrorMsg {
+                    kind: ErrorKind::BadRequest,
+                    message,
+                }),
+                Err(e) => internal(e),
+            }
+        }
         FromClient::Lineage(r) => match lookup(&r.study) {
             None => not_found(&r.study),
             Some(actor) => match ractor::call_t!(actor, StudyMsg::Summary, CALL_MS) {

@@ -134,6 +134,12 @@ pub struct Loaded {
     pub models: Vec<mlt_protocol::models::ModelEntry>,
     /// The registry's audit log.
     pub audit: Vec<mlt_protocol::models::AuditEntry>,
+    /// Rollouts (the latest of each name).
+    pub rollouts: Vec<mlt_protocol::serving::Rollout>,
+    /// Alerts, by name in order.
+    pub alerts: Vec<mlt_protocol::serving::Alert>,
+    /// The next prediction-log seq of each name.
+    pub next_prediction: HashMap<String, u64>,
 }
 
 /// The open store.
@@ -307,7 +313,10 @@ impl Store {
                     RUNS,
                     MODELS,
                     MODEL_VERSIONS,
-                    MODEL_AUDIT
+                    MODEL_AUDIT,
+                    ROLLOUTS,
+                    PREDICTIONS,
+                    ALERTS
                 ]
             );
             txn.commit()?;
@@ -404,9 +413,31 @@ impl Store {
             txn.open_table(MODELS)?;
             txn.open_table(MODEL_VERSIONS)?;
             txn.open_table(MODEL_AUDIT)?;
+            txn.open_table(ROLLOUTS)?;
+            txn.open_table(PREDICTIONS)?;
+            txn.open_table(ALERTS)?;
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// The prediction log of model `name` from record `from` on, at most `limit` records.
+    pub fn predictions(
+        &self,
+        name: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<mlt_protocol::serving::PredictionRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = table(&txn, PREDICTIONS)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for row in table.range((name, from)..=(name, u64::MAX))?.take(limit) {
+            let (_, v) = row?;
+            out.push(decode("predictions", v.value())?);
+        }
+        Ok(out)
     }
 
     /// Version `version` of model `name`.
@@ -743,6 +774,36 @@ impl Store {
                 out.audit.push(decode("model_audit", v.value())?);
             }
         }
+        if let Some(t) = table(&txn, ROLLOUTS)? {
+            for row in t.iter()? {
+                let (_, v) = row?;
+                out.rollouts.push(decode("rollouts", v.value())?);
+            }
+        }
+        if let Some(t) = table(&txn, ALERTS)? {
+            for row in t.iter()? {
+                let (_, v) = row?;
+                out.alerts.push(decode("alerts", v.value())?);
+            }
+        }
+        if let Some(t) = table(&txn, PREDICTIONS)? {
+            // The last record of each name: jump from name to name rather than read the log.
+            let mut from = String::new();
+            loop {
+                let Some(row) = t.range((from.as_str(), 0)..)?.next() else {
+                    break;
+                };
+                let (k, _) = row?;
+                let name = k.value().0.to_string();
+                let last = t
+                    .range((name.as_str(), 0)..=(name.as_str(), u64::MAX))?
+                    .next_back()
+                    .transpose()?
+                    .map_or(0, |(k, _)| k.value().1 + 1);
+                out.next_prediction.insert(name.clone(), last);
+                from = name + "\0";
+            }
+        }
         if let Some(t) = table(&txn, EVENTS)? {
             for row in t.iter()? {
                 let (k, _) = row?;
@@ -797,6 +858,9 @@ impl Store {
             let mut models = txn.open_table(MODELS)?;
             let mut versions = txn.open_table(MODEL_VERSIONS)?;
             let mut audit = txn.open_table(MODEL_AUDIT)?;
+            let mut rollouts = txn.open_table(ROLLOUTS)?;
+            let mut predictions = txn.open_table(PREDICTIONS)?;
+            let mut alerts = txn.open_table(ALERTS)?;
             for op in ops {
                 match op {
                     StoreOp::Study(s) => {
@@ -852,6 +916,15 @@ impl Store {
                     }
                     StoreOp::Audit(a) => {
                         audit.insert((a.name.as_str(), a.seq), encode(a).as_slice())?;
+                    }
+                    StoreOp::Rollout(r) => {
+                        rollouts.insert(r.plan.name.as_str(), encode(r).as_slice())?;
+                    }
+                    StoreOp::Prediction(p) => {
+                        predictions.insert((p.name.as_str(), p.seq), encode(p).as_slice())?;
+                    }
+                    StoreOp::Alert(a) => {
+                        alerts.insert((a.name.as_str(), a.seq), encode(a).as_slice())?;
                     }
                     StoreOp::Returns(study, trial, r) => {
                         returns.insert((study.0, trial.0), encode(r).as_slice())?;

@@ -31,7 +31,7 @@ pub const MAGIC: [u8; 4] = *b"MLTS";
 /// Major version: a store with another major is refused.
 pub const SCHEMA_MAJOR: u16 = 2;
 /// Minor version: additions readable by older minors.
-pub const SCHEMA_MINOR: u16 = 3;
+pub const SCHEMA_MINOR: u16 = 4;
 
 /// `meta`.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -85,6 +85,12 @@ pub const MODEL_VERSIONS: TableDefinition<(&str, u32), &[u8]> =
     TableDefinition::new("model_versions");
 /// `model_audit` (minor 3): every registry change, in order.
 pub const MODEL_AUDIT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("model_audit");
+/// Rollouts by model name (minor 4): the latest of each name.
+pub const ROLLOUTS: TableDefinition<&str, &[u8]> = TableDefinition::new("rollouts");
+/// The prediction log by (model name, seq) (minor 4): append-only.
+pub const PREDICTIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("predictions");
+/// Alerts by (model name, seq) (minor 4): append-only.
+pub const ALERTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("alerts");
 
 /// The trial part of a key that is about the study itself.
 pub const STUDY_LEVEL: u64 = u64::MAX;
@@ -181,6 +187,12 @@ pub enum StoreOp {
     ModelVersion(Box<mlt_protocol::models::ModelVersion>),
     /// A registry change.
     Audit(mlt_protocol::models::AuditEntry),
+    /// A name's rollout (insert or replace).
+    Rollout(Box<mlt_protocol::serving::Rollout>),
+    /// A served prediction (its seq given by the registry).
+    Prediction(mlt_protocol::serving::PredictionRecord),
+    /// An alert (its seq given by the registry).
+    Alert(mlt_protocol::serving::Alert),
     /// A hold-out evaluation entered in the ledger: its window key and Sharpe per period.
     Ledger {
         /// [`mlt_protocol::records::HoldoutWindow::key`].

@@ -1,0 +1,533 @@
+//! Serving's rules as plain functions on [`ModelsCore`]: the prediction log (numbered per
+//! name, append-only), alerts, and rollouts — started, stepped up while the candidate raises
+//! no alert and is not significantly worse than production, halted by an alert, promoted or
+//! stopped.
+use super::ModelsCore;
+use crate::store::{Store, StoreOp};
+use mlt_protocol::models::{RegistryRequest, Stage};
+use mlt_protocol::serving::{
+    Alert, Arm, Every, PredictionRecord, Rollout, RolloutEvent, RolloutPlan, RolloutReport,
+    RolloutState, ServingReply, ServingRequest, ServingView,
+};
+
+/// Failed predictions a candidate must have computed before its error rate is judged.
+pub const MIN_ERROR_SAMPLE: u64 = 20;
+
+/// The most records a rollout report reads from the log.
+const REPORT_RECORDS: usize = 5_000_000;
+
+fn arm_index(a: Arm) -> Option<usize> {
+    match a {
+        Arm::Production => Some(0),
+        Arm::Candidate => Some(1),
+        Arm::Pinned => None,
+    }
+}
+
+fn check_plan(p: &RolloutPlan) -> Result<(), String> {
+    if p.shadow {
+        return Ok(());
+    }
+    if p.steps.is_empty() {
+        return Err("a rollout needs a share (--share) or steps (--steps)".into());
+    }
+    if let Some(s) = p
+        .steps
+        .iter()
+        .find(|s| !(s.is_finite() && **s > 0.0 && **s <= 100.0))
+    {
+        return Err(format!(
+            "a share of {s}% is not between 0 and 100 (exclusive of 0)"
+        ));
+    }
+    if p.steps.windows(2).any(|w| w[1] <= w[0]) {
+        return Err(format!(
+            "steps must rise: {}",
+            p.steps
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+    }
+    if p.steps.len() > 1 && p.every.is_none() {
+        return Err("a ramp of several steps needs --every (requests, or a duration)".into());
+    }
+    if !(p.max_error_rate > 0.0 && p.max_error_rate <= 1.0) {
+        return Err("--max-error-rate is a fraction in (0, 1]".into());
+    }
+    if !(p.alpha > 0.0 && p.alpha < 1.0) {
+        return Err("--alpha is a probability in (0, 1)".into());
+    }
+    Ok(())
+}
+
+impl ModelsCore {
+    fn push_event(r: &mut Rollout, now: u64, what: String) {
+        tracing::info!(model = %r.plan.name, "rollout: {what}");
+        r.events.push(RolloutEvent { at_ms: now, what });
+    }
+
+    /// Appends an alert to its name's list; an alert on an active rollout's candidate (or
+    /// on the whole name) halts it.
+    fn raise(&mut self, mut a: Alert, now: u64, ops: &mut Vec<StoreOp>) {
+        let list = self.alerts.entry(a.name.clone()).or_default();
+        a.seq = list.last().map_or(0, |l| l.seq + 1);
+        if a.at_ms == 0 {
+            a.at_ms = now;
+        }
+        tracing::warn!(model = %a.name, version = ?a.version, rule = %a.rule, "alert: {}", a.message);
+        list.push(a.clone());
+        ops.push(StoreOp::Alert(a.clone()));
+        if let Some(r) = self.rollouts.get_mut(&a.name) {
+            let concerned = a.version.is_none_or(|v| v == r.plan.candidate);
+            if r.state == RolloutState::Active && concerned {
+                r.state = RolloutState::Halted;
+                let why = format!("alert `{}`: {}", a.rule, a.message);
+                r.reason = Some(why.clone());
+                Self::push_event(
+                    r,
+                    now,
+                    format!(
+                        "halted by {why}; all traffic back on production (version {})",
+                        r.production
+                    ),
+                );
+                ops.push(StoreOp::Rollout(Box::new(r.clone())));
+            }
+        }
+    }
+
+    /// The A/B report of `name`'s rollout over the log (and `pending` records not yet
+    /// written).
+    pub fn report(
+        &self,
+        name: &str,
+        store: &Store,
+        pending: &[PredictionRecord],
+    ) -> Result<RolloutReport, String> {
+        let r = self
+            .rollouts
+            .get(name)
+            .ok_or_else(|| format!("model `{name}` has no rollout"))?;
+        let mut recs = store
+            .predictions(name, r.first_seq, REPORT_RECORDS)
+            .map_err(|e| e.to_string())?;
+        let last = recs.last().map(|x| x.seq);
+        recs.extend(
+            pending
+                .iter()
+                .filter(|p| p.name == name && last.is_none_or(|l| p.seq > l))
+                .cloned(),
+        );
+        let classify = |k: u32| -> Result<bool, String> {
+            Ok(Self::version(store, name, k)?.artifact.classify)
+        };
+        let side = |i: usize, version: u32, arm: Arm| -> Result<mlt_eval::ab::Side, String> {
+            Ok(mlt_eval::ab::Side {
+                version,
+                arm,
+                classify: classify(version)?,
+                served: r.served[i],
+                errors: r.errors[i],
+            })
+        };
+        Ok(mlt_eval::ab::compare(
+            name,
+            &recs,
+            [
+                side(0, r.production, Arm::Production)?,
+                side(1, r.plan.candidate, Arm::Candidate)?,
+            ],
+        ))
+    }
+
+    /// At the end of a step: halt when the candidate is significantly worse, else the next
+    /// step (or stay on the last).
+    fn end_step(
+        &mut self,
+        name: &str,
+        now: u64,
+        store: &Store,
+        pending: &[PredictionRecord],
+        ops: &mut Vec<StoreOp>,
+    ) -> Result<(), String> {
+        let rep = self.report(name, store, pending)?;
+        let Some(r) = self.rollouts.get(name) else {
+            return Ok(());
+        };
+        if rep.pairs >= r.plan.min_pairs && rep.p_worse < r.plan.alpha {
+            let alert = Alert {
+                name: name.to_string(),
+                version: Some(r.plan.candidate),
+                seq: 0,
+                at_ms: now,
+                rule: "worse".into(),
+                message: rep.verdict.clone(),
+                source: "rollout".into(),
+            };
+            self.raise(alert, now, ops);
+            return Ok(());
+        }
+        let r = self.rollouts.get_mut(name).expect("present");
+        if r.step + 1 < r.plan.steps.len() {
+            r.step += 1;
+            r.step_started_ms = now;
+            r.step_requests = 0;
+            let what = format!(
+                "step {} of {}: {}% of traffic to version {} ({} paired days so far: {})",
+                r.step + 1,
+                r.plan.steps.len(),
+                r.plan.steps[r.step],
+                r.plan.candidate,
+                rep.pairs,
+                rep.verdict
+            );
+            Self::push_event(r, now, what);
+        } else {
+            // The last step: it stays until promoted or stopped; checked again each period.
+            r.step_started_ms = now;
+            r.step_requests = 0;
+        }
+        ops.push(StoreOp::Rollout(Box::new(r.clone())));
+        Ok(())
+    }
+
+    /// Ends steps whose time is up.
+    fn tick(&mut self, now: u64, store: &Store, ops: &mut Vec<StoreOp>) -> Result<(), String> {
+        let due: Vec<String> = self
+            .rollouts
+            .values()
+            .filter(|r| r.state == RolloutState::Active && !r.plan.shadow)
+            .filter(|r| matches!(r.plan.every, Some(Every::Millis(ms)) if now >= r.step_started_ms + ms))
+            .map(|r| r.plan.name.clone())
+            .collect();
+        for name in due {
+            self.end_step(&name, now, store, &[], ops)?;
+        }
+        Ok(())
+    }
+
+    /// What happens to `name`'s active rollout when its production version becomes `now_prod`
+    /// by a registry change: promoted when it is the candidate, else stopped.
+    pub(super) fn settle_rollout(
+        &mut self,
+        name: &str,
+        now_prod: Option<u32>,
+        why: &str,
+        now: u64,
+        ops: &mut Vec<StoreOp>,
+    ) {
+        let Some(r) = self.rollouts.get_mut(name) else {
+            return;
+        };
+        if !matches!(r.state, RolloutState::Active | RolloutState::Halted)
+            || now_prod == Some(r.production)
+        {
+            return;
+        }
+        if now_prod == Some(r.plan.candidate) {
+            r.state = RolloutState::Promoted;
+            Self::push_event(
+                r,
+                now,
+                format!(
+                    "promoted: version {} is production ({why})",
+                    r.plan.candidate
+                ),
+            );
+        } else {
+            r.state = RolloutState::Stopped;
+            r.reason = Some(why.to_string());
+            Self::push_event(r, now, format!("stopped: {why}"));
+        }
+        ops.push(StoreOp::Rollout(Box::new(r.clone())));
+    }
+
+    /// Ends `name`'s rollout by hand (`rollout stop`, `registry rollback` during a rollout):
+    /// the version it was, or None when it had none active.
+    pub(super) fn stop_rollout(
+        &mut self,
+        name: &str,
+        reason: Option<String>,
+        by: &str,
+        now: u64,
+        ops: &mut Vec<StoreOp>,
+    ) -> Option<u32> {
+        let r = self.rollouts.get_mut(name)?;
+        if !matches!(r.state, RolloutState::Active | RolloutState::Halted) {
+            return None;
+        }
+        r.state = RolloutState::Stopped;
+        let why = reason.unwrap_or_else(|| format!("stopped by {by}"));
+        r.reason = Some(why.clone());
+        let what = format!(
+            "stopped ({why}): all traffic on production (version {})",
+            r.production
+        );
+        Self::push_event(r, now, what);
+        ops.push(StoreOp::Rollout(Box::new(r.clone())));
+        Some(r.plan.candidate)
+    }
+
+    /// Carries out a serving request, as [`ModelsCore::handle`] does a registry one.
+    pub fn serving(
+        &mut self,
+        req: ServingRequest,
+        by: &str,
+        now: u64,
+        store: &Store,
+        ops: &mut Vec<StoreOp>,
+    ) -> Result<ServingReply, String> {
+        match req {
+            ServingRequest::View => {
+                self.tick(now, store, ops)?;
+                Ok(ServingReply::View(ServingView {
+                    entries: self.entries.values().cloned().collect(),
+                    rollouts: self.rollouts.values().cloned().collect(),
+                }))
+            }
+            ServingRequest::Log(mut records) => {
+                let mut first = None;
+                let count = records.len() as u64;
+                let mut touched = Vec::new();
+                if let Some(rec) = records.iter().find(|r| !self.entries.contains_key(&r.name)) {
+                    return Err(format!("no model named `{}` in the registry", rec.name));
+                }
+                for rec in &mut records {
+                    let next = self.next_prediction.entry(rec.name.clone()).or_default();
+                    rec.seq = *next;
+                    *next += 1;
+                    first.get_or_insert(rec.seq);
+                    let Some(r) = self.rollouts.get_mut(&rec.name) else {
+                        continue;
+                    };
+                    if r.state != RolloutState::Active {
+                        continue;
+                    }
+                    let Some(i) = arm_index(rec.arm) else {
+                        continue;
+                    };
+                    let version = if i == 0 {
+                        r.production
+                    } else {
+                        r.plan.candidate
+                    };
+                    if rec.version != version {
+                        continue;
+                    }
+                    r.computed[i] += 1;
+                    if rec.error.is_some() {
+                        r.errors[i] += 1;
+                    } else if rec.served {
+                        r.served[i] += 1;
+                    }
+                    if rec.served {
+                        r.step_requests += 1;
+                    }
+                    if !touched.contains(&rec.name) {
+                        touched.push(rec.name.clone());
+                    }
+                }
+                ops.extend(records.iter().cloned().map(StoreOp::Prediction));
+                for name in touched {
+                    let Some(r) = self.rollouts.get(&name) else {
+                        continue;
+                    };
+                    let rate = r.errors[1] as f64 / r.computed[1].max(1) as f64;
+                    if r.computed[1] >= MIN_ERROR_SAMPLE && rate > r.plan.max_error_rate {
+                        let alert = Alert {
+                            name: name.clone(),
+                            version: Some(r.plan.candidate),
+                            seq: 0,
+                            at_ms: now,
+                            rule: "errors".into(),
+                            message: format!(
+                                "version {} failed {} of {} predictions ({:.1}%, above {:.1}%)",
+                                r.plan.candidate,
+                                r.errors[1],
+                                r.computed[1],
+                                100.0 * rate,
+                                100.0 * r.plan.max_error_rate
+                            ),
+                            source: by.to_string(),
+                        };
+                        self.raise(alert, now, ops);
+                        continue;
+                    }
+                    let due = !r.plan.shadow
+                        && matches!(r.plan.every, Some(Every::Requests(n)) if r.step_requests >= n);
+                    if due {
+                        self.end_step(&name, now, store, &records, ops)?;
+                    } else {
+                        ops.push(StoreOp::Rollout(Box::new(r.clone())));
+                    }
+                }
+                self.tick(now, store, ops)?;
+                Ok(ServingReply::Logged(first.unwrap_or(0), count))
+            }
+            ServingRequest::Alert(a) => {
+                self.entry(&a.name)?;
+                if let Some(v) = a.version {
+                    Self::version(store, &a.name, v)?;
+                }
+                if a.rule.trim().is_empty() || a.message.len() > 4096 || a.rule.len() > 100 {
+                    return Err(
+                        "an alert needs a rule (1 to 100 bytes) and a message of at most 4 KiB"
+                            .into(),
+                    );
+                }
+                let name = a.name.clone();
+                self.raise(a, now, ops);
+                Ok(ServingReply::Alerts(
+                    self.alerts.get(&name).cloned().unwrap_or_default(),
+                ))
+            }
+            ServingRequest::Alerts(name, limit) => {
+                let mut out: Vec<Alert> = match &name {
+                    Some(n) => {
+                        self.entry(n)?;
+                        self.alerts.get(n).cloned().unwrap_or_default()
+                    }
+                    None => self.alerts.values().flatten().cloned().collect(),
+                };
+                out.sort_by_key(|a| (a.at_ms, a.seq));
+                let skip = out.len().saturating_sub(limit as usize);
+                Ok(ServingReply::Alerts(out.split_off(skip)))
+            }
+            ServingRequest::Start(plan) => {
+                check_plan(&plan)?;
+                let name = plan.name.clone();
+                let e = self.entry(&name)?.clone();
+                let production = e.production().ok_or_else(|| {
+                    format!("model `{name}` has no production version to roll out against: promote one first")
+                })?;
+                let Some(stage) = e.stages.get((plan.candidate as usize).wrapping_sub(1)) else {
+                    return Err(format!(
+                        "model `{name}` has no version {} (it has {})",
+                        plan.candidate,
+                        e.stages.len()
+                    ));
+                };
+                if plan.candidate == production {
+                    return Err(format!(
+                        "version {production} of `{name}` is already production"
+                    ));
+                }
+                if *stage == Stage::Archived {
+                    return Err(format!(
+                        "version {} of `{name}` is archived: move it to staging first",
+                        plan.candidate
+                    ));
+                }
+                if let Some(r) = self.rollouts.get(&name) {
+                    if matches!(r.state, RolloutState::Active) {
+                        return Err(format!(
+                            "`{name}` already has an active rollout of version {}: `rollout promote {name}` or `rollout stop {name}` first",
+                            r.plan.candidate
+                        ));
+                    }
+                }
+                let mut plan = plan;
+                if plan.shadow {
+                    plan.steps = vec![0.0];
+                    plan.every = None;
+                }
+                let salt = {
+                    use rand::Rng;
+                    rand::rng().random::<u64>()
+                };
+                let mut r = Rollout {
+                    production,
+                    step: 0,
+                    state: RolloutState::Active,
+                    reason: None,
+                    started_ms: now,
+                    step_started_ms: now,
+                    step_requests: 0,
+                    first_seq: self.next_prediction.get(&name).copied().unwrap_or(0),
+                    served: [0; 2],
+                    errors: [0; 2],
+                    computed: [0; 2],
+                    salt,
+                    by: by.to_string(),
+                    events: Vec::new(),
+                    plan,
+                };
+                let what = if r.plan.shadow {
+                    format!(
+                        "started in shadow: version {} computed on all traffic, version {production} serving it",
+                        r.plan.candidate
+                    )
+                } else {
+                    format!(
+                        "started: {}% of traffic to version {} (production: version {production}, sticky by {:?}){}",
+                        r.plan.steps[0],
+                        r.plan.candidate,
+                        r.plan.sticky,
+                        match (&r.plan.every, r.plan.steps.len()) {
+                            (Some(e), n) if n > 1 => format!(
+                                "; steps {} every {e}",
+                                r.plan.steps.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",")
+                            ),
+                            _ => String::new(),
+                        }
+                    )
+                };
+                Self::push_event(&mut r, now, what);
+                ops.push(StoreOp::Rollout(Box::new(r.clone())));
+                self.rollouts.insert(name, r.clone());
+                Ok(ServingReply::Rollout(Box::new(r), None))
+            }
+            ServingRequest::Status(name) => {
+                self.entry(&name)?;
+                self.tick(now, store, ops)?;
+                let rep = self.report(&name, store, &[])?;
+                let r = self.rollouts.get(&name).expect("reported").clone();
+                Ok(ServingReply::Rollout(Box::new(r), Some(rep)))
+            }
+            ServingRequest::Promote {
+                name,
+                reason,
+                force,
+            } => {
+                let r = self
+                    .rollouts
+                    .get(&name)
+                    .ok_or_else(|| format!("model `{name}` has no rollout"))?
+                    .clone();
+                if !matches!(r.state, RolloutState::Active | RolloutState::Halted) {
+                    return Err(format!(
+                        "the rollout of `{name}` is {}: nothing to promote",
+                        r.state.as_str()
+                    ));
+                }
+                let reason = reason
+                    .or_else(|| Some(format!("rollout of version {} promoted", r.plan.candidate)));
+                self.handle(
+                    RegistryRequest::Stage {
+                        name: name.clone(),
+                        version: r.plan.candidate,
+                        to: Stage::Production,
+                        reason,
+                        force,
+                    },
+                    by,
+                    now,
+                    store,
+                    ops,
+                )?;
+                let r = self.rollouts.get(&name).expect("present").clone();
+                Ok(ServingReply::Rollout(Box::new(r), None))
+            }
+            ServingRequest::Stop { name, reason } => {
+                self.entry(&name)?;
+                if self.stop_rollout(&name, reason, by, now, ops).is_none() {
+                    return Err(format!("model `{name}` has no active rollout"));
+                }
+                let r = self.rollouts.get(&name).expect("present").clone();
+                Ok(ServingReply::Rollout(Box::new(r), None))
+            }
+        }
+    }
+}
