@@ -8,6 +8,7 @@
 
 mod cli;
 mod config;
+mod serve;
 
 use clap::Parser;
 

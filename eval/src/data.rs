@@ -486,7 +486,7 @@ pub fn parse_csv(text: &str, name: &str, adjusted: bool) -> Result<(Bars, DataRe
 
 /// Sorted, de-duplicated and checked bars from parsed rows `(day, [open, high, low, close,
 /// volume])`: the part of loading that does not depend on the file format.
-fn assemble(
+pub fn assemble(
     name: &str,
     mut rows: Vec<(i64, [f64; 5])>,
     has_volume: bool,

@@ -21,29 +21,7 @@ pub struct Predictions {
 /// defined yet (warm-up) or not finite.
 pub fn predict_bars(a: &ModelArtifact, bars: &Bars, name: &str) -> Result<Predictions, String> {
     let model = load_model(&a.format, &a.model)?;
-    let mut cols = Vec::new();
-    for (f, text) in &a.features {
-        let e = parse(text).map_err(|e| format!("{name}: feature `{f}` = `{text}`: {e}"))?;
-        cols.push(eval(&e, bars).map_err(|e| format!("{name}: feature `{f}`: {e}"))?);
-    }
-    let row = |t: usize| -> Option<Vec<f64>> {
-        let r: Vec<f64> = cols.iter().map(|c| c[t]).collect();
-        r.iter().all(|v| v.is_finite()).then_some(r)
-    };
-    // A sequence model reads the last `lookback` days' rows, oldest first.
-    let lb = a.lookback.max(1) as usize;
-    let rows: Vec<Option<Vec<f64>>> = (0..bars.len())
-        .map(|t| {
-            if t + 1 < lb {
-                return None;
-            }
-            let mut out = Vec::new();
-            for s in t + 1 - lb..=t {
-                out.extend(row(s)?);
-            }
-            Some(out)
-        })
-        .collect();
+    let rows = input_rows(a, bars, name)?;
     let known: Vec<Vec<f64>> = rows.iter().flatten().cloned().collect();
     let horizons = model.horizons();
     let k = horizons.len().max(1);
@@ -60,6 +38,38 @@ pub fn predict_bars(a: &ModelArtifact, bars: &Bars, name: &str) -> Result<Predic
             })
             .collect(),
     })
+}
+
+/// The model's input row of each bar: its features (the last `lookback` days' rows, oldest
+/// first, for a sequence model); None where a feature is not defined yet or not finite.
+pub fn input_rows(
+    a: &ModelArtifact,
+    bars: &Bars,
+    name: &str,
+) -> Result<Vec<Option<Vec<f64>>>, String> {
+    let mut cols = Vec::new();
+    for (f, text) in &a.features {
+        let e = parse(text).map_err(|e| format!("{name}: feature `{f}` = `{text}`: {e}"))?;
+        cols.push(eval(&e, bars).map_err(|e| format!("{name}: feature `{f}`: {e}"))?);
+    }
+    let row = |t: usize| -> Option<Vec<f64>> {
+        let r: Vec<f64> = cols.iter().map(|c| c[t]).collect();
+        r.iter().all(|v| v.is_finite()).then_some(r)
+    };
+    // A sequence model reads the last `lookback` days' rows, oldest first.
+    let lb = a.lookback.max(1) as usize;
+    Ok((0..bars.len())
+        .map(|t| {
+            if t + 1 < lb {
+                return None;
+            }
+            let mut out = Vec::new();
+            for s in t + 1 - lb..=t {
+                out.extend(row(s)?);
+            }
+            Some(out)
+        })
+        .collect())
 }
 
 /// [`predict_bars`] on a CSV or Parquet file, with its dates.

@@ -22,9 +22,10 @@ mod output;
 mod parquet_out;
 mod registry;
 mod returns;
+mod rollout;
 mod serve;
 mod stats;
-mod target;
+pub(crate) mod target;
 mod trial;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -179,6 +180,51 @@ pub enum Command {
         json: bool,
         #[command(flatten)]
         conn: Conn,
+    },
+    /// Serve registered models over HTTP: batch and real-time predictions, rollouts, metrics
+    /// (docs/serving.md). With --data-dir alone it uses the scheduler running there, or starts
+    /// one in this process.
+    Serve {
+        /// Address to listen on (port 0: any free port; the address is written to
+        /// DATA_DIR/serve-address).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Which of a version's models to serve: its refit (`register --refit`; the trial's
+        /// when it has none) or its trial's.
+        #[arg(long, value_enum, default_value = "refit")]
+        model: ServeModel,
+        /// Most versions kept loaded (least recently used out).
+        #[arg(long, default_value_t = 16)]
+        cache_models: usize,
+        /// Most megabytes of model text kept loaded.
+        #[arg(long, default_value_t = 1024)]
+        cache_mb: usize,
+        /// Largest request body, in megabytes (413 beyond).
+        #[arg(long, default_value_t = 16)]
+        max_body_mb: usize,
+        /// Raw bars kept per instrument to warm up a version that starts serving it.
+        #[arg(long, default_value_t = 1000)]
+        history: usize,
+        /// Real-time state of an instrument starts from the served version's registered data
+        /// when it has that instrument (`registered`), or empty (`none`: post a warm-up).
+        #[arg(long, value_enum, default_value = "registered")]
+        seed: ServeSeed,
+        /// How often the registry's stages and rollouts are read (ms).
+        #[arg(long, default_value_t = 200)]
+        poll_ms: u64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Roll a candidate version out: `rollout NAME --candidate k --share 10` (sticky per
+    /// instrument or client), `--shadow`, or a ramp `--steps 10,25,50,100 --every 500`
+    /// that halts by itself on an alert or a significantly worse candidate; `rollout status`,
+    /// `report`, `promote` and `stop` (docs/serving.md).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Rollout {
+        #[command(subcommand)]
+        cmd: Option<RolloutCmd>,
+        #[command(flatten)]
+        start: RolloutStart,
     },
     /// The model registry: register a trial's model as a named version, move versions
     /// between stages (development, staging, production, archived) under promotion gates,
@@ -497,6 +543,110 @@ pub enum RegistryCmd {
 }
 
 /// `mlt-cluster stats …`.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ServeModel {
+    Refit,
+    Trial,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ServeSeed {
+    Registered,
+    None,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum StickyBy {
+    Instrument,
+    Client,
+}
+
+/// `rollout NAME …` / `rollout start NAME …`.
+#[derive(clap::Args, Debug)]
+pub struct RolloutStart {
+    /// The model's name.
+    #[arg(required = true)]
+    pub name: Option<String>,
+    /// The candidate version.
+    #[arg(long, required = true)]
+    pub candidate: Option<u32>,
+    /// Percent of traffic to the candidate (a fixed split).
+    #[arg(long, conflicts_with_all = ["steps", "shadow"])]
+    pub share: Option<f64>,
+    /// A ramp: percent shares, rising, e.g. 10,25,50,100 (with --every).
+    #[arg(long, value_delimiter = ',', conflicts_with = "shadow")]
+    pub steps: Vec<f64>,
+    /// How long each step lasts: predictions served (500) or a duration (90s, 10m, 2h, 1d).
+    #[arg(long)]
+    pub every: Option<String>,
+    /// Serve production to all traffic and run the candidate beside it, logging its
+    /// predictions only.
+    #[arg(long)]
+    pub shadow: bool,
+    /// What keeps a caller on one arm: the bar's instrument, or the X-Client-Id header.
+    #[arg(long, value_enum, default_value = "instrument")]
+    pub sticky: StickyBy,
+    /// The candidate's failed-prediction rate that raises an alert (and halts).
+    #[arg(long, default_value_t = 0.05)]
+    pub max_error_rate: f64,
+    /// The one-sided p-value below which the candidate is significantly worse (halts).
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Paired instrument-days needed before the arms are compared.
+    #[arg(long, default_value_t = 20)]
+    pub min_pairs: u64,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RolloutCmd {
+    /// Start a rollout (the same as `rollout NAME …`).
+    Start(RolloutStart),
+    /// Where a name's rollout is: step, shares, each arm's numbers, events.
+    Status {
+        name: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// The arms compared on the same instruments and days once outcomes are known, with a
+    /// paired t-test.
+    Report {
+        name: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Make the candidate production (its gates apply) and end the rollout.
+    Promote {
+        name: String,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Promote although gates fail (needs --reason; recorded).
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// End the rollout: all traffic back on production.
+    Stop {
+        name: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum StatsCmd {
     /// Metrics (empyrical conventions) and the Probabilistic Sharpe Ratio of one series.
@@ -571,13 +721,16 @@ impl Cli {
     pub fn runs_trials(&self) -> bool {
         matches!(
             self.command,
-            Command::Run { .. } | Command::Scheduler { .. } | Command::Join { .. }
+            Command::Run { .. }
+                | Command::Scheduler { .. }
+                | Command::Join { .. }
+                | Command::Serve { .. }
         )
     }
 
     pub fn default_log(&self) -> &'static str {
         match self.command {
-            Command::Scheduler { .. } | Command::Join { .. } => "info",
+            Command::Scheduler { .. } | Command::Join { .. } | Command::Serve { .. } => "info",
             _ => "warn",
         }
     }
@@ -593,6 +746,9 @@ pub enum CliError {
     NoResult(String),
     #[error("{0}")]
     Connect(String),
+    /// A command line clap accepts but the command cannot (exit code 2, as clap's).
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// What `run` and `submit` may change in a spec without editing its file.
@@ -723,6 +879,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         Some(CliError::Spec(_)) => 3,
         Some(CliError::Connect(_)) => 4,
         Some(CliError::NoResult(_)) => 5,
+        Some(CliError::Usage(_)) => 2,
         None => 1,
     }
 }
@@ -863,6 +1020,52 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             };
             models::predict(&source, &data, out, json, &conn).await
         }
+        Command::Serve {
+            listen,
+            model,
+            cache_models,
+            cache_mb,
+            max_body_mb,
+            history,
+            seed,
+            poll_ms,
+            conn,
+        } => {
+            let opts = crate::serve::ServeOptions {
+                listen,
+                prefer_refit: matches!(model, ServeModel::Refit),
+                cache_models,
+                cache_bytes: cache_mb.saturating_mul(1 << 20),
+                max_body: max_body_mb.saturating_mul(1 << 20),
+                history,
+                seed_registered: matches!(seed, ServeSeed::Registered),
+                poll: std::time::Duration::from_millis(poll_ms.max(10)),
+                data_dir: conn
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("./mlt-data")),
+            };
+            crate::serve::serve(opts, conn).await
+        }
+        Command::Rollout { cmd, start } => match cmd {
+            None => rollout::start(start).await,
+            Some(RolloutCmd::Start(s)) => rollout::start(s).await,
+            Some(RolloutCmd::Status { name, json, conn }) => rollout::status(&name, json, false, &conn).await,
+            Some(RolloutCmd::Report { name, json, conn }) => rollout::status(&name, json, true, &conn).await,
+            Some(RolloutCmd::Promote {
+                name,
+                reason,
+                force,
+                json,
+                conn,
+            }) => rollout::promote(&name, reason, force, json, &conn).await,
+            Some(RolloutCmd::Stop {
+                name,
+                reason,
+                json,
+                conn,
+            }) => rollout::stop(&name, reason, json, &conn).await,
+        },
         Command::Registry { cmd } => match cmd {
             RegistryCmd::Register {
                 study,
