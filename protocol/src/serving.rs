@@ -358,6 +358,15 @@ pub enum ServingRequest {
         /// Override failed gates.
         force: bool,
     },
+    /// Records of a name's prediction log from `from` on, at most `limit`.
+    Read {
+        /// Name.
+        name: String,
+        /// First seq.
+        from: u64,
+        /// Most records.
+        limit: u32,
+    },
     /// End the rollout: all traffic back on production.
     Stop {
         /// Name.
@@ -387,6 +396,8 @@ pub enum ServingReply {
     Alerts(Vec<Alert>),
     /// A rollout, with its report when asked.
     Rollout(Box<Rollout>, Option<RolloutReport>),
+    /// Prediction-log records, in order.
+    Records(Vec<PredictionRecord>),
 }
 
 #[cfg(test)]

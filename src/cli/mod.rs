@@ -226,6 +226,22 @@ pub enum Command {
         #[command(flatten)]
         start: RolloutStart,
     },
+    /// A model's prediction log, as `serve` wrote it: every prediction with its version,
+    /// arm, instrument, bar date, input hash and whether it was the answer (CSV, or --json).
+    Predictions {
+        /// The model's name.
+        name: String,
+        /// First record (its seq).
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Most records.
+        #[arg(long)]
+        limit: Option<u64>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// The model registry: register a trial's model as a named version, move versions
     /// between stages (development, staging, production, archived) under promotion gates,
     /// roll back, and read the audit log (docs/tracking.md).
@@ -589,11 +605,14 @@ pub struct RolloutStart {
     /// The candidate's failed-prediction rate that raises an alert (and halts).
     #[arg(long, default_value_t = 0.05)]
     pub max_error_rate: f64,
-    /// The one-sided p-value below which the candidate is significantly worse (halts).
-    #[arg(long, default_value_t = 0.05)]
+    /// The one-sided p-value below which the candidate is significantly worse (halts). The
+    /// test is made at the end of every step: a ramp of k steps halts a candidate no worse
+    /// than production about k × alpha of the time.
+    #[arg(long, default_value_t = 0.01)]
     pub alpha: f64,
-    /// Paired instrument-days needed before the arms are compared.
-    #[arg(long, default_value_t = 20)]
+    /// Paired instrument-days needed before the arms are compared (daily returns are noisy:
+    /// fewer say little).
+    #[arg(long, default_value_t = 60)]
     pub min_pairs: u64,
     #[arg(long)]
     pub json: bool,
@@ -1047,11 +1066,22 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             };
             crate::serve::serve(opts, conn).await
         }
+        Command::Predictions {
+            name,
+            from,
+            limit,
+            json,
+            conn,
+        } => rollout::predictions(&name, from, limit, json, &conn).await,
         Command::Rollout { cmd, start } => match cmd {
             None => rollout::start(start).await,
             Some(RolloutCmd::Start(s)) => rollout::start(s).await,
-            Some(RolloutCmd::Status { name, json, conn }) => rollout::status(&name, json, false, &conn).await,
-            Some(RolloutCmd::Report { name, json, conn }) => rollout::status(&name, json, true, &conn).await,
+            Some(RolloutCmd::Status { name, json, conn }) => {
+                rollout::status(&name, json, false, &conn).await
+            }
+            Some(RolloutCmd::Report { name, json, conn }) => {
+                rollout::status(&name, json, true, &conn).await
+            }
             Some(RolloutCmd::Promote {
                 name,
                 reason,

@@ -66,7 +66,13 @@ fn print_report(rep: &RolloutReport) {
         "arm", "version", "served", "failed", "scored", "bp/day", "sharpe", "hit", "ic"
     );
     for (arm, a) in ["production", "candidate"].iter().zip(&rep.arms) {
-        let f = |x: f64, d: usize| if x.is_finite() { format!("{x:.d$}") } else { "-".into() };
+        let f = |x: f64, d: usize| {
+            if x.is_finite() {
+                format!("{x:.d$}")
+            } else {
+                "-".into()
+            }
+        };
         println!(
             "  {:<11} {:>7} {:>7} {:>7} {:>7} {:>11} {:>7} {:>7} {:>7}",
             arm,
@@ -95,14 +101,20 @@ fn print_report(rep: &RolloutReport) {
 
 pub async fn start(s: RolloutStart) -> anyhow::Result<()> {
     let (Some(name), Some(candidate)) = (s.name, s.candidate) else {
-        return Err(CliError::Usage("rollout NAME --candidate K (--share P | --steps A,B,… --every N | --shadow)".into()).into());
+        return Err(CliError::Usage(
+            "rollout NAME --candidate K (--share P | --steps A,B,… --every N | --shadow)".into(),
+        )
+        .into());
     };
     let steps = match (s.share, s.steps.is_empty(), s.shadow) {
         (Some(p), _, _) => vec![p],
         (None, false, _) => s.steps,
         (None, true, true) => Vec::new(),
         (None, true, false) => {
-            return Err(CliError::Usage("give --share P, --steps A,B,… (with --every) or --shadow".into()).into())
+            return Err(CliError::Usage(
+                "give --share P, --steps A,B,… (with --every) or --shadow".into(),
+            )
+            .into())
         }
     };
     let every = s
@@ -139,7 +151,9 @@ pub async fn start(s: RolloutStart) -> anyhow::Result<()> {
 
 pub async fn status(name: &str, json: bool, report: bool, conn: &Conn) -> anyhow::Result<()> {
     let mut t = target(conn, true).await?;
-    let ServingReply::Rollout(r, rep) = ask(&mut t, ServingRequest::Status(name.to_string())).await? else {
+    let ServingReply::Rollout(r, rep) =
+        ask(&mut t, ServingRequest::Status(name.to_string())).await?
+    else {
         bail!("unexpected answer to a rollout status");
     };
     if json {
@@ -188,7 +202,12 @@ pub async fn promote(
     Ok(())
 }
 
-pub async fn stop(name: &str, reason: Option<String>, json: bool, conn: &Conn) -> anyhow::Result<()> {
+pub async fn stop(
+    name: &str,
+    reason: Option<String>,
+    json: bool,
+    conn: &Conn,
+) -> anyhow::Result<()> {
     let mut t = target_to_write(conn).await?;
     let req = ServingRequest::Stop {
         name: name.to_string(),
@@ -202,5 +221,87 @@ pub async fn stop(name: &str, reason: Option<String>, json: bool, conn: &Conn) -
     } else {
         println!("{}", describe(&r));
     }
+    Ok(())
+}
+
+/// `mlt-cluster predictions NAME`: the log, page by page.
+pub async fn predictions(
+    name: &str,
+    from: u64,
+    limit: Option<u64>,
+    json: bool,
+    conn: &Conn,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    const PAGE: u32 = 20_000;
+    let mut t = target(conn, true).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut next = from;
+    let mut left = limit.unwrap_or(u64::MAX);
+    let mut first = true;
+    if json {
+        write!(out, "[")?;
+    } else {
+        writeln!(out, "seq,at_ms,version,arm,served,endpoint,instrument,date,close,features_hash,prediction,error,client")?;
+    }
+    while left > 0 {
+        let req = ServingRequest::Read {
+            name: name.to_string(),
+            from: next,
+            limit: PAGE.min(left.min(u64::from(u32::MAX)) as u32),
+        };
+        let ServingReply::Records(recs) = ask(&mut t, req).await? else {
+            bail!("unexpected answer to a log read");
+        };
+        if recs.is_empty() {
+            break;
+        }
+        for r in &recs {
+            if json {
+                write!(
+                    out,
+                    "{}\n{}",
+                    if first { "" } else { "," },
+                    serde_json::to_string(r)?
+                )?;
+            } else {
+                let q = |s: &str| {
+                    if s.contains([',', '"', '\n']) {
+                        format!("\"{}\"", s.replace('"', "\"\""))
+                    } else {
+                        s.to_string()
+                    }
+                };
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{},{},{:016x},{},{},{}",
+                    r.seq,
+                    r.at_ms,
+                    r.version,
+                    r.arm,
+                    r.served,
+                    r.endpoint,
+                    q(&r.instrument),
+                    mlt_eval::data::format_day(r.day),
+                    r.close,
+                    r.features_hash,
+                    if r.prediction.is_finite() {
+                        r.prediction.to_string()
+                    } else {
+                        String::new()
+                    },
+                    q(r.error.as_deref().unwrap_or("")),
+                    q(r.client.as_deref().unwrap_or(""))
+                )?;
+            }
+            first = false;
+        }
+        next = recs.last().map_or(next, |r| r.seq + 1);
+        left = left.saturating_sub(recs.len() as u64);
+    }
+    if json {
+        writeln!(out, "\n]")?;
+    }
+    out.flush()?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! its status: 400 malformed body, 401 bad token, 404 unknown model or version, 409 a bar out
 //! of order, 413 body too large, 422 a missing column or a bad value, 503 the registry not read
 //! yet or the scheduler unreachable for a version not loaded.
-use super::input::{self, BodyError, Body};
+use super::input::{self, Body, BodyError};
 use super::link::LinkMsg;
 use super::models::Loaded;
 use super::{parse_ref, App, Choice};
@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mlt_protocol::models::Stage;
-use mlt_protocol::serving::{features_hash, Alert, Arm, PredictionRecord, ServingReply, ServingRequest, Sticky};
+use mlt_protocol::serving::{
+    features_hash, Alert, Arm, PredictionRecord, ServingReply, ServingRequest, Sticky,
+};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -23,6 +25,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 type AppState = Arc<App>;
+
+/// A bar taken in real time: its instrument, the bar, each side's input row.
+type Taken<'a> = (&'a str, &'a input::InBar, Vec<Option<Vec<f64>>>);
 
 /// An error answer.
 #[derive(Debug)]
@@ -36,10 +41,16 @@ impl HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let mut r = (self.0, Json(json!({ "error": self.1, "status": self.0.as_u16() }))).into_response();
+        let mut r = (
+            self.0,
+            Json(json!({ "error": self.1, "status": self.0.as_u16() })),
+        )
+            .into_response();
         if self.0 == StatusCode::UNAUTHORIZED {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, "Bearer realm=\"mlt-cluster\"".parse().expect("header"));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                "Bearer realm=\"mlt-cluster\"".parse().expect("header"),
+            );
         }
         r
     }
@@ -65,10 +76,18 @@ pub fn router(app: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(app.clone(), auth));
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .route("/readyz", get(readyz))
         .merge(authed)
-        .fallback(|| async { HttpError::new(StatusCode::NOT_FOUND, "no such endpoint (see docs/serving.md)") })
+        .fallback(|| async {
+            HttpError::new(
+                StatusCode::NOT_FOUND,
+                "no such endpoint (see docs/serving.md)",
+            )
+        })
         .layer(DefaultBodyLimit::max(app.max_body))
         .with_state(app)
 }
@@ -100,7 +119,11 @@ async fn readyz(State(app): State<AppState>) -> Response {
     if app.ready.load(Ordering::Relaxed) {
         Json(json!({ "status": "ready" })).into_response()
     } else {
-        HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "the registry has not been read yet").into_response()
+        HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the registry has not been read yet",
+        )
+        .into_response()
     }
 }
 
@@ -141,9 +164,15 @@ fn resolve(app: &App, model: &str) -> Result<Resolved, HttpError> {
     let routes = app.routes();
     let Some(r) = routes.names.get(name) else {
         if !app.ready.load(Ordering::Relaxed) {
-            return Err(HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "the registry has not been read yet"));
+            return Err(HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the registry has not been read yet",
+            ));
         }
-        return Err(HttpError::new(StatusCode::NOT_FOUND, format!("no model named `{name}`")));
+        return Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            format!("no model named `{name}`"),
+        ));
     };
     let stages = &r.entry.stages;
     let pinned = |v: u32| Resolved {
@@ -158,15 +187,24 @@ fn resolve(app: &App, model: &str) -> Result<Resolved, HttpError> {
     match at {
         None | Some("production") => {
             let p = r.entry.production().ok_or_else(|| {
-                HttpError::new(StatusCode::NOT_FOUND, format!("`{name}` has no production version"))
+                HttpError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("`{name}` has no production version"),
+                )
             })?;
-            let rollout = if at.is_none() { r.rollout.clone() } else { None };
+            let rollout = if at.is_none() {
+                r.rollout.clone()
+            } else {
+                None
+            };
             Ok(Resolved {
                 name: name.to_string(),
                 main: Choice {
                     version: p,
                     arm: Arm::Production,
-                    beside: rollout.as_ref().map(|ro| (ro.plan.candidate, Arm::Candidate)),
+                    beside: rollout
+                        .as_ref()
+                        .map(|ro| (ro.plan.candidate, Arm::Candidate)),
                 },
                 rollout,
             })
@@ -175,7 +213,12 @@ fn resolve(app: &App, model: &str) -> Result<Resolved, HttpError> {
             let k = stages
                 .iter()
                 .rposition(|s| *s == Stage::Staging)
-                .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, format!("`{name}` has no staging version")))?;
+                .ok_or_else(|| {
+                    HttpError::new(
+                        StatusCode::NOT_FOUND,
+                        format!("`{name}` has no staging version"),
+                    )
+                })?;
             Ok(pinned(k as u32 + 1))
         }
         Some(k) => {
@@ -207,11 +250,18 @@ async fn loaded(app: &App, name: &str, version: u32) -> Result<Arc<Loaded>, Http
             link.send(LinkMsg::Fetch(n, version, tx))
                 .await
                 .map_err(|_| "the server is stopping".to_string())?;
-            let v = rx.await.map_err(|_| "the server is stopping".to_string())??;
+            let v = rx
+                .await
+                .map_err(|_| "the server is stopping".to_string())??;
             Loaded::load(&v, prefer).await
         })
         .await
-        .map_err(|e| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{name}@{version} cannot be loaded: {e}")))
+        .map_err(|e| {
+            HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{name}@{version} cannot be loaded: {e}"),
+            )
+        })
 }
 
 /// The value to put in JSON (null when not finite).
@@ -231,7 +281,10 @@ fn answer_row(l: &Loaded, arm: Arm, inst: &str, day: i64, out: Option<&Vec<f64>>
     o.insert("version".into(), json!(l.version));
     o.insert("arm".into(), json!(arm.as_str()));
     let k = l.horizons.len().max(1);
-    o.insert("prediction".into(), out.map_or(Value::Null, |p| num(p[k - 1])));
+    o.insert(
+        "prediction".into(),
+        out.map_or(Value::Null, |p| num(p[k - 1])),
+    );
     if l.horizons.len() > 1 {
         if let Some(p) = out {
             let h: serde_json::Map<String, Value> = l
@@ -295,16 +348,24 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn done<T: IntoResponse>(&self, version: Option<u32>, r: Result<(T, u64), HttpError>) -> Response {
+    fn done<T: IntoResponse>(
+        &self,
+        version: Option<u32>,
+        r: Result<(T, u64), HttpError>,
+    ) -> Response {
         let secs = self.t0.elapsed().as_secs_f64();
         let v = version.map(|v| v.to_string()).unwrap_or_default();
         match r {
             Ok((body, n)) => {
-                self.app.metrics.observe(&self.name, &v, self.endpoint, 200, secs, n);
+                self.app
+                    .metrics
+                    .observe(&self.name, &v, self.endpoint, 200, secs, n);
                 body.into_response()
             }
             Err(e) => {
-                self.app.metrics.observe(&self.name, &v, self.endpoint, e.0.as_u16(), secs, 0);
+                self.app
+                    .metrics
+                    .observe(&self.name, &v, self.endpoint, e.0.as_u16(), secs, 0);
                 e.into_response()
             }
         }
@@ -315,7 +376,10 @@ fn body_of(body: Result<Bytes, BytesRejection>) -> Result<Bytes, HttpError> {
     body.map_err(|e| {
         let code = e.status();
         if code == StatusCode::PAYLOAD_TOO_LARGE {
-            HttpError::new(code, "the body is larger than this server takes (--max-body)")
+            HttpError::new(
+                code,
+                "the body is larger than this server takes (--max-body)",
+            )
         } else {
             HttpError::new(code, e.body_text())
         }
@@ -382,7 +446,9 @@ async fn predict_batch(
         for b in &instruments {
             match mlt_eval::predict::input_rows(&l.artifact, b, &b.instrument) {
                 Ok(r) => rows.push(r),
-                Err(e) if i == 0 => return Err(HttpError::new(StatusCode::UNPROCESSABLE_ENTITY, e)),
+                Err(e) if i == 0 => {
+                    return Err(HttpError::new(StatusCode::UNPROCESSABLE_ENTITY, e))
+                }
                 Err(e) => {
                     failed = Some(e);
                     break;
@@ -443,7 +509,13 @@ async fn predict_batch(
                 }
             }
             let (l, arm) = &sides[served];
-            preds.push(answer_row(l, *arm, &b.instrument, b.days[t], by_side[served].get(&(j, t))));
+            preds.push(answer_row(
+                l,
+                *arm,
+                &b.instrument,
+                b.days[t],
+                by_side[served].get(&(j, t)),
+            ));
             for (i, (l, arm)) in sides.iter().enumerate() {
                 let row = per_side[i].get(j).and_then(|rows| rows[t].as_ref());
                 let out = by_side[i].get(&(j, t));
@@ -522,7 +594,10 @@ async fn realtime(
     if let Some(c) = main.needs.iter().find(|c| !parsed.columns.contains(*c)) {
         return Err(HttpError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("missing column `{c}`: version {}'s features read it", main.version),
+            format!(
+                "missing column `{c}`: version {}'s features read it",
+                main.version
+            ),
         ));
     }
     // A candidate whose features read a column the feed lacks fails on every bar (logged).
@@ -532,7 +607,12 @@ async fn realtime(
             l.needs
                 .iter()
                 .find(|c| !parsed.columns.contains(*c))
-                .map(|c| format!("missing column `{c}`: version {}'s features read it", l.version))
+                .map(|c| {
+                    format!(
+                        "missing column `{c}`: version {}'s features read it",
+                        l.version
+                    )
+                })
         })
         .collect();
     // Bars by instrument, in the order sent; every instrument's dates checked before any bar
@@ -561,14 +641,14 @@ async fn realtime(
         g.check(inst, &list)
             .map_err(|e| HttpError::new(StatusCode::CONFLICT, e))?;
     }
+    // Every side's state takes every bar (a side that cannot run on this feed still keeps
+    // its history in step).
     let wanted: Vec<(u32, &mlt_protocol::records::ModelArtifact)> = sides
         .iter()
-        .zip(&side_ok)
-        .filter(|(_, ok)| ok.is_none())
-        .map(|((l, _), _)| (l.version, &l.artifact))
+        .map(|(l, _)| (l.version, &l.artifact))
         .collect();
     // (instrument, bar, rows per side)
-    let mut taken: Vec<(&str, &input::InBar, Vec<Option<Vec<f64>>>)> = Vec::new();
+    let mut taken: Vec<Taken> = Vec::new();
     for (inst, t) in &tracks {
         let mut g = t.lock().unwrap_or_else(|p| p.into_inner());
         let list: Vec<_> = by[inst].iter().map(|b| (&b.bar, b.at.as_str())).collect();
@@ -579,11 +659,11 @@ async fn realtime(
             let rows = g
                 .push(&b.bar, &wanted, app.tracks.history)
                 .map_err(|e| HttpError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
-            // Back to one entry per side (None for a side that cannot run).
-            let mut it = rows.into_iter();
-            let per: Vec<Option<Vec<f64>>> = side_ok
-                .iter()
-                .map(|ok| if ok.is_none() { it.next().flatten() } else { None })
+            // None for a side that cannot run on this feed.
+            let per: Vec<Option<Vec<f64>>> = rows
+                .into_iter()
+                .zip(&side_ok)
+                .map(|(r, ok)| if ok.is_none() { r } else { None })
                 .collect();
             taken.push((inst, b, per));
         }
@@ -743,8 +823,12 @@ async fn ask(app: &App, req: ServingRequest) -> Result<ServingReply, HttpError> 
 async fn rollout(State(app): State<AppState>, Path(model): Path<String>) -> Response {
     let name = parse_ref(&model).0.to_string();
     match ask(&app, ServingRequest::Status(name)).await {
-        Ok(ServingReply::Rollout(r, rep)) => Json(json!({ "rollout": r, "report": rep })).into_response(),
-        Ok(_) => HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer").into_response(),
+        Ok(ServingReply::Rollout(r, rep)) => {
+            Json(json!({ "rollout": r, "report": rep })).into_response()
+        }
+        Ok(_) => {
+            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer").into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -756,9 +840,16 @@ struct AlertsQuery {
 }
 
 async fn alerts(State(app): State<AppState>, Query(q): Query<AlertsQuery>) -> Response {
-    match ask(&app, ServingRequest::Alerts(q.model, q.limit.unwrap_or(100))).await {
+    match ask(
+        &app,
+        ServingRequest::Alerts(q.model, q.limit.unwrap_or(100)),
+    )
+    .await
+    {
         Ok(ServingReply::Alerts(a)) => Json(json!({ "alerts": a })).into_response(),
-        Ok(_) => HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer").into_response(),
+        Ok(_) => {
+            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer").into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -775,8 +866,12 @@ struct AlertIn {
 async fn raise_alert(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let r = async {
         let body = body_of(body)?;
-        let a: AlertIn = serde_json::from_slice(&body)
-            .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, format!("malformed alert: {e} (fields: model, version, rule, message)")))?;
+        let a: AlertIn = serde_json::from_slice(&body).map_err(|e| {
+            HttpError::new(
+                StatusCode::BAD_REQUEST,
+                format!("malformed alert: {e} (fields: model, version, rule, message)"),
+            )
+        })?;
         let alert = Alert {
             name: a.model,
             version: a.version,
@@ -788,7 +883,10 @@ async fn raise_alert(State(app): State<AppState>, body: Result<Bytes, BytesRejec
         };
         match ask(&app, ServingRequest::Alert(alert)).await? {
             ServingReply::Alerts(a) => Ok(Json(json!({ "alerts": a }))),
-            _ => Err(HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer")),
+            _ => Err(HttpError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unexpected answer",
+            )),
         }
     }
     .await;
@@ -805,11 +903,31 @@ async fn metrics(State(app): State<AppState>) -> Response {
     let mut counter = |n: &str, help: &str, v: String| {
         let _ = writeln!(x, "# HELP {n} {help}\n# TYPE {n} counter\n{n} {v}");
     };
-    counter("mlt_serve_cache_hits_total", "Requests that found their version loaded.", c.hits.to_string());
-    counter("mlt_serve_cache_loads_total", "Versions loaded.", c.loads.to_string());
-    counter("mlt_serve_cache_load_failures_total", "Loads that failed.", c.failures.to_string());
-    counter("mlt_serve_cache_evictions_total", "Versions let go to stay within the cache's bounds.", c.evictions.to_string());
-    counter("mlt_serve_model_load_seconds_total", "Seconds spent loading versions.", c.load_seconds.to_string());
+    counter(
+        "mlt_serve_cache_hits_total",
+        "Requests that found their version loaded.",
+        c.hits.to_string(),
+    );
+    counter(
+        "mlt_serve_cache_loads_total",
+        "Versions loaded.",
+        c.loads.to_string(),
+    );
+    counter(
+        "mlt_serve_cache_load_failures_total",
+        "Loads that failed.",
+        c.failures.to_string(),
+    );
+    counter(
+        "mlt_serve_cache_evictions_total",
+        "Versions let go to stay within the cache's bounds.",
+        c.evictions.to_string(),
+    );
+    counter(
+        "mlt_serve_model_load_seconds_total",
+        "Seconds spent loading versions.",
+        c.load_seconds.to_string(),
+    );
     let _ = writeln!(x, "# HELP mlt_serve_model_load_seconds Time the loaded version took to load.\n# TYPE mlt_serve_model_load_seconds gauge");
     for l in app.cache.loaded() {
         let _ = writeln!(
@@ -820,7 +938,11 @@ async fn metrics(State(app): State<AppState>) -> Response {
     }
     let _ = writeln!(x, "# HELP mlt_serve_model_bytes Size of the loaded version's model.\n# TYPE mlt_serve_model_bytes gauge");
     for l in app.cache.loaded() {
-        let _ = writeln!(x, "mlt_serve_model_bytes{{model=\"{}\",version=\"{}\"}} {}", l.name, l.version, l.bytes);
+        let _ = writeln!(
+            x,
+            "mlt_serve_model_bytes{{model=\"{}\",version=\"{}\"}} {}",
+            l.name, l.version, l.bytes
+        );
     }
     let _ = writeln!(x, "# HELP mlt_serve_rollout_share Share of traffic (percent) routed to a rollout's candidate.\n# TYPE mlt_serve_rollout_share gauge");
     for r in app.routes().names.values() {
@@ -828,7 +950,9 @@ async fn metrics(State(app): State<AppState>) -> Response {
             let _ = writeln!(
                 x,
                 "mlt_serve_rollout_share{{model=\"{}\",candidate=\"{}\"}} {}",
-                r.entry.name, ro.plan.candidate, ro.share()
+                r.entry.name,
+                ro.plan.candidate,
+                ro.share()
             );
         }
     }

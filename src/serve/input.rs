@@ -60,8 +60,8 @@ impl Body {
             .map(|(inst, rows)| {
                 let mut rep = DataReport::default();
                 rep.absent = absent.clone();
-                let (mut bars, _) =
-                    assemble(inst, rows, self.columns.contains("volume"), rep).map_err(BodyError::Unprocessable)?;
+                let (mut bars, _) = assemble(inst, rows, self.columns.contains("volume"), rep)
+                    .map_err(BodyError::Unprocessable)?;
                 bars.instrument = inst.to_string();
                 Ok(bars)
             })
@@ -114,8 +114,8 @@ pub fn parse(body: &[u8], content_type: Option<&str>, adjusted: bool) -> Result<
     let text = std::str::from_utf8(body)
         .map_err(|e| BodyError::Malformed(format!("the body is not UTF-8: {e}")))?;
     let first = text.trim_start().chars().next();
-    let csv = content_type.is_some_and(|t| t.contains("csv"))
-        || !matches!(first, Some('{') | Some('['));
+    let csv =
+        content_type.is_some_and(|t| t.contains("csv")) || !matches!(first, Some('{') | Some('['));
     if first.is_none() {
         return Err(BodyError::Malformed("the body is empty".into()));
     }
@@ -134,7 +134,10 @@ fn parse_csv(text: &str, adjusted: bool) -> Result<Body, BodyError> {
     let (_, head) = lines
         .next()
         .ok_or_else(|| BodyError::Malformed("the CSV body is empty".into()))?;
-    let names: Vec<String> = head.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
+    let names: Vec<String> = head
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
     let cols: Vec<Option<&'static str>> = names.iter().map(|n| column(n)).collect();
     let at = |c: &str| cols.iter().position(|x| *x == Some(c));
     let date = at("date").ok_or_else(|| {
@@ -149,7 +152,10 @@ fn parse_csv(text: &str, adjusted: bool) -> Result<Body, BodyError> {
     let inst = at("instrument");
     let mut out = Body::default();
     for c in cols.iter().flatten() {
-        if let Some(k) = ["open", "high", "low", "close", "volume"].into_iter().find(|k| k == c) {
+        if let Some(k) = ["open", "high", "low", "close", "volume"]
+            .into_iter()
+            .find(|k| k == c)
+        {
             out.columns.insert(k);
         }
     }
@@ -157,7 +163,11 @@ fn parse_csv(text: &str, adjusted: bool) -> Result<Body, BodyError> {
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
         let cell = |c: usize| cells.get(c).copied().unwrap_or("");
         let day = parse_day(cell(date)).ok_or_else(|| {
-            BodyError::Unprocessable(format!("line {}: `{}` is not a date (YYYY-MM-DD)", i + 1, cell(date)))
+            BodyError::Unprocessable(format!(
+                "line {}: `{}` is not a date (YYYY-MM-DD)",
+                i + 1,
+                cell(date)
+            ))
         })?;
         let mut values = BTreeMap::new();
         for (c, kind) in cols.iter().enumerate() {
@@ -189,8 +199,8 @@ fn parse_csv(text: &str, adjusted: bool) -> Result<Body, BodyError> {
 }
 
 fn parse_json(text: &str, adjusted: bool) -> Result<Body, BodyError> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| BodyError::Malformed(format!("malformed JSON: {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| BodyError::Malformed(format!("malformed JSON: {e}")))?;
     let items: Vec<serde_json::Value> = match v {
         serde_json::Value::Array(a) => a,
         serde_json::Value::Object(mut o) => match o.remove("bars") {
@@ -215,7 +225,9 @@ fn parse_json(text: &str, adjusted: bool) -> Result<Body, BodyError> {
     for (i, item) in items.iter().enumerate() {
         let at = format!("bars[{i}]");
         let serde_json::Value::Object(o) = item else {
-            return Err(BodyError::Unprocessable(format!("{at}: a bar is an object")));
+            return Err(BodyError::Unprocessable(format!(
+                "{at}: a bar is an object"
+            )));
         };
         let mut values = BTreeMap::new();
         let mut day = None;
@@ -229,7 +241,9 @@ fn parse_json(text: &str, adjusted: bool) -> Result<Body, BodyError> {
                         BodyError::Unprocessable(format!("{at}.{k}: a date is a string YYYY-MM-DD"))
                     })?;
                     day = Some(parse_day(s).ok_or_else(|| {
-                        BodyError::Unprocessable(format!("{at}.{k}: `{s}` is not a date (YYYY-MM-DD)"))
+                        BodyError::Unprocessable(format!(
+                            "{at}.{k}: `{s}` is not a date (YYYY-MM-DD)"
+                        ))
                     })?);
                 }
                 "instrument" => {
@@ -306,7 +320,10 @@ mod tests {
             Ok(_) => "ok".into(),
         };
         assert!(e(r#"{"date": "2020-01-02", "close": "#).starts_with("400 malformed JSON"));
-        assert_eq!(e(r#"{"date": "2020-01-02", "open": 1}"#), "422 bars[0]: no `close`");
+        assert_eq!(
+            e(r#"{"date": "2020-01-02", "open": 1}"#),
+            "422 bars[0]: no `close`"
+        );
         assert!(e("date,open\n2020-01-02,1\n").starts_with("422 no `close` column"));
         assert!(e("date,close\n2020-01-02,abc\n").contains("line 2: `abc` in column `close`"));
         assert!(e(r#"[{"date": "yesterday", "close": 1}]"#).contains("`yesterday` is not a date"));

@@ -21,7 +21,10 @@ pub enum LinkMsg {
     /// A version's record.
     Fetch(String, u32, oneshot::Sender<Result<ModelVersion, String>>),
     /// A serving request passed on (alerts, rollout status).
-    Serving(ServingRequest, oneshot::Sender<Result<ServingReply, String>>),
+    Serving(
+        ServingRequest,
+        oneshot::Sender<Result<ServingReply, String>>,
+    ),
 }
 
 async fn ask(o: &mut Online, m: FromClient) -> Result<ToClient, LinkError> {
@@ -48,14 +51,18 @@ async fn fetch(o: &mut Online, name: &str, version: u32) -> Result<ModelVersion,
     };
     match ask(o, FromClient::Registry(req)).await? {
         ToClient::Registry(RegistryReply::Version(v, _)) => Ok(*v),
-        _ => Err(LinkError::Down("unexpected answer to a version request".into())),
+        _ => Err(LinkError::Down(
+            "unexpected answer to a version request".into(),
+        )),
     }
 }
 
 async fn serving(o: &mut Online, req: ServingRequest) -> Result<ServingReply, LinkError> {
     match ask(o, FromClient::Serving(req)).await? {
         ToClient::Serving(r) => Ok(r),
-        _ => Err(LinkError::Down("unexpected answer to a serving request".into())),
+        _ => Err(LinkError::Down(
+            "unexpected answer to a serving request".into(),
+        )),
     }
 }
 
@@ -70,7 +77,9 @@ async fn apply(app: &Arc<App>, o: &mut Online, view: ServingView) -> Result<(), 
         let prefer = app.prefer_refit;
         match app
             .cache
-            .get(name, *version, || async move { super::models::Loaded::load(&v, prefer).await })
+            .get(name, *version, || async move {
+                super::models::Loaded::load(&v, prefer).await
+            })
             .await
         {
             Ok(l) => {
@@ -181,8 +190,12 @@ pub async fn run(
                     // Asks answered at once while down, rather than after the timeout.
                     while let Ok(m) = rx.try_recv() {
                         match m {
-                            LinkMsg::Fetch(_, _, r) => drop(r.send(Err(format!("the scheduler is unreachable: {e:#}")))),
-                            LinkMsg::Serving(_, r) => drop(r.send(Err(format!("the scheduler is unreachable: {e:#}")))),
+                            LinkMsg::Fetch(_, _, r) => {
+                                drop(r.send(Err(format!("the scheduler is unreachable: {e:#}"))))
+                            }
+                            LinkMsg::Serving(_, r) => {
+                                drop(r.send(Err(format!("the scheduler is unreachable: {e:#}"))))
+                            }
                         }
                     }
                     tokio::select! {
@@ -227,7 +240,9 @@ pub async fn run(
     }
     // The rest of the log, before exiting.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while app.metrics.log_pending.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+    while app.metrics.log_pending.load(Ordering::Relaxed) > 0
+        && tokio::time::Instant::now() < deadline
+    {
         if conn_opt.is_none() {
             if let Ok(Target::Online(o)) = target(&conn, false).await {
                 conn_opt = Some(*o);

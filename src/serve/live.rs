@@ -91,11 +91,14 @@ impl Track {
     }
 }
 
+/// One name's tracks by instrument.
+type ByInstrument = HashMap<String, Arc<Mutex<Track>>>;
+
 /// Every model name's tracks.
 pub struct Tracks {
     /// Raw bars kept per track for warming up.
     pub history: usize,
-    map: Mutex<HashMap<String, HashMap<String, Arc<Mutex<Track>>>>>,
+    map: Mutex<HashMap<String, ByInstrument>>,
 }
 
 impl Tracks {
@@ -132,7 +135,9 @@ impl Tracks {
     pub fn prune(&self, name: &str, keep: &HashSet<u32>) {
         let tracks: Vec<_> = {
             let g = self.map.lock().unwrap_or_else(|p| p.into_inner());
-            g.get(name).map(|m| m.values().cloned().collect()).unwrap_or_default()
+            g.get(name)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default()
         };
         for t in tracks {
             t.lock().unwrap_or_else(|p| p.into_inner()).prune(keep);

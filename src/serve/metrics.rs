@@ -35,7 +35,9 @@ pub struct Metrics {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -67,9 +69,16 @@ impl Metrics {
 
     /// The text exposition; `extra` appends the cache's and the rollouts' lines.
     pub fn render(&self, extra: &str) -> String {
-        let g = self.series.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let g = self
+            .series
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let mut o = String::new();
-        let _ = writeln!(o, "# HELP mlt_serve_requests_total Requests answered, by model, version and endpoint.");
+        let _ = writeln!(
+            o,
+            "# HELP mlt_serve_requests_total Requests answered, by model, version and endpoint."
+        );
         let _ = writeln!(o, "# TYPE mlt_serve_requests_total counter");
         for ((m, v, e), s) in &g {
             let _ = writeln!(
@@ -81,7 +90,10 @@ impl Metrics {
                 s.requests
             );
         }
-        let _ = writeln!(o, "# HELP mlt_serve_errors_total Requests answered with an error, by status.");
+        let _ = writeln!(
+            o,
+            "# HELP mlt_serve_errors_total Requests answered with an error, by status."
+        );
         let _ = writeln!(o, "# TYPE mlt_serve_errors_total counter");
         for ((m, v, e), s) in &g {
             for (code, n) in &s.errors {
@@ -94,7 +106,10 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(o, "# HELP mlt_serve_predictions_total Predictions answered.");
+        let _ = writeln!(
+            o,
+            "# HELP mlt_serve_predictions_total Predictions answered."
+        );
         let _ = writeln!(o, "# TYPE mlt_serve_predictions_total counter");
         for ((m, v, e), s) in &g {
             let _ = writeln!(
@@ -106,31 +121,72 @@ impl Metrics {
                 s.predictions
             );
         }
-        let _ = writeln!(o, "# HELP mlt_serve_request_seconds Time to answer a request.");
+        let _ = writeln!(
+            o,
+            "# HELP mlt_serve_request_seconds Time to answer a request."
+        );
         let _ = writeln!(o, "# TYPE mlt_serve_request_seconds histogram");
         for ((m, v, e), s) in &g {
-            let labels = format!("model=\"{}\",version=\"{}\",endpoint=\"{}\"", esc(m), esc(v), e);
+            let labels = format!(
+                "model=\"{}\",version=\"{}\",endpoint=\"{}\"",
+                esc(m),
+                esc(v),
+                e
+            );
             let mut acc = 0;
             for (b, n) in BUCKETS.iter().zip(&s.buckets) {
                 acc += n;
-                let _ = writeln!(o, "mlt_serve_request_seconds_bucket{{{labels},le=\"{b}\"}} {acc}");
+                let _ = writeln!(
+                    o,
+                    "mlt_serve_request_seconds_bucket{{{labels},le=\"{b}\"}} {acc}"
+                );
             }
-            let _ = writeln!(o, "mlt_serve_request_seconds_bucket{{{labels},le=\"+Inf\"}} {}", s.requests);
+            let _ = writeln!(
+                o,
+                "mlt_serve_request_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.requests
+            );
             let _ = writeln!(o, "mlt_serve_request_seconds_sum{{{labels}}} {}", s.sum);
-            let _ = writeln!(o, "mlt_serve_request_seconds_count{{{labels}}} {}", s.requests);
+            let _ = writeln!(
+                o,
+                "mlt_serve_request_seconds_count{{{labels}}} {}",
+                s.requests
+            );
         }
         let _ = writeln!(o, "# HELP mlt_serve_in_flight Requests being answered.");
         let _ = writeln!(o, "# TYPE mlt_serve_in_flight gauge");
-        let _ = writeln!(o, "mlt_serve_in_flight {}", self.in_flight.load(Ordering::Relaxed));
-        let _ = writeln!(o, "# HELP mlt_serve_log_records_total Prediction-log records written to the store.");
+        let _ = writeln!(
+            o,
+            "mlt_serve_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP mlt_serve_log_records_total Prediction-log records written to the store."
+        );
         let _ = writeln!(o, "# TYPE mlt_serve_log_records_total counter");
-        let _ = writeln!(o, "mlt_serve_log_records_total {}", self.logged.load(Ordering::Relaxed));
-        let _ = writeln!(o, "# HELP mlt_serve_log_pending Prediction-log records not yet written.");
+        let _ = writeln!(
+            o,
+            "mlt_serve_log_records_total {}",
+            self.logged.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP mlt_serve_log_pending Prediction-log records not yet written."
+        );
         let _ = writeln!(o, "# TYPE mlt_serve_log_pending gauge");
-        let _ = writeln!(o, "mlt_serve_log_pending {}", self.log_pending.load(Ordering::Relaxed));
+        let _ = writeln!(
+            o,
+            "mlt_serve_log_pending {}",
+            self.log_pending.load(Ordering::Relaxed)
+        );
         let _ = writeln!(o, "# HELP mlt_serve_log_dropped_total Records dropped: the buffer was full while the scheduler was unreachable.");
         let _ = writeln!(o, "# TYPE mlt_serve_log_dropped_total counter");
-        let _ = writeln!(o, "mlt_serve_log_dropped_total {}", self.log_dropped.load(Ordering::Relaxed));
+        let _ = writeln!(
+            o,
+            "mlt_serve_log_dropped_total {}",
+            self.log_dropped.load(Ordering::Relaxed)
+        );
         o.push_str(extra);
         o
     }

@@ -65,6 +65,9 @@ impl Routes {
     }
 }
 
+/// A version's registered bars, by instrument.
+type SeedBars = HashMap<String, Vec<Bar>>;
+
 /// Server settings.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
@@ -108,7 +111,7 @@ pub struct App {
     /// Largest body.
     pub max_body: usize,
     /// Seed bars per (name, version): instrument → bars.
-    seeds: Mutex<HashMap<(String, u32), Arc<HashMap<String, Vec<Bar>>>>>,
+    seeds: Mutex<HashMap<(String, u32), Arc<SeedBars>>>,
     seed_registered: bool,
     /// The registry has been read once.
     pub ready: AtomicBool,
@@ -117,7 +120,10 @@ pub struct App {
 impl App {
     /// The routes now.
     pub fn routes(&self) -> Arc<Routes> {
-        self.routes.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Swaps in `view`'s routes (the versions they name are loaded), and drops real-time
@@ -138,8 +144,12 @@ impl App {
             || new.names.iter().any(|(n, r)| {
                 old.names.get(n).is_none_or(|o| {
                     o.entry.stages != r.entry.stages
-                        || o.rollout.as_ref().map(|x| (x.plan.candidate, x.step, x.state))
-                            != r.rollout.as_ref().map(|x| (x.plan.candidate, x.step, x.state))
+                        || o.rollout
+                            .as_ref()
+                            .map(|x| (x.plan.candidate, x.step, x.state))
+                            != r.rollout
+                                .as_ref()
+                                .map(|x| (x.plan.candidate, x.step, x.state))
                 })
             });
         if !changed {
@@ -183,8 +193,12 @@ impl App {
         if g.len() > LOG_BUFFER {
             let over = g.len() - LOG_BUFFER;
             g.drain(..over);
-            self.metrics.log_pending.fetch_sub(over as u64, Ordering::Relaxed);
-            self.metrics.log_dropped.fetch_add(over as u64, Ordering::Relaxed);
+            self.metrics
+                .log_pending
+                .fetch_sub(over as u64, Ordering::Relaxed);
+            self.metrics
+                .log_dropped
+                .fetch_add(over as u64, Ordering::Relaxed);
         }
     }
 
@@ -195,12 +209,18 @@ impl App {
             return;
         }
         let key = (l.name.clone(), l.version);
-        if self.seeds.lock().map(|g| g.contains_key(&key)).unwrap_or(true) {
+        if self
+            .seeds
+            .lock()
+            .map(|g| g.contains_key(&key))
+            .unwrap_or(true)
+        {
             return;
         }
         let bars = (|| -> Result<HashMap<String, Vec<Bar>>, String> {
             let v = &l.artifact;
-            let spec = mlt_spec::parse(&l.spec_toml, "registered spec").map_err(|e| e.to_string())?;
+            let spec =
+                mlt_spec::parse(&l.spec_toml, "registered spec").map_err(|e| e.to_string())?;
             let mlt_protocol::spec::ObjectiveSpec::WalkForward(wf) = spec.objective else {
                 return Err("not a walk-forward study".into());
             };
@@ -241,7 +261,9 @@ impl App {
     /// Seed bars of `instrument` for `name` (its production version's registered data).
     pub fn seed(&self, name: &str, version: u32, instrument: &str) -> Option<Vec<Bar>> {
         let g = self.seeds.lock().ok()?;
-        g.get(&(name.to_string(), version))?.get(instrument).cloned()
+        g.get(&(name.to_string(), version))?
+            .get(instrument)
+            .cloned()
     }
 }
 
@@ -272,8 +294,11 @@ pub async fn serve(opts: ServeOptions, conn: Conn) -> anyhow::Result<()> {
     // `--data-dir` alone: the scheduler running on it, or one started in this process.
     let mut conn = conn;
     let embedded = if conn.scheduler.is_none() && !scheduler_running(dir) {
-        let c = mlt_scheduler::SchedulerConfig::new("127.0.0.1:0".parse().expect("addr"), dir.clone());
-        let h = mlt_scheduler::Scheduler::start(c).await.context("starting the scheduler")?;
+        let c =
+            mlt_scheduler::SchedulerConfig::new("127.0.0.1:0".parse().expect("addr"), dir.clone());
+        let h = mlt_scheduler::Scheduler::start(c)
+            .await
+            .context("starting the scheduler")?;
         eprintln!("started a scheduler on {} for {}", h.addr, dir.display());
         conn.scheduler = Some(h.addr.to_string());
         Some(h)
@@ -351,7 +376,10 @@ fn serve_token(dir: &Path) -> anyhow::Result<String> {
         if t.len() >= 32 {
             return Ok(t);
         }
-        anyhow::bail!("{} holds no token (32 characters or more): remove it to make a new one", p.display());
+        anyhow::bail!(
+            "{} holds no token (32 characters or more): remove it to make a new one",
+            p.display()
+        );
     }
     use rand::Rng;
     let bytes: [u8; 32] = rand::rng().random();

@@ -9,7 +9,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
-type Job = (Vec<Vec<f64>>, oneshot::Sender<Result<Vec<Vec<f64>>, String>>);
+type Job = (
+    Vec<Vec<f64>>,
+    oneshot::Sender<Result<Vec<Vec<f64>>, String>>,
+);
 
 /// A model version, loaded.
 pub struct Loaded {
@@ -162,7 +165,12 @@ impl Cache {
     }
 
     /// The loaded version, loading it with `fetch` when it is not in the cache.
-    pub async fn get<F, Fut>(&self, name: &str, version: u32, fetch: F) -> Result<Arc<Loaded>, String>
+    pub async fn get<F, Fut>(
+        &self,
+        name: &str,
+        version: u32,
+        fetch: F,
+    ) -> Result<Arc<Loaded>, String>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Loaded, String>>,
@@ -183,7 +191,10 @@ impl Cache {
                 return Err(e);
             }
         };
-        let mut g = self.inner.lock().map_err(|_| "cache poisoned".to_string())?;
+        let mut g = self
+            .inner
+            .lock()
+            .map_err(|_| "cache poisoned".to_string())?;
         g.counts.loads += 1;
         g.counts.load_seconds += loaded.load_seconds;
         g.tick += 1;

@@ -520,6 +520,13 @@ impl ModelsCore {
                 let r = self.rollouts.get(&name).expect("present").clone();
                 Ok(ServingReply::Rollout(Box::new(r), None))
             }
+            ServingRequest::Read { name, from, limit } => {
+                self.entry(&name)?;
+                let recs = store
+                    .predictions(&name, from, limit.min(100_000) as usize)
+                    .map_err(|e| e.to_string())?;
+                Ok(ServingReply::Records(recs))
+            }
             ServingRequest::Stop { name, reason } => {
                 self.entry(&name)?;
                 if self.stop_rollout(&name, reason, by, now, ops).is_none() {
@@ -529,5 +536,245 @@ impl ModelsCore {
                 Ok(ServingReply::Rollout(Box::new(r), None))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlt_protocol::models::{ModelVersion, RegistryReply, Selection};
+    use mlt_protocol::records::ModelArtifact;
+    use mlt_protocol::serving::Sticky;
+
+    fn version(name: &str) -> ModelVersion {
+        ModelVersion {
+            name: name.into(),
+            version: 0,
+            created_ms: 0,
+            created_by: String::new(),
+            study: "s".into(),
+            study_id: mlt_protocol::ids::StudyId(1),
+            trial: 0,
+            spec_toml: String::new(),
+            spec_sha256: String::new(),
+            params: Default::default(),
+            values: None,
+            metrics: Default::default(),
+            holdout: None,
+            selection: Selection::default(),
+            artifact: ModelArtifact {
+                format: "ridge".into(),
+                model: String::new(),
+                features: Vec::new(),
+                classify: false,
+                horizon: 1,
+                adjusted: false,
+                trained: (0, 0),
+                rounds: None,
+                lookback: 1,
+                importance: Vec::new(),
+            },
+            lineage: None,
+            refit: None,
+        }
+    }
+
+    /// A registry with versions 1 (production) and 2 of `m`, in a store.
+    fn registry() -> (tempfile::TempDir, Store, ModelsCore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut core = ModelsCore::default();
+        let mut ops = Vec::new();
+        for _ in 0..2 {
+            let r = core.handle(
+                RegistryRequest::Register(Box::new(version("m")), Some(Vec::new())),
+                "t",
+                1,
+                &store,
+                &mut ops,
+            );
+            assert!(matches!(r, Ok(RegistryReply::Entry(..))));
+        }
+        store.apply(&ops, &mut Default::default(), true).unwrap();
+        ops.clear();
+        let stage = RegistryRequest::Stage {
+            name: "m".into(),
+            version: 1,
+            to: Stage::Production,
+            reason: None,
+            force: false,
+        };
+        core.handle(stage, "t", 2, &store, &mut ops).unwrap();
+        store.apply(&ops, &mut Default::default(), true).unwrap();
+        (dir, store, core)
+    }
+
+    fn plan(steps: Vec<f64>, every: u64) -> RolloutPlan {
+        RolloutPlan {
+            name: "m".into(),
+            candidate: 2,
+            steps,
+            every: Some(Every::Requests(every)),
+            shadow: false,
+            sticky: Sticky::Instrument,
+            max_error_rate: 0.05,
+            alpha: 0.01,
+            min_pairs: 20,
+        }
+    }
+
+    /// One day of `n` instruments: production predicts each move, the candidate `good` does
+    /// too, else the opposite.
+    fn day(day: i64, n: usize, good: bool) -> Vec<PredictionRecord> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            // Closes that move ±1 % by a fixed pattern; the prediction is tomorrow's move.
+            let close = |d: i64| 100.0 * (1.0 + 0.01 * (((d * 7 + i as i64 * 3) % 5) as f64 - 2.0));
+            let truth = close(day + 1) / close(day) - 1.0;
+            for (version, arm, pred) in [
+                (1, Arm::Production, truth),
+                (2, Arm::Candidate, if good { truth } else { -truth }),
+            ] {
+                out.push(PredictionRecord {
+                    name: "m".into(),
+                    seq: 0,
+                    at_ms: 0,
+                    version,
+                    arm,
+                    served: arm == Arm::Production,
+                    endpoint: "bars".into(),
+                    instrument: format!("I{i}"),
+                    day,
+                    close: close(day),
+                    features_hash: 0,
+                    prediction: pred,
+                    error: None,
+                    client: None,
+                });
+            }
+        }
+        out
+    }
+
+    fn log(core: &mut ModelsCore, store: &Store, recs: Vec<PredictionRecord>) {
+        let mut ops = Vec::new();
+        core.serving(ServingRequest::Log(recs), "server", 10, store, &mut ops)
+            .unwrap();
+        store.apply(&ops, &mut Default::default(), true).unwrap();
+    }
+
+    #[test]
+    fn a_ramp_steps_up_while_the_candidate_holds_and_halts_when_it_is_worse() {
+        let (_d, store, mut core) = registry();
+        let mut ops = Vec::new();
+        core.serving(
+            ServingRequest::Start(plan(vec![10.0, 50.0, 100.0], 40)),
+            "t",
+            5,
+            &store,
+            &mut ops,
+        )
+        .unwrap();
+        store.apply(&ops, &mut Default::default(), true).unwrap();
+        // As good as production: 40 served a step, each step taken.
+        for d in 0..5 {
+            log(&mut core, &store, day(d, 8, true));
+        }
+        assert_eq!(
+            core.rollouts["m"].step, 1,
+            "{:?}",
+            core.rollouts["m"].events
+        );
+        for d in 5..10 {
+            log(&mut core, &store, day(d, 8, true));
+        }
+        assert_eq!(core.rollouts["m"].step, 2);
+        assert_eq!(core.rollouts["m"].state, RolloutState::Active);
+        // Then always wrong: halted at the end of the (last) step, with an alert.
+        for d in 10..15 {
+            log(&mut core, &store, day(d, 8, false));
+        }
+        let r = &core.rollouts["m"];
+        assert_eq!(r.state, RolloutState::Halted, "{:?}", r.events);
+        assert!(
+            r.reason.as_deref().unwrap().contains("alert `worse`"),
+            "{:?}",
+            r.reason
+        );
+        assert_eq!(r.share(), 0.0);
+        assert_eq!(core.alerts["m"][0].rule, "worse");
+        assert_eq!(core.alerts["m"][0].version, Some(2));
+    }
+
+    #[test]
+    fn failures_alert_and_halt_promotion_and_rollback_end_a_rollout() {
+        let (_d, store, mut core) = registry();
+        let mut ops = Vec::new();
+        core.serving(
+            ServingRequest::Start(plan(vec![10.0], 1_000)),
+            "t",
+            5,
+            &store,
+            &mut ops,
+        )
+        .unwrap();
+        // One at a time while active.
+        let again = core.serving(
+            ServingRequest::Start(plan(vec![20.0], 1_000)),
+            "t",
+            6,
+            &store,
+            &mut ops,
+        );
+        assert!(again.unwrap_err().contains("already has an active rollout"));
+        // The candidate fails on 19 of 19: not judged yet; on the 20th, an alert halts it.
+        let mut recs = day(0, 19, true);
+        for r in recs.iter_mut().filter(|r| r.arm == Arm::Candidate) {
+            r.error = Some("missing column `volume`".into());
+        }
+        log(&mut core, &store, recs);
+        assert_eq!(core.rollouts["m"].state, RolloutState::Active);
+        let mut recs = day(1, 1, true);
+        recs[1].error = Some("missing column `volume`".into());
+        log(&mut core, &store, recs);
+        let r = &core.rollouts["m"];
+        assert_eq!(r.state, RolloutState::Halted);
+        assert!(r.reason.as_deref().unwrap().contains("alert `errors`"));
+        // Refused logs change nothing; the log's numbering goes on.
+        let mut bad = day(2, 1, true);
+        bad[0].name = "other".into();
+        let e = core.serving(ServingRequest::Log(bad), "s", 11, &store, &mut Vec::new());
+        assert!(e.unwrap_err().contains("no model named `other`"));
+        assert_eq!(core.next_prediction["m"], 40);
+        // A halted rollout ends with a rollback; production stays.
+        let mut ops = Vec::new();
+        let rb = RegistryRequest::Rollback {
+            name: "m".into(),
+            reason: Some("halted".into()),
+        };
+        let RegistryReply::Entry(e, k) = core.handle(rb, "t", 12, &store, &mut ops).unwrap() else {
+            panic!()
+        };
+        assert_eq!((e.production(), k), (Some(1), Some(1)));
+        assert_eq!(core.rollouts["m"].state, RolloutState::Stopped);
+        store.apply(&ops, &mut Default::default(), true).unwrap();
+        // A new rollout, promoted: version 2 is production, the rollout says so.
+        let mut ops = Vec::new();
+        core.serving(
+            ServingRequest::Start(plan(vec![50.0], 1_000)),
+            "t",
+            13,
+            &store,
+            &mut ops,
+        )
+        .unwrap();
+        let promote = ServingRequest::Promote {
+            name: "m".into(),
+            reason: None,
+            force: false,
+        };
+        core.serving(promote, "t", 14, &store, &mut ops).unwrap();
+        assert_eq!(core.rollouts["m"].state, RolloutState::Promoted);
+        assert_eq!(core.entries["m"].production(), Some(2));
     }
 }
