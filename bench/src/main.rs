@@ -5,11 +5,14 @@
 //!   scheduler's p50/p99 assignment latency (slot request → assignment sent, after commit).
 //! * `idle`: C idle node connections from one process, heartbeating; reports the scheduler's
 //!   CPU and memory.
+//! * `serve`: `mlt-cluster serve` under an open-loop load beside `mlflow models serve` on the
+//!   same LightGBM model (real-time p50/p99, the highest rate with p99 < 10 ms, batch rows/s).
 //! * `search`: our samplers and pruners next to a pinned Optuna (search quality, cost of a
 //!   suggestion, pruning); see search/.
 mod eval;
 mod models;
 mod search;
+mod serve;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -45,6 +48,19 @@ enum Cmd {
         /// Reported steps per trial.
         #[arg(long, default_value_t = 5)]
         steps: u32,
+    },
+    /// The prediction server under load, beside `mlflow models serve` on the same model.
+    Serve {
+        /// Python of the virtual environment with MLflow and lightgbm (bench/serve/
+        /// requirements.txt); without it only our side is measured.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Seconds at 1,000 requests/s (each rate of the sweep runs half as long).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Instruments posting bars.
+        #[arg(long, default_value_t = 200)]
+        instruments: usize,
     },
     /// Samplers and pruners next to Optuna: regret, cost per suggestion, pruning.
     Search {
@@ -414,6 +430,11 @@ async fn main() -> anyhow::Result<()> {
             seconds,
         } => idle(connections, seconds).await?,
         Cmd::Eval => eval::run()?,
+        Cmd::Serve {
+            python,
+            seconds,
+            instruments,
+        } => serve::run(python.as_deref(), seconds, instruments).await?,
         Cmd::Models {
             trials,
             lstm_only,

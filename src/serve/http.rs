@@ -89,7 +89,29 @@ pub fn router(app: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(app.max_body))
+        .layer(middleware::from_fn_with_state(app.clone(), size_guard))
         .with_state(app)
+}
+
+/// A body announced larger than the limit is refused from its header, before it is read (a
+/// chunked one is cut off by the body limit as it arrives).
+async fn size_guard(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > app.max_body as u64) {
+        let mut r = HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than this server takes (--max-body-mb)",
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::CONNECTION, "close".parse().expect("header"));
+        return r;
+    }
+    next.run(req).await
 }
 
 /// Constant-time comparison of the presented token.
@@ -792,6 +814,7 @@ async fn list(State(app): State<AppState>) -> Response {
             "version": l.version,
             "model": l.which,
             "format": l.artifact.format,
+            "engine": l.engine(),
             "bytes": l.bytes,
             "load_seconds": l.load_seconds,
         })).collect::<Vec<_>>(),

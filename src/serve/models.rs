@@ -1,5 +1,7 @@
 //! Loaded models: each on its own thread (a LightGBM booster or a burn module stays on the
-//! thread that made it), fed rows through a channel; a cache of them bounded by count and bytes,
+//! thread that made it), fed rows through a channel — except a LightGBM model whose trees,
+//! evaluated here, give LightGBM's predictions to the bit on probe rows (checked at load):
+//! that one predicts in the request's own task, with no thread hop and no C call; a cache of them bounded by count and bytes,
 //! least recently used out. A version's model is loaded once; a request in flight keeps the
 //! model it started with even when the cache lets it go.
 use mlt_protocol::models::ModelVersion;
@@ -13,6 +15,49 @@ type Job = (
     Vec<Vec<f64>>,
     oneshot::Sender<Result<Vec<Vec<f64>>, String>>,
 );
+
+/// A LightGBM model evaluated in this process, checked against LightGBM at load.
+#[cfg(feature = "lightgbm")]
+type Fast = Arc<mlt_eval::models::TreeModel>;
+#[cfg(not(feature = "lightgbm"))]
+type Fast = Arc<()>;
+
+/// Probe rows a fast path must predict exactly as LightGBM does before it is used.
+pub const PROBES: usize = 512;
+
+/// Rows predicted inline (more go to a blocking thread).
+#[cfg(feature = "lightgbm")]
+const INLINE_ROWS: usize = 64;
+
+/// Checks LightGBM's model text evaluated here against the loaded booster on probe rows: the
+/// fast path when every prediction is the same to the bit, else why not.
+#[cfg(feature = "lightgbm")]
+fn fast_path(
+    format: &str,
+    text: &str,
+    model: &dyn mlt_eval::models::Model,
+) -> Result<Fast, String> {
+    if format != "lightgbm" {
+        return Err(format!("a {format} model"));
+    }
+    let tm = mlt_eval::models::TreeModel::parse(text)?;
+    let probes = tm.probe_rows(PROBES);
+    let want = model.predict_many(&probes)?;
+    for (row, w) in probes.iter().zip(&want) {
+        let got = tm.predict(row);
+        if got.to_bits() != w.to_bits() && !(got.is_nan() && w.is_nan()) {
+            return Err(format!(
+                "LightGBM gives {w:e} and the trees here {got:e} on a probe row"
+            ));
+        }
+    }
+    Ok(Arc::new(tm))
+}
+
+#[cfg(not(feature = "lightgbm"))]
+fn fast_path(_: &str, _: &str, _: &dyn mlt_eval::models::Model) -> Result<Fast, String> {
+    Err("built without LightGBM".into())
+}
 
 /// A model version, loaded.
 pub struct Loaded {
@@ -34,6 +79,8 @@ pub struct Loaded {
     pub needs: Vec<&'static str>,
     /// The study's spec (for the registered data).
     pub spec_toml: String,
+    /// Predicts here (a LightGBM model checked bit for bit against LightGBM at load).
+    fast: Option<Fast>,
     jobs: Mutex<mpsc::Sender<Job>>,
 }
 
@@ -62,13 +109,19 @@ impl Loaded {
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok(model.horizons()));
+                let fast = fast_path(&format, &text, model.as_ref());
+                if let Err(why) = &fast {
+                    tracing::debug!(
+                        "no fast path ({why}): predictions go through the model's own code"
+                    );
+                }
+                let _ = ready_tx.send(Ok((model.horizons(), fast.ok())));
                 for (rows, reply) in rx {
                     let _ = reply.send(model.predict_paths(&rows));
                 }
             })
             .map_err(|e| format!("starting a model thread: {e}"))?;
-        let horizons = ready_rx
+        let (horizons, fast) = ready_rx
             .await
             .map_err(|_| "the model thread ended while loading".to_string())?
             .map_err(|e| format!("{}@{}: {e}", v.name, v.version))?;
@@ -82,6 +135,7 @@ impl Loaded {
             load_seconds: t0.elapsed().as_secs_f64(),
             needs,
             spec_toml: v.spec_toml.clone(),
+            fast,
             jobs: Mutex::new(tx),
         })
     }
@@ -91,6 +145,25 @@ impl Loaded {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
+        #[cfg(feature = "lightgbm")]
+        if let Some(f) = &self.fast {
+            let n = f.n_features();
+            if let Some(r) = rows.iter().find(|r| r.len() != n) {
+                return Err(format!(
+                    "the model takes {n} features per row, not {}",
+                    r.len()
+                ));
+            }
+            let run =
+                |f: &Fast, rows: Vec<Vec<f64>>| rows.iter().map(|r| vec![f.predict(r)]).collect();
+            if rows.len() <= INLINE_ROWS {
+                return Ok(run(f, rows));
+            }
+            let f = f.clone();
+            return tokio::task::spawn_blocking(move || run(&f, rows))
+                .await
+                .map_err(|e| format!("prediction task: {e}"));
+        }
         let (tx, rx) = oneshot::channel();
         self.jobs
             .lock()
@@ -99,6 +172,16 @@ impl Loaded {
             .map_err(|_| "the model thread has stopped".to_string())?;
         rx.await
             .map_err(|_| "the model thread dropped the request".to_string())?
+    }
+
+    /// `here` (LightGBM's trees evaluated in the server, checked against LightGBM at load) or
+    /// `model` (the model's own code, on its thread).
+    pub fn engine(&self) -> &'static str {
+        if self.fast.is_some() {
+            "here"
+        } else {
+            "model"
+        }
     }
 
     /// Whether it predicts the probability of up.

@@ -155,3 +155,124 @@ impl Tree {
             .unwrap_or(0.0)
     }
 }
+
+/// A LightGBM model evaluated here, tree by tree, as LightGBM's `Predict` does (the trees'
+/// outputs summed in boosting order, then the objective's transform): one row costs no call
+/// into LightGBM and no thread. Regression (identity) and binary (sigmoid) models of one
+/// class; anything else is refused, and [`TreeModel::verified`] checks the sums against
+/// LightGBM's own before a caller relies on them.
+#[derive(Debug)]
+pub struct TreeModel {
+    trees: Vec<Tree>,
+    sigmoid: Option<f64>,
+    n_features: usize,
+}
+
+impl TreeModel {
+    /// The model of a LightGBM model text.
+    pub fn parse(text: &str) -> Result<TreeModel, String> {
+        let head: Vec<&str> = text
+            .lines()
+            .take_while(|l| !l.starts_with("Tree="))
+            .collect();
+        let get = |k: &str| head.iter().find_map(|l| l.strip_prefix(k));
+        if head.iter().any(|l| l.trim() == "average_output") {
+            return Err("a random-forest model (average_output)".into());
+        }
+        if get("num_class=").is_some_and(|n| n.trim() != "1") {
+            return Err("a multi-class model".into());
+        }
+        let sigmoid = match get("objective=").map(str::trim) {
+            Some("regression") | Some("regression_l2") => None,
+            Some(o) if o.starts_with("binary") => {
+                let k = o
+                    .split_whitespace()
+                    .find_map(|p| p.strip_prefix("sigmoid:"))
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .ok_or_else(|| format!("objective `{o}` has no sigmoid"))?;
+                Some(k)
+            }
+            Some(o) => return Err(format!("objective `{o}` is not evaluated here")),
+            None => return Err("no objective in the model text".into()),
+        };
+        let n_features = get("max_feature_idx=")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .ok_or("no max_feature_idx in the model text")?
+            + 1;
+        let trees = parse(text)?;
+        if trees
+            .iter()
+            .flat_map(|t| &t.split_feature)
+            .any(|f| *f >= n_features)
+        {
+            return Err("a split on a feature beyond max_feature_idx".into());
+        }
+        Ok(TreeModel {
+            trees,
+            sigmoid,
+            n_features,
+        })
+    }
+
+    /// Features per row.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// The prediction of one row.
+    pub fn predict(&self, row: &[f64]) -> f64 {
+        let mut s = 0.0;
+        for t in &self.trees {
+            s += t.predict(row);
+        }
+        match self.sigmoid {
+            Some(k) => 1.0 / (1.0 + (-k * s).exp()),
+            None => s,
+        }
+    }
+
+    /// Rows that take every branch of the trees: each feature drawn from its split thresholds,
+    /// values just beside them, zero and NaN (a fixed generator: the same rows every time).
+    pub fn probe_rows(&self, n: usize) -> Vec<Vec<f64>> {
+        let mut values: Vec<Vec<f64>> = vec![vec![0.0, f64::NAN, 1.0, -1.0]; self.n_features];
+        for t in &self.trees {
+            for (f, th) in t.split_feature.iter().zip(&t.threshold) {
+                let v = &mut values[*f];
+                v.push(*th);
+                v.push(th + th.abs().max(1e-9) * 1e-9);
+                v.push(th - th.abs().max(1e-9) * 1e-9);
+            }
+        }
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..n)
+            .map(|_| {
+                values
+                    .iter()
+                    .map(|v| v[(next() % v.len() as u64) as usize])
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tree_model_tests {
+    use super::TreeModel;
+
+    #[test]
+    fn other_objectives_and_forests_are_refused() {
+        let t = "tree\nversion=v4\nnum_class=1\nmax_feature_idx=0\nobjective=huber\n\nTree=0\n";
+        assert!(TreeModel::parse(t).unwrap_err().contains("huber"));
+        let t = "tree\nnum_class=1\nmax_feature_idx=0\nobjective=regression\naverage_output\n\nTree=0\n";
+        assert!(TreeModel::parse(t).unwrap_err().contains("random-forest"));
+        let t =
+            "tree\nnum_class=3\nmax_feature_idx=0\nobjective=multiclass num_class:3\n\nTree=0\n";
+        assert!(TreeModel::parse(t).unwrap_err().contains("multi-class"));
+    }
+}

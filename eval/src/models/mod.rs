@@ -28,6 +28,8 @@ mod lgbm_trees;
 pub mod lstm;
 
 pub use factory::{load_model, model_for};
+#[cfg(feature = "lightgbm")]
+pub use lgbm_trees::TreeModel;
 
 /// Makes a model from its settings: [`model_for`], or an instrumented one in tests.
 pub type Factory = fn(&ModelSettings) -> Result<Box<dyn Model>, String>;
