@@ -6,7 +6,7 @@ SPEC ?= examples/lgbm-spy.toml
 # The real Optuna (and its dashboard) that the tests read our exports with, pinned.
 TEST_VENV ?= .venv-test
 
-.PHONY: run test setup build lint bench bench-search check-cuda soak fuzz
+.PHONY: run test setup build lint bench bench-search bench-serve check-cuda soak fuzz
 
 setup:
 	@bash scripts/setup.sh
@@ -60,7 +60,8 @@ fuzz: setup
 	done
 
 bench: setup
-	$(CARGO) build --release --bin mlt-cluster --bin mlt-bench
+	$(CARGO) build --release --bin mlt-cluster
+	$(CARGO) build --release -p mlt-bench
 	./target/release/mlt-bench cluster --nodes 1,8,64 --slots 4 --trials 20000 --steps 5
 	./target/release/mlt-bench idle --connections 1000 --seconds 20
 
@@ -74,6 +75,17 @@ bench-search: setup
 	$(CARGO) build --release -p mlt-bench
 	mkdir -p bench/results
 	./target/release/mlt-bench search --python $(OPTUNA_VENV)/bin/python | tee bench/results/search.md
+
+# The prediction server under load beside `mlflow models serve` on the same LightGBM model, MLflow
+# and lightgbm pinned in their own virtual environment (docs/serving.md, docs/benchmarks.md).
+SERVE_VENV ?= .venv-serve
+bench-serve: setup
+	test -x $(SERVE_VENV)/bin/python || python3 -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/pip install -q -r bench/serve/requirements.txt
+	$(CARGO) build --release --bin mlt-cluster
+	$(CARGO) build --release -p mlt-bench
+	mkdir -p bench/results
+	./target/release/mlt-bench serve --python $(SERVE_VENV)/bin/python | tee bench/results/serve.md
 
 # The `cuda` feature's code compiled against burn's CUDA backend, without a CUDA toolkit and
 # without the LLVM bundle cubecl-cuda downloads at build time (DOCS_RS skips it): a check that

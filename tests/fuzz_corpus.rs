@@ -156,6 +156,37 @@ fn write_the_seed_corpus() {
             reason: Some("why".into()),
             force: true,
         }),
+        FromClient::Serving(mlt_protocol::serving::ServingRequest::Log(vec![
+            mlt_protocol::serving::PredictionRecord {
+                name: "spy".into(),
+                seq: 0,
+                at_ms: 1,
+                version: 2,
+                arm: mlt_protocol::serving::Arm::Candidate,
+                served: false,
+                endpoint: "bars".into(),
+                instrument: "SPY".into(),
+                day: 19_000,
+                close: 470.5,
+                features_hash: 7,
+                prediction: 0.001,
+                error: None,
+                client: Some("c1".into()),
+            },
+        ])),
+        FromClient::Serving(mlt_protocol::serving::ServingRequest::Start(
+            mlt_protocol::serving::RolloutPlan {
+                name: "spy".into(),
+                candidate: 2,
+                steps: vec![10.0, 50.0, 100.0],
+                every: Some(mlt_protocol::serving::Every::Requests(500)),
+                shadow: false,
+                sticky: mlt_protocol::serving::Sticky::Instrument,
+                max_error_rate: 0.05,
+                alpha: 0.01,
+                min_pairs: 60,
+            },
+        )),
     ];
     for (i, m) in client_msgs.iter().enumerate() {
         put(

@@ -67,6 +67,17 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, extra: &[&str]) -> Server {
+        let mut args = vec!["--seed", "none"];
+        args.extend(extra);
+        Self::spawn(dir, &args)
+    }
+
+    /// A server that seeds real-time state from the registered data (its default).
+    fn start_seeded(dir: &Path) -> Server {
+        Self::spawn(dir, &[])
+    }
+
+    fn spawn(dir: &Path, extra: &[&str]) -> Server {
         let _ = std::fs::remove_file(dir.join("serve-address"));
         let log = dir.join(format!("serve-{}.log", util::free_port()));
         let child = Command::new(util::bin())
@@ -74,8 +85,6 @@ impl Server {
                 "serve",
                 "--listen",
                 "127.0.0.1:0",
-                "--seed",
-                "none",
                 "--poll-ms",
                 "50",
                 "--data-dir",
@@ -88,7 +97,19 @@ impl Server {
             .spawn()
             .unwrap();
         let addr_file = dir.join("serve-address");
-        wait_until(60, "the server's address", || addr_file.exists());
+        let mut child = child;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !addr_file.exists() {
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!("serve exited ({st}): {}", util::tail(&log, 30));
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not start: {}",
+                util::tail(&log, 30)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let addr = std::fs::read_to_string(&addr_file)
             .unwrap()
             .trim()
@@ -505,6 +526,29 @@ fn every_endpoint_every_bad_input_and_the_real_time_path_equal_to_batch() {
     ] {
         assert!(text.contains(want), "no `{want}` in:\n{text}");
     }
+    s.stop();
+
+    // Seeded from the registered data (the default): an instrument of the version's own
+    // study starts from its bars, so the next bar is predicted at once and an older one is
+    // out of order.
+    let s = Server::start_seeded(d);
+    let bar = |date: &str| json!({"instrument": "synthetic-3", "date": date, "open": 100.0, "high": 101.0, "low": 99.0, "close": 100.5, "volume": 1e6});
+    let (code, a) = s.post(
+        "/v1/models/m/bars",
+        "application/json",
+        &serde_json::to_vec(&bar("2100-01-04")).unwrap(),
+    );
+    assert_eq!(code, 200, "{a}");
+    assert!(a["predictions"][0]["prediction"].is_f64(), "{a}");
+    let (code, e) = s.post(
+        "/v1/models/m/bars",
+        "application/json",
+        &serde_json::to_vec(&bar("2000-01-04")).unwrap(),
+    );
+    assert_eq!(code, 409, "{e}");
+    // An instrument the data does not have starts empty.
+    let (_, a) = s.post("/v1/models/m/bars", "application/json", &serde_json::to_vec(&json!({"instrument": "NEW", "date": "2100-01-04", "close": 1.0, "open": 1.0, "high": 1.0, "low": 1.0})).unwrap());
+    assert!(a["predictions"][0]["prediction"].is_null(), "{a}");
     s.stop();
 }
 

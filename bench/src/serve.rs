@@ -684,6 +684,16 @@ pub async fn run(python: Option<&Path>, seconds: f64, k: usize) -> anyhow::Resul
             .collect();
         let m = load(a, &reqs, |i| i % k, conns, rate).await?;
         row("mlflow models serve", &m);
+        // The floor: each server's health check, through the same generator.
+        let get = |host: &str, path: &str| {
+            Arc::new(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes())
+        };
+        let floor_o: Vec<_> = (0..n).map(|_| get(&ours, "/healthz")).collect();
+        let f = load(&ours, &floor_o, |i| i % k, conns, rate).await?;
+        row("floor: mlt-cluster serve's GET /healthz", &f);
+        let floor_m: Vec<_> = (0..n).map(|_| get(a, "/ping")).collect();
+        let f = load(a, &floor_m, |i| i % k, conns, rate).await?;
+        row("floor: mlflow models serve's GET /ping", &f);
         println!(
             "\np99 ratio (MLflow / ours) at {rate:.0} req/s: {:.1}×",
             m.pct(0.99) / o.pct(0.99)

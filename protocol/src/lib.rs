@@ -31,7 +31,7 @@ pub mod spec;
 pub mod token;
 
 /// Version of the wire protocol; a peer with another version is refused at `Hello`.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 6;
 /// TLS application protocol name negotiated on every connection.
 pub const ALPN: &[u8] = b"mlt/1";
 /// Default UDP port of the scheduler.

@@ -707,6 +707,36 @@ mod tests {
     }
 
     #[test]
+    fn a_ramp_by_duration_steps_when_its_time_is_up() {
+        let (_d, store, mut core) = registry();
+        let mut p = plan(vec![25.0, 100.0], 1);
+        p.every = Some(Every::Millis(60_000));
+        let mut ops = Vec::new();
+        core.serving(ServingRequest::Start(p), "t", 1_000, &store, &mut ops)
+            .unwrap();
+        store.apply(&ops, &mut Default::default(), true).unwrap();
+        let view = |core: &mut ModelsCore, now: u64| {
+            let mut ops = Vec::new();
+            let ServingReply::View(v) = core
+                .serving(ServingRequest::View, "s", now, &store, &mut ops)
+                .unwrap()
+            else {
+                panic!()
+            };
+            store.apply(&ops, &mut Default::default(), true).unwrap();
+            v.rollouts[0].share()
+        };
+        assert_eq!(view(&mut core, 30_000), 25.0);
+        assert_eq!(view(&mut core, 61_000), 100.0);
+        assert!(core.rollouts["m"]
+            .events
+            .last()
+            .unwrap()
+            .what
+            .starts_with("step 2 of 2: 100%"));
+    }
+
+    #[test]
     fn failures_alert_and_halt_promotion_and_rollback_end_a_rollout() {
         let (_d, store, mut core) = registry();
         let mut ops = Vec::new();
