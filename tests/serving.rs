@@ -517,7 +517,7 @@ fn every_endpoint_every_bad_input_and_the_real_time_path_equal_to_batch() {
     for want in [
         "mlt_serve_requests_total{model=\"m\",version=\"1\",endpoint=\"predict\"}",
         "mlt_serve_requests_total{model=\"m\",version=\"1\",endpoint=\"bars\"}",
-        "mlt_serve_errors_total{model=\"nope\",version=\"\",endpoint=\"predict\",status=\"404\"} 1",
+        "mlt_serve_errors_total{model=\"\",version=\"\",endpoint=\"predict\",status=\"404\"} 3",
         "mlt_serve_errors_total{model=\"m\",version=\"1\",endpoint=\"bars\",status=\"409\"} 2",
         "mlt_serve_request_seconds_bucket{model=\"m\",version=\"1\",endpoint=\"bars\",le=\"+Inf\"}",
         "mlt_serve_cache_loads_total 2",
@@ -927,4 +927,52 @@ fn hot_swap_split_shadow_ramp_alerts_report_and_the_log_across_a_restart() {
 /// Records in `m`'s prediction log.
 fn log_len(d: &Path) -> usize {
     ok(offline(&["predictions", "m"], d)).lines().count() - 1
+}
+
+#[test]
+fn a_candidate_that_cannot_be_loaded_halts_its_rollout() {
+    let data = setup();
+    let d = data.path();
+    // Version 4: version 2 with a model text LightGBM cannot read (written into the stopped
+    // store as the registry would).
+    {
+        let store = mlt_scheduler::store::Store::open(d).unwrap();
+        let loaded = store.load().unwrap();
+        let mut core = mlt_scheduler::models::ModelsCore::new(loaded.models, loaded.audit);
+        let mut v = store.model_version("m", 2).unwrap().unwrap();
+        v.artifact.model = "tree\nversion=v4\nthis is not a model\n".into();
+        let mut ops = Vec::new();
+        let req = mlt_protocol::models::RegistryRequest::Register(Box::new(v), None);
+        core.handle(req, "test", 1, &store, &mut ops).unwrap();
+        store.apply(&ops, &mut Default::default(), true).unwrap();
+    }
+    let s = Server::start(d, &[]);
+    ok(offline(
+        &["rollout", "m", "--candidate", "4", "--share", "50"],
+        d,
+    ));
+    let status = || -> Value {
+        serde_json::from_str(&ok(offline(&["rollout", "status", "m", "--json"], d))).unwrap()
+    };
+    wait_until(30, "the rollout to halt", || {
+        status()["rollout"]["state"] == "halted"
+    });
+    let st = status();
+    assert!(
+        st["rollout"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("alert `load`"),
+        "{st}"
+    );
+    // Production answered throughout and answers now.
+    let csv = std::fs::read_to_string(bars_csv(d, "L", 51, 60)).unwrap();
+    let (code, a) = s.post("/v1/models/m/predict", "text/csv", csv.as_bytes());
+    assert_eq!(code, 200, "{a}");
+    assert!(a["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["version"] == 1));
+    s.stop();
 }

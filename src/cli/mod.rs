@@ -205,6 +205,9 @@ pub enum Command {
         /// Raw bars kept per instrument to warm up a version that starts serving it.
         #[arg(long, default_value_t = 1000)]
         history: usize,
+        /// Most instruments with real-time state per model name (a new one beyond is refused).
+        #[arg(long, default_value_t = 100_000)]
+        max_instruments: usize,
         /// Real-time state of an instrument starts from the served version's registered data
         /// when it has that instrument (`registered`), or empty (`none`: post a warm-up).
         #[arg(long, value_enum, default_value = "registered")]
@@ -1046,6 +1049,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             cache_mb,
             max_body_mb,
             history,
+            max_instruments,
             seed,
             poll_ms,
             conn,
@@ -1057,6 +1061,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 cache_bytes: cache_mb.saturating_mul(1 << 20),
                 max_body: max_body_mb.saturating_mul(1 << 20),
                 history,
+                max_instruments,
                 seed_registered: matches!(seed, ServeSeed::Registered),
                 poll: std::time::Duration::from_millis(poll_ms.max(10)),
                 data_dir: conn

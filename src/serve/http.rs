@@ -370,6 +370,13 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// A request for a model or version the server does not have: counted under the model
+    /// label "" (a client cannot make series by asking for names).
+    fn unresolved(mut self, e: HttpError) -> Response {
+        self.name = String::new();
+        self.done::<Json<Value>>(None, Err(e))
+    }
+
     fn done<T: IntoResponse>(
         &self,
         version: Option<u32>,
@@ -440,7 +447,7 @@ async fn predict(
     };
     let r = match resolve(&app, &model) {
         Ok(r) => r,
-        Err(e) => return ctx.done::<Json<Value>>(None, Err(e)),
+        Err(e) => return ctx.unresolved(e),
     };
     let v = r.main.version;
     let out = predict_batch(&app, &r, &headers, body).await;
@@ -595,7 +602,7 @@ async fn bars(
     };
     let r = match resolve(&app, &model) {
         Ok(r) => r,
-        Err(e) => return ctx.done::<Json<Value>>(None, Err(e)),
+        Err(e) => return ctx.unresolved(e),
     };
     let v = r.main.version;
     let out = realtime(&app, &r, &headers, q.warmup, body).await;
@@ -648,15 +655,22 @@ async fn realtime(
         by.entry(&b.instrument).or_default().push(b);
     }
     let seed_version = main.version;
-    let tracks: Vec<_> = order
-        .iter()
-        .map(|inst| {
-            let t = app
-                .tracks
-                .get(&r.name, inst, || app.seed(&r.name, seed_version, inst));
-            (*inst, t)
-        })
-        .collect();
+    let mut tracks = Vec::with_capacity(order.len());
+    for inst in &order {
+        let t = app
+            .tracks
+            .get(&r.name, inst, || app.seed(&r.name, seed_version, inst))
+            .ok_or_else(|| {
+                HttpError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "`{}` has real-time state for {} instruments already, the most this server keeps (--max-instruments): `{inst}` is refused",
+                        r.name, app.tracks.max_instruments
+                    ),
+                )
+            })?;
+        tracks.push((*inst, t));
+    }
     for (inst, t) in &tracks {
         let g = t.lock().unwrap_or_else(|p| p.into_inner());
         let list: Vec<_> = by[inst].iter().map(|b| (&b.bar, b.at.as_str())).collect();

@@ -66,29 +66,61 @@ async fn serving(o: &mut Online, req: ServingRequest) -> Result<ServingReply, Li
     }
 }
 
-/// Loads what `view` routes to (production and live candidates), then swaps the routes.
-async fn apply(app: &Arc<App>, o: &mut Online, view: ServingView) -> Result<(), LinkError> {
+/// Loads what `view` routes to (production and live candidates), then swaps the routes. A
+/// production version that cannot be loaded keeps the routes as they were (tried again at the
+/// next poll); a candidate that cannot be loaded raises an alert on itself (`load`), which
+/// halts its rollout.
+async fn apply(
+    app: &Arc<App>,
+    o: &mut Online,
+    view: ServingView,
+    alerted: &mut std::collections::HashSet<(String, u32)>,
+) -> Result<(), LinkError> {
     let wanted = super::Routes::wanted(&view);
+    let candidates: Vec<(String, u32)> = view
+        .rollouts
+        .iter()
+        .filter(|r| r.live())
+        .map(|r| (r.plan.name.clone(), r.plan.candidate))
+        .collect();
     for (name, version) in &wanted {
         if app.cache.has(name, *version) {
             continue;
         }
-        let v = fetch(o, name, *version).await?;
         let prefer = app.prefer_refit;
-        match app
-            .cache
-            .get(name, *version, || async move {
-                super::models::Loaded::load(&v, prefer).await
-            })
-            .await
-        {
+        let loaded = match fetch(o, name, *version).await {
+            Ok(v) => {
+                app.cache
+                    .get(name, *version, || async move {
+                        super::models::Loaded::load(&v, prefer).await
+                    })
+                    .await
+            }
+            Err(LinkError::Refused(e)) => Err(e),
+            Err(e) => return Err(e),
+        };
+        match loaded {
             Ok(l) => {
-                tracing::info!(model = %name, version, which = l.which, seconds = l.load_seconds, "loaded");
+                tracing::info!(model = %name, version, which = l.which, engine = l.engine(), seconds = l.load_seconds, "loaded");
                 app.seed_for(&l);
             }
-            // Routes keep the old version; the load is tried again at the next poll.
+            Err(e) if candidates.contains(&(name.clone(), *version)) => {
+                tracing::error!(model = %name, version, "the rollout's candidate cannot be loaded: {e}");
+                if alerted.insert((name.clone(), *version)) {
+                    let alert = mlt_protocol::serving::Alert {
+                        name: name.clone(),
+                        version: Some(*version),
+                        seq: 0,
+                        at_ms: 0,
+                        rule: "load".into(),
+                        message: format!("version {version} cannot be loaded: {e}"),
+                        source: "serve".into(),
+                    };
+                    serving(o, ServingRequest::Alert(alert)).await?;
+                }
+            }
             Err(e) => {
-                tracing::error!(model = %name, version, "cannot load: {e}");
+                tracing::error!(model = %name, version, "cannot load: {e}; serving as before");
                 return Ok(());
             }
         }
@@ -168,6 +200,8 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(100);
+    // Candidates already alerted on for failing to load.
+    let mut alerted = std::collections::HashSet::new();
     let mut conn_opt: Option<Online> = None;
     let mut poll_t = tokio::time::interval(poll);
     poll_t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -214,7 +248,7 @@ pub async fn run(
             },
             _ = poll_t.tick() => match serving(o, ServingRequest::View).await {
                 Ok(ServingReply::View(v)) => {
-                    let r = apply(&app, o, v).await;
+                    let r = apply(&app, o, v, &mut alerted).await;
                     app.ready.store(true, Ordering::Relaxed);
                     r
                 }

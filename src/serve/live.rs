@@ -98,29 +98,36 @@ type ByInstrument = HashMap<String, Arc<Mutex<Track>>>;
 pub struct Tracks {
     /// Raw bars kept per track for warming up.
     pub history: usize,
+    /// Instruments kept per name.
+    pub max_instruments: usize,
     map: Mutex<HashMap<String, ByInstrument>>,
 }
 
 impl Tracks {
-    /// Tracks keeping `history` raw bars each.
-    pub fn new(history: usize) -> Self {
+    /// Tracks keeping `history` raw bars each, at most `max_instruments` per name.
+    pub fn new(history: usize, max_instruments: usize) -> Self {
         Tracks {
             history,
+            max_instruments,
             map: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The track of `instrument` for `name`, made (with `seed`'s bars) when new.
+    /// The track of `instrument` for `name`, made (with `seed`'s bars) when new; None when
+    /// the name has `max_instruments` already.
     pub fn get(
         &self,
         name: &str,
         instrument: &str,
         seed: impl FnOnce() -> Option<Vec<Bar>>,
-    ) -> Arc<Mutex<Track>> {
+    ) -> Option<Arc<Mutex<Track>>> {
         let mut g = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let by = g.entry(name.to_string()).or_default();
         if let Some(t) = by.get(instrument) {
-            return t.clone();
+            return Some(t.clone());
+        }
+        if by.len() >= self.max_instruments {
+            return None;
         }
         let mut t = Track::default();
         if let Some(bars) = seed() {
@@ -128,7 +135,7 @@ impl Tracks {
         }
         let t = Arc::new(Mutex::new(t));
         by.insert(instrument.to_string(), t.clone());
-        t
+        Some(t)
     }
 
     /// Drops streams of versions of `name` outside `keep`.

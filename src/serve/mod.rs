@@ -83,6 +83,8 @@ pub struct ServeOptions {
     pub max_body: usize,
     /// Raw bars kept per instrument for warming up a version.
     pub history: usize,
+    /// Instruments with real-time state per model name.
+    pub max_instruments: usize,
     /// Seed each instrument from the version's registered data when it has that instrument.
     pub seed_registered: bool,
     /// How often the registry is polled.
@@ -312,7 +314,7 @@ pub async fn serve(opts: ServeOptions, conn: Conn) -> anyhow::Result<()> {
     let app = Arc::new(App {
         token,
         cache: models::Cache::new(opts.cache_models, opts.cache_bytes),
-        tracks: live::Tracks::new(opts.history),
+        tracks: live::Tracks::new(opts.history, opts.max_instruments),
         metrics: Default::default(),
         routes: RwLock::new(Arc::new(Routes::default())),
         link: tx,
