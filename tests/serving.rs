@@ -173,6 +173,27 @@ impl Server {
         (status, v)
     }
 
+    /// A POST with an `X-Client-Id`.
+    fn post_as(&self, path: &str, client: &str, body: &[u8]) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut r = agent
+            .post(&format!("http://{}{path}", self.addr))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "text/csv")
+            .header("X-Client-Id", client)
+            .send(body)
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     fn post(&self, path: &str, ctype: &str, body: &[u8]) -> (u16, Value) {
         self.call("POST", path, Some(""), Some(ctype), body)
     }
@@ -930,7 +951,7 @@ fn log_len(d: &Path) -> usize {
 }
 
 #[test]
-fn a_candidate_that_cannot_be_loaded_halts_its_rollout() {
+fn a_failed_candidate_halts_client_stickiness_promotion_and_the_cache_bound() {
     let data = setup();
     let d = data.path();
     // Version 4: version 2 with a model text LightGBM cannot read (written into the stopped
@@ -974,5 +995,73 @@ fn a_candidate_that_cannot_be_loaded_halts_its_rollout() {
         .unwrap()
         .iter()
         .all(|p| p["version"] == 1));
+
+    // Sticky by client: the same instrument goes to either arm by X-Client-Id, and a client
+    // stays on its arm.
+    ok(offline(&["registry", "stage", "m", "2", "staging"], d));
+    ok(offline(
+        &[
+            "rollout",
+            "m",
+            "--candidate",
+            "2",
+            "--share",
+            "50",
+            "--sticky",
+            "client",
+        ],
+        d,
+    ));
+    wait_until(30, "the client-sticky rollout on the server", || {
+        s.call("GET", "/v1/models", Some(""), None, b"").1["models"][0]["rollout"]["candidate"] == 2
+    });
+    let arm_of = |client: &str| -> u64 {
+        let (code, a) = s.post_as("/v1/models/m/predict", client, csv.as_bytes());
+        assert_eq!(code, 200, "{a}");
+        let v: std::collections::BTreeSet<u64> = a["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["version"].as_u64().unwrap())
+            .collect();
+        assert_eq!(v.len(), 1, "one client, one arm: {v:?}");
+        *v.iter().next().unwrap()
+    };
+    let arms: Vec<u64> = (0..40).map(|i| arm_of(&format!("client-{i}"))).collect();
+    assert!(arms.contains(&1) && arms.contains(&2), "{arms:?}");
+    for (i, arm) in arms.iter().enumerate().take(10) {
+        assert_eq!(arm_of(&format!("client-{i}")), *arm);
+    }
+    // Promoted: version 2 is production, and the rollout says so.
+    ok(offline(&["rollout", "promote", "m"], d));
+    let st: Value =
+        serde_json::from_str(&ok(offline(&["rollout", "status", "m", "--json"], d))).unwrap();
+    assert_eq!(st["rollout"]["state"], "promoted");
+    wait_until(30, "version 2 answering", || {
+        s.post("/v1/models/m/predict", "text/csv", csv.as_bytes()).1["version"] == 2
+    });
+    s.stop();
+
+    // The cache keeps at most --cache-models versions, least recently used out.
+    let s = Server::start(d, &["--cache-models", "2"]);
+    for r in ["m@1", "m@3", "m@1", "m@3"] {
+        let _ = s.post(
+            &format!("/v1/models/{r}/predict"),
+            "text/csv",
+            csv.as_bytes(),
+        );
+        let (_, m) = s.call("GET", "/v1/models", Some(""), None, b"");
+        assert!(m["loaded"].as_array().unwrap().len() <= 2, "{m}");
+    }
+    let (_, text) = s.call("GET", "/metrics", Some(""), None, b"");
+    let evictions: u64 = text
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("mlt_serve_cache_evictions_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(evictions >= 1, "{text}");
     s.stop();
 }
