@@ -2,7 +2,9 @@
 //! every endpoint and every bad input, batch answers equal to `mlt-cluster predict`, the
 //! real-time path equal to the batch over a whole file posted bar by bar, hot swap under load
 //! without a failed request, the sticky split, shadow mode, a ramp that steps up and then
-//! halts on a planted alert, the paired report, and the prediction log surviving a restart.
+//! halts on a planted alert, the paired report, the prediction log surviving a restart, a
+//! candidate that cannot be loaded halting its rollout, stickiness by client, promotion, and
+//! the cache's bound.
 mod util;
 
 use serde_json::{json, Value};
