@@ -19,6 +19,7 @@
 //! selection.rs   PSR, DSR, minimum track record, PBO (CSCV) over a study's trials
 //! special.rs     the normal distribution's CDF, quantile and logarithms
 //! pipeline/      the walk-forward trial (orchestrator, folds, trader, study ensembles)
+//! drift.rs       PSI and the two-sample KS test (exact, as SciPy) for monitoring
 //! ab.rs          A/B comparison of two served versions from the prediction log
 //! predict.rs     predictions from a kept model on new bars
 //! stream.rs      the same features one bar at a time, for real-time serving
@@ -37,6 +38,7 @@ pub mod combine;
 pub mod context;
 pub mod curves;
 pub mod data;
+pub mod drift;
 pub mod features;
 pub mod labels;
 pub mod metrics;
