@@ -1067,3 +1067,83 @@ fn a_failed_candidate_halts_client_stickiness_promotion_and_the_cache_bound() {
     assert!(evictions >= 1, "{text}");
     s.stop();
 }
+
+/// A scheduler of its own on `dir`, on `port`.
+fn scheduler(dir: &Path, port: u16) -> Child {
+    let _ = std::fs::remove_file(dir.join("address"));
+    let log =
+        std::fs::File::create(dir.join(format!("scheduler-{}.log", util::free_port()))).unwrap();
+    let child = Command::new(util::bin())
+        .args([
+            "scheduler",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("MLT_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let addr = dir.join("address");
+    wait_until(60, "the scheduler to start", || addr.exists());
+    child
+}
+
+#[test]
+fn a_remote_scheduler_killed_and_restarted_loses_no_served_prediction() {
+    let data = setup();
+    let d = data.path();
+    let port = util::free_port();
+    let mut sched = scheduler(d, port);
+    let token = std::fs::read_to_string(d.join("client-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    // The server's own state (its token, its address) apart from the scheduler's.
+    let state = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        state.path(),
+        &[
+            "--scheduler",
+            &format!("127.0.0.1:{port}"),
+            "--token",
+            &token,
+        ],
+    );
+    let csv = std::fs::read_to_string(bars_csv(d, "K", 61, 80)).unwrap();
+    let (code, a) = s.post("/v1/models/m/predict", "text/csv", csv.as_bytes());
+    assert_eq!(code, 200, "{a}");
+    let per = a["predictions"].as_array().unwrap().len();
+    let pending = |s: &Server| -> u64 {
+        let (_, t) = s.call("GET", "/metrics", Some(""), None, b"");
+        t.as_str()
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("mlt_serve_log_pending "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    wait_until(30, "the first log written", || pending(&s) == 0);
+
+    // The scheduler dies: the server keeps answering from what it has loaded and keeps the
+    // log in memory.
+    sched.kill().unwrap();
+    sched.wait().unwrap();
+    for _ in 0..3 {
+        let (code, a) = s.post("/v1/models/m/predict", "text/csv", csv.as_bytes());
+        assert_eq!(code, 200, "{a}");
+        assert_eq!(a["version"], 1);
+    }
+    assert_eq!(pending(&s), 3 * per as u64);
+    // Back: the server reconnects and writes what it kept.
+    let mut sched = scheduler(d, port);
+    wait_until(60, "the kept log written", || pending(&s) == 0);
+    s.stop();
+    sched.kill().unwrap();
+    sched.wait().unwrap();
+    let n = ok(offline(&["predictions", "m"], d)).lines().count() - 1;
+    assert_eq!(n, 4 * per);
+}
