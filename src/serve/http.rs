@@ -263,27 +263,36 @@ fn resolve(app: &App, model: &str) -> Result<Resolved, HttpError> {
 
 /// The loaded version, loading it (through the scheduler) when the cache does not have it.
 async fn loaded(app: &App, name: &str, version: u32) -> Result<Arc<Loaded>, HttpError> {
-    let link = app.link.clone();
-    let prefer = app.prefer_refit;
-    let n = name.to_string();
-    app.cache
-        .get(name, version, || async move {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            link.send(LinkMsg::Fetch(n, version, tx))
-                .await
-                .map_err(|_| "the server is stopping".to_string())?;
-            let v = rx
-                .await
-                .map_err(|_| "the server is stopping".to_string())??;
-            Loaded::load(&v, prefer).await
-        })
+    let unavailable = |e: String| {
+        HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{name}@{version} cannot be loaded: {e}"),
+        )
+    };
+    if let Some(l) = app.cache.hit(name, version) {
+        return Ok(l);
+    }
+    // The version's record first, through the link, holding no lock of the cache's: the
+    // link loads versions into the same cache, and must never wait on a request that waits
+    // on it.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app.link
+        .send(LinkMsg::Fetch(name.to_string(), version, tx))
         .await
-        .map_err(|e| {
-            HttpError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{name}@{version} cannot be loaded: {e}"),
-            )
-        })
+        .map_err(|_| unavailable("the server is stopping".into()))?;
+    let v = rx
+        .await
+        .map_err(|_| unavailable("the server is stopping".into()))?
+        .map_err(unavailable)?;
+    let prefer = app.prefer_refit;
+    app.cache
+        .get(
+            name,
+            version,
+            || async move { Loaded::load(&v, prefer).await },
+        )
+        .await
+        .map_err(unavailable)
 }
 
 /// The value to put in JSON (null when not finite).

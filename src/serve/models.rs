@@ -210,7 +210,8 @@ pub struct Cache {
     max_models: usize,
     max_bytes: usize,
     inner: Mutex<Inner>,
-    /// One load at a time (a version asked for twice at once is loaded once).
+    /// One load at a time (a version asked for twice at once is loaded once). Held only
+    /// while a model loads, never while waiting on the scheduler.
     loading: tokio::sync::Mutex<()>,
 }
 
@@ -320,6 +321,11 @@ impl Cache {
     /// Its counters.
     pub fn counts(&self) -> CacheCounts {
         self.inner.lock().map(|g| g.counts).unwrap_or_default()
+    }
+
+    /// The loaded version, when the cache has it (counted as a hit).
+    pub fn hit(&self, name: &str, version: u32) -> Option<Arc<Loaded>> {
+        self.lookup(name, version, true)
     }
 
     /// Whether `name`@`version` is loaded (without counting a hit).
