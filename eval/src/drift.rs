@@ -264,7 +264,7 @@ mod tests {
                 k.statistic
             );
             assert!(
-                (k.p_value - p).abs() < 1e-6 * p.max(1e-6).min(1.0) + 1e-15,
+                (k.p_value - p).abs() < 1e-6 * p.clamp(1e-6, 1.0) + 1e-15,
                 "case {i}: p {:e} vs {p:e}",
                 k.p_value
             );
