@@ -314,7 +314,9 @@ fn answer_row(l: &Loaded, arm: Arm, inst: &str, day: i64, out: Option<&Vec<f64>>
     let k = l.horizons.len().max(1);
     o.insert(
         "prediction".into(),
-        out.map_or(Value::Null, |p| num(p[k - 1])),
+        out.map_or(Value::Null, |p| {
+            num(p.get(k - 1).copied().unwrap_or(f64::NAN))
+        }),
     );
     if l.horizons.len() > 1 {
         if let Some(p) = out {
@@ -576,7 +578,7 @@ async fn predict_batch(
                     day: b.days[t],
                     close: b.close[t],
                     features_hash: row.map_or(0, |r| features_hash(r)),
-                    prediction: out.map_or(f64::NAN, |p| p[k - 1]),
+                    prediction: out.and_then(|p| p.get(k - 1).copied()).unwrap_or(f64::NAN),
                     error,
                     client: client.clone(),
                 });
@@ -788,7 +790,9 @@ async fn realtime(
                 day: b.bar.day,
                 close: b.bar.close,
                 features_hash: rows[i].as_ref().map_or(0, |r| features_hash(r)),
-                prediction: outs_here[i].map_or(f64::NAN, |p| p[k - 1]),
+                prediction: outs_here[i]
+                    .and_then(|p| p.get(k - 1).copied())
+                    .unwrap_or(f64::NAN),
                 error,
                 client: client.clone(),
             });

@@ -248,9 +248,7 @@ pub async fn run(
             },
             _ = poll_t.tick() => match serving(o, ServingRequest::View).await {
                 Ok(ServingReply::View(v)) => {
-                    let r = apply(&app, o, v, &mut alerted).await;
-                    app.ready.store(true, Ordering::Relaxed);
-                    r
+                    apply(&app, o, v, &mut alerted).await
                 }
                 Ok(_) => Err(LinkError::Down("unexpected answer to View".into())),
                 Err(e) => Err(e),

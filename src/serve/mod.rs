@@ -157,6 +157,7 @@ impl App {
         if !changed {
             // Counters in the rollout still change: keep the newest.
             *self.routes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+            self.ready.store(true, Ordering::Relaxed);
             return;
         }
         for (n, r) in &new.names {
@@ -180,6 +181,8 @@ impl App {
             );
         }
         *self.routes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+        // Ready once every production version is loaded and routed.
+        self.ready.store(true, Ordering::Relaxed);
     }
 
     /// Appends records to the log buffer (bounded: the oldest go when the scheduler has been
