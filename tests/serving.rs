@@ -175,6 +175,23 @@ impl Server {
         (status, v)
     }
 
+    /// The rollout the server routes by now (null when none).
+    fn rollout(&self) -> Value {
+        self.call("GET", "/v1/models", Some(""), None, b"").1["models"][0]["rollout"].clone()
+    }
+
+    /// Records of the prediction log the server has not written yet.
+    fn log_pending(&self) -> u64 {
+        let (_, t) = self.call("GET", "/metrics", Some(""), None, b"");
+        t.as_str()
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("mlt_serve_log_pending "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
     /// A POST with an `X-Client-Id`.
     fn post_as(&self, path: &str, client: &str, body: &[u8]) -> (u16, Value) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -632,7 +649,7 @@ fn hot_swap_split_shadow_ramp_alerts_report_and_the_log_across_a_restart() {
         d,
     ));
     wait_until(30, "the rollout to reach the server", || {
-        s.call("GET", "/v1/models", Some(""), None, b"").1["models"][0]["rollout"]["share"] == 10.0
+        s.rollout()["share"] == 10.0
     });
     let lines: Vec<&str> = csv.lines().collect();
     let mut body = String::from("instrument,") + lines[0] + "\n";
@@ -680,7 +697,7 @@ fn hot_swap_split_shadow_ramp_alerts_report_and_the_log_across_a_restart() {
         d,
     ));
     wait_until(30, "the shadow rollout on the server", || {
-        s.call("GET", "/v1/models", Some(""), None, b"").1["models"][0]["rollout"]["shadow"] == true
+        s.rollout()["shadow"] == true
     });
     let (_, a) = s.post("/v1/models/m/predict", "text/csv", csv.as_bytes());
     assert!(a["predictions"]
@@ -731,7 +748,7 @@ fn hot_swap_split_shadow_ramp_alerts_report_and_the_log_across_a_restart() {
         d,
     ));
     wait_until(30, "the ramp on the server", || {
-        s.call("GET", "/v1/models", Some(""), None, b"").1["models"][0]["rollout"]["candidate"] == 3
+        s.rollout()["candidate"] == 3
     });
     let feed = bars_csv(d, "Z", 41, 160);
     let feed = std::fs::read_to_string(feed).unwrap();
@@ -764,13 +781,7 @@ fn hot_swap_split_shadow_ramp_alerts_report_and_the_log_across_a_restart() {
         );
         assert_eq!(code, 200, "{a}");
         t += 1;
-        wait_until(10, "the log to be written", || {
-            s.call("GET", "/metrics", Some(""), None, b"")
-                .1
-                .as_str()
-                .unwrap()
-                .contains("mlt_serve_log_pending 0")
-        });
+        wait_until(10, "the log to be written", || s.log_pending() == 0);
     }
     let st = status(d);
     assert_eq!(st["rollout"]["state"], "active");
@@ -812,9 +823,7 @@ fn hot_swap_split_shadow_ramp_alerts_report_and_the_log_across_a_restart() {
             .contains("alert `errors`"),
         "{st}"
     );
-    wait_until(30, "traffic back on production", || {
-        s.call("GET", "/v1/models", Some(""), None, b"").1["models"][0]["rollout"].is_null()
-    });
+    wait_until(30, "traffic back on production", || s.rollout().is_null());
     let day: Vec<Value> = insts
         .iter()
         .map(|i| csv_to_json(&feed, i, true)[t].clone())
@@ -853,7 +862,7 @@ fn hot_swap_split_shadow_ramp_alerts_report_and_the_log_across_a_restart() {
         d,
     ));
     wait_until(30, "the second ramp on the server", || {
-        s.call("GET", "/v1/models", Some(""), None, b"").1["models"][0]["rollout"]["candidate"] == 1
+        s.rollout()["candidate"] == 1
     });
     let (code, _) = s.post(
         "/v1/alerts",
@@ -885,7 +894,7 @@ fn hot_swap_split_shadow_ramp_alerts_report_and_the_log_across_a_restart() {
         d,
     ));
     wait_until(30, "the third rollout on the server", || {
-        s.call("GET", "/v1/models", Some(""), None, b"").1["models"][0]["rollout"]["candidate"] == 1
+        s.rollout()["candidate"] == 1
     });
     for _ in 0..12 {
         let day: Vec<Value> = insts
@@ -903,13 +912,7 @@ fn hot_swap_split_shadow_ramp_alerts_report_and_the_log_across_a_restart() {
         );
         t += 1;
     }
-    wait_until(10, "the log to be written", || {
-        s.call("GET", "/metrics", Some(""), None, b"")
-            .1
-            .as_str()
-            .unwrap()
-            .contains("mlt_serve_log_pending 0")
-    });
+    wait_until(10, "the log to be written", || s.log_pending() == 0);
     let rep: Value =
         serde_json::from_str(&ok(offline(&["rollout", "report", "m", "--json"], d))).unwrap();
     // 12 days of 8 instruments, the last day's outcome not known yet.
@@ -1015,7 +1018,7 @@ fn a_failed_candidate_halts_client_stickiness_promotion_and_the_cache_bound() {
         d,
     ));
     wait_until(30, "the client-sticky rollout on the server", || {
-        s.call("GET", "/v1/models", Some(""), None, b"").1["models"][0]["rollout"]["candidate"] == 2
+        s.rollout()["candidate"] == 2
     });
     let arm_of = |client: &str| -> u64 {
         let (code, a) = s.post_as("/v1/models/m/predict", client, csv.as_bytes());
@@ -1116,17 +1119,7 @@ fn a_remote_scheduler_killed_and_restarted_loses_no_served_prediction() {
     let (code, a) = s.post("/v1/models/m/predict", "text/csv", csv.as_bytes());
     assert_eq!(code, 200, "{a}");
     let per = a["predictions"].as_array().unwrap().len();
-    let pending = |s: &Server| -> u64 {
-        let (_, t) = s.call("GET", "/metrics", Some(""), None, b"");
-        t.as_str()
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("mlt_serve_log_pending "))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    wait_until(30, "the first log written", || pending(&s) == 0);
+    wait_until(30, "the first log written", || s.log_pending() == 0);
 
     // The scheduler dies: the server keeps answering from what it has loaded and keeps the
     // log in memory.
@@ -1137,10 +1130,10 @@ fn a_remote_scheduler_killed_and_restarted_loses_no_served_prediction() {
         assert_eq!(code, 200, "{a}");
         assert_eq!(a["version"], 1);
     }
-    assert_eq!(pending(&s), 3 * per as u64);
+    assert_eq!(s.log_pending(), 3 * per as u64);
     // Back: the server reconnects and writes what it kept.
     let mut sched = scheduler(d, port);
-    wait_until(60, "the kept log written", || pending(&s) == 0);
+    wait_until(60, "the kept log written", || s.log_pending() == 0);
     s.stop();
     sched.kill().unwrap();
     sched.wait().unwrap();

@@ -501,6 +501,25 @@ pub async fn run(python: Option<&Path>, seconds: f64, k: usize) -> anyhow::Resul
         .map(|b| feature_rows(b, &features))
         .collect::<anyhow::Result<_>>()?;
 
+    // MLflow's requests: request i is instrument i % k's features on a bar after the warm-up.
+    let mlflow_reqs = |addr: &str, n: usize| -> Vec<Arc<Vec<u8>>> {
+        (0..n)
+            .map(|i| {
+                let j = i % k;
+                let t = warm + 10 + (i / k) % (days - warm - 10);
+                let body = mlflow_body(&columns, &[&rows[j][t]]);
+                Arc::new(request(
+                    addr,
+                    "/invocations",
+                    None,
+                    "application/json",
+                    &body,
+                    false,
+                ))
+            })
+            .collect()
+    };
+
     // MLflow's server on the same model.
     let mut mlflow_addr = None;
     let mut _mlflow = None;
@@ -634,20 +653,7 @@ pub async fn run(python: Option<&Path>, seconds: f64, k: usize) -> anyhow::Resul
     );
     let mut ml_load = None;
     if let Some(a) = &mlflow_addr {
-        let reqs: Vec<Arc<Vec<u8>>> = (0..n)
-            .map(|i| {
-                let j = i % k;
-                let t = warm + 10 + (i / k) % (days - warm - 10);
-                Arc::new(request(
-                    a,
-                    "/invocations",
-                    None,
-                    "application/json",
-                    &mlflow_body(&columns, &[&rows[j][t]]),
-                    false,
-                ))
-            })
-            .collect();
+        let reqs = mlflow_reqs(a, n);
         let l = load(a, &reqs, |i| i % k, conns, 1000.0).await?;
         row("mlflow models serve (features precomputed)", &l);
         ml_load = Some(l);
@@ -668,20 +674,7 @@ pub async fn run(python: Option<&Path>, seconds: f64, k: usize) -> anyhow::Resul
         let reqs = take(&mut next, n);
         let o = load(&ours, &reqs, |i| i % k, conns, rate).await?;
         row("mlt-cluster serve", &o);
-        let reqs: Vec<Arc<Vec<u8>>> = (0..n)
-            .map(|i| {
-                let j = i % k;
-                let t = warm + 10 + (i / k) % (days - warm - 10);
-                Arc::new(request(
-                    a,
-                    "/invocations",
-                    None,
-                    "application/json",
-                    &mlflow_body(&columns, &[&rows[j][t]]),
-                    false,
-                ))
-            })
-            .collect();
+        let reqs = mlflow_reqs(a, n);
         let m = load(a, &reqs, |i| i % k, conns, rate).await?;
         row("mlflow models serve", &m);
         // The floor: each server's health check, through the same generator.
@@ -720,20 +713,7 @@ pub async fn run(python: Option<&Path>, seconds: f64, k: usize) -> anyhow::Resul
         let mut ml_cells = ("-".to_string(), "-".to_string());
         if !ml_done {
             let a = mlflow_addr.as_ref().expect("mlflow");
-            let reqs: Vec<Arc<Vec<u8>>> = (0..n)
-                .map(|i| {
-                    let j = i % k;
-                    let t = warm + 10 + (i / k) % (days - warm - 10);
-                    Arc::new(request(
-                        a,
-                        "/invocations",
-                        None,
-                        "application/json",
-                        &mlflow_body(&columns, &[&rows[j][t]]),
-                        false,
-                    ))
-                })
-                .collect();
+            let reqs = mlflow_reqs(a, n);
             let m = load(a, &reqs, |i| i % k, conns, rate).await?;
             if m.pct(0.99) < 10.0 && m.achieved >= 0.95 * rate && m.errors == 0 {
                 best_ml = rate;

@@ -2,6 +2,7 @@
 //! traded one day (long when it predicts up, short when down), scored on the instrument's
 //! next logged close, and the two compared on the same instruments and days with a paired
 //! t-test.
+use crate::features::{mean, std as sd};
 use crate::special::student_t_cdf;
 use mlt_protocol::serving::{Arm, ArmReport, PredictionRecord, RolloutReport};
 use std::collections::{BTreeMap, HashMap};
@@ -30,15 +31,6 @@ fn position(p: f64, classify: bool) -> f64 {
     } else {
         0.0
     }
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
-}
-
-fn sd(v: &[f64]) -> f64 {
-    let m = mean(v);
-    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() as f64 - 1.0)).sqrt()
 }
 
 fn corr(a: &[f64], b: &[f64]) -> f64 {

@@ -66,16 +66,24 @@ pub struct PredictionRecord {
     pub client: Option<String>,
 }
 
-/// FNV-1a over the bits of a row of numbers.
-pub fn features_hash(row: &[f64]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for v in row {
-        for b in v.to_bits().to_le_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+/// FNV-1a of `bytes`, continuing from `h`.
+fn fnv1a(mut h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+/// FNV-1a's offset basis.
+const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over the bits of a row of numbers.
+pub fn features_hash(row: &[f64]) -> u64 {
+    fnv1a(
+        FNV_BASIS,
+        row.iter().flat_map(|v| v.to_bits().to_le_bytes()),
+    )
 }
 
 /// An alert on a model version.
@@ -269,11 +277,7 @@ impl Rollout {
 
     /// A caller's place in the split, 0..10,000: the same for the same key and rollout.
     pub fn bucket(&self, key: &str) -> u32 {
-        let mut h = self.salt ^ 0xcbf2_9ce4_8422_2325;
-        for b in key.as_bytes() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        let mut h = fnv1a(self.salt ^ FNV_BASIS, key.bytes());
         // splitmix64's finaliser spreads FNV's low bits.
         h ^= h >> 30;
         h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);

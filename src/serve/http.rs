@@ -349,6 +349,55 @@ fn envelope(name: &str, l: &Loaded, preds: Vec<Value>, skipped: usize) -> Value 
     })
 }
 
+/// What every log record of one request shares.
+struct Recorder<'a> {
+    name: &'a str,
+    endpoint: &'static str,
+    now: u64,
+    client: Option<&'a str>,
+}
+
+impl Recorder<'_> {
+    /// The record of side `l` on bar `(instrument, day, close)`: its prediction, or why it has
+    /// none (`failed`: the side could not run on this request). None when the side had no
+    /// input row yet (its features still warming up).
+    #[allow(clippy::too_many_arguments)]
+    fn of(
+        &self,
+        l: &Loaded,
+        arm: Arm,
+        served: bool,
+        (instrument, day, close): (&str, i64, f64),
+        failed: Option<&String>,
+        row: Option<&Vec<f64>>,
+        out: Option<&Vec<f64>>,
+    ) -> Option<PredictionRecord> {
+        let error = match (failed, row, out) {
+            (Some(e), _, _) => Some(e.clone()),
+            (None, None, _) => return None,
+            (None, Some(_), Some(_)) => None,
+            (None, Some(_), None) => Some("no output".into()),
+        };
+        let k = l.horizons.len().max(1);
+        Some(PredictionRecord {
+            name: self.name.to_string(),
+            seq: 0,
+            at_ms: self.now,
+            version: l.version,
+            arm,
+            served,
+            endpoint: self.endpoint.into(),
+            instrument: instrument.to_string(),
+            day,
+            close,
+            features_hash: row.map_or(0, |r| features_hash(r)),
+            prediction: out.and_then(|p| p.get(k - 1).copied()).unwrap_or(f64::NAN),
+            error,
+            client: self.client.map(String::from),
+        })
+    }
+}
+
 fn client_id(h: &HeaderMap) -> Option<String> {
     h.get("x-client-id")
         .and_then(|v| v.to_str().ok())
@@ -528,7 +577,12 @@ async fn predict_batch(
         }
         by_side.push(m);
     }
-    let now = now_ms();
+    let rec = Recorder {
+        name: &r.name,
+        endpoint: "predict",
+        now: now_ms(),
+        client: client.as_deref(),
+    };
     let mut preds = Vec::new();
     let mut log = Vec::new();
     let mut skipped = 0;
@@ -558,30 +612,10 @@ async fn predict_batch(
             ));
             for (i, (l, arm)) in sides.iter().enumerate() {
                 let row = per_side[i].get(j).and_then(|rows| rows[t].as_ref());
+                let failed = outputs[i].as_ref().err();
+                let bar = (b.instrument.as_str(), b.days[t], b.close[t]);
                 let out = by_side[i].get(&(j, t));
-                let error = match (&outputs[i], row, out) {
-                    (Err(e), _, _) => Some(e.clone()),
-                    (Ok(_), Some(_), Some(_)) => None,
-                    (Ok(_), None, _) => continue,
-                    (Ok(_), Some(_), None) => Some("no output".into()),
-                };
-                let k = l.horizons.len().max(1);
-                log.push(PredictionRecord {
-                    name: r.name.clone(),
-                    seq: 0,
-                    at_ms: now,
-                    version: l.version,
-                    arm: *arm,
-                    served: i == served,
-                    endpoint: "predict".into(),
-                    instrument: b.instrument.clone(),
-                    day: b.days[t],
-                    close: b.close[t],
-                    features_hash: row.map_or(0, |r| features_hash(r)),
-                    prediction: out.and_then(|p| p.get(k - 1).copied()).unwrap_or(f64::NAN),
-                    error,
-                    client: client.clone(),
-                });
+                log.extend(rec.of(l, *arm, i == served, bar, failed, row, out));
             }
         }
     }
@@ -749,7 +783,12 @@ async fn realtime(
         .map(|o| o.as_ref().ok().map(|v| v.iter()))
         .collect();
     let client = client_id(headers);
-    let now = now_ms();
+    let rec = Recorder {
+        name: &r.name,
+        endpoint: "bars",
+        now: now_ms(),
+        client: client.as_deref(),
+    };
     let mut preds = Vec::new();
     let mut log = Vec::new();
     for (inst, b, rows) in &taken {
@@ -771,31 +810,17 @@ async fn realtime(
         let (l, arm) = &sides[served];
         preds.push(answer_row(l, *arm, inst, b.bar.day, outs_here[served]));
         for (i, (l, arm)) in sides.iter().enumerate() {
-            let error = match (&outs[i], &rows[i], outs_here[i]) {
-                (Err(e), _, _) => Some(e.clone()),
-                (Ok(_), None, _) => continue,
-                (Ok(_), Some(_), Some(_)) => None,
-                (Ok(_), Some(_), None) => Some("no output".into()),
-            };
-            let k = l.horizons.len().max(1);
-            log.push(PredictionRecord {
-                name: r.name.clone(),
-                seq: 0,
-                at_ms: now,
-                version: l.version,
-                arm: *arm,
-                served: i == served,
-                endpoint: "bars".into(),
-                instrument: inst.to_string(),
-                day: b.bar.day,
-                close: b.bar.close,
-                features_hash: rows[i].as_ref().map_or(0, |r| features_hash(r)),
-                prediction: outs_here[i]
-                    .and_then(|p| p.get(k - 1).copied())
-                    .unwrap_or(f64::NAN),
-                error,
-                client: client.clone(),
-            });
+            let failed = outs[i].as_ref().err();
+            let bar = (*inst, b.bar.day, b.bar.close);
+            log.extend(rec.of(
+                l,
+                *arm,
+                i == served,
+                bar,
+                failed,
+                rows[i].as_ref(),
+                outs_here[i],
+            ));
         }
     }
     app.log(log);

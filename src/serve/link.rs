@@ -166,19 +166,16 @@ async fn flush(app: &Arc<App>, o: &mut Online) -> Result<bool, LinkError> {
 }
 
 /// Answers a handler's ask.
-async fn answer(app: &Arc<App>, o: &mut Online, m: LinkMsg) -> Result<(), LinkError> {
+async fn answer(o: &mut Online, m: LinkMsg) -> Result<(), LinkError> {
     match m {
-        LinkMsg::Fetch(name, version, reply) => {
-            let _ = app;
-            match fetch(o, &name, version).await {
-                Ok(v) => drop(reply.send(Ok(v))),
-                Err(LinkError::Refused(e)) => drop(reply.send(Err(e))),
-                Err(LinkError::Down(e)) => {
-                    let _ = reply.send(Err(format!("the scheduler is unreachable: {e}")));
-                    return Err(LinkError::Down(e));
-                }
+        LinkMsg::Fetch(name, version, reply) => match fetch(o, &name, version).await {
+            Ok(v) => drop(reply.send(Ok(v))),
+            Err(LinkError::Refused(e)) => drop(reply.send(Err(e))),
+            Err(LinkError::Down(e)) => {
+                let _ = reply.send(Err(format!("the scheduler is unreachable: {e}")));
+                return Err(LinkError::Down(e));
             }
-        }
+        },
         LinkMsg::Serving(req, reply) => match serving(o, req).await {
             Ok(r) => drop(reply.send(Ok(r))),
             Err(LinkError::Refused(e)) => drop(reply.send(Err(e))),
@@ -243,7 +240,7 @@ pub async fn run(
         };
         let r = tokio::select! {
             m = rx.recv() => match m {
-                Some(m) => answer(&app, o, m).await,
+                Some(m) => answer(o, m).await,
                 None => break,
             },
             _ = poll_t.tick() => match serving(o, ServingRequest::View).await {

@@ -223,13 +223,11 @@ impl App {
             return;
         }
         let bars = (|| -> Result<HashMap<String, Vec<Bar>>, String> {
-            let v = &l.artifact;
             let spec =
                 mlt_spec::parse(&l.spec_toml, "registered spec").map_err(|e| e.to_string())?;
             let mlt_protocol::spec::ObjectiveSpec::WalkForward(wf) = spec.objective else {
                 return Err("not a walk-forward study".into());
             };
-            let _ = v;
             let all = mlt_eval::universe::load(&wf.data, None)?;
             Ok(all
                 .into_iter()
